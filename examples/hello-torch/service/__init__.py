@@ -1,0 +1,1 @@
+"""hello-torch: a tiny TorchScript model behind FastAPI."""
