@@ -1,0 +1,571 @@
+"""The build pipeline: config → lock → base → wheels → slim → layers → image → output.
+
+Each layer is cached by the digest of its inputs (see ``layercache``), so an
+app-only change stages, compresses and writes one small layer.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from torchslim import debian
+from torchslim.cache import BlobStore, cache_root, sha256_file
+from torchslim.config import ProjectConfig, duration_ns
+from torchslim.deps import audit as dep_audit
+from torchslim.deps.install import Scheme, install_wheel
+from torchslim.deps.lock import Lock, Target, read_lock
+from torchslim.deps.lock import resolve as resolve_lock
+from torchslim.deps.pipconf import IndexSettings, load_pip_settings
+from torchslim.deps.requirements import parse_requirements
+from torchslim.deps.wheels import fetch_wheels
+from torchslim.errors import BuildError, ConfigError, OutputExistsError, ResolveError
+from torchslim.layercache import LayerCache, input_key
+from torchslim.lockfile import LOCK_NAME, ProjectLock, read_project_lock, write_project_lock
+from torchslim.oci.archive import write_docker_archive
+from torchslim.oci.empty import empty_image
+from torchslim.oci.image import Image
+from torchslim.oci.layer import Layer, write_layer_from_dir
+from torchslim.oci.layout import write_oci_layout
+from torchslim.oci.mutate import append_layers, with_config
+from torchslim.slim.apply import slim_tree
+from torchslim.slim.ledger import Ledger
+from torchslim.slim.pyc import precompile
+from torchslim.slim.rules import PROFILES
+from torchslim.torchmeta import TorchBuild, image_tag, torch_build
+
+# Bump when what a layer contains for the same inputs changes.
+BUILD_FORMAT = 1
+APP_ROOT = "/app"
+IGNORED_NAMES = {"__pycache__", ".git", ".hg", ".svn", ".venv", ".mypy_cache", ".pytest_cache"}
+
+Compression = Literal["gzip", "zstd"]
+ProgressFn = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class OutputRef:
+    transport: Literal["oci", "docker-archive"]
+    path: Path
+
+    def __str__(self) -> str:
+        return f"{self.transport}:{self.path}"
+
+
+def parse_output(text: str) -> OutputRef:
+    """``oci:DIR`` or ``docker-archive:FILE``, as skopeo names them."""
+    transport, sep, rest = text.partition(":")
+    if not sep or not rest or transport not in ("oci", "docker-archive"):
+        raise ConfigError(
+            f"--output {text!r}: expected oci:DIR or docker-archive:FILE "
+            "(e.g. --output docker-archive:hello.tar)"
+        )
+    return OutputRef(transport, Path(rest))  # type: ignore[arg-type]
+
+
+@dataclass
+class BuildOptions:
+    output: OutputRef | None = None
+    force: bool = False
+    profile: str | None = None
+    keep: Sequence[str] = ()
+    no_slim: bool = False
+    compression: Compression = "gzip"
+    tag: str | None = None
+    allow_latest: bool = False
+    platform: str | None = None
+    mirror: str | None = None
+    strict: bool = False
+    relock: bool = False
+    source_date_epoch: int | None = None
+
+
+@dataclass
+class LayerReport:
+    name: str
+    digest: str
+    size: int
+    uncompressed: int
+    cached: bool
+    seconds: float
+    ledger: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class BuildResult:
+    name: str
+    tag: str
+    digest: str
+    platform: str
+    layers: list[LayerReport]
+    ledger: Ledger
+    dev_findings: list[dep_audit.DevFinding]
+    output: OutputRef | None
+    seconds: float
+    profile: str
+    slimmed: bool
+    image: Image
+
+    @property
+    def compressed(self) -> int:
+        return sum(layer.size for layer in self.layers)
+
+    @property
+    def uncompressed(self) -> int:
+        return sum(layer.uncompressed for layer in self.layers)
+
+    @property
+    def no_slim_uncompressed(self) -> int:
+        """Size without slimming: the image plus every byte the ledger removed."""
+        return self.uncompressed + self.ledger.total()
+
+
+@dataclass(frozen=True)
+class Platform:
+    os: str
+    arch: str  # OCI / Debian name: amd64 | arm64
+
+    @property
+    def wheel_arch(self) -> str:
+        return {"amd64": "x86_64", "arm64": "aarch64"}[self.arch]
+
+    def __str__(self) -> str:
+        return f"{self.os}/{self.arch}"
+
+
+def parse_platform(text: str) -> Platform:
+    os_name, _, arch = text.partition("/")
+    if os_name != "linux" or arch not in ("amd64", "arm64"):
+        raise ConfigError(f"platform {text!r}: expected linux/amd64 or linux/arm64")
+    return Platform(os_name, arch)
+
+
+class Steps:
+    """Progress callbacks from the CLI; the default does nothing."""
+
+    def step(self, text: str) -> None:
+        pass
+
+    def progress(self, label: str, done: int, total: int) -> None:
+        pass
+
+    def warn(self, text: str) -> None:
+        pass
+
+
+@contextmanager
+def _staging(name: str) -> Iterator[Path]:
+    base = cache_root() / "tmp"
+    base.mkdir(parents=True, exist_ok=True)
+    path = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=base))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _epoch(opts: BuildOptions, lock: ProjectLock) -> int:
+    if opts.source_date_epoch is not None:
+        return opts.source_date_epoch
+    env = os.environ.get("SOURCE_DATE_EPOCH")
+    if env:
+        try:
+            return int(env)
+        except ValueError:
+            raise ConfigError(
+                f"SOURCE_DATE_EPOCH={env!r}: expected seconds since 1970 as an integer"
+            ) from None
+    return lock.newest_upload_epoch()
+
+
+def _git_revision(root: Path) -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    rev = out.stdout.strip()
+    return rev if out.returncode == 0 and rev else None
+
+
+class Builder:
+    def __init__(self, cfg: ProjectConfig, opts: BuildOptions, steps: Steps | None = None) -> None:
+        self.cfg = cfg
+        self.opts = opts
+        self.steps = steps or Steps()
+        self.store = BlobStore()
+        self.layers = LayerCache(self.store)
+        self.platform = parse_platform(opts.platform or cfg.platform[0])
+        self.torch: TorchBuild = torch_build(cfg.torch, cfg.variant, file=str(cfg.file))
+        self.profile = opts.profile or cfg.profile
+        if self.profile not in PROFILES:
+            raise ConfigError(
+                f"{cfg.file}: key `profile`: unknown profile {self.profile!r}; "
+                f"choose one of {', '.join(PROFILES)}"
+            )
+        self.keep = list(cfg.keep) + list(opts.keep)
+        self.settings: IndexSettings = load_pip_settings()
+        self.debian_spec = debian.DebianSpec(
+            suite=debian.suite_for_python(cfg.python),
+            arch=self.platform.arch,
+            mirror=opts.mirror or cfg.mirror or debian.DEFAULT_MIRROR,
+            python=cfg.python,
+            extra=tuple(cfg.apt),
+            uid=cfg.user,
+        )
+
+    # ---- lock -------------------------------------------------------------
+
+    def _requirement_inputs(self) -> list[Any]:
+        reqs = [parse_requirements(self.cfg.path(r)) for r in self.cfg.requirements]
+        return [reqs, self.torch.requirement, str(self.platform), self.cfg.python]
+
+    def lock(self) -> tuple[ProjectLock, Lock]:
+        path = self.cfg.root / LOCK_NAME
+        existing = None if self.opts.relock else read_project_lock(path)
+        inputs = input_key(*self._requirement_inputs())
+        target = self._target()
+        if existing is not None and existing.inputs == inputs:
+            return existing, read_lock(path, target)
+        self.steps.step(f"Resolving requirements for {self.platform}")
+        with _staging("lock") as tmp:
+            out = tmp / LOCK_NAME
+            lock = self._resolve(target, out)
+            project_lock = ProjectLock(python_text=out.read_text(), inputs=inputs)
+        if existing is not None and existing.debian_key:
+            project_lock.debian_key, project_lock.debian = existing.debian_key, existing.debian
+        write_project_lock(path, project_lock)
+        return project_lock, lock
+
+    def _target(self) -> Target:
+        # The Debian suite's glibc decides which manylinux wheels run on the base.
+        glibc = {"bookworm": "2.36", "trixie": "2.41"}.get(self.debian_spec.suite, "2.36")
+        return Target(python=self.cfg.python, arch=self.platform.wheel_arch, glibc=glibc)
+
+    def _resolve(self, target: Target, out: Path) -> Lock:
+        reqs = [self.cfg.path(r) for r in self.cfg.requirements]
+        pin = [self.torch.requirement]
+        try:
+            return resolve_lock(reqs, target, self.settings, extra=pin, out=out)
+        except ResolveError as first:
+            if "torch" not in str(first):
+                raise
+            # The user's indexes lack this torch build: add the PyTorch index for the variant.
+            self.steps.step(f"torch not in your indexes; trying {self.torch.index_url}")
+            more = dataclasses.replace(
+                self.settings,
+                extra_index_urls=(*self.settings.extra_index_urls, self.torch.index_url),
+            )
+            return resolve_lock(reqs, target, more, extra=pin, out=out)
+
+    def debian_packages(self, project_lock: ProjectLock) -> list[debian.DebPackage]:
+        key = input_key(dataclasses.asdict(self.debian_spec))
+        if project_lock.debian_key == key and project_lock.debian:
+            return [debian.DebPackage.from_dict(d) for d in project_lock.debian]
+        self.steps.step(f"Resolving Debian {self.debian_spec.suite} packages")
+        packages = debian.resolve(self.debian_spec, self.store, self.steps.progress)
+        project_lock.debian_key = key
+        project_lock.debian = [p.to_dict() for p in packages]
+        write_project_lock(self.cfg.root / LOCK_NAME, project_lock)
+        return packages
+
+    # ---- layers -----------------------------------------------------------
+
+    def _layer(
+        self,
+        name: str,
+        key: str,
+        fill: Callable[[Path], dict[str, Any]],
+        owner: Callable[[str], tuple[int, int]] | None = None,
+    ) -> tuple[Layer, LayerReport, dict[str, Any]]:
+        """Build one layer, or take it from the cache when its inputs are unchanged."""
+        start = time.monotonic()
+        hit = self.layers.get(key)
+        if hit is not None:
+            layer = Layer.from_dict(hit["layer"])
+            extra: dict[str, Any] = hit.get("extra", {})
+            report = LayerReport(
+                name, layer.descriptor.digest, layer.descriptor.size, layer.uncompressed_size,
+                True, time.monotonic() - start, extra.get("ledger", {}),
+            )
+            return layer, report, extra
+        with _staging(name) as root:
+            extra = fill(root)
+            self.steps.step(f"Writing layer {name}")
+            written = [0]
+
+            def progress(n: int) -> None:
+                written[0] += n
+                self.steps.progress(f"layer {name}", written[0], 0)
+
+            layer = write_layer_from_dir(
+                root, self.store, compression=self.opts.compression, mtime=self.mtime,
+                owner=owner, progress=progress,
+            )
+        self.layers.put(key, {"layer": layer.to_dict(), "extra": extra})
+        report = LayerReport(
+            name, layer.descriptor.digest, layer.descriptor.size, layer.uncompressed_size,
+            False, time.monotonic() - start, extra.get("ledger", {}),
+        )
+        return layer, report, extra
+
+    def _common_key(self) -> list[Any]:
+        return [BUILD_FORMAT, self.opts.compression, self.mtime, self.cfg.user]
+
+    def base_layer(
+        self, packages: list[debian.DebPackage]
+    ) -> tuple[Layer, LayerReport, debian.RootfsInfo]:
+        spec = self.debian_spec
+        key = input_key("base", self._common_key(), dataclasses.asdict(spec),
+                        [p.sha256 for p in packages])
+        home = spec.home.strip("/") + "/"
+
+        def owner(path: str) -> tuple[int, int]:
+            return (spec.uid, spec.uid) if path == home else (0, 0)
+
+        def fill(root: Path) -> dict[str, Any]:
+            self.steps.step(f"Assembling Debian {spec.suite} base ({len(packages)} packages)")
+            info = debian.assemble(spec, packages, root, self.store, self.steps.progress)
+            return {"rootfs": {
+                "python_exe": info.python_exe, "python_version": info.python_version,
+                "site_packages": info.site_packages, "glibc": info.glibc,
+            }}
+
+        layer, report, extra = self._layer("base", key, fill, owner)
+        r = extra["rootfs"]
+        info = debian.RootfsInfo(
+            python_exe=r["python_exe"], python_version=r["python_version"],
+            site_packages=r["site_packages"], glibc=r["glibc"], packages=packages,
+        )
+        return layer, report, info
+
+    def python_layer(
+        self, name: str, wheels: list[tuple[str, str, Path]], info: debian.RootfsInfo
+    ) -> tuple[Layer, LayerReport]:
+        """Install ``(name, sha256, path)`` wheels, slim them, precompile, write a layer."""
+        scheme = Scheme(
+            purelib=info.site_packages, platlib=info.site_packages, scripts="/usr/local/bin",
+            data="/usr/local", headers=f"/usr/local/include/python{info.python_version}",
+        )
+        slim = not self.opts.no_slim
+        key = input_key(
+            "python", name, self._common_key(), sorted(w[1] for w in wheels),
+            dataclasses.asdict(scheme), info.python_exe, slim, self.profile, sorted(self.keep),
+        )
+
+        def fill(root: Path) -> dict[str, Any]:
+            self.steps.step(f"Installing {len(wheels)} wheel(s) into layer {name}")
+            for _, _, path in wheels:
+                install_wheel(path, root, scheme, info.python_exe)
+            ledger = Ledger()
+            if slim:
+                self.steps.step(f"Slimming layer {name} (profile {self.profile})")
+                slim_tree(root, info.site_packages, profile=self.profile, keep=self.keep,
+                          ledger=ledger)
+            precompile(root, info.site_packages, info.python_version)
+            return {"ledger": ledger.to_dict()}
+
+        layer, report, _ = self._layer(name, key, fill)
+        return layer, report
+
+    def files_layer(
+        self, name: str, files: list[tuple[Path, str]], python_version: str | None
+    ) -> tuple[Layer, LayerReport]:
+        """Copy ``(source, image path)`` files; root-owned and read-only for the app user."""
+        listing = [(dest, os.stat(src).st_mode & 0o111 != 0, sha256_file(src))
+                   for src, dest in files]
+        key = input_key("files", name, self._common_key(), listing, python_version)
+
+        def fill(root: Path) -> dict[str, Any]:
+            for src, dest in files:
+                target = root / dest.lstrip("/")
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(src, target)
+                target.chmod(0o755 if os.stat(src).st_mode & 0o111 else 0o644)
+            for d in sorted(p for p in root.rglob("*") if p.is_dir()):
+                d.chmod(0o755)
+            if python_version is not None:
+                precompile(root, APP_ROOT, python_version)
+            return {}
+
+        layer, report, _ = self._layer(name, key, fill)
+        return layer, report
+
+    def app_files(self) -> list[tuple[Path, str]]:
+        cfg = self.cfg
+        app = cfg.app_path.resolve()
+        models = {cfg.path(m).resolve() for m in cfg.model}
+        skip = models | {cfg.file.resolve(), (cfg.root / LOCK_NAME).resolve()}
+        out: list[tuple[Path, str]] = []
+        rel_app = app.relative_to(cfg.root) if app != cfg.root else Path()
+        for path in sorted(app.rglob("*")):
+            rel = path.relative_to(app)
+            if any(part in IGNORED_NAMES for part in rel.parts) or path.suffix == ".pyc":
+                continue
+            if path.is_file() and not path.is_symlink() and path.resolve() not in skip:
+                out.append((path, f"{APP_ROOT}/{(rel_app / rel).as_posix()}"))
+        return out
+
+    def model_files(self) -> list[tuple[Path, str]]:
+        return [(self.cfg.path(m), f"{APP_ROOT}/{Path(m).as_posix()}") for m in self.cfg.model]
+
+    # ---- image ------------------------------------------------------------
+
+    def image_config(self, image: Image, info: debian.RootfsInfo) -> Image:
+        cfg = self.cfg
+        created = datetime.fromtimestamp(self.mtime, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        env = {
+            "PATH": "/usr/local/bin:/usr/bin:/bin",
+            "PYTHONUNBUFFERED": "1",
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "LANG": "C.UTF-8",
+            **cfg.env,
+        }
+        labels = {
+            "org.opencontainers.image.title": cfg.name,
+            "org.opencontainers.image.version": cfg.version,
+            "org.opencontainers.image.created": created,
+            "org.opencontainers.image.base.name": f"debian:{self.debian_spec.suite}",
+            "dev.torchslim.torch": f"{self.torch.version}+{self.torch.variant}",
+            "dev.torchslim.profile": self.profile if not self.opts.no_slim else "none",
+            **cfg.labels,
+        }
+        if cfg.source:
+            labels["org.opencontainers.image.source"] = cfg.source
+        revision = _git_revision(cfg.root)
+        if revision:
+            labels["org.opencontainers.image.revision"] = revision
+        healthcheck = None
+        if cfg.health and cfg.port:
+            url = f"http://127.0.0.1:{cfg.port}{cfg.health}"
+            probe = (
+                "import sys, urllib.request\n"
+                f"sys.exit(0 if urllib.request.urlopen({url!r}, timeout=2).status == 200 else 1)"
+            )
+            hc = cfg.healthcheck
+            healthcheck = {
+                "Test": ["CMD", info.python_exe, "-c", probe],
+                "Interval": duration_ns(hc.interval),
+                "Timeout": duration_ns(hc.timeout),
+                "StartPeriod": duration_ns(hc.start_period),
+                "Retries": hc.retries,
+            }
+        return with_config(
+            image,
+            user=f"{cfg.user}:{cfg.user}",
+            env=[f"{k}={v}" for k, v in env.items()],
+            cmd=list(cfg.cmd),
+            working_dir=APP_ROOT,
+            exposed_ports=[f"{cfg.port}/tcp"] if cfg.port else None,
+            healthcheck=healthcheck,
+            labels=labels,
+            created=created,
+        )
+
+    def tag(self) -> str:
+        tag = self.opts.tag or image_tag(self.cfg.version, self.torch)
+        if tag == "latest" and not self.opts.allow_latest:
+            raise ConfigError(
+                "--tag latest: refused, a moving tag hides which build runs; "
+                "use the default semantic tag or pass --allow-latest"
+            )
+        return tag
+
+    def check_output(self) -> None:
+        out = self.opts.output
+        if out is not None and out.path.exists() and not self.opts.force:
+            raise OutputExistsError(
+                f"{out.path}: already exists; pass --force to replace it or choose another --output"
+            )
+
+    def run(self) -> BuildResult:
+        start = time.monotonic()
+        tag = self.tag()
+        self.check_output()
+        project_lock, lock = self.lock()
+        self.mtime = _epoch(self.opts, project_lock)
+        findings = dep_audit.audit(lock)
+        if findings and self.opts.strict:
+            first = findings[0]
+            raise BuildError(
+                f"dev-only package {first.package} in the prod requirements "
+                f"(brought by {' ← '.join(first.chain[1:]) or 'a requirement'}); "
+                "move it to dev-requirements or drop --strict"
+            )
+        for finding in findings:
+            self.steps.warn(
+                f"dev-only package {finding.package} in the image, brought by "
+                f"{' ← '.join(finding.chain[1:]) or 'the requirements'}"
+            )
+        packages = self.debian_packages(project_lock)
+        base, base_report, info = self.base_layer(packages)
+
+        self.steps.step(f"Fetching {len(lock.packages)} wheels")
+        paths = fetch_wheels(lock, self.store, self.settings, self.steps.progress)
+        torch_wheels: list[tuple[str, str, Path]] = []
+        other: list[tuple[str, str, Path]] = []
+        for w in lock.packages:
+            (torch_wheels if w.name == "torch" else other).append((w.name, w.sha256, paths[w.name]))
+        if not torch_wheels:
+            raise ResolveError(f"the lock has no torch wheel for {self.torch.requirement}")
+
+        built: list[tuple[Layer, LayerReport]] = [(base, base_report)]
+        built.append(self.python_layer("torch", torch_wheels, info))
+        if other:
+            built.append(self.python_layer("deps", other, info))
+        app = self.app_files()
+        if app:
+            built.append(self.files_layer("app", app, info.python_version))
+        models = self.model_files()
+        if models:
+            built.append(self.files_layer("model", models, None))
+
+        image = empty_image(arch=self.platform.arch, os=self.platform.os)
+        image = append_layers(image, [(layer, self.store, f"torchslim: {rep.name}")
+                                      for layer, rep in built])
+        image = self.image_config(image, info)
+        self._write(image, tag)
+
+        ledger = Ledger()
+        for _, rep in built:
+            if rep.ledger:
+                ledger.merge(Ledger.from_dict(rep.ledger))
+        return BuildResult(
+            name=self.cfg.name, tag=tag, digest=image.digest(), platform=str(self.platform),
+            layers=[rep for _, rep in built], ledger=ledger, dev_findings=findings,
+            output=self.opts.output, seconds=time.monotonic() - start,
+            profile=self.profile, slimmed=not self.opts.no_slim, image=image,
+        )
+
+    mtime: int = 0
+
+    def _write(self, image: Image, tag: str) -> None:
+        out = self.opts.output
+        if out is None:
+            return
+        self.steps.step(f"Writing {out}")
+        if out.transport == "oci":
+            write_oci_layout(image, out.path, ref_name=tag, force=self.opts.force)
+        else:
+            write_docker_archive(
+                image, out.path, repo_tags=[f"{self.cfg.name}:{tag}"], force=self.opts.force
+            )
+
+
+def build(cfg: ProjectConfig, opts: BuildOptions, steps: Steps | None = None) -> BuildResult:
+    return Builder(cfg, opts, steps).run()

@@ -1,0 +1,83 @@
+"""The project's ``pylock.toml``: uv's PEP 751 lock plus torchslim's own table.
+
+The Python part is uv's output, kept verbatim. torchslim appends one
+``[tool.torchslim]`` table (allowed by PEP 751) holding the digest of the
+inputs the lock was made from and the resolved Debian package set, so a warm
+build needs no network at all and two builds from one lock are identical.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from torchslim.errors import ConfigError
+
+LOCK_NAME = "pylock.toml"
+MARKER = "# --- torchslim: inputs and Debian packages (written by torchslim; do not edit) ---"
+
+
+@dataclass
+class ProjectLock:
+    python_text: str  # uv's pylock content, verbatim
+    inputs: str = ""  # digest of requirements + torch pin + target
+    debian_key: str = ""  # digest of the Debian spec the package set was resolved for
+    debian: list[dict[str, Any]] = field(default_factory=list)
+
+    def render(self) -> str:
+        table: dict[str, Any] = {"inputs": self.inputs}
+        if self.debian:
+            table["debian-key"] = self.debian_key
+            table["debian"] = self.debian
+        tool = tomli_w.dumps({"tool": {"torchslim": table}})
+        return self.python_text.rstrip("\n") + "\n\n" + MARKER + "\n" + tool
+
+    def newest_upload_epoch(self) -> int:
+        """Newest ``upload-time`` among locked files: a date fixed by the lock itself."""
+        data = tomllib.loads(self.python_text)
+        newest = 0
+        for pkg in data.get("packages", []):
+            files = list(pkg.get("wheels", []))
+            if "sdist" in pkg:
+                files.append(pkg["sdist"])
+            for f in files:
+                t = f.get("upload-time")
+                if isinstance(t, datetime):
+                    newest = max(newest, int(t.timestamp()))
+        return newest
+
+
+def read_project_lock(path: Path) -> ProjectLock | None:
+    if not path.is_file():
+        return None
+    text = path.read_text()
+    python_text, _, _ = text.partition(MARKER)
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(
+            f"{path}: not valid TOML ({exc}); delete it and run the build again to re-lock"
+        ) from None
+    own = data.get("tool", {}).get("torchslim")
+    if own is None:
+        raise ConfigError(
+            f"{path}: was not written by torchslim; move it away or pass --relock to replace it"
+        )
+    return ProjectLock(
+        python_text=python_text.rstrip("\n") + "\n",
+        inputs=str(own.get("inputs", "")),
+        debian_key=str(own.get("debian-key", "")),
+        debian=list(own.get("debian", [])),
+    )
+
+
+def write_project_lock(path: Path, lock: ProjectLock) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(lock.render())
+    os.replace(tmp, path)
