@@ -1,0 +1,102 @@
+"""The issue's acceptance: build the example, load it into real podman, run it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from .conftest import copy_example, free_port, podman, wait_healthy
+
+pytestmark = [pytest.mark.e2e, pytest.mark.network]
+
+
+def torchslim(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "torchslim.cli", *args], capture_output=True, text=True,
+        check=False, timeout=1800,
+    )
+
+
+@pytest.fixture(scope="module")
+def built(ts_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    work = tmp_path_factory.mktemp("a")
+    project = copy_example(work / "hello-torch")
+    archive = work / "hello.tar"
+    proc = torchslim("build", str(project), "--output", f"docker-archive:{archive}",
+                     "--json", str(work / "report.json"))
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads((work / "report.json").read_text())
+    return {"project": project, "archive": archive, "report": report, "work": work}
+
+
+def test_runs_in_podman_as_uid_1000_and_is_healthy(built: dict[str, object]) -> None:
+    archive = built["archive"]
+    out = podman("load", "-i", str(archive)).stdout
+    assert "hello-torch:v1.2-pytorch2.13-cpu" in out
+    image = "localhost/hello-torch:v1.2-pytorch2.13-cpu"
+    port = free_port()
+    name = f"hello-e2e-{port}"
+    podman("run", "-d", "--name", name, "-p", f"127.0.0.1:{port}:8000", image)
+    try:
+        wait_healthy(f"http://127.0.0.1:{port}/health")
+        r = httpx.post(f"http://127.0.0.1:{port}/predict", json={"inputs": [[1, 2, 3, 4]]})
+        assert r.status_code == 200
+        assert r.json() == {"outputs": [[0.5, 1.0]]}
+        uid = podman("exec", name, "python3", "-c", "import os; print(os.getuid(), os.getgid())")
+        assert uid.stdout.split() == ["1000", "1000"]
+        assert podman("healthcheck", "run", name, check=False).returncode == 0
+        # No shell: a distroless-like base.
+        assert podman("exec", name, "/bin/sh", "-c", "true", check=False).returncode != 0
+    finally:
+        podman("rm", "-f", name, check=False)
+
+
+def test_report_shows_slimming(built: dict[str, object]) -> None:
+    report = built["report"]
+    assert isinstance(report, dict)
+    names = [layer["name"] for layer in report["layers"]]
+    assert names == ["base", "torch", "deps", "app", "model"]
+    ledger = report["ledger"]
+    assert ledger["total"] > 100_000_000
+    ids = {r["id"] for r in ledger["rules"]}
+    assert {"torch-test-binaries", "torch-headers"} <= ids
+    assert report["size"]["uncompressed"] + ledger["total"] == report["size"]["no_slim_uncompressed"]
+
+
+def test_same_build_elsewhere_same_digest(built: dict[str, object],
+                                          tmp_path: Path) -> None:
+    project = copy_example(tmp_path / "elsewhere")
+    proc = torchslim("build", str(project), "--output", f"oci:{tmp_path / 'oci'}",
+                     "--json", str(tmp_path / "r.json"))
+    assert proc.returncode == 0, proc.stderr
+    report = built["report"]
+    assert isinstance(report, dict)
+    assert json.loads((tmp_path / "r.json").read_text())["digest"] == report["digest"]
+
+
+def test_touching_app_rebuilds_one_layer(built: dict[str, object], tmp_path: Path) -> None:
+    project = built["project"]
+    assert isinstance(project, Path)
+    main = project / "service" / "main.py"
+    main.write_text(main.read_text() + "\n# touched\n")
+    proc = torchslim("build", str(project), "--output", f"oci:{tmp_path / 'oci'}",
+                     "--json", str(tmp_path / "r.json"))
+    assert proc.returncode == 0, proc.stderr
+    layers = json.loads((tmp_path / "r.json").read_text())["layers"]
+    rebuilt = [layer["name"] for layer in layers if not layer["cached"]]
+    assert rebuilt == ["app"]
+
+
+def test_existing_output_refused(built: dict[str, object]) -> None:
+    archive = built["archive"]
+    assert isinstance(archive, Path)
+    before = archive.stat().st_mtime_ns
+    proc = torchslim("build", str(built["project"]), "--output", f"docker-archive:{archive}")
+    assert proc.returncode != 0
+    assert "already exists" in proc.stderr and "--force" in proc.stderr
+    assert archive.stat().st_mtime_ns == before
