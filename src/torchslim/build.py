@@ -22,7 +22,8 @@ from typing import Any, Literal
 from torchslim import debian
 from torchslim.cache import BlobStore, cache_root, sha256_file
 from torchslim.config import ProjectConfig, duration_ns
-from torchslim.deps import audit as dep_audit
+from torchslim.deps.audit import DevFinding
+from torchslim.deps.audit import audit as audit_lock
 from torchslim.deps.install import Scheme, install_wheel
 from torchslim.deps.lock import Lock, Target, read_lock
 from torchslim.deps.lock import resolve as resolve_lock
@@ -35,7 +36,7 @@ from torchslim.lockfile import LOCK_NAME, ProjectLock, read_project_lock, write_
 from torchslim.oci.archive import write_docker_archive
 from torchslim.oci.empty import empty_image
 from torchslim.oci.image import Image
-from torchslim.oci.layer import Layer, write_layer_from_dir
+from torchslim.oci.layer import Layer, Ownership, write_layer_from_dir
 from torchslim.oci.layout import write_oci_layout
 from torchslim.oci.mutate import append_layers, with_config
 from torchslim.slim.apply import slim_tree
@@ -109,7 +110,7 @@ class BuildResult:
     platform: str
     layers: list[LayerReport]
     ledger: Ledger
-    dev_findings: list[dep_audit.DevFinding]
+    dev_findings: list[DevFinding]
     output: OutputRef | None
     seconds: float
     profile: str
@@ -333,14 +334,13 @@ class Builder:
         spec = self.debian_spec
         key = input_key("base", self._common_key(), dataclasses.asdict(spec),
                         [p.sha256 for p in packages])
-        home = spec.home.strip("/") + "/"
-
-        def owner(path: str) -> tuple[int, int]:
-            return (spec.uid, spec.uid) if path == home else (0, 0)
+        owner = Ownership(overrides={spec.home.strip("/"): (spec.uid, spec.uid)})
 
         def fill(root: Path) -> dict[str, Any]:
             self.steps.step(f"Assembling Debian {spec.suite} base ({len(packages)} packages)")
             info = debian.assemble(spec, packages, root, self.store, self.steps.progress)
+            # Debian compiles the stdlib in a maintainer script we do not run.
+            precompile(root, f"/usr/lib/python{info.python_version}", info.python_version)
             return {"rootfs": {
                 "python_exe": info.python_exe, "python_version": info.python_version,
                 "site_packages": info.site_packages, "glibc": info.glibc,
@@ -499,7 +499,7 @@ class Builder:
         self.check_output()
         project_lock, lock = self.lock()
         self.mtime = _epoch(self.opts, project_lock)
-        findings = dep_audit.audit(lock)
+        findings = audit_lock(lock)
         if findings and self.opts.strict:
             first = findings[0]
             raise BuildError(
@@ -563,7 +563,7 @@ class Builder:
             write_oci_layout(image, out.path, ref_name=tag, force=self.opts.force)
         else:
             write_docker_archive(
-                image, out.path, repo_tags=[f"{self.cfg.name}:{tag}"], force=self.opts.force
+                image, out.path, repo_tags=[f"localhost/{self.cfg.name}:{tag}"], force=self.opts.force
             )
 
 

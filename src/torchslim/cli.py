@@ -124,12 +124,13 @@ def build(
     json_path: Path | None,
 ) -> None:
     """Build PROJECT (a folder with torchslim.toml) into an image."""
-    from torchslim import report
-    from torchslim.build import BuildOptions, parse_output
-    from torchslim.build import build as run_build
     from torchslim.config import load_config
 
     cfg = load_config(project)
+    from torchslim import report
+    from torchslim.build import BuildOptions, parse_output
+    from torchslim.build import build as run_build
+
     opts = BuildOptions(
         output=parse_output(output) if output else None, force=force, profile=profile,
         keep=keep, no_slim=no_slim, compression=compression,  # type: ignore[arg-type]

@@ -1,7 +1,8 @@
 """The project's ``pylock.toml``: uv's PEP 751 lock plus torchslim's own table.
 
-The Python part is uv's output, kept verbatim. torchslim appends one
-``[tool.torchslim]`` table (allowed by PEP 751) holding the digest of the
+The Python part is the lock step's output (uv's lock plus the dependency
+graph in ``[tool.torchslim]``), kept verbatim. The build appends one
+``[tool.torchslim.build]`` table (PEP 751 allows tool tables) holding the digest of the
 inputs the lock was made from and the resolved Debian package set, so a warm
 build needs no network at all and two builds from one lock are identical.
 """
@@ -35,7 +36,7 @@ class ProjectLock:
         if self.debian:
             table["debian-key"] = self.debian_key
             table["debian"] = self.debian
-        tool = tomli_w.dumps({"tool": {"torchslim": table}})
+        tool = tomli_w.dumps({"tool": {"torchslim": {"build": table}}})
         return self.python_text.rstrip("\n") + "\n\n" + MARKER + "\n" + tool
 
     def newest_upload_epoch(self) -> int:
@@ -64,7 +65,7 @@ def read_project_lock(path: Path) -> ProjectLock | None:
         raise ConfigError(
             f"{path}: not valid TOML ({exc}); delete it and run the build again to re-lock"
         ) from None
-    own = data.get("tool", {}).get("torchslim")
+    own = data.get("tool", {}).get("torchslim", {}).get("build")
     if own is None:
         raise ConfigError(
             f"{path}: was not written by torchslim; move it away or pass --relock to replace it"

@@ -1,0 +1,181 @@
+"""The merged filesystem of all layers, as a container runtime would see it.
+
+Applies OCI whiteouts (``.wh.NAME``) and opaque directories (``.wh..wh..opq``)
+to lower layers only, keeps per-path history, and records every copy that a
+later entry overwrites or deletes: those, and only those, are wasted bytes.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+WH_PREFIX = ".wh."
+WH_OPAQUE = ".wh..wh..opq"
+MAX_LINK_HOPS = 40
+
+
+@dataclass
+class Node:
+    path: str
+    kind: str  # file | dir | symlink | hardlink | other
+    size: int
+    mode: int
+    uid: int
+    layer: int
+    link: str = ""
+    data: bytes | None = None  # captured content of small metadata files
+    private_key: bool = False
+
+
+@dataclass(frozen=True)
+class Waste:
+    path: str
+    size: int
+    layer: int  # the layer that holds the dead copy
+    by_layer: int  # the layer that overwrote or deleted it
+    how: str  # overwritten | deleted
+
+
+@dataclass(frozen=True)
+class Event:
+    layer: int
+    action: str  # added | overwritten | deleted
+
+
+@dataclass
+class UnsafeName:
+    layer: int
+    name: str
+    why: str
+
+
+@dataclass
+class MergedView:
+    nodes: dict[str, Node] = field(default_factory=dict)
+    children: dict[str, set[str]] = field(default_factory=dict)
+    history: dict[str, list[Event]] = field(default_factory=dict)
+    waste: list[Waste] = field(default_factory=list)
+    unsafe: list[UnsafeName] = field(default_factory=list)
+
+    # ---------------------------------------------------------------- building
+
+    def _link_parent(self, path: str) -> None:
+        while path:
+            parent = posixpath.dirname(path)
+            kids = self.children.setdefault(parent, set())
+            if path in kids:
+                return
+            kids.add(path)
+            path = parent
+
+    def _record(self, path: str, layer: int, action: str) -> None:
+        self.history.setdefault(path, []).append(Event(layer, action))
+
+    def _drop(self, path: str, by_layer: int, how: str, *, below: int | None) -> None:
+        """Remove ``path`` and its subtree, keeping nodes from layer >= ``below``."""
+        node = self.nodes.get(path)
+        for child in list(self.children.get(path, ())):
+            self._drop(child, by_layer, how, below=below)
+        if node is not None and (below is None or node.layer < below):
+            if node.kind == "file" and node.size:
+                self.waste.append(Waste(path, node.size, node.layer, by_layer, how))
+            del self.nodes[path]
+            self._record(path, by_layer, "deleted" if how == "deleted" else "overwritten")
+        if path not in self.nodes and not self.children.get(path):
+            self.children.pop(path, None)
+            parent = posixpath.dirname(path)
+            if path and parent in self.children:
+                self.children[parent].discard(path)
+
+    def add(self, node: Node) -> None:
+        old = self.nodes.get(node.path)
+        if old is not None:
+            if old.kind == "dir" and node.kind == "dir":
+                old.mode, old.uid, old.layer = node.mode, node.uid, node.layer
+                return
+            if old.kind == "dir":
+                self._drop(node.path, node.layer, "overwritten", below=None)
+            else:
+                if old.kind == "file" and old.size:
+                    self.waste.append(Waste(node.path, old.size, old.layer, node.layer, "overwritten"))
+                self._record(node.path, node.layer, "overwritten")
+                self.nodes[node.path] = node
+                return
+        self.nodes[node.path] = node
+        self._link_parent(node.path)
+        self._record(node.path, node.layer, "added")
+
+    def whiteout(self, path: str, layer: int) -> None:
+        self._drop(path, layer, "deleted", below=layer)
+
+    def opaque(self, directory: str, layer: int) -> None:
+        for child in list(self.children.get(directory, ())):
+            self._drop(child, layer, "deleted", below=layer)
+
+    # ---------------------------------------------------------------- reading
+
+    def files(self) -> Iterator[Node]:
+        return (n for n in self.nodes.values() if n.kind == "file")
+
+    def resolve(self, path: str) -> str | None:
+        """``path`` with symlinks in every component followed (bounded: loops give None)."""
+        parts = [p for p in path.split("/") if p]
+        done: list[str] = []
+        hops = 0
+        while parts:
+            part = parts.pop(0)
+            if part == ".":
+                continue
+            if part == "..":
+                if done:
+                    done.pop()
+                continue
+            cur = "/".join([*done, part])
+            node = self.nodes.get(cur)
+            if node is not None and node.kind == "symlink":
+                hops += 1
+                if hops > MAX_LINK_HOPS:
+                    return None
+                target = node.link
+                if target.startswith("/"):
+                    done = []
+                parts = [p for p in target.split("/") if p] + parts
+                continue
+            done.append(part)
+        return "/".join(done)
+
+    def get(self, path: str) -> Node | None:
+        """The node at ``path`` after following symlinks and hard links."""
+        real = self.resolve(path)
+        if real is None:
+            return None
+        node = self.nodes.get(real)
+        seen: set[str] = set()
+        while node is not None and node.kind == "hardlink":
+            if node.path in seen or len(seen) > MAX_LINK_HOPS:
+                return None
+            seen.add(node.path)
+            node = self.nodes.get(node.link)
+        return node
+
+
+def normalize(name: str) -> tuple[str | None, str]:
+    """A member name as a clean relative path, or (None, why) when it is hostile."""
+    raw = name.replace("\\", "/") if "\\" in name and "/" not in name else name
+    why = ""
+    if raw.startswith("/"):
+        why = "absolute path"
+    parts: list[str] = []
+    for p in raw.split("/"):
+        if p in ("", "."):
+            continue
+        if p == "..":
+            if not parts:
+                return None, "climbs out of the root with '..'"
+            parts.pop()
+            why = why or "contains '..'"
+            continue
+        parts.append(p)
+    return "/".join(parts), why

@@ -1,0 +1,563 @@
+"""Resolve requirements for the *target* platform into a PEP 751 ``pylock.toml``.
+
+uv resolves (``uv pip compile --python-platform``, never the host), ``packaging.pylock``
+validates what it wrote. The dependency graph (who required what, for the dev audit)
+comes from a second uv run over the same inputs in requirements format with
+``--annotation-style split``: its ``# via`` lines are uv's own account of each edge.
+That run hits uv's cache, so it costs a fraction of a second; we check that both runs
+pinned the same versions. The graph and the target are stored in the lock under
+``[tool.torchslim]`` so ``read_lock`` gives back the same ``Lock``.
+
+A package with no wheel for the target but an sdist (or a local directory) is built
+with ``pip wheel --no-deps`` and accepted only if the result is ``py3-none-any``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+from packaging import pylock, tags
+from packaging.markers import Marker
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
+
+from torchslim.cache import atomic_output, cache_root, replace_path
+from torchslim.deps.http import iter_url, local_path, make_client, url_filename, with_retries
+from torchslim.deps.pipconf import IndexSettings
+from torchslim.deps.requirements import read_requirements
+from torchslim.errors import ConfigError, IntegrityError, NetworkError, ResolveError
+
+ARCHES = {"x86_64": "linux/amd64", "aarch64": "linux/arm64"}
+_ARCH_ALIASES = {"amd64": "x86_64", "arm64": "aarch64", "x86_64": "x86_64", "aarch64": "aarch64"}
+EXTRA_FILE = "torchslim-extra.txt"
+Graph = dict[str, tuple[str, ...]]  # normalized name -> what required it
+
+
+@dataclass(frozen=True)
+class Target:
+    """The platform the image runs on: CPython version, CPU and glibc of the base."""
+
+    python: str = "3.11"
+    arch: str = "x86_64"
+    glibc: str = "2.36"
+
+    def __post_init__(self) -> None:
+        if self.arch not in ARCHES:
+            raise ConfigError(f"unsupported target arch {self.arch!r}; use x86_64 or aarch64")
+        if not re.fullmatch(r"3\.\d+", self.python):
+            raise ConfigError(f"target python {self.python!r} must look like '3.11'")
+        if not re.fullmatch(r"2\.\d+", self.glibc):
+            raise ConfigError(f"target glibc {self.glibc!r} must look like '2.36'")
+
+    @classmethod
+    def from_platform(cls, platform: str, python: str = "3.11", glibc: str = "2.36") -> Target:
+        """``linux/amd64`` / ``linux/arm64`` (OCI spelling) or a bare arch name."""
+        arch = platform.removeprefix("linux/")
+        if arch not in _ARCH_ALIASES:
+            raise ConfigError(f"unsupported platform {platform!r}; use linux/amd64 or linux/arm64")
+        return cls(python=python, arch=_ARCH_ALIASES[arch], glibc=glibc)
+
+    @property
+    def uv_platform(self) -> str:
+        return f"{self.arch}-manylinux_{self.glibc.replace('.', '_')}"
+
+    @property
+    def platform(self) -> str:
+        return ARCHES[self.arch]
+
+    @property
+    def cp(self) -> str:
+        return "cp" + self.python.replace(".", "")
+
+    def describe(self) -> str:
+        return f"{self.platform} {self.cp} glibc {self.glibc}"
+
+    def platform_tags(self) -> list[str]:
+        """manylinux tags this glibc accepts, best first (incl. the legacy aliases)."""
+        minor = int(self.glibc.split(".")[1])
+        lowest = 17 if self.arch == "aarch64" else 5
+        out: list[str] = []
+        for m in range(minor, lowest - 1, -1):
+            out.append(f"manylinux_2_{m}_{self.arch}")
+            legacy = {17: "manylinux2014", 12: "manylinux2010", 5: "manylinux1"}.get(m)
+            if legacy and (self.arch == "x86_64" or m == 17):
+                out.append(f"{legacy}_{self.arch}")
+        return out
+
+    def tags(self) -> list[tags.Tag]:
+        """Every wheel tag an interpreter on the target accepts, most specific first."""
+        version = tuple(int(x) for x in self.python.split("."))
+        plats = self.platform_tags()
+        return [
+            *tags.cpython_tags(version, platforms=plats),
+            *tags.compatible_tags(version, interpreter=self.cp, platforms=plats),
+        ]
+
+    def marker_env(self) -> dict[str, str]:
+        return {
+            "python_version": self.python,
+            "python_full_version": self.python + ".0",
+            "sys_platform": "linux",
+            "platform_system": "Linux",
+            "platform_machine": self.arch,
+            "os_name": "posix",
+            "implementation_name": "cpython",
+            "platform_python_implementation": "CPython",
+        }
+
+
+@dataclass(frozen=True)
+class LockedWheel:
+    name: str  # normalized project name
+    version: str
+    filename: str
+    url: str
+    sha256: str  # hex, without the "sha256:" prefix
+    size: int | None
+
+    @property
+    def digest(self) -> str:
+        return "sha256:" + self.sha256
+
+
+@dataclass(frozen=True)
+class Lock:
+    packages: tuple[LockedWheel, ...]
+    parents: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    target: Target = field(default_factory=Target)
+
+    def get(self, name: str) -> LockedWheel | None:
+        norm = canonicalize_name(name)
+        return next((p for p in self.packages if p.name == norm), None)
+
+
+# ----------------------------------------------------------------------------- resolve
+
+
+def resolve(
+    requirements: Sequence[Path],
+    target: Target,
+    settings: IndexSettings,
+    *,
+    extra: Sequence[str] = (),
+    out: Path,
+    extra_label: str = "torchslim config",
+) -> Lock:
+    """Lock ``requirements`` (+ ``extra`` lines) for ``target`` into ``out`` (atomically)."""
+    for path in requirements:
+        settings = read_requirements(path).apply(settings)  # validates, file:line errors
+    for line in extra:
+        try:
+            Requirement(line)
+        except InvalidRequirement as exc:
+            raise ConfigError(f"invalid extra requirement {line!r}: {exc}") from None
+    if not requirements and not extra:
+        raise ConfigError("nothing to resolve: no requirements file and no extra requirements")
+
+    with tempfile.TemporaryDirectory(prefix="torchslim-lock-") as tmpd:
+        tmp = Path(tmpd)
+        sources = [str(p.resolve()) for p in requirements]
+        if extra:
+            (tmp / EXTRA_FILE).write_text("".join(f"{x}\n" for x in extra), encoding="utf-8")
+            sources.append(str(tmp / EXTRA_FILE))
+        base = [
+            *_uv_cmd(),
+            "--no-config",  # pip config is the contract; a stray uv.toml must not change it
+            "pip",
+            "compile",
+            *sources,
+            "--python-version",
+            target.python,
+            "--python-platform",
+            target.uv_platform,
+            "--no-header",
+            "--color",
+            "never",
+            "--no-progress",
+            *settings.uv_args(),
+        ]
+        env = {**os.environ, **settings.uv_env()}
+        # Relative paths in uv's output are relative to its cwd: the first requirement file's
+        # directory, where a user's "./mypkg" requirement is meant to be found.
+        cwd = requirements[0].resolve().parent if requirements else Path.cwd()
+        graph_cmd = [*base, "--annotation-style", "split", "-o", str(tmp / "graph.txt")]
+        _run_uv(graph_cmd, env, target, cwd)
+        _run_uv(
+            [*base, "--format", "pylock.toml", "--generate-hashes", "-o", str(tmp / "pylock.toml")],
+            env,
+            target,
+            cwd,
+        )
+        labels = _via_labels(requirements, tmp / EXTRA_FILE, extra_label)
+        pins, parents = parse_graph((tmp / "graph.txt").read_text(encoding="utf-8"), labels)
+        text = (tmp / "pylock.toml").read_text(encoding="utf-8")
+        data = tomllib.loads(text)
+        local = _local_sources(data, tmp)
+        changed = _ensure_wheels(data, target, settings, tmp)
+        pins, parents = _name_local_paths(pins, parents, local, cwd)
+        _check_pins(data, pins)
+        tool = {"tool": {"torchslim": _tool_table(target, parents)}}
+        if changed or "tool" in data:
+            data.setdefault("tool", {}).update(tool["tool"])
+            text = tomli_w.dumps(data)
+        else:
+            text = text.rstrip("\n") + "\n\n" + tomli_w.dumps(tool)
+        dest = atomic_output(out)
+        dest.write_text(text, encoding="utf-8")
+        replace_path(dest, out)
+    return read_lock(out, target)
+
+
+def _uv_cmd() -> list[str]:
+    try:
+        import uv
+
+        return [uv.find_uv_bin()]
+    except (ImportError, FileNotFoundError):
+        found = shutil.which("uv")
+        if found:
+            return [found]
+        return [sys.executable, "-m", "uv"]
+
+
+def _run_uv(cmd: list[str], env: Mapping[str, str], target: Target, cwd: Path) -> None:
+    proc = subprocess.run(cmd, env=dict(env), cwd=cwd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise uv_error(proc.stderr, target)
+
+
+def _one_line(text: str) -> str:
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def uv_error(stderr: str, target: Target) -> ResolveError | NetworkError:
+    """Turn uv's multi-line diagnostic into our one-line error."""
+    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
+    head = next((ln.removeprefix("error:").strip() for ln in lines if ln.startswith("error:")), "")
+    causes = [ln.removeprefix("cause:").strip() for ln in lines if ln.startswith("cause:")]
+    hints = [ln.removeprefix("hint:").strip() for ln in lines if ln.startswith("hint:")]
+    fetch = next((c for c in [head, *causes] if c.startswith("Failed to fetch")), None)
+    if fetch or "Request failed" in head:
+        url = re.search(r"(\w+://\S+)", fetch or head)
+        where = _index_of(url.group(1).rstrip("`'") if url else "the package index")
+        reason = causes[-1] if causes else head
+        return NetworkError(
+            _one_line(
+                f"cannot reach package index {where} ({reason}); check index-url / "
+                "extra-index-url / find-links in your pip config (pip config list) or "
+                "PIP_INDEX_URL"
+            )
+        )
+    if "No solution found" in head and causes:
+        cause = causes[0].removeprefix("Because ")
+        cause = re.split(r",? we can conclude|,? and you require", cause)[0]
+        msg = f"requirements do not resolve for {target.describe()}: {cause}"
+        for hint in hints:
+            m = re.search(r"Wheels are available for `([^`]+)` \(([^)]+)\) on the following", hint)
+            if m:
+                plats = ", ".join(re.findall(r"`([^`]+)`", hint.split("platform", 1)[1]))
+                msg += f" (no wheel of {m[1]} {m[2]} for {target.platform} {target.cp}; "
+                msg += f"wheels exist only for {plats})"
+        return ResolveError(_one_line(msg))
+    built = re.search(r"Failed to build `([^`]+)`", stderr)
+    if built:
+        return ResolveError(
+            _one_line(
+                f"{built[1]} has no wheel for {target.describe()}, only an sdist that failed to "
+                "build: build a wheel for the target and add it to find-links, or pin a "
+                "version that ships wheels"
+            )
+        )
+    detail = "; ".join([head, *causes[-1:]]) or (lines[-1] if lines else "no output")
+    return ResolveError(_one_line(f"uv could not lock the requirements: {detail}"))
+
+
+def _index_of(url: str) -> str:
+    """``http://h/simple/pkg/`` → ``http://h/simple`` (the configured index, not the page)."""
+    m = re.match(r"(.*?/simple)/", url + "/")
+    return m.group(1) if m else url
+
+
+def _via_labels(requirements: Sequence[Path], extra_file: Path, extra_label: str) -> dict[str, str]:
+    labels = {str(extra_file): extra_label}
+    for p in requirements:
+        for f in read_requirements(p).files:
+            labels[str(f)] = f.name
+    return labels
+
+
+def parse_graph(text: str, labels: Mapping[str, str]) -> tuple[dict[str, str], Graph]:
+    """Parse uv's requirements output with split ``# via`` annotations.
+
+    Returns ``(pins, parents)``: normalized name → version, and normalized name → sources
+    (``-r requirements.txt`` or parent names).
+    """
+    pins: dict[str, str] = {}
+    parents: dict[str, list[str]] = {}
+    current: str | None = None
+    in_via = False
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line:
+            continue
+        if not raw[0].isspace() and not line.startswith(("#", "-")):
+            name, _, version = line.split(";")[0].partition("==")
+            if " @ " in name:
+                name = name.split(" @ ")[0]
+            name = name.strip()
+            is_path = name.startswith((".", "/", "~")) or "://" in name
+            current = name if is_path else canonicalize_name(name)
+            pins[current] = version.strip()
+            parents[current] = []
+            in_via = False
+            continue
+        if current is None or not line.startswith("#"):
+            continue
+        body = line.lstrip("#").strip()
+        if body.startswith("via"):
+            rest = body[3:].strip()
+            in_via = not rest
+            if rest:
+                parents[current].append(_label(rest, labels))
+        elif in_via and body:
+            parents[current].append(_label(body, labels))
+    return pins, {k: tuple(v) for k, v in parents.items()}
+
+
+def _label(source: str, labels: Mapping[str, str]) -> str:
+    if source.startswith(("-r ", "-c ")):
+        flag, path = source[:2], source[3:].strip()
+        name = labels.get(path) or labels.get(str(Path(path).resolve()))
+        if name is not None:
+            return name if path.endswith(EXTRA_FILE) else f"{flag} {name}"
+        return f"{flag} {Path(path).name}"
+    return canonicalize_name(source)
+
+
+def _local_sources(data: Mapping[str, Any], lock_dir: Path) -> dict[Path, str]:
+    """Absolute path of each local directory/archive requirement → its project name."""
+    out: dict[Path, str] = {}
+    for pkg in data.get("packages", []):
+        for key in ("directory", "archive"):
+            loc = pkg.get(key, {}).get("path")
+            if loc:
+                out[(lock_dir / str(loc)).resolve()] = canonicalize_name(pkg["name"])
+    return out
+
+
+def _name_local_paths(
+    pins: dict[str, str], parents: Graph, local: Mapping[Path, str], cwd: Path
+) -> tuple[dict[str, str], Graph]:
+    """uv's requirements output names a local requirement by its path; use the project name."""
+
+    def fix(key: str) -> str:
+        if key.startswith((".", "/", "~", "-")) or "://" in key:
+            return local.get((cwd / key.split(" @ ")[-1]).resolve(), key)
+        return key
+
+    return {fix(k): v for k, v in pins.items()}, {fix(k): v for k, v in parents.items()}
+
+
+def _check_pins(data: Mapping[str, Any], pins: Mapping[str, str]) -> None:
+    for pkg in data.get("packages", []):
+        name = canonicalize_name(pkg["name"])
+        if name in pins and pins[name] and pins[name] != str(pkg.get("version", "")):
+            raise ResolveError(
+                f"the index changed while locking ({name} {pins[name]} vs {pkg.get('version')}); "
+                "run the lock again"
+            )
+
+
+def _tool_table(target: Target, parents: Mapping[str, tuple[str, ...]]) -> dict[str, Any]:
+    return {
+        "target": {"python": target.python, "arch": target.arch, "glibc": target.glibc},
+        "parents": {k: list(v) for k, v in sorted(parents.items())},
+    }
+
+
+# ------------------------------------------------------------------------ wheel choice
+
+
+def _wheel_filename(w: Mapping[str, Any]) -> str:
+    if w.get("name"):
+        return str(w["name"])
+    return url_filename(str(w.get("url") or w.get("path") or ""))
+
+
+def best_wheel(wheels: Sequence[Mapping[str, Any]], target: Target) -> Mapping[str, Any] | None:
+    """The wheel entry whose tags rank best for ``target``; None if none fits."""
+    rank = {t: i for i, t in enumerate(target.tags())}
+    best: tuple[int, Mapping[str, Any]] | None = None
+    for w in wheels:
+        try:
+            wtags = parse_wheel_filename(_wheel_filename(w))[3]
+        except InvalidWheelFilename:
+            continue
+        score = min((rank[t] for t in wtags if t in rank), default=None)
+        if score is not None and (best is None or score < best[0]):
+            best = (score, w)
+    return best[1] if best else None
+
+
+def _ensure_wheels(
+    data: dict[str, Any], target: Target, settings: IndexSettings, tmp: Path
+) -> bool:
+    """Make every package carry a wheel for the target; build pure sdists. True if changed."""
+    changed = False
+    for pkg in data.get("packages", []):
+        if best_wheel(pkg.get("wheels", []), target) is not None:
+            continue
+        name, version = pkg["name"], pkg.get("version", "?")
+        source = pkg.get("sdist") or pkg.get("directory") or pkg.get("archive")
+        if source is None:
+            raise ResolveError(
+                f"{name} {version} has no wheel for {target.describe()}: pin a version that "
+                "ships one or add a wheel for the target to find-links"
+            )
+        built = _build_pure_wheel(name, version, source, target, settings, tmp)
+        pkg["wheels"] = [built]
+        pkg.setdefault("version", str(parse_wheel_filename(url_filename(built["url"]))[1]))
+        for key in ("sdist", "directory", "archive"):
+            pkg.pop(key, None)
+        pkg.setdefault("tool", {})["torchslim"] = {"built-locally": True}
+        changed = True
+    return changed
+
+
+def _build_pure_wheel(
+    name: str,
+    version: str,
+    source: Mapping[str, Any],
+    target: Target,
+    settings: IndexSettings,
+    tmp: Path,
+) -> dict[str, Any]:
+    """``pip wheel --no-deps`` the sdist; accept only ``py3-none-any`` (runs anywhere)."""
+    compiled = (
+        f"{name} has no wheel for {target.describe()}, only an sdist with compiled code: build "
+        "a wheel for the target and add it to find-links, or pin a version that ships wheels"
+    )
+    loc = str(source.get("url") or source.get("path") or "")
+    src = local_path(loc)
+    if src is not None and not src.is_absolute():
+        src = (tmp / src).resolve()  # PEP 751 paths are relative to the lock file
+    if src is None:
+        src = tmp / (url_filename(loc) or f"{name}.tar.gz")
+        expected = dict(source.get("hashes", {})).get("sha256")
+        _download_checked(loc, src, expected, settings, name)
+    outdir = tmp / f"built-{canonicalize_name(name)}"
+    cmd = [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(outdir), str(src)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    built = sorted(outdir.glob("*.whl")) if outdir.is_dir() else []
+    if proc.returncode != 0 or not built:
+        raise ResolveError(compiled)
+    wheel = built[0]
+    wtags = parse_wheel_filename(wheel.name)[3]
+    if not any(
+        t.abi == "none" and t.platform == "any" and t.interpreter.startswith("py3") for t in wtags
+    ):
+        raise ResolveError(compiled)
+    keep = cache_root() / "built-wheels" / wheel.name
+    keep.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(wheel, keep)
+    data = keep.read_bytes()
+    return {
+        "url": keep.resolve().as_uri(),
+        "size": len(data),
+        "hashes": {"sha256": hashlib.sha256(data).hexdigest()},
+    }
+
+
+def _download_checked(
+    url: str, dest: Path, sha256: str | None, settings: IndexSettings, what: str
+) -> None:
+    with make_client(settings) as client:
+
+        def attempt() -> None:
+            h = hashlib.sha256()
+            with dest.open("wb") as f:
+                for chunk in iter_url(url, client):
+                    f.write(chunk)
+                    h.update(chunk)
+            if sha256 and h.hexdigest() != sha256:
+                dest.unlink()
+                raise IntegrityError(
+                    f"{what}: sdist {url} has sha256 {h.hexdigest()}, the lock says {sha256}; "
+                    "nothing was kept, check the index"
+                )
+
+        with_retries(url, attempt, what)
+
+
+# --------------------------------------------------------------------------- read_lock
+
+
+def read_lock(path: Path, target: Target | None = None) -> Lock:
+    """Read a ``pylock.toml`` (ours or any PEP 751 lock) and pick one wheel per package."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"lock file {path} does not exist; run the lock step first") from None
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not a readable pylock.toml ({_one_line(str(exc))})") from None
+    try:
+        pylock.Pylock.from_dict(data)
+    except Exception as exc:  # PylockValidationError and friends; message is enough
+        raise ConfigError(f"{path}: invalid pylock.toml ({_one_line(str(exc))})") from None
+
+    mine = data.get("tool", {}).get("torchslim", {})
+    recorded = Target(**mine["target"]) if "target" in mine else None
+    if target is not None and recorded is not None and target != recorded:
+        raise ResolveError(
+            f"{path} was locked for {recorded.describe()}, not {target.describe()}; "
+            "lock again for this target"
+        )
+    tgt = target or recorded or Target()
+    env = tgt.marker_env()
+
+    wheels: list[LockedWheel] = []
+    for pkg in data.get("packages", []):
+        marker = pkg.get("marker")
+        if marker and not Marker(marker).evaluate(env):
+            continue
+        name, version = canonicalize_name(pkg["name"]), str(pkg.get("version", ""))
+        w = best_wheel(pkg.get("wheels", []), tgt)
+        if w is None:
+            raise ResolveError(
+                f"{path}: {name} {version} has no wheel for {tgt.describe()}; lock again "
+                "for this target"
+            )
+        sha = dict(w.get("hashes", {})).get("sha256")
+        if not sha:
+            raise ConfigError(f"{path}: wheel {_wheel_filename(w)} has no sha256; lock again")
+        url = w.get("url") or (path.parent / str(w["path"])).resolve().as_uri()
+        wheels.append(
+            LockedWheel(name, version, _wheel_filename(w), str(url), str(sha), w.get("size"))
+        )
+    parents = {k: tuple(v) for k, v in mine.get("parents", {}).items()}
+    return Lock(packages=tuple(sorted(wheels, key=lambda x: x.name)), parents=parents, target=tgt)
+
+
+__all__ = [
+    "ARCHES",
+    "Lock",
+    "LockedWheel",
+    "Target",
+    "best_wheel",
+    "parse_graph",
+    "read_lock",
+    "resolve",
+    "uv_error",
+]

@@ -1,0 +1,338 @@
+"""Layers: descriptors, and a deterministic tar writer that streams a directory into a blob.
+
+The same tree always gives the same bytes: entries in bytewise path order,
+parents first, one fixed mtime, numeric owners chosen by the caller, empty
+user/group names, and a compressor whose output depends only on its input.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import stat
+import struct
+import tarfile
+import zlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO, Literal, Protocol
+
+import zstandard
+
+from torchslim.cache import CHUNK, BlobStore
+from torchslim.errors import BuildError, IntegrityError
+from torchslim.oci.media import COMPRESSION_MEDIA_TYPE
+
+log = logging.getLogger(__name__)
+
+Compression = Literal["gzip", "zstd", "none"]
+OwnerFn = Callable[[str], tuple[int, int]]
+
+GZIP_LEVEL = 6
+ZSTD_LEVEL = 3
+
+
+@dataclass(frozen=True)
+class Descriptor:
+    """An OCI content descriptor: what a manifest says about one blob."""
+
+    media_type: str
+    digest: str
+    size: int
+    annotations: dict[str, str] | None = field(default=None, hash=False)
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "mediaType": self.media_type,
+            "digest": self.digest,
+            "size": self.size,
+        }
+        if self.annotations:
+            out["annotations"] = dict(self.annotations)
+        return out
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any], where: str = "descriptor") -> Descriptor:
+        try:
+            ann = data.get("annotations")
+            return cls(
+                media_type=str(data["mediaType"]),
+                digest=str(data["digest"]),
+                size=int(data["size"]),
+                annotations=dict(ann) if ann else None,
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise IntegrityError(
+                f"{where}: malformed descriptor ({exc!r} missing or invalid); "
+                "the image metadata is corrupt, re-create it"
+            ) from exc
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One filesystem layer: its stored (maybe compressed) blob and its uncompressed identity."""
+
+    descriptor: Descriptor
+    diff_id: str
+    # -1: unknown (a base layer read from a registry or layout); not part of identity.
+    uncompressed_size: int = field(default=-1, compare=False)
+
+    @property
+    def digest(self) -> str:
+        return self.descriptor.digest
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "descriptor": self.descriptor.to_json(),
+            "diffID": self.diff_id,
+            "uncompressedSize": self.uncompressed_size,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Layer:
+        return cls(
+            descriptor=Descriptor.from_json(data["descriptor"], "cached layer"),
+            diff_id=str(data["diffID"]),
+            uncompressed_size=int(data.get("uncompressedSize", -1)),
+        )
+
+
+@dataclass(frozen=True)
+class Ownership:
+    """Owner for layer entries: ``uid:gid`` by default, overridden per path subtree.
+
+    ``overrides`` maps an archive path (no leading or trailing "/") to an owner
+    for that path and everything under it; the longest matching path wins.
+    An instance is a valid ``owner`` callable for :func:`write_layer_from_dir`.
+    """
+
+    uid: int = 0
+    gid: int = 0
+    overrides: Mapping[str, tuple[int, int]] = field(default_factory=dict, hash=False)
+
+    def __call__(self, path: str) -> tuple[int, int]:
+        best: tuple[int, int] | None = None
+        best_len = -1
+        for key, owner in self.overrides.items():
+            k = key.strip("/")
+            if (path == k or path.startswith(k + "/") or k == "") and len(k) > best_len:
+                best, best_len = owner, len(k)
+        return best if best is not None else (self.uid, self.gid)
+
+
+class _Compressor(Protocol):
+    def compress(self, data: bytes) -> bytes: ...
+    def flush(self) -> bytes: ...
+
+
+class _Gzip:
+    """gzip with a fixed header (mtime 0, no name, OS 255) so output depends on input only."""
+
+    def __init__(self, level: int = GZIP_LEVEL) -> None:
+        self._z = zlib.compressobj(level, zlib.DEFLATED, -zlib.MAX_WBITS)
+        self._crc = 0
+        self._size = 0
+        self._header: bytes | None = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
+
+    def compress(self, data: bytes) -> bytes:
+        self._crc = zlib.crc32(data, self._crc)
+        self._size += len(data)
+        out = self._z.compress(data)
+        if self._header is not None:
+            out, self._header = self._header + out, None
+        return out
+
+    def flush(self) -> bytes:
+        head = self._header or b""
+        self._header = None
+        trailer = struct.pack("<II", self._crc & 0xFFFFFFFF, self._size & 0xFFFFFFFF)
+        return head + self._z.flush() + trailer
+
+
+class _Identity:
+    def compress(self, data: bytes) -> bytes:
+        return data
+
+    def flush(self) -> bytes:
+        return b""
+
+
+def _compressor(compression: Compression) -> _Compressor:
+    if compression == "gzip":
+        return _Gzip()
+    if compression == "zstd":
+        # Single-threaded, no content size in the frame header: a pure function of the input.
+        cctx = zstandard.ZstdCompressor(
+            level=ZSTD_LEVEL, write_content_size=False, write_checksum=True, threads=0
+        )
+        return cctx.compressobj()
+    if compression == "none":
+        return _Identity()
+    raise BuildError(f"unknown layer compression {compression!r}; use gzip, zstd or none")
+
+
+class _LayerSink:
+    """tarfile writes here; we hash the tar (diff_id) and pass compressed bytes on."""
+
+    def __init__(self, out: Callable[[bytes], object], compressor: _Compressor) -> None:
+        self._out = out
+        self._c = compressor
+        self._h = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        self._h.update(data)
+        self.size += len(data)
+        if out := self._c.compress(bytes(data)):
+            self._out(out)
+        return len(data)
+
+    def tell(self) -> int:
+        return self.size
+
+    def finish(self) -> None:
+        if out := self._c.flush():
+            self._out(out)
+
+    @property
+    def diff_id(self) -> str:
+        return "sha256:" + self._h.hexdigest()
+
+
+class _ProgressReader:
+    def __init__(self, f: BinaryIO, progress: Callable[[int], None] | None) -> None:
+        self._f = f
+        self._progress = progress
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._f.read(n)
+        if data and self._progress is not None:
+            self._progress(len(data))
+        return data
+
+
+def _scan(root: Path) -> list[tuple[str, os.stat_result]]:
+    """Every path under ``root`` (relative, "/"-separated) with its lstat; links not followed."""
+    found: list[tuple[str, os.stat_result]] = []
+
+    def walk(dirpath: str, rel: str) -> None:
+        with os.scandir(dirpath) as it:
+            entries = list(it)
+        for entry in entries:
+            r = f"{rel}{entry.name}"
+            st = entry.stat(follow_symlinks=False)
+            found.append((r, st))
+            if stat.S_ISDIR(st.st_mode):
+                walk(entry.path, r + "/")
+
+    walk(str(root), "")
+    found.sort(key=lambda item: os.fsencode(item[0]))
+    return found
+
+
+def _normalize_prefix(prefix: str) -> str:
+    p = prefix.strip("/")
+    return p + "/" if p else ""
+
+
+def write_layer_from_dir(
+    root: Path,
+    store: BlobStore,
+    *,
+    compression: Compression = "gzip",
+    mtime: int = 0,
+    owner: OwnerFn | None = None,
+    prefix: str = "",
+    progress: Callable[[int], None] | None = None,
+    on_skip: Callable[[str, str], None] | None = None,
+) -> Layer:
+    """Stream ``root`` as a deterministic PAX tar through a compressor into ``store``.
+
+    Entry paths are ``prefix + relpath``; when ``prefix`` is set its directories
+    are emitted too (``root`` itself becomes the last of them, keeping its mode).
+    ``owner(path)`` gets the archive path without a trailing "/" and returns
+    ``(uid, gid)``; default 0:0. ``progress(n)`` is called with the number of
+    file-content bytes just read. Devices, sockets and FIFOs are skipped
+    (``on_skip(path, reason)`` and a log warning say so).
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise BuildError(f"layer source {root} is not a directory; check the build tree")
+    own: OwnerFn = owner or (lambda _p: (0, 0))
+    pre = _normalize_prefix(prefix)
+    try:
+        entries = _scan(root)
+    except OSError as exc:
+        raise BuildError(f"could not read the layer tree {root}: {exc}") from exc
+    media_type = COMPRESSION_MEDIA_TYPE.get(compression)
+    if media_type is None:
+        raise BuildError(f"unknown layer compression {compression!r}; use gzip, zstd or none")
+
+    def info(name: str, kind: bytes, mode: int) -> tarfile.TarInfo:
+        ti = tarfile.TarInfo(name)
+        ti.type = kind
+        ti.mode = mode
+        ti.mtime = mtime
+        ti.uid, ti.gid = own(name.rstrip("/"))
+        ti.uname = ti.gname = ""
+        ti.size = 0
+        return ti
+
+    with store.writer() as blob:
+        sink = _LayerSink(blob.write, _compressor(compression))
+        tar = tarfile.TarFile(
+            fileobj=sink,  # type: ignore[arg-type]
+            mode="w",
+            format=tarfile.PAX_FORMAT,
+            encoding="utf-8",
+            copybufsize=CHUNK,
+        )
+        try:
+            if pre:
+                parts = pre.rstrip("/").split("/")
+                for i in range(1, len(parts)):
+                    tar.addfile(info("/".join(parts[:i]), tarfile.DIRTYPE, 0o755))
+                root_mode = stat.S_IMODE(root.stat().st_mode)
+                tar.addfile(info(pre.rstrip("/"), tarfile.DIRTYPE, root_mode))
+            seen_inodes: dict[tuple[int, int], str] = {}
+            for rel, st in entries:
+                name = pre + rel
+                full = root / rel
+                mode = stat.S_IMODE(st.st_mode)
+                if stat.S_ISDIR(st.st_mode):
+                    tar.addfile(info(name, tarfile.DIRTYPE, mode))
+                elif stat.S_ISLNK(st.st_mode):
+                    ti = info(name, tarfile.SYMTYPE, mode)
+                    ti.linkname = os.readlink(full)
+                    tar.addfile(ti)
+                elif stat.S_ISREG(st.st_mode):
+                    key = (st.st_dev, st.st_ino)
+                    if st.st_nlink > 1 and key in seen_inodes:
+                        ti = info(name, tarfile.LNKTYPE, mode)
+                        ti.linkname = seen_inodes[key]
+                        tar.addfile(ti)
+                        continue
+                    if st.st_nlink > 1:
+                        seen_inodes[key] = name
+                    ti = info(name, tarfile.REGTYPE, mode)
+                    ti.size = st.st_size
+                    with full.open("rb") as f:
+                        tar.addfile(ti, _ProgressReader(f, progress))
+                else:
+                    reason = "device, socket or FIFO: not allowed in an image layer"
+                    log.warning("skipping %s: %s", full, reason)
+                    if on_skip is not None:
+                        on_skip(name, reason)
+            tar.close()
+        except OSError as exc:
+            raise BuildError(
+                f"could not pack {root} into a layer: {exc}; was the tree changed during the build?"
+            ) from exc
+        sink.finish()
+    return Layer(
+        descriptor=Descriptor(media_type=media_type, digest=blob.digest, size=blob.size),
+        diff_id=sink.diff_id,
+        uncompressed_size=sink.size,
+    )

@@ -1,0 +1,1 @@
+"""Running built images on a host: engine detection, ``doctor`` and ``verify``."""

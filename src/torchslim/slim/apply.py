@@ -1,0 +1,179 @@
+"""Apply the rules of a profile to a staging tree and fill the ledger.
+
+The staging directory ``root`` is the image's ``/``; only ``root + site_packages`` is
+touched. Order of work:
+
+1. plan: each file is claimed by the first remove-rule (``RULES`` order) that applies;
+   it is removed when that rule is active in the profile and no ``keep`` glob matches;
+2. safety net: a planned shared library that a kept ELF names in DT_NEEDED is kept
+   (warning), so slimming can never break the dynamic loader;
+3. remove, record each file's bytes in the ledger, drop emptied directories;
+4. strip-symbols on the kept ELF files (bytes saved go to the ledger);
+5. rewrite each ``*.dist-info/RECORD``: lines of removed files go, stripped files get
+   new hashes and sizes, so pip and importlib.metadata stay consistent with the disk.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import posixpath
+from collections.abc import Sequence
+from pathlib import Path
+
+from torchslim.errors import BuildError
+from torchslim.slim.elf import strip_tool, strip_unneeded
+from torchslim.slim.globs import match_self_or_parent
+from torchslim.slim.ledger import Ledger
+from torchslim.slim.record import rewrite_records
+from torchslim.slim.rules import RULES, Rule, check_profile
+from torchslim.slim.site import SiteView
+
+log = logging.getLogger(__name__)
+
+
+def _walk(site: Path) -> list[str]:
+    """Every file and symlink under ``site``, as sorted POSIX paths relative to it."""
+    out: list[str] = []
+    for dirpath, dirnames, filenames in os.walk(site):
+        base = Path(dirpath).relative_to(site).as_posix()
+        prefix = "" if base == "." else base + "/"
+        out.extend(prefix + d for d in dirnames if os.path.islink(os.path.join(dirpath, d)))
+        out.extend(prefix + f for f in filenames)
+    return sorted(out)
+
+
+class _Keep:
+    """User ``--keep`` globs: relative to site-packages, or absolute image paths."""
+
+    def __init__(self, globs: Sequence[str], site_packages: str) -> None:
+        self.relative = [g.strip("/") for g in globs if not g.startswith("/")]
+        self.absolute = [g.rstrip("/") for g in globs if g.startswith("/")]
+        self.site_packages = site_packages
+
+    def __call__(self, rel: str) -> bool:
+        image = posixpath.join(self.site_packages, rel)
+        return any(match_self_or_parent(g, rel) for g in self.relative) or any(
+            match_self_or_parent(g, image) for g in self.absolute
+        )
+
+
+def _plan(view: SiteView, files: list[str], profile: str, keep: _Keep) -> dict[str, Rule]:
+    removers = [r for r in RULES if r.action == "remove"]
+    plan: dict[str, Rule] = {}
+    for rel in files:
+        if keep(rel):
+            continue
+        for rule in removers:
+            if rule.applies(view, rel):
+                if rule.active_in(profile):
+                    plan[rel] = rule
+                break  # the first rule that applies owns the file, active or not
+    return plan
+
+
+def _protect_needed(view: SiteView, files: list[str], plan: dict[str, Rule]) -> None:
+    """Unplan libraries that kept ELF files need, until nothing changes."""
+    needed: set[str] = set()
+    scanned: set[str] = set()
+    while True:
+        for rel in files:
+            if rel in plan or rel in scanned:
+                continue
+            scanned.add(rel)
+            info = view.elf(rel)
+            if info is not None:
+                needed.update(info.needed)
+        rescued = []
+        for rel in sorted(plan):
+            info = view.elf(rel)
+            if info is None:
+                continue
+            names = {posixpath.basename(rel)} | ({info.soname} if info.soname else set())
+            if names & needed:
+                rescued.append(rel)
+        if not rescued:
+            return
+        for rel in rescued:
+            log.warning(
+                "slim: keeping %s (rule %s): a kept library lists it in DT_NEEDED",
+                rel,
+                plan[rel].id,
+            )
+            del plan[rel]
+
+
+def _prune_empty_dirs(site: Path, removed: list[str]) -> None:
+    parents = {posixpath.dirname(rel) for rel in removed}
+    dirs: set[str] = set()
+    for p in parents:
+        while p:
+            dirs.add(p)
+            p = posixpath.dirname(p)
+    for d in sorted(dirs, key=lambda s: (-s.count("/"), s)):
+        path = site / d
+        if path.is_dir() and not path.is_symlink() and not any(path.iterdir()):
+            path.rmdir()
+
+
+def slim_tree(
+    root: Path,
+    site_packages: str,
+    *,
+    profile: str = "inference",
+    keep: Sequence[str] = (),
+    ledger: Ledger,
+) -> None:
+    """Slim ``root + site_packages`` by the rules of ``profile``; record every byte in ``ledger``.
+
+    ``keep`` globs (relative to site-packages, or absolute image paths; a glob matching a
+    directory keeps all below it) override every rule. RECORD files are rewritten to match.
+    """
+    check_profile(profile)
+    site_packages = "/" + site_packages.strip("/")
+    site = root / site_packages.lstrip("/")
+    if not site.is_dir():
+        raise BuildError(
+            f"site-packages {site_packages} not found in staging tree {root}: "
+            "install the wheels before slimming"
+        )
+    view = SiteView(site)
+    keeper = _Keep(keep, site_packages)
+    files = _walk(site)
+    plan = _plan(view, files, profile, keeper)
+    _protect_needed(view, files, plan)
+
+    removed: list[str] = []
+    for rel in sorted(plan):
+        path = site / rel
+        size = path.lstat().st_size
+        path.unlink()
+        ledger.add(plan[rel].id, posixpath.join(site_packages, rel), size)
+        removed.append(rel)
+    _prune_empty_dirs(site, removed)
+
+    changed = _strip(view, [f for f in files if f not in plan], profile, keeper, ledger)
+    rewrite_records(site, set(removed), changed)
+
+
+def _strip(view: SiteView, files: list[str], profile: str, keep: _Keep, ledger: Ledger) -> set[str]:
+    changed: set[str] = set()
+    strippers = [r for r in RULES if r.action == "strip" and r.active_in(profile)]
+    if not strippers:
+        return changed
+    tool = strip_tool()
+    if tool is None:
+        log.warning("slim: binutils 'strip' not found; skipping rule strip-symbols")
+        return changed
+    site_packages = keep.site_packages
+    for rel in files:
+        if keep(rel):
+            continue
+        rule = next((r for r in strippers if r.applies(view, rel)), None)
+        if rule is None:
+            continue
+        saved = strip_unneeded(view.site / rel, tool)
+        if saved > 0:
+            ledger.add(rule.id, posixpath.join(site_packages, rel), saved)
+            changed.add(rel)
+    return changed

@@ -1,0 +1,79 @@
+"""The slimming ledger: for every rule, which files it removed (or stripped) and how many bytes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from torchslim.slim.rules import rule_by_id
+
+EXAMPLES = 5
+
+
+@dataclass
+class _Entry:
+    why: str
+    files: int = 0
+    bytes: int = 0
+    examples: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Ledger:
+    """Bytes removed per rule. Paths are image paths (``/usr/local/lib/...``)."""
+
+    _entries: dict[str, _Entry] = field(default_factory=dict)
+
+    def add(self, rule_id: str, path: str, nbytes: int) -> None:
+        """Record that ``rule_id`` removed ``nbytes`` at ``path`` (bytes saved, for strip)."""
+        entry = self._entries.get(rule_id)
+        if entry is None:
+            entry = self._entries[rule_id] = _Entry(why=rule_by_id(rule_id).why)
+        entry.files += 1
+        entry.bytes += nbytes
+        if len(entry.examples) < EXAMPLES:
+            entry.examples.append(path)
+
+    def merge(self, other: Ledger) -> None:
+        """Add another ledger's counts (e.g. one per layer) into this one."""
+        for rid, e in other._entries.items():
+            mine = self._entries.setdefault(rid, _Entry(why=e.why))
+            mine.files += e.files
+            mine.bytes += e.bytes
+            mine.examples = (mine.examples + e.examples)[:EXAMPLES]
+
+    def by_rule(self) -> list[tuple[str, str, int, int]]:
+        """(rule id, why, files, bytes) per rule, largest first; ties by id for stable output."""
+        rows = [(rid, e.why, e.files, e.bytes) for rid, e in self._entries.items()]
+        return sorted(rows, key=lambda r: (-r[3], r[0]))
+
+    def total(self) -> int:
+        """All bytes removed."""
+        return sum(e.bytes for e in self._entries.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form: ``{"rules": [{id, why, files, bytes, examples}], "total": n}``."""
+        rules = [
+            {
+                "id": rid,
+                "why": why,
+                "files": files,
+                "bytes": nbytes,
+                "examples": list(self._entries[rid].examples),
+            }
+            for rid, why, files, nbytes in self.by_rule()
+        ]
+        return {"rules": rules, "total": self.total()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Ledger:
+        """Inverse of ``to_dict`` (keeps ids and whys even of rules this version lacks)."""
+        ledger = cls()
+        for row in data.get("rules", []):
+            ledger._entries[str(row["id"])] = _Entry(
+                why=str(row["why"]),
+                files=int(row["files"]),
+                bytes=int(row["bytes"]),
+                examples=[str(p) for p in row.get("examples", [])][:EXAMPLES],
+            )
+        return ledger

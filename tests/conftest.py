@@ -1,0 +1,92 @@
+"""Fixtures shared by every test package.
+
+Podman: tests/podman/containers.conf makes podman work inside this sandbox
+(runc, cgroupfs, file events, ulimits a container may set). ``run_podman``
+and the ``podman`` / ``podman_env`` fixtures point CONTAINERS_CONF at it.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+PODMAN_CONF = Path(__file__).parent / "podman" / "containers.conf"
+
+PodmanRunner = Callable[..., "subprocess.CompletedProcess[str]"]
+
+
+def podman_environ() -> dict[str, str]:
+    """The current environment with CONTAINERS_CONF set to the test config."""
+    env = dict(os.environ)
+    env["CONTAINERS_CONF"] = str(PODMAN_CONF)
+    return env
+
+
+def run_podman(
+    *args: str,
+    check: bool = True,
+    timeout: float = 300,
+    input: str | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """Run ``podman ARGS`` with the test config; on failure the error shows podman's stderr."""
+    proc = subprocess.run(
+        ["podman", *args],
+        env=podman_environ(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        input=input,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"podman {' '.join(args)} exited {proc.returncode}\n"
+            f"stdout: {proc.stdout[-2000:]}\nstderr: {proc.stderr[-4000:]}"
+        )
+    return proc
+
+
+@functools.cache
+def _podman_problem() -> str | None:
+    """Why podman cannot be used here, or None when it can."""
+    if shutil.which("podman") is None:
+        return "podman is not installed (apt-get install podman)"
+    try:
+        proc = run_podman("info", "--format", "{{.Host.OCIRuntime.Name}}", check=False, timeout=120)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"podman info failed: {exc}"
+    if proc.returncode != 0:
+        return f"podman info failed: {proc.stderr.strip()[-300:]}"
+    return None
+
+
+@pytest.fixture(scope="session")
+def podman_env() -> Iterator[dict[str, str]]:
+    """Env dict for subprocesses that run podman (skips when podman is unusable).
+
+    Also exports CONTAINERS_CONF into this process for the session, so code
+    under test that shells out to podman uses the same config.
+    """
+    problem = _podman_problem()
+    if problem is not None:
+        pytest.skip(problem)
+    old = os.environ.get("CONTAINERS_CONF")
+    os.environ["CONTAINERS_CONF"] = str(PODMAN_CONF)
+    try:
+        yield podman_environ()
+    finally:
+        if old is None:
+            os.environ.pop("CONTAINERS_CONF", None)
+        else:
+            os.environ["CONTAINERS_CONF"] = old
+
+
+@pytest.fixture(scope="session")
+def podman(podman_env: dict[str, str]) -> PodmanRunner:
+    """``run_podman``, available once podman is known to work here."""
+    return run_podman

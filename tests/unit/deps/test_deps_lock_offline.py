@@ -1,0 +1,121 @@
+"""Lock reading, graph parsing, uv error translation and the audit, without network."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from torchslim.deps.audit import audit, format_audit
+from torchslim.deps.lock import Lock, LockedWheel, Target, parse_graph, read_lock, uv_error
+from torchslim.errors import ConfigError, NetworkError, ResolveError
+
+H = "a" * 64
+U = "https://x/pydantic_core-2.50.5-cp311-cp311"
+PYLOCK = f"""
+lock-version = "1.0"
+created-by = "uv"
+requires-python = ">=3.11"
+
+[[packages]]
+name = "pydantic-core"
+version = "2.50.5"
+wheels = [
+  {{ url = "{U}-manylinux_2_17_x86_64.whl", hashes = {{ sha256 = "{H}" }} }},
+  {{ url = "{U}-manylinux_2_17_aarch64.whl", hashes = {{ sha256 = "{"b" * 64}" }} }},
+  {{ url = "{U}-musllinux_1_2_x86_64.whl", hashes = {{ sha256 = "{"c" * 64}" }} }},
+]
+
+[[packages]]
+name = "pywin32"
+version = "1"
+marker = "sys_platform == 'win32'"
+wheels = [{{ url = "https://x/pywin32-1-cp311-cp311-win_amd64.whl", hashes = {{ sha256 = "{H}" }}}}]
+"""
+
+
+def test_read_lock_picks_the_target_wheel(tmp_path: Path) -> None:
+    path = tmp_path / "pylock.toml"
+    path.write_text(PYLOCK)
+    amd = read_lock(path, Target(arch="x86_64"))
+    arm = read_lock(path, Target(arch="aarch64"))
+    assert [w.name for w in amd.packages] == ["pydantic-core"]  # win32 marker skipped
+    assert amd.packages[0].filename.endswith("manylinux_2_17_x86_64.whl")
+    assert arm.packages[0].filename.endswith("manylinux_2_17_aarch64.whl")
+    assert arm.packages[0].sha256 == "b" * 64
+    with pytest.raises(ResolveError, match="no wheel for linux/amd64"):
+        read_lock(path, Target(glibc="2.12"))
+
+
+def test_read_lock_errors(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        read_lock(tmp_path / "nope.toml")
+    bad = tmp_path / "pylock.toml"
+    bad.write_text("lock-version = [\n")
+    with pytest.raises(ConfigError, match=r"pylock\.toml: not a readable"):
+        read_lock(bad)
+
+
+def test_target_strings() -> None:
+    assert Target().uv_platform == "x86_64-manylinux_2_36"
+    assert Target.from_platform("linux/arm64").uv_platform == "aarch64-manylinux_2_36"
+    with pytest.raises(ConfigError):
+        Target(arch="riscv64")
+
+
+GRAPH = """\
+coverage==7.17.4
+    # via pytest-cov
+fastapi==0.165.0
+    # via -r /src/app/requirements.txt
+pluggy==1.7.0
+    # via
+    #   pytest
+    #   pytest-cov
+pytest==9.2.0
+    # via pytest-cov
+pytest-cov==7.1.0
+    # via -r /src/app/requirements.txt
+torch==2.13.0+cpu
+    # via
+    #   -c /etc/xdg/pip/constraints.txt
+    #   -r /tmp/x/torchslim-extra.txt
+"""
+
+
+def test_graph_and_audit_chain() -> None:
+    labels = {"/src/app/requirements.txt": "requirements.txt", "/tmp/x/torchslim-extra.txt": "cfg"}
+    pins, parents = parse_graph(GRAPH, labels)
+    assert pins["torch"] == "2.13.0+cpu"
+    assert parents["pluggy"] == ("pytest", "pytest-cov")
+    assert parents["torch"] == ("-c constraints.txt", "cfg")
+    wheels = tuple(LockedWheel(n, v, f"{n}.whl", "u", H, None) for n, v in pins.items())
+    findings = {f.package: f for f in audit(Lock(wheels, parents, Target()))}
+    assert set(findings) == {"coverage", "pytest", "pytest-cov"}
+    assert findings["pytest"].chain == ("pytest", "pytest-cov", "-r requirements.txt")
+    assert findings["pytest-cov"].chain == ("pytest-cov", "-r requirements.txt")
+    lines = format_audit(list(findings.values()))
+    assert any("pytest (test runner) ← pytest-cov ← -r requirements.txt" in ln for ln in lines)
+
+
+def test_uv_errors_become_one_line() -> None:
+    refused = (
+        "error: Request failed after 3 retries in 6.9s\n"
+        "  cause: Failed to fetch: http://127.0.0.1:9/simple/pytest-cov/\n"
+        "  cause: Connection refused (os error 111)\n"
+    )
+    err = uv_error(refused, Target())
+    assert isinstance(err, NetworkError)
+    assert "http://127.0.0.1:9/simple" in str(err) and "PIP_INDEX_URL" in str(err)
+    platform = (
+        "error: No solution found when resolving dependencies\n"
+        "  cause: Because torch==2.13.0+cpu has no wheels with a matching platform tag (e.g., "
+        "`manylinux_2_36_aarch64`) and you require torch==2.13.0+cpu, we can conclude that your "
+        "requirements are unsatisfiable.\n\n"
+        "hint: Wheels are available for `torch` (v2.13.0+cpu) on the following platform: "
+        "`manylinux_2_28_x86_64`\n"
+    )
+    err = uv_error(platform, Target(arch="aarch64"))
+    assert isinstance(err, ResolveError) and "\n" not in str(err)
+    assert "no wheel of torch v2.13.0+cpu for linux/arm64 cp311" in str(err)
+    assert "manylinux_2_28_x86_64" in str(err)

@@ -1,0 +1,38 @@
+"""The ledger on its own: aggregation, order, JSON round trip."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from torchslim.slim.ledger import Ledger
+
+
+def test_by_rule_sorted_by_bytes_with_whys() -> None:
+    ledger = Ledger()
+    ledger.add("pycache", "/s/a/__pycache__/x.pyc", 10)
+    ledger.add("torch-headers", "/s/torch/include/a.h", 300)
+    ledger.add("pycache", "/s/b/__pycache__/y.pyc", 5)
+    rows = ledger.by_rule()
+    assert [r[0] for r in rows] == ["torch-headers", "pycache"]
+    assert rows[1][2:] == (2, 15)
+    assert "header" in rows[0][1]
+    assert ledger.total() == 315
+
+
+def test_to_dict_round_trip_and_examples_capped() -> None:
+    ledger = Ledger()
+    for i in range(8):
+        ledger.add("static-libraries", f"/s/p/lib{i}.a", 100)
+    data = ledger.to_dict()
+    assert json.loads(json.dumps(data)) == data
+    (row,) = data["rules"]
+    assert row["files"] == 8 and row["bytes"] == 800 and data["total"] == 800
+    assert row["examples"] == [f"/s/p/lib{i}.a" for i in range(5)]
+    assert Ledger.from_dict(data).to_dict() == data
+
+
+def test_unknown_rule_refused() -> None:
+    with pytest.raises(KeyError):
+        Ledger().add("not-a-rule", "/x", 1)
