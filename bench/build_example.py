@@ -35,16 +35,30 @@ def build(project: Path, out: Path, cache: Path, *extra: str) -> tuple[float, di
     env = {**ENV, "TORCHSLIM_CACHE": str(cache)}
     start = time.monotonic()
     subprocess.run(
-        [sys.executable, "-m", "torchslim.cli", "build", str(project), "--force",
-         "--output", f"docker-archive:{out}", "--json", str(report), *extra],
-        check=True, env=env, stdout=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "torchslim.cli",
+            "build",
+            str(project),
+            "--force",
+            "--output",
+            f"docker-archive:{out}",
+            "--json",
+            str(report),
+            *extra,
+        ],
+        check=True,
+        env=env,
+        stdout=subprocess.DEVNULL,
     )
     return time.monotonic() - start, json.loads(report.read_text())
 
 
 def podman(*args: str) -> str:
-    return subprocess.run(["podman", *args], check=True, env=ENV, capture_output=True,
-                          text=True).stdout
+    return subprocess.run(
+        ["podman", *args], check=True, env=ENV, capture_output=True, text=True
+    ).stdout
 
 
 def time_to_health(image: str, port: int) -> float:
@@ -112,7 +126,9 @@ def main() -> None:
                 times[label].append(time_to_health(images[label], 18000 + i))
         print(f"== podman run -> first 200 on /health (median of {args.runs}, alternating)")
         for label, ts in times.items():
-            print(f"{label:8} {statistics.median(ts):6.2f} s   (min {min(ts):.2f}, max {max(ts):.2f})")
+            print(
+                f"{label:8} {statistics.median(ts):6.2f} s   (min {min(ts):.2f}, max {max(ts):.2f})"
+            )
         ratio = statistics.median(times["slim"]) / statistics.median(times["no-slim"])
         print(f"slim / no-slim {ratio:6.1%}")
 

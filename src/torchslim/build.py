@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from torchslim import debian
 from torchslim.cache import BlobStore, cache_root, sha256_file
@@ -151,8 +151,18 @@ def parse_platform(text: str) -> Platform:
     return Platform(os_name, arch)
 
 
-class Steps:
-    """Progress callbacks from the CLI; the default does nothing."""
+class Steps(Protocol):
+    """Progress callbacks from the CLI."""
+
+    def step(self, text: str) -> None: ...
+
+    def progress(self, label: str, done: int, total: int) -> None: ...
+
+    def warn(self, text: str) -> None: ...
+
+
+class QuietSteps:
+    """Steps that report nothing (library use, tests)."""
 
     def step(self, text: str) -> None:
         pass
@@ -208,7 +218,7 @@ class Builder:
     def __init__(self, cfg: ProjectConfig, opts: BuildOptions, steps: Steps | None = None) -> None:
         self.cfg = cfg
         self.opts = opts
-        self.steps = steps or Steps()
+        self.steps: Steps = steps or QuietSteps()
         self.store = BlobStore()
         self.layers = LayerCache(self.store)
         self.platform = parse_platform(opts.platform or cfg.platform[0])
@@ -301,8 +311,13 @@ class Builder:
             layer = Layer.from_dict(hit["layer"])
             extra: dict[str, Any] = hit.get("extra", {})
             report = LayerReport(
-                name, layer.descriptor.digest, layer.descriptor.size, layer.uncompressed_size,
-                True, time.monotonic() - start, extra.get("ledger", {}),
+                name,
+                layer.descriptor.digest,
+                layer.descriptor.size,
+                layer.uncompressed_size,
+                True,
+                time.monotonic() - start,
+                extra.get("ledger", {}),
             )
             return layer, report, extra
         with _staging(name) as root:
@@ -315,13 +330,22 @@ class Builder:
                 self.steps.progress(f"layer {name}", written[0], 0)
 
             layer = write_layer_from_dir(
-                root, self.store, compression=self.opts.compression, mtime=self.mtime,
-                owner=owner, progress=progress,
+                root,
+                self.store,
+                compression=self.opts.compression,
+                mtime=self.mtime,
+                owner=owner,
+                progress=progress,
             )
         self.layers.put(key, {"layer": layer.to_dict(), "extra": extra})
         report = LayerReport(
-            name, layer.descriptor.digest, layer.descriptor.size, layer.uncompressed_size,
-            False, time.monotonic() - start, extra.get("ledger", {}),
+            name,
+            layer.descriptor.digest,
+            layer.descriptor.size,
+            layer.uncompressed_size,
+            False,
+            time.monotonic() - start,
+            extra.get("ledger", {}),
         )
         return layer, report, extra
 
@@ -332,8 +356,9 @@ class Builder:
         self, packages: list[debian.DebPackage]
     ) -> tuple[Layer, LayerReport, debian.RootfsInfo]:
         spec = self.debian_spec
-        key = input_key("base", self._common_key(), dataclasses.asdict(spec),
-                        [p.sha256 for p in packages])
+        key = input_key(
+            "base", self._common_key(), dataclasses.asdict(spec), [p.sha256 for p in packages]
+        )
         owner = Ownership(overrides={spec.home.strip("/"): (spec.uid, spec.uid)})
 
         def fill(root: Path) -> dict[str, Any]:
@@ -341,16 +366,23 @@ class Builder:
             info = debian.assemble(spec, packages, root, self.store, self.steps.progress)
             # Debian compiles the stdlib in a maintainer script we do not run.
             precompile(root, f"/usr/lib/python{info.python_version}", info.python_version)
-            return {"rootfs": {
-                "python_exe": info.python_exe, "python_version": info.python_version,
-                "site_packages": info.site_packages, "glibc": info.glibc,
-            }}
+            return {
+                "rootfs": {
+                    "python_exe": info.python_exe,
+                    "python_version": info.python_version,
+                    "site_packages": info.site_packages,
+                    "glibc": info.glibc,
+                }
+            }
 
         layer, report, extra = self._layer("base", key, fill, owner)
         r = extra["rootfs"]
         info = debian.RootfsInfo(
-            python_exe=r["python_exe"], python_version=r["python_version"],
-            site_packages=r["site_packages"], glibc=r["glibc"], packages=packages,
+            python_exe=r["python_exe"],
+            python_version=r["python_version"],
+            site_packages=r["site_packages"],
+            glibc=r["glibc"],
+            packages=packages,
         )
         return layer, report, info
 
@@ -359,13 +391,23 @@ class Builder:
     ) -> tuple[Layer, LayerReport]:
         """Install ``(name, sha256, path)`` wheels, slim them, precompile, write a layer."""
         scheme = Scheme(
-            purelib=info.site_packages, platlib=info.site_packages, scripts="/usr/local/bin",
-            data="/usr/local", headers=f"/usr/local/include/python{info.python_version}",
+            purelib=info.site_packages,
+            platlib=info.site_packages,
+            scripts="/usr/local/bin",
+            data="/usr/local",
+            headers=f"/usr/local/include/python{info.python_version}",
         )
         slim = not self.opts.no_slim
         key = input_key(
-            "python", name, self._common_key(), sorted(w[1] for w in wheels),
-            dataclasses.asdict(scheme), info.python_exe, slim, self.profile, sorted(self.keep),
+            "python",
+            name,
+            self._common_key(),
+            sorted(w[1] for w in wheels),
+            dataclasses.asdict(scheme),
+            info.python_exe,
+            slim,
+            self.profile,
+            sorted(self.keep),
         )
 
         def fill(root: Path) -> dict[str, Any]:
@@ -375,8 +417,9 @@ class Builder:
             ledger = Ledger()
             if slim:
                 self.steps.step(f"Slimming layer {name} (profile {self.profile})")
-                slim_tree(root, info.site_packages, profile=self.profile, keep=self.keep,
-                          ledger=ledger)
+                slim_tree(
+                    root, info.site_packages, profile=self.profile, keep=self.keep, ledger=ledger
+                )
             precompile(root, info.site_packages, info.python_version)
             return {"ledger": ledger.to_dict()}
 
@@ -387,8 +430,9 @@ class Builder:
         self, name: str, files: list[tuple[Path, str]], python_version: str | None
     ) -> tuple[Layer, LayerReport]:
         """Copy ``(source, image path)`` files; root-owned and read-only for the app user."""
-        listing = [(dest, os.stat(src).st_mode & 0o111 != 0, sha256_file(src))
-                   for src, dest in files]
+        listing = [
+            (dest, os.stat(src).st_mode & 0o111 != 0, sha256_file(src)) for src, dest in files
+        ]
         key = input_key("files", name, self._common_key(), listing, python_version)
 
         def fill(root: Path) -> dict[str, Any]:
@@ -536,8 +580,9 @@ class Builder:
             built.append(self.files_layer("model", models, None))
 
         image = empty_image(arch=self.platform.arch, os=self.platform.os)
-        image = append_layers(image, [(layer, self.store, f"torchslim: {rep.name}")
-                                      for layer, rep in built])
+        image = append_layers(
+            image, [(layer, self.store, f"torchslim: {rep.name}") for layer, rep in built]
+        )
         image = self.image_config(image, info)
         self._write(image, tag)
 
@@ -546,10 +591,18 @@ class Builder:
             if rep.ledger:
                 ledger.merge(Ledger.from_dict(rep.ledger))
         return BuildResult(
-            name=self.cfg.name, tag=tag, digest=image.digest(), platform=str(self.platform),
-            layers=[rep for _, rep in built], ledger=ledger, dev_findings=findings,
-            output=self.opts.output, seconds=time.monotonic() - start,
-            profile=self.profile, slimmed=not self.opts.no_slim, image=image,
+            name=self.cfg.name,
+            tag=tag,
+            digest=image.digest(),
+            platform=str(self.platform),
+            layers=[rep for _, rep in built],
+            ledger=ledger,
+            dev_findings=findings,
+            output=self.opts.output,
+            seconds=time.monotonic() - start,
+            profile=self.profile,
+            slimmed=not self.opts.no_slim,
+            image=image,
         )
 
     mtime: int = 0
@@ -563,7 +616,10 @@ class Builder:
             write_oci_layout(image, out.path, ref_name=tag, force=self.opts.force)
         else:
             write_docker_archive(
-                image, out.path, repo_tags=[f"localhost/{self.cfg.name}:{tag}"], force=self.opts.force
+                image,
+                out.path,
+                repo_tags=[f"localhost/{self.cfg.name}:{tag}"],
+                force=self.opts.force,
             )
 
 

@@ -100,27 +100,44 @@ def main() -> None:
 
 @main.command()
 @click.argument("project", default=".", type=click.Path(path_type=Path))
-@click.option("--output", "-o", "output", metavar="oci:DIR|docker-archive:FILE",
-              help="Where to write the image (as skopeo names transports).")
+@click.option(
+    "--output",
+    "-o",
+    "output",
+    metavar="oci:DIR|docker-archive:FILE",
+    help="Where to write the image (as skopeo names transports).",
+)
 @click.option("--force", is_flag=True, help="Replace an existing output.")
 @click.option("--profile", help="Slimming profile: inference, compile, distributed, full.")
 @click.option("--keep", multiple=True, metavar="GLOB", help="Keep files a rule would remove.")
 @click.option("--no-slim", is_flag=True, help="Install wheels as they come; remove nothing.")
-@click.option("--compression", type=click.Choice(["gzip", "zstd"]), default="gzip",
-              show_default=True)
+@click.option(
+    "--compression", type=click.Choice(["gzip", "zstd"]), default="gzip", show_default=True
+)
 @click.option("--tag", help="Image tag (default v{version}-pytorch{X.Y}-{variant}).")
 @click.option("--allow-latest", is_flag=True, help="Allow the tag 'latest'.")
 @click.option("--platform", help="linux/amd64 or linux/arm64 (default: from the config).")
 @click.option("--mirror", help="Debian mirror URL (default: deb.debian.org).")
 @click.option("--strict", is_flag=True, help="Dev-only packages in prod are an error.")
 @click.option("--relock", is_flag=True, help="Resolve again and replace pylock.toml.")
-@click.option("--json", "json_path", type=click.Path(path_type=Path),
-              help="Write the report as JSON.")
+@click.option(
+    "--json", "json_path", type=click.Path(path_type=Path), help="Write the report as JSON."
+)
 @friendly_errors
 def build(
-    project: Path, output: str | None, force: bool, profile: str | None, keep: tuple[str, ...],
-    no_slim: bool, compression: str, tag: str | None, allow_latest: bool,
-    platform: str | None, mirror: str | None, strict: bool, relock: bool,
+    project: Path,
+    output: str | None,
+    force: bool,
+    profile: str | None,
+    keep: tuple[str, ...],
+    no_slim: bool,
+    compression: str,
+    tag: str | None,
+    allow_latest: bool,
+    platform: str | None,
+    mirror: str | None,
+    strict: bool,
+    relock: bool,
     json_path: Path | None,
 ) -> None:
     """Build PROJECT (a folder with torchslim.toml) into an image."""
@@ -132,9 +149,17 @@ def build(
     from torchslim.build import build as run_build
 
     opts = BuildOptions(
-        output=parse_output(output) if output else None, force=force, profile=profile,
-        keep=keep, no_slim=no_slim, compression=compression,  # type: ignore[arg-type]
-        tag=tag, allow_latest=allow_latest, platform=platform, mirror=mirror, strict=strict,
+        output=parse_output(output) if output else None,
+        force=force,
+        profile=profile,
+        keep=keep,
+        no_slim=no_slim,
+        compression=compression,  # type: ignore[arg-type]
+        tag=tag,
+        allow_latest=allow_latest,
+        platform=platform,
+        mirror=mirror,
+        strict=strict,
         relock=relock,
     )
     with CliSteps(err_console) as steps:

@@ -151,7 +151,9 @@ def find_config(project: Path) -> Path:
     if project.is_file():
         return project
     if not project.is_dir():
-        raise ConfigError(f"{project}: no such project directory; pass the folder with torchslim.toml")
+        raise ConfigError(
+            f"{project}: no such project directory; pass the folder with torchslim.toml"
+        )
     own = project / CONFIG_FILE
     if own.is_file():
         return own
@@ -185,7 +187,9 @@ def _check_paths(cfg: ProjectConfig) -> None:
         if not cfg.path(rel).is_file():
             raise ConfigError(f"{cfg.file}: key `dev-requirements`: file {rel!r} does not exist")
     if not cfg.cmd:
-        raise ConfigError(f"{cfg.file}: key `cmd`: must not be empty; e.g. cmd = ['python', 'app.py']")
+        raise ConfigError(
+            f"{cfg.file}: key `cmd`: must not be empty; e.g. cmd = ['python', 'app.py']"
+        )
 
 
 Compression = Literal["gzip", "zstd"]

@@ -45,8 +45,9 @@ def to_dict(result: BuildResult) -> dict[str, Any]:
             if result.no_slim_uncompressed
             else 1.0,
         },
-        "pull_seconds": {k: round(pull_seconds(result.compressed, v), 2)
-                         for k, v in BANDWIDTHS.items()},
+        "pull_seconds": {
+            k: round(pull_seconds(result.compressed, v), 2) for k, v in BANDWIDTHS.items()
+        },
         "layers": [
             {
                 "name": layer.name,
@@ -86,8 +87,9 @@ def render(result: BuildResult, console: Console) -> None:
             "cached" if layer.cached else f"built {layer.seconds:.1f}s",
         )
     layers.add_section()
-    layers.add_row("total", human(result.compressed), human(result.uncompressed), "", "",
-                   style="bold")
+    layers.add_row(
+        "total", human(result.compressed), human(result.uncompressed), "", "", style="bold"
+    )
     console.print(layers)
 
     if result.slimmed and result.ledger.total():

@@ -36,7 +36,9 @@ def copy_example(dest: Path) -> Path:
     return dest
 
 
-def podman(*args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+def podman(
+    *args: str, check: bool = True, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
     if shutil.which("podman") is None:
         pytest.skip("podman is not installed (bash scripts/install.sh installs it)")
     env = {**os.environ, "CONTAINERS_CONF": str(PODMAN_CONF)}

@@ -17,8 +17,11 @@ pytestmark = [pytest.mark.e2e, pytest.mark.network]
 
 def torchslim(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "torchslim.cli", *args], capture_output=True, text=True,
-        check=False, timeout=1800,
+        [sys.executable, "-m", "torchslim.cli", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=1800,
     )
 
 
@@ -27,8 +30,14 @@ def built(ts_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str,
     work = tmp_path_factory.mktemp("a")
     project = copy_example(work / "hello-torch")
     archive = work / "hello.tar"
-    proc = torchslim("build", str(project), "--output", f"docker-archive:{archive}",
-                     "--json", str(work / "report.json"))
+    proc = torchslim(
+        "build",
+        str(project),
+        "--output",
+        f"docker-archive:{archive}",
+        "--json",
+        str(work / "report.json"),
+    )
     assert proc.returncode == 0, proc.stderr
     report = json.loads((work / "report.json").read_text())
     return {"project": project, "archive": archive, "report": report, "work": work}
@@ -65,14 +74,21 @@ def test_report_shows_slimming(built: dict[str, object]) -> None:
     assert ledger["total"] > 100_000_000
     ids = {r["id"] for r in ledger["rules"]}
     assert {"torch-test-binaries", "torch-headers"} <= ids
-    assert report["size"]["uncompressed"] + ledger["total"] == report["size"]["no_slim_uncompressed"]
+    assert (
+        report["size"]["uncompressed"] + ledger["total"] == report["size"]["no_slim_uncompressed"]
+    )
 
 
-def test_same_build_elsewhere_same_digest(built: dict[str, object],
-                                          tmp_path: Path) -> None:
+def test_same_build_elsewhere_same_digest(built: dict[str, object], tmp_path: Path) -> None:
     project = copy_example(tmp_path / "elsewhere")
-    proc = torchslim("build", str(project), "--output", f"oci:{tmp_path / 'oci'}",
-                     "--json", str(tmp_path / "r.json"))
+    proc = torchslim(
+        "build",
+        str(project),
+        "--output",
+        f"oci:{tmp_path / 'oci'}",
+        "--json",
+        str(tmp_path / "r.json"),
+    )
     assert proc.returncode == 0, proc.stderr
     report = built["report"]
     assert isinstance(report, dict)
@@ -84,8 +100,14 @@ def test_touching_app_rebuilds_one_layer(built: dict[str, object], tmp_path: Pat
     assert isinstance(project, Path)
     main = project / "service" / "main.py"
     main.write_text(main.read_text() + "\n# touched\n")
-    proc = torchslim("build", str(project), "--output", f"oci:{tmp_path / 'oci'}",
-                     "--json", str(tmp_path / "r.json"))
+    proc = torchslim(
+        "build",
+        str(project),
+        "--output",
+        f"oci:{tmp_path / 'oci'}",
+        "--json",
+        str(tmp_path / "r.json"),
+    )
     assert proc.returncode == 0, proc.stderr
     layers = json.loads((tmp_path / "r.json").read_text())["layers"]
     rebuilt = [layer["name"] for layer in layers if not layer["cached"]]

@@ -18,6 +18,7 @@ from torchslim.cache import atomic_output, replace_path
 from torchslim.config import ProjectConfig
 from torchslim.errors import ConfigError, OutputExistsError
 from torchslim.generate.bases import BasePlan, plan_base
+from torchslim.generate.render import dq as _dq
 from torchslim.generate.render import render
 from torchslim.torchmeta import image_tag, torch_build, variant_label
 
@@ -58,12 +59,8 @@ RUN {{ cmd | json }}
 
 FROM ${RUNTIME_IMAGE} AS runtime
 ARG RUNTIME_IMAGE
-LABEL {% for k, v in labels %}{{ k }}={{ v | dq }}{% if not loop.last %} \\
-      {% endif %}{% endfor %}
-
-ENV {% for k, v in env %}{{ k }}={{ v }}{% if not loop.last %} \\
-    {% endif %}{% endfor %}
-
+LABEL {{ label_block }}
+ENV {{ env_block }}
 {% if runtime_apt %}
 RUN apt-get update \\
  && apt-get install -y --no-install-recommends {{ runtime_apt | join(" ") }} \\
@@ -169,8 +166,6 @@ def render_dockerfile(
     if cfg.variant != "cpu":
         # The NVIDIA container toolkit injects the driver only when asked to.
         env += [("NVIDIA_VISIBLE_DEVICES", "all"), ("NVIDIA_DRIVER_CAPABILITIES", "compute,utility")]
-    from torchslim.generate.render import _dq
-
     env += [(k, _dq(v)) for k, v in cfg.env.items()]
 
     labels: list[tuple[str, str]] = [
@@ -221,8 +216,8 @@ def render_dockerfile(
         torch_cmd=torch_cmd,
         requirement_copies=requirement_copies,
         pip_cmds=pip_cmds,
-        labels=labels,
-        env=env,
+        label_block=" \\\n      ".join(f"{k}={_dq(v)}" for k, v in labels),
+        env_block=" \\\n    ".join(f"{k}={v}" for k, v in env),
         runtime_apt=runtime_apt,
         app_dir=APP_DIR,
         app_copies=app_copies,

@@ -13,7 +13,7 @@ def _q(value: Any) -> str:
     return json.dumps(value)
 
 
-def _dq(value: str) -> str:
+def dq(value: str) -> str:
     """A Dockerfile ENV/LABEL value in double quotes: escape \\, " and $."""
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$") + '"'
 
@@ -28,7 +28,7 @@ def environment() -> Environment:
         autoescape=False,
     )
     env.filters["q"] = _q
-    env.filters["dq"] = _dq
+    env.filters["dq"] = dq
     env.filters["json"] = lambda v: json.dumps(v)
     return env
 

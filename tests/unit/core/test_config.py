@@ -38,15 +38,18 @@ def test_defaults_and_string_forms(tmp_path: Path) -> None:
     cfg = load_config(write(tmp_path, MINIMAL))
     assert cfg.cmd == ["python3", "-m", "app"]
     assert cfg.requirements == ["requirements.txt"]
-    assert (cfg.base, cfg.profile, cfg.variant, cfg.python) == ("debian", "inference", "cpu", "3.11")
+    assert (cfg.base, cfg.profile, cfg.variant, cfg.python) == (
+        "debian",
+        "inference",
+        "cpu",
+        "3.11",
+    )
 
 
 def test_pyproject_table(tmp_path: Path) -> None:
     write(tmp_path, "")
     (tmp_path / "torchslim.toml").unlink()
-    (tmp_path / "pyproject.toml").write_text(
-        "[project]\nname='x'\n[tool.torchslim]\n" + MINIMAL
-    )
+    (tmp_path / "pyproject.toml").write_text("[project]\nname='x'\n[tool.torchslim]\n" + MINIMAL)
     assert load_config(tmp_path).name == "svc"
 
 
@@ -103,7 +106,9 @@ def test_cli_bad_config_is_one_line(tmp_path: Path, text: str) -> None:
     args = [exe] if exe != sys.executable else [exe, "-m", "torchslim.cli"]
     proc = subprocess.run(
         [*args, "build", str(tmp_path), "--output", f"oci:{tmp_path / 'out'}"],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert proc.returncode == 2
     assert proc.stderr.startswith("error: ")
