@@ -472,7 +472,7 @@ class Builder:
 
     def image_config(self, image: Image, info: debian.RootfsInfo) -> Image:
         cfg = self.cfg
-        created = datetime.fromtimestamp(self.mtime, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        created = self.created
         env = {
             "PATH": "/usr/local/bin:/usr/bin:/bin",
             "PYTHONUNBUFFERED": "1",
@@ -581,7 +581,9 @@ class Builder:
 
         image = empty_image(arch=self.platform.arch, os=self.platform.os)
         image = append_layers(
-            image, [(layer, self.store, f"torchslim: {rep.name}") for layer, rep in built]
+            image,
+            [(layer, self.store, f"torchslim: {rep.name}") for layer, rep in built],
+            created=self.created,
         )
         image = self.image_config(image, info)
         self._write(image, tag)
@@ -606,6 +608,10 @@ class Builder:
         )
 
     mtime: int = 0
+
+    @property
+    def created(self) -> str:
+        return datetime.fromtimestamp(self.mtime, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
     def _write(self, image: Image, tag: str) -> None:
         out = self.opts.output

@@ -39,6 +39,7 @@ _EXIT = {"driver": 4, "toolkit": 5}
 
 LOAD_TIMEOUT = 1800.0
 GPU_MARK = "TORCHSLIM-GPU "
+TEMP_REPO = "localhost/torchslim-verify"  # images verify names itself, and removes after
 EXPECTED_MATMUL = [[2.0, 3.0], [6.0, 11.0]]
 
 # Runs inside the image: JSON on one marked line, so warnings on stdout do not break parsing.
@@ -150,7 +151,7 @@ def _load_oci(cli: _Cli, spec: str) -> str:
     path, ref = _split_oci(spec)
     if not (path / "index.json").is_file():
         raise _Failed("input", f"oci:{path}: no OCI image layout there (no index.json)")
-    name = f"localhost/torchslim-verify:{secrets.token_hex(6)}"
+    name = f"{TEMP_REPO}:{secrets.token_hex(6)}"
     skopeo = shutil.which("skopeo")
     if cli.engine.name == "podman" and skopeo:
         # podman load does not read layout directories; skopeo copies straight into its storage.
@@ -267,7 +268,7 @@ def _wait_health(cli: _Cli, name: str, host_port: int, health: str | None, timeo
             if status not in ("running", "created", "configured", "initialized"):
                 raise _Failed(
                     "image",
-                    f"the container {status} (exit code {code}) before "
+                    f"the container exited with code {code} (state {status}) before "
                     f"{health or 'its port'} answered; logs: {_logs(cli, name) or '(none)'}",
                 )
         try:
@@ -440,6 +441,9 @@ def verify_image(
             stop = ["-t", "0"] if engine.name == "podman" else []
             with contextlib.suppress(_Failed):
                 cli("rm", "-f", *stop, name, timeout=60)
+        if result.image and result.image.startswith(TEMP_REPO + ":"):
+            with contextlib.suppress(_Failed):
+                cli("rmi", "-f", result.image, timeout=120)
     return result
 
 

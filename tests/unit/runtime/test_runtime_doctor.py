@@ -174,7 +174,8 @@ def test_docker_daemon_json(
 
 
 def test_no_docker_means_not_applicable(tmp_path: Path) -> None:
-    host = healthy(tmp_path, daemon=None, tools=("nvidia-ctk", "nvidia-container-runtime", "podman"))
+    tools = ("nvidia-ctk", "nvidia-container-runtime", "podman")
+    host = healthy(tmp_path, daemon=None, tools=tools)
     report = run_doctor(host=host.probe())
     assert check(report, "docker-runtime").ok is None
     assert report.exit_code() == EXIT_OK
@@ -220,8 +221,7 @@ def test_bad_variant_is_a_config_error(tmp_path: Path) -> None:
         run_doctor(variant="cuda12", host=fake_host(tmp_path, pci=False, nodes=()).probe())
 
 
-def test_proc_version_parses_both_module_kinds(tmp_path: Path) -> None:
-    for i, (text, want) in enumerate([(PROC_535, "535.104.05"), (PROC_550, "550.54.15")]):
-        h = fake_host(tmp_path / str(i), proc=text) if (tmp_path / str(i)).mkdir() is None else None
-        assert h is not None
-        assert HostProbe(h.root).proc_driver_version() == want
+@pytest.mark.parametrize(("text", "want"), [(PROC_535, "535.104.05"), (PROC_550, "550.54.15")])
+def test_proc_version_parses_both_module_kinds(tmp_path: Path, text: str, want: str) -> None:
+    host = fake_host(tmp_path, proc=text)
+    assert HostProbe(host.root).proc_driver_version() == want
