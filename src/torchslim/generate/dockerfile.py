@@ -20,6 +20,7 @@ from torchslim.errors import ConfigError, OutputExistsError
 from torchslim.generate.bases import BasePlan, plan_base
 from torchslim.generate.render import dq as _dq
 from torchslim.generate.render import render
+from torchslim.lint.images import parse_ref, python_of
 from torchslim.torchmeta import image_tag, torch_build, variant_label
 
 VENV = "/opt/venv"
@@ -165,7 +166,10 @@ def render_dockerfile(
     ]
     if cfg.variant != "cpu":
         # The NVIDIA container toolkit injects the driver only when asked to.
-        env += [("NVIDIA_VISIBLE_DEVICES", "all"), ("NVIDIA_DRIVER_CAPABILITIES", "compute,utility")]
+        env += [
+            ("NVIDIA_VISIBLE_DEVICES", "all"),
+            ("NVIDIA_DRIVER_CAPABILITIES", "compute,utility"),
+        ]
     env += [(k, _dq(v)) for k, v in cfg.env.items()]
 
     labels: list[tuple[str, str]] = [
@@ -197,6 +201,12 @@ def render_dockerfile(
     if plan.system_site_packages:
         notes.append(
             f"The conda base provides torch; its tag must match torch {cfg.torch} ({cfg.variant})."
+        )
+    base_py = python_of(parse_ref(runtime))
+    if base_py and base_py.version and base_py.version != cfg.python:
+        notes.append(
+            f"{runtime} has python{base_py.version}, not the configured {cfg.python}: "
+            "pin wheels for that version or pick a base that matches."
         )
     if plan.kind.value == "cuda":
         notes.append(

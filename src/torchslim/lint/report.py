@@ -8,7 +8,6 @@ import json
 from typing import Any, Literal
 
 from rich.console import Console
-from rich.table import Table
 
 from torchslim import __version__
 from torchslim.lint.engine import Finding, LintResult
@@ -33,28 +32,22 @@ def format_result(result: LintResult, fmt: Format) -> str:
     raise LintError(f"--format: expected tty, json, sarif or gitlab, got {fmt!r}")
 
 
-def _tty(result: LintResult) -> str:
+def _tty(result: LintResult, console: Console | None = None) -> str:
+    """One line per finding (``file:line: ID severity message``), why and fix beneath."""
     buf = io.StringIO()
-    console = Console(file=buf, width=120, force_terminal=False, color_system=None)
-    if not result.findings:
-        console.print(f"{len(result.files)} Dockerfile(s): no findings")
-        return buf.getvalue()
-    table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
-    for col in ("where", "rule", "severity", "finding"):
-        table.add_column(col, overflow="fold")
+    out = console or Console(file=buf, width=200, force_terminal=False, color_system=None)
     for f in result.findings:
-        table.add_row(
-            f"{f.file}:{f.line}",
-            f"{f.rule} {f.name}",
-            f"[{_STYLE[f.severity]}]{f.severity}[/]",
-            f"{f.message}\n[dim]why: {f.why}\nfix: {f.fix}[/]",
+        out.print(
+            f"{f.file}:{f.line}: [bold]{f.rule}[/] [{_STYLE[f.severity]}]{f.severity}[/] "
+            f"{f.message} [dim]({f.name})[/]",
+            soft_wrap=True,
+            highlight=False,
         )
-    console.print(table)
+        out.print(f"    [dim]why: {f.why}[/]", soft_wrap=True, highlight=False)
+        out.print(f"    [dim]fix: {f.fix}[/]", soft_wrap=True, highlight=False)
     counts = {s: sum(1 for f in result.findings if f.severity == s) for s in _STYLE}
-    console.print(
-        f"{len(result.files)} Dockerfile(s): "
-        + ", ".join(f"{n} {s}" for s, n in counts.items() if n)
-    )
+    summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n) or "no findings"
+    out.print(f"{len(result.files)} Dockerfile(s): {summary}", highlight=False)
     return buf.getvalue()
 
 

@@ -437,6 +437,32 @@ def cuda_twice(df: Dockerfile) -> Iterator[Hit]:
                 break
 
 
+@rule(
+    "TS117",
+    "cuda-wheel-on-cpu-base",
+    "info",
+    "Plain `pip install torch` on Linux x86_64 pulls the CUDA build (~2.5 GB of nvidia-* "
+    "wheels); on a base without CUDA that is usually a CPU service paying for a GPU stack.",
+    "For CPU inference use --index-url https://download.pytorch.org/whl/cpu (torch==X+cpu); "
+    "for GPU name the CUDA index explicitly.",
+)
+def cuda_wheel_cpu_base(df: Dockerfile) -> Iterator[Hit]:
+    ref = base_ref(df, df.final)
+    if ref.unresolved or ref.name.endswith("nvidia/cuda") or "pytorch" in ref.name:
+        return
+    for ins in shipped_instructions(df, "RUN"):
+        for inst in installs(ins):
+            text = " ".join(inst.args) + " " + ins.text
+            if (
+                inst.tool in ("pip", "uv")
+                and "torch" in packages(inst)
+                and "download.pytorch.org" not in text
+                and "+cpu" not in text
+            ):
+                yield Hit(ins.line, "installs torch from PyPI: the CUDA build, on a non-CUDA base")
+                break
+
+
 _SECRET_WORDS = frozenset({"PASSWORD", "PASSWD", "SECRET", "TOKEN", "CREDENTIALS", "PRIVATE"})
 _KEY_PREFIX = frozenset({"API", "ACCESS", "SECRET", "PRIVATE", "AUTH"})
 
@@ -514,3 +540,9 @@ def chown_layer(df: Dockerfile) -> Iterator[Hit]:
                 copied = True
             elif ins.keyword == "RUN" and copied and _only_ownership(ins):
                 yield Hit(ins.line, "RUN chown -R after COPY duplicates the copied files")
+
+
+# Keep the registry in id order (reports, SARIF rule indexes, docs).
+_ordered = sorted(RULES.items())
+RULES.clear()
+RULES.update(_ordered)

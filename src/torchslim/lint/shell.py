@@ -102,6 +102,11 @@ def install_of(cmd: Command) -> Install | None:
         return Install("uv-sync", cmd, argv[2:])
     if name in ("conda", "mamba", "micromamba") and argv[1:2] in (["install"], ["create"]):
         return Install("conda", cmd, argv[2:])
+    if name in ("conda", "mamba", "micromamba") and argv[1:3] in (
+        ["env", "create"],
+        ["env", "update"],
+    ):
+        return Install("conda", cmd, argv[3:])
     if name == "poetry" and argv[1:2] == ["install"]:
         return Install("poetry", cmd, argv[2:])
     if name in ("apt-get", "apt", "aptitude") and "install" in argv[1:]:

@@ -121,11 +121,12 @@ def _check_driver_cuda(version: str | None, cuda: str | None, what: str) -> Chec
             _driver_install_fix(need.toolkit),
         )
     if not driver_at_least(version, need.minor_compat):
+        full = "" if need.toolkit == need.minor_compat else f" (>= {need.toolkit} for full support)"
         return Check(
             "driver-cuda",
             False,
             f"driver {version} is too old for {what} (CUDA {cuda}): "
-            f"it needs >= {need.minor_compat} (>= {need.toolkit} for full CUDA {cuda} support)",
+            f"it needs >= {need.minor_compat}{full}",
             _driver_install_fix(need.toolkit),
         )
     if not driver_at_least(version, need.toolkit):
@@ -274,7 +275,7 @@ def run_doctor(
     if not gpu_present:
         summary = "no NVIDIA GPU on this host (no NVIDIA PCI device, /dev/nvidia*, or driver)"
         return DoctorReport(
-            [Check("gpu", False, summary, "run GPU images on a host with an NVIDIA GPU")],
+            [Check("gpu", False, summary, None)],
             gpu_present=False,
             driver_version=None,
         )

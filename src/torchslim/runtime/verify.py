@@ -227,6 +227,32 @@ def _inspect(cli: _Cli, ref: str) -> tuple[dict[str, str], list[str]]:
     return dict(config.get("Labels") or {}), list(config.get("Env") or [])
 
 
+def image_cuda(image: str, engine: Engine | None = None) -> str | None:
+    """The CUDA version ``image`` was built for (for ``doctor --image``); None for CPU/unknown.
+
+    Archives and layouts are read directly; a name is asked of ``engine``.
+    """
+    from torchslim.errors import TorchslimError
+    from torchslim.oci.archive import read_docker_archive
+    from torchslim.oci.layout import read_oci_layout
+
+    try:
+        if image.startswith("oci:"):
+            path, ref = _split_oci(image.removeprefix("oci:"))
+            cfg = read_oci_layout(path, ref).config()
+        elif image.startswith("docker-archive:") or Path(image).is_file():
+            cfg = read_docker_archive(Path(image.removeprefix("docker-archive:"))).config()
+        elif engine is not None:
+            labels, env = _inspect(_Cli(engine), image)
+            return cuda_of_image(labels, env)
+        else:
+            return None
+    except (TorchslimError, OSError, _Failed):
+        return None
+    c = cfg.get("config") or {}
+    return cuda_of_image(dict(c.get("Labels") or {}), list(c.get("Env") or []))
+
+
 # ------------------------------------------------------------------ run
 
 
@@ -318,9 +344,10 @@ def _smoke(cli: _Cli, name: str | None, ref: str, smoke: list[str], timeout: flo
 
 
 def _gpu_probe(cli: _Cli, name: str | None, ref: str, timeout: float) -> tuple[dict[str, Any], str]:
-    proc = _run_in(cli, name, ref, ["python", "-c", GPU_SNIPPET], True, timeout)
+    # torchslim images have python3 (Debian's layout); other images may have only python.
+    proc = _run_in(cli, name, ref, ["python3", "-c", GPU_SNIPPET], True, timeout)
     if _not_found(proc):
-        proc = _run_in(cli, name, ref, ["python3", "-c", GPU_SNIPPET], True, timeout)
+        proc = _run_in(cli, name, ref, ["python", "-c", GPU_SNIPPET], True, timeout)
     text = proc.stdout + proc.stderr
     for line in proc.stdout.splitlines():
         if line.startswith(GPU_MARK):
@@ -425,6 +452,12 @@ def verify_image(
         if gpu:
             info, text = _gpu_probe(cli, name, ref, timeout)
             result.gpu = info
+            if not info.get("available") and info.get("cuda") is None:
+                raise _Failed(
+                    "image",
+                    f"torch {info.get('torch')} in the image is a CPU build; build the image "
+                    'with `variant = "cuXYZ"` in torchslim.toml to use the GPU',
+                )
             if not info.get("available"):
                 why = text + "\n" + str(info.get("error", ""))
                 raise _Failed(*gpu_cause(engine, why, image_cuda, host or HostProbe()))

@@ -120,7 +120,7 @@ def fake_host(
     cdi: str | None = None,
 ) -> FakeHost:
     h = FakeHost(tmp / "root", tmp / "bin")
-    h.root.mkdir()
+    h.root.mkdir(parents=True)
     h.bin.mkdir()
     if proc is not None:
         h.file("proc/driver/nvidia/version", proc)

@@ -13,11 +13,13 @@ from rich.console import Console
 from runtimehosts import PROC_535, SMI_535, SMI_550, fake_host, healthy
 from runtimeimage import PORT, build_image, write_archive, write_layout
 
+from torchslim.oci.mutate import with_config
 from torchslim.runtime.engine import Engine, detect_engine
 from torchslim.runtime.verify import (
     TEMP_REPO,
     VerifyResult,
     gpu_cause,
+    image_cuda,
     render_verify,
     verify_image,
 )
@@ -265,3 +267,83 @@ def test_gpu_on_a_host_without_one(podman_env: Engine, archive: Path) -> None:
     assert not r.ok and r.cause_kind == "driver" and r.exit_code() == 4
     assert "no NVIDIA driver is loaded" in (r.cause or "")
     assert _leftovers() == []
+
+
+# ---------------------------------------------------------------- GPU path, recorded engine output
+
+GPU_OK = (
+    'TORCHSLIM-GPU {"torch": "2.9.0+cu128", "cuda": "12.8", "available": true, '
+    '"device": "NVIDIA H100 80GB HBM3", "count": 1, "matmul": [[2.0, 3.0], [6.0, 11.0]]}'
+)
+GPU_CPU_BUILD = (
+    'TORCHSLIM-GPU {"torch": "2.13.0+cpu", "cuda": null, "available": false, '
+    '"error": "Torch not compiled with CUDA enabled"}'
+)
+GPU_OLD_DRIVER = (
+    'TORCHSLIM-GPU {"torch": "2.9.0+cu130", "cuda": "13.0", "available": false, '
+    '"error": "The NVIDIA driver on your system is too old (found version 12020)."}'
+)
+GPU_BAD_MATH = GPU_OK.replace("11.0", "12.0")
+
+
+def recorded_engine(tmp: Path, name: str, gpu_line: str, torch_label: str) -> Engine:
+    """An engine executable that answers like podman/docker with recorded output, logging argv."""
+    (tmp / "gpu.out").write_text(gpu_line + "\n")
+    script = tmp / name
+    script.write_text(
+        f"""#!/bin/sh
+echo "$*" >> "{tmp}/argv.log"
+case "$1 $2" in
+  "image inspect") echo '[{{"Config": {{"Labels": {{"dev.torchslim.torch": "{torch_label}"}},
+                           "Env": ["PATH=/usr/bin"]}}}}]' ;;
+  "run --rm") cat "{tmp}/gpu.out" ;;
+esac
+"""
+    )
+    script.chmod(0o755)
+    return Engine(name, str(script))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("engine_name", "flags"), [("podman", "--device nvidia.com/gpu=all"),
+                                                    ("docker", "--gpus all")])  # fmt: skip
+def test_gpu_ok_with_recorded_engine(tmp_path: Path, engine_name: str, flags: str) -> None:
+    engine = recorded_engine(tmp_path, engine_name, GPU_OK, "2.9.0+cu128")
+    r = verify_image("img:1", engine=engine, port=None, health=None, smoke=[], gpu=True)
+    assert r.ok, r.cause
+    assert r.gpu is not None and r.gpu["device"] == "NVIDIA H100 80GB HBM3"
+    log = (tmp_path / "argv.log").read_text()
+    assert f"run --rm {flags} --entrypoint python3 img:1 -c" in log
+    text = rendered(r)
+    assert "torch.cuda.is_available(): True  device: NVIDIA H100 80GB HBM3" in text
+
+
+def test_gpu_with_cpu_torch(tmp_path: Path) -> None:
+    engine = recorded_engine(tmp_path, "podman", GPU_CPU_BUILD, "2.13.0+cpu")
+    r = verify_image("img:1", engine=engine, port=None, health=None, smoke=[], gpu=True)
+    assert not r.ok and r.cause_kind == "image" and "CPU build" in (r.cause or "")
+
+
+def test_gpu_driver_older_than_image(tmp_path: Path) -> None:
+    engine = recorded_engine(tmp_path, "docker", GPU_OLD_DRIVER, "2.9.0+cu130")
+    host = healthy(tmp_path / "host", proc=PROC_535, smi=SMI_535)
+    r = verify_image(
+        "img:1", engine=engine, port=None, health=None, smoke=[], gpu=True, host=host.probe()
+    )
+    assert not r.ok and r.cause_kind == "driver" and r.exit_code() == 4
+    assert "driver 535.104.05 is older than the image's CUDA 13.0" in (r.cause or "")
+
+
+def test_gpu_wrong_matmul(tmp_path: Path) -> None:
+    engine = recorded_engine(tmp_path, "podman", GPU_BAD_MATH, "2.9.0+cu128")
+    r = verify_image("img:1", engine=engine, port=None, health=None, smoke=[], gpu=True)
+    assert not r.ok and "matmul on the GPU gave" in (r.cause or "")
+
+
+def test_image_cuda_from_archive_and_layout(tmp_path: Path) -> None:
+    img = with_config(build_image(tmp_path), labels={"dev.torchslim.torch": "2.9.0+cu130"})
+    tar = write_archive(img, tmp_path / "cu.tar", "x/y:1")
+    layout = write_layout(img, tmp_path / "cu-layout", ref="v1")
+    assert image_cuda(f"docker-archive:{tar}") == "13.0"
+    assert image_cuda(str(tar)) == "13.0"
+    assert image_cuda(f"oci:{layout}:v1") == "13.0"
+    assert image_cuda(f"docker-archive:{tmp_path}/missing.tar") is None

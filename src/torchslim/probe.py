@@ -1,0 +1,603 @@
+"""Probe a base image from its files, never by running it.
+
+Each layer is streamed once (decompressed on the fly, tar read in stream mode)
+into a merged path index with OCI whiteouts applied, as a container runtime
+would see the filesystem. Only a handful of small files are kept in memory
+(passwd, group, os-release, site.py, pyvenv.cfg, libc6's dpkg status, and
+libc.so.6 itself for its version string); everything else is path, type,
+size and link target. From that view we answer what the build needs: which
+Python and where it installs packages, glibc for manylinux tags, existing
+users, a shell, and system CUDA libraries that torch wheels would duplicate.
+"""
+
+from __future__ import annotations
+
+import io
+import posixpath
+import re
+import tarfile
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import BinaryIO, Literal
+
+import zstandard
+
+from torchslim.cache import CHUNK
+from torchslim.errors import BuildError, IntegrityError
+from torchslim.oci.image import Image
+from torchslim.oci.layer import Layer
+
+Kind = Literal["file", "dir", "symlink", "hardlink", "other"]
+
+WH_PREFIX = ".wh."
+WH_OPAQUE = ".wh..wh..opq"
+MAX_LINK_HOPS = 40
+SMALL_FILE_MAX = 8 << 20  # dpkg status of a full distro is a few MB
+LIBC_MAX = 64 << 20
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+# Where Python usually lives when PATH (from the image config) does not say.
+FALLBACK_BIN_DIRS = ("/opt/conda/bin", "/usr/local/bin", "/usr/bin", "/bin")
+SHELLS = ("/bin/sh", "/bin/bash", "/bin/dash", "/bin/busybox")
+WORKING_BASES = (
+    "debian (the default, `base` unset), python:3.X-slim, pytorch/pytorch:*-runtime, "
+    "nvidia/cuda:*-runtime with python3 installed, or gcr.io/distroless/python3"
+)
+
+_PY_NAME = re.compile(r"python(\d+\.\d+)$")
+_PY_LIBDIR = re.compile(r"python(\d+\.\d+)$")
+_LIBC_VERSION = re.compile(rb"GNU C Library [^\n\x00]*?release version (\d+\.\d+)")
+_LIBC_NAME = re.compile(r"(?:libc|ld)-(\d+\.\d+)\.so$")
+_LIB_DIR = r"(?:usr/)?lib(?:64|32)?(?:/[a-z0-9_]+-linux-gnu[a-z0-9_]*)?"
+_LIBC_PATH = re.compile(rf"^/{_LIB_DIR}/(?:libc\.so\.6|libc-\d+\.\d+\.so)$")
+_CUDA_LIB = re.compile(
+    r"^lib(?:cudart|cublas|cublasLt|cudnn[a-z_]*|cufft[a-z]*|curand|cusparse|cusparseLt|"
+    r"cusolver[a-zA-Z]*|nccl|nvrtc[a-z-]*|nvJitLink|cupti|nvToolsExt|cufile[a-z_]*|nvperf_[a-z]+)"
+    r"\.so(?:\.[0-9.]+)?$"
+)
+_CUDA_DIRS = re.compile(
+    rf"^/(?:usr/local/cuda[^/]*/.*|{_LIB_DIR}|opt/conda/(?:envs/[^/]+/)?lib(?:64)?|"
+    r"usr/local/nvidia/lib(?:64)?|.+/site-packages/nvidia/[^/]+/lib)/[^/]+$"
+)
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    """One path of the merged filesystem: what a runtime would find there."""
+
+    kind: Kind
+    size: int
+    linkname: str = ""  # symlink target as stored, or the absolute path a hardlink points to
+    layer: int = 0
+
+
+@dataclass(frozen=True)
+class BaseProbe:
+    """What the build needs to know about a base image (paths are absolute, in the image)."""
+
+    python_exe: str | None
+    python_version: str | None  # "3.11"
+    site_packages: str | None  # where `pip install` into this interpreter puts packages
+    prefix: str | None  # sys.prefix of that interpreter (the venv for a venv)
+    glibc: str | None  # "2.36"; None for musl or no libc
+    users: dict[int, tuple[str, str]]  # uid -> (name, home)
+    shell: str | None
+    cuda_libs: dict[str, int]  # absolute path of each system CUDA library file -> bytes
+    os_release: dict[str, str]
+    arch: str
+    groups: dict[int, str] = field(default_factory=dict)  # gid -> name
+    files: Mapping[str, FileEntry] = field(default_factory=dict, repr=False, compare=False)
+
+    def user_for(self, uid: int) -> str | None:
+        """Name of the existing user with ``uid`` (reuse it), or None (one must be added)."""
+        entry = self.users.get(uid)
+        return entry[0] if entry else None
+
+    def exists(self, path: str) -> bool:
+        """Whether ``path`` exists in the merged view (symlinks followed)."""
+        return _resolve(self.files, path) is not None
+
+    @property
+    def cuda_bytes(self) -> int:
+        return sum(self.cuda_libs.values())
+
+
+def lib_family(name: str) -> str:
+    """``libcublas.so.12.1.3`` → ``libcublas``: the name shared across versions and copies."""
+    return posixpath.basename(name).split(".so", 1)[0]
+
+
+def duplicate_cuda(probe: BaseProbe, wheel_libs: Iterable[str]) -> dict[str, int]:
+    """The base's CUDA libraries (path → bytes) of the same family as any of ``wheel_libs``
+    (file names or paths the torch / nvidia-* wheels install): bytes the image carries twice."""
+    families = {lib_family(n) for n in wheel_libs}
+    return {p: n for p, n in sorted(probe.cuda_libs.items()) if lib_family(p) in families}
+
+
+def require_python(probe: BaseProbe, where: str, python: str | None = None) -> None:
+    """Raise a one-line BuildError when the base has no usable Python (or not ``python``)."""
+    if probe.python_exe is None or probe.site_packages is None or probe.python_version is None:
+        raise BuildError(
+            f"{where}: the base image has no usable Python (no python3 with its standard "
+            f"library on PATH or under /usr/local, /opt/conda, /usr); use a base that has one: "
+            f"{WORKING_BASES}"
+        )
+    if python is not None and probe.python_version != python:
+        raise BuildError(
+            f"{where}: the base image has Python {probe.python_version} ({probe.python_exe}) "
+            f'but the project asks for {python}; set `python = "{probe.python_version}"` '
+            "or pick a base with that Python"
+        )
+
+
+# --- reading layers -------------------------------------------------------------------------
+
+
+def _norm(name: str) -> str | None:
+    """Tar member name → absolute normalized path; None for names that escape the root."""
+    p = posixpath.normpath("/" + name.lstrip("/"))
+    if p.startswith("//"):
+        p = "/" + p.lstrip("/")
+    parts = p.split("/")
+    if ".." in parts:
+        return None
+    return p
+
+
+def _wanted(path: str) -> int:
+    """Byte limit when ``path``'s content must be kept, else 0."""
+    base = posixpath.basename(path)
+    if path in ("/etc/passwd", "/etc/group", "/etc/os-release", "/usr/lib/os-release"):
+        return SMALL_FILE_MAX
+    if path == "/var/lib/dpkg/status":
+        return SMALL_FILE_MAX
+    if path.startswith("/var/lib/dpkg/status.d/") and base.startswith("libc6"):
+        return 0 if base.endswith(".md5sums") else SMALL_FILE_MAX
+    if base == "site.py" and _PY_LIBDIR.search(posixpath.dirname(path)):
+        return SMALL_FILE_MAX
+    if base == "pyvenv.cfg" and path.count("/") <= 5:
+        return SMALL_FILE_MAX
+    if _LIBC_PATH.search(path):
+        return LIBC_MAX
+    return 0
+
+
+class _Raw(io.RawIOBase):
+    """Any binary stream as a raw one, so io.BufferedReader can peek at its magic bytes."""
+
+    def __init__(self, inner: BinaryIO) -> None:
+        self.inner = inner
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf: memoryview | bytearray) -> int:  # type: ignore[override]
+        data = self.inner.read(len(buf))
+        buf[: len(data)] = data
+        return len(data)
+
+
+def _tar_stream(blob: BinaryIO, media_type: str) -> BinaryIO:
+    """Decompressed tar bytes of a layer blob: zstd here, gzip/plain left to tarfile 'r|*'."""
+    buffered = io.BufferedReader(_Raw(blob), buffer_size=CHUNK)
+    head = buffered.peek(4)[:4]
+    if "zstd" in media_type or head.startswith(b"\x28\xb5\x2f\xfd"):
+        reader = zstandard.ZstdDecompressor().stream_reader(
+            buffered, read_size=CHUNK, read_across_frames=True, closefd=False
+        )
+        return reader
+    return buffered
+
+
+@dataclass
+class _LayerScan:
+    entries: dict[str, FileEntry] = field(default_factory=dict)
+    data: dict[str, bytes] = field(default_factory=dict)
+    whiteouts: set[str] = field(default_factory=set)
+    opaque: set[str] = field(default_factory=set)
+
+
+_KINDS: dict[bytes, Kind] = {
+    tarfile.REGTYPE: "file",
+    tarfile.AREGTYPE: "file",
+    tarfile.CONTTYPE: "file",
+    tarfile.DIRTYPE: "dir",
+    tarfile.SYMTYPE: "symlink",
+    tarfile.LNKTYPE: "hardlink",
+}
+
+
+def _scan_layer(image: Image, layer: Layer, index: int) -> _LayerScan:
+    what = f"base layer {index} ({layer.digest})"
+    scan = _LayerScan()
+    blob = image.open_layer(layer)
+    try:
+        stream = _tar_stream(blob, layer.descriptor.media_type)
+        try:
+            with tarfile.open(
+                fileobj=stream, mode="r|*", bufsize=CHUNK, errors="surrogateescape"
+            ) as tar:
+                for m in tar:
+                    _member(tar, m, index, scan)
+            while stream.read(CHUNK):  # rest of the tar (padding) ...
+                pass
+            while blob.read(CHUNK):  # ... and of the blob, so its digest is checked
+                pass
+        except (tarfile.TarError, zstandard.ZstdError, EOFError, OSError) as exc:
+            raise IntegrityError(
+                f"{what} is not a readable tar ({exc}); re-pull or re-create the base image"
+            ) from exc
+    finally:
+        blob.close()
+    return scan
+
+
+def _member(tar: tarfile.TarFile, m: tarfile.TarInfo, index: int, scan: _LayerScan) -> None:
+    path = _norm(m.name)
+    if path is None or path == "/":
+        return
+    parent, base = posixpath.split(path)
+    if base == WH_OPAQUE:
+        scan.opaque.add(parent)
+        return
+    if base.startswith(WH_PREFIX):
+        scan.whiteouts.add(posixpath.join(parent, base[len(WH_PREFIX) :]))
+        return
+    kind = _KINDS.get(m.type, "other")
+    link = m.linkname
+    if kind == "hardlink":
+        link = _norm(m.linkname) or ""
+    scan.entries[path] = FileEntry(kind, m.size if kind == "file" else 0, link, index)
+    scan.data.pop(path, None)
+    if kind == "hardlink" and link in scan.data:
+        scan.data[path] = scan.data[link]
+    limit = _wanted(path)
+    if kind == "file" and limit and m.size <= limit:
+        f = tar.extractfile(m)
+        if f is not None:
+            scan.data[path] = f.read()
+
+
+def _ancestors(path: str) -> Iterable[str]:
+    while path != "/":
+        path = posixpath.dirname(path)
+        yield path
+
+
+def _apply(files: dict[str, FileEntry], data: dict[str, bytes], scan: _LayerScan) -> None:
+    """Lay one layer over the view: its whiteouts and opaque dirs hide lower entries only."""
+    gone = set(scan.whiteouts)  # the path and everything under it
+    under = set(scan.opaque)  # everything under it, not the dir itself
+    for path, entry in scan.entries.items():
+        lower = files.get(path)
+        if lower is not None and lower.kind == "dir" and entry.kind != "dir":
+            under.add(path)  # a file replacing a dir hides the dir's children
+    if gone or under:
+        for path in list(files):
+            anc = list(_ancestors(path))
+            if path in gone or any(a in gone or a in under for a in anc):
+                del files[path]
+                data.pop(path, None)
+    for path, entry in scan.entries.items():
+        files[path] = entry
+        data.pop(path, None)
+    data.update(scan.data)
+
+
+def _resolve(files: Mapping[str, FileEntry], path: str, hops: int = 0) -> str | None:
+    """``path`` with every symlink followed inside the view; None if missing or a loop."""
+    if hops > MAX_LINK_HOPS:
+        return None
+    cur = "/"
+    parts = [p for p in posixpath.normpath("/" + path).split("/") if p]
+    for i, part in enumerate(parts):
+        nxt = posixpath.join(cur, part)
+        entry = files.get(nxt)
+        if entry is None:
+            return None
+        if entry.kind == "symlink":
+            target = entry.linkname
+            joined = target if target.startswith("/") else posixpath.join(cur, target)
+            rest = "/".join(parts[i + 1 :])
+            full = posixpath.join(joined, rest) if rest else joined
+            return _resolve(files, _clean(full), hops + 1)
+        if i < len(parts) - 1 and entry.kind != "dir":
+            return None
+        cur = nxt
+    return cur
+
+
+def _clean(path: str) -> str:
+    """normpath that cannot climb above the root (as the kernel resolves '..' at '/')."""
+    out: list[str] = []
+    for part in path.split("/"):
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if out:
+                out.pop()
+        else:
+            out.append(part)
+    return "/" + "/".join(out)
+
+
+# --- what the files say ---------------------------------------------------------------------
+
+
+@dataclass
+class _View:
+    files: dict[str, FileEntry]
+    data: dict[str, bytes]
+
+    def resolve(self, path: str) -> str | None:
+        return _resolve(self.files, path)
+
+    def entry(self, path: str) -> FileEntry | None:
+        real = self.resolve(path)
+        return self.files.get(real) if real else None
+
+    def is_file(self, path: str) -> bool:
+        e = self.entry(path)
+        return e is not None and e.kind in ("file", "hardlink")
+
+    def is_dir(self, path: str) -> bool:
+        e = self.entry(path)
+        return e is not None and e.kind == "dir"
+
+    def read(self, path: str) -> bytes | None:
+        real = self.resolve(path)
+        if real is None:
+            return None
+        entry = self.files.get(real)
+        if entry is not None and entry.kind == "hardlink":
+            real = entry.linkname
+        return self.data.get(real)
+
+    def text(self, path: str) -> str | None:
+        raw = self.read(path)
+        return raw.decode("utf-8", "replace") if raw is not None else None
+
+    def listdir(self, path: str) -> list[str]:
+        real = self.resolve(path)
+        if real is None:
+            return []
+        prefix = real.rstrip("/") + "/"
+        return sorted(
+            p[len(prefix) :]
+            for p in self.files
+            if p.startswith(prefix) and "/" not in p[len(prefix) :]
+        )
+
+
+@dataclass(frozen=True)
+class _Python:
+    exe: str
+    version: str
+    prefix: str
+    site: str
+
+
+def _lib_version(view: _View, prefix: str, hint: str | None) -> str | None:
+    """The X.Y whose stdlib (lib/pythonX.Y/os.py) is under ``prefix``; ``hint`` first."""
+    found: list[str] = []
+    for libdir in ("lib", "lib64"):
+        for name in view.listdir(f"{prefix}/{libdir}"):
+            m = _PY_LIBDIR.match(name)
+            if m and view.is_file(f"{prefix}/{libdir}/{name}/os.py"):
+                found.append(m[1])
+    if hint is not None:
+        return hint if hint in found else None
+    if not found:
+        return None
+    return max(found, key=lambda v: tuple(int(x) for x in v.split(".")))
+
+
+def _stdlib_dir(view: _View, prefix: str, version: str) -> str:
+    for libdir in ("lib", "lib64"):
+        d = f"{prefix}/{libdir}/python{version}"
+        if view.is_file(f"{d}/os.py"):
+            return d
+    return f"{prefix}/lib/python{version}"
+
+
+def _cfg(text: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition("=")
+        if sep:
+            out[key.strip().lower()] = value.strip()
+    return out
+
+
+def _venv(view: _View, candidate: str) -> _Python | None:
+    """A venv: pyvenv.cfg next to or above the executable, as CPython looks for it."""
+    bindir = posixpath.dirname(candidate)
+    for cfg_path in (f"{bindir}/pyvenv.cfg", f"{posixpath.dirname(bindir)}/pyvenv.cfg"):
+        text = view.text(cfg_path)
+        if text is None:
+            continue
+        cfg = _cfg(text)
+        venv = posixpath.dirname(cfg_path)
+        version = None
+        for key in ("version_info", "version"):
+            m = re.match(r"(\d+\.\d+)", cfg.get(key, ""))
+            if m:
+                version = m[1]
+                break
+        real = view.resolve(candidate)
+        if version is None and real:
+            m = _PY_NAME.search(posixpath.basename(real))
+            version = m[1] if m else None
+        home = cfg.get("home", "")
+        base = posixpath.dirname(home.rstrip("/")) if home else ""
+        if version is None and base:
+            version = _lib_version(view, base, None)
+        if version is None or real is None or not view.is_file(real):
+            return None
+        if base and _lib_version(view, base, version) is None:
+            return None  # the base interpreter's stdlib is missing
+        exe = f"{venv}/bin/python{version}"
+        return _Python(
+            exe if view.is_file(exe) else candidate,
+            version,
+            venv,
+            f"{venv}/lib/python{version}/site-packages",
+        )
+    return None
+
+
+def _system_python(view: _View, candidate: str) -> _Python | None:
+    real = view.resolve(candidate)
+    if real is None or not view.is_file(real):
+        return None
+    bindir = posixpath.dirname(real)
+    if posixpath.basename(bindir) != "bin":
+        return None
+    prefix = posixpath.dirname(bindir)
+    m = _PY_NAME.search(posixpath.basename(real))
+    version = _lib_version(view, prefix, m[1] if m else None)
+    if version is None or not version.startswith("3."):
+        return None
+    stdlib = _stdlib_dir(view, prefix, version)
+    site_py = view.text(f"{stdlib}/site.py") or ""
+    if view.is_dir(f"{prefix}/conda-meta"):
+        site = f"{prefix}/lib/python{version}/site-packages"
+    elif "dist-packages" in site_py:
+        # Debian's patched site.py: pip installs to <prefix>/local/lib/pythonX.Y/dist-packages.
+        site = f"{prefix.rstrip('/')}/local/lib/python{version}/dist-packages"
+        if prefix == "/usr/local":
+            site = f"/usr/local/lib/python{version}/dist-packages"
+    else:
+        site = f"{prefix}/lib/python{version}/site-packages"
+    return _Python(real, version, prefix, site)
+
+
+def _config_path(config: Mapping[str, object]) -> list[str]:
+    inner = config.get("config")
+    env = inner.get("Env") if isinstance(inner, dict) else None
+    path = DEFAULT_PATH
+    for item in env if isinstance(env, list) else []:
+        if isinstance(item, str) and item.startswith("PATH="):
+            path = item[5:]
+    dirs = [d for d in path.split(":") if d.startswith("/")]
+    return list(dict.fromkeys([*dirs, *FALLBACK_BIN_DIRS]))
+
+
+def _find_python(view: _View, bindirs: list[str]) -> _Python | None:
+    for d in bindirs:
+        names = ["python3", "python"]
+        names += sorted(
+            (n for n in view.listdir(d) if _PY_NAME.fullmatch(n)),
+            key=lambda n: tuple(int(x) for x in n[6:].split(".")),
+            reverse=True,
+        )
+        for name in names:
+            candidate = f"{d.rstrip('/')}/{name}"
+            if view.entry(candidate) is None:
+                continue
+            found = _venv(view, candidate) or _system_python(view, candidate)
+            if found is not None:
+                return found
+    return None
+
+
+def _libc_dirs(arch: str) -> list[str]:
+    triplet = {"amd64": "x86_64", "arm64": "aarch64", "ppc64le": "powerpc64le", "s390x": "s390x"}
+    t = triplet.get(arch, arch) + "-linux-gnu"
+    return [f"/usr/lib/{t}", f"/lib/{t}", "/usr/lib64", "/lib64", "/usr/lib", "/lib"]
+
+
+def _glibc(view: _View, arch: str) -> str | None:
+    for d in _libc_dirs(arch):
+        real = view.resolve(f"{d}/libc.so.6")
+        if real is None:
+            continue
+        m = _LIBC_NAME.search(real)  # libc.so.6 -> libc-2.31.so (glibc < 2.34)
+        if m:
+            return m[1]
+        content = view.read(real)
+        if content is not None and (v := _LIBC_VERSION.search(content)):
+            return v[1].decode()
+    for path in view.files:
+        if _LIBC_PATH.search(path) and (m := _LIBC_NAME.search(path)):
+            return m[1]
+    return _dpkg_libc6(view)
+
+
+def _dpkg_libc6(view: _View) -> str | None:
+    texts = [view.text("/var/lib/dpkg/status") or ""]
+    texts += [
+        view.text(f"/var/lib/dpkg/status.d/{n}") or ""
+        for n in view.listdir("/var/lib/dpkg/status.d")
+    ]
+    for text in texts:
+        for stanza in re.split(r"\n\s*\n", text):
+            if re.search(r"^Package: libc6\s*$", stanza, re.M):
+                v = re.search(r"^Version: (?:\d+:)?(\d+\.\d+)", stanza, re.M)
+                if v:
+                    return v[1]
+    return None
+
+
+def _passwd(text: str | None) -> dict[int, tuple[str, str]]:
+    users: dict[int, tuple[str, str]] = {}
+    for line in (text or "").splitlines():
+        f = line.split(":")
+        if len(f) >= 6 and f[2].isdigit() and not line.startswith(("#", "+", "-")):
+            users.setdefault(int(f[2]), (f[0], f[5]))
+    return users
+
+
+def _group(text: str | None) -> dict[int, str]:
+    groups: dict[int, str] = {}
+    for line in (text or "").splitlines():
+        f = line.split(":")
+        if len(f) >= 3 and f[2].isdigit() and not line.startswith("#"):
+            groups.setdefault(int(f[2]), f[0])
+    return groups
+
+
+def _os_release(text: str | None) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for line in (text or "").splitlines():
+        key, sep, value = line.strip().partition("=")
+        if sep and key and not key.startswith("#"):
+            v = value.strip()
+            if len(v) >= 2 and v[0] == v[-1] and v[0] in "\"'":
+                v = v[1:-1]
+            out[key] = v
+    return out
+
+
+def _cuda_libs(files: Mapping[str, FileEntry]) -> dict[str, int]:
+    return {
+        path: e.size
+        for path, e in sorted(files.items())
+        if e.kind == "file" and _CUDA_LIB.match(posixpath.basename(path)) and _CUDA_DIRS.match(path)
+    }
+
+
+def probe_image(image: Image) -> BaseProbe:
+    """Stream every layer of ``image`` once and describe the merged filesystem."""
+    files: dict[str, FileEntry] = {}
+    data: dict[str, bytes] = {}
+    for i, layer in enumerate(image.layers()):
+        _apply(files, data, _scan_layer(image, layer, i))
+    config = image.config()
+    arch = str(config.get("architecture") or "")
+    view = _View(files, data)
+    py = _find_python(view, _config_path(config))
+    shell = next((s for s in SHELLS if view.is_file(s)), None)
+    return BaseProbe(
+        python_exe=py.exe if py else None,
+        python_version=py.version if py else None,
+        site_packages=py.site if py else None,
+        prefix=py.prefix if py else None,
+        glibc=_glibc(view, arch),
+        users=_passwd(view.text("/etc/passwd")),
+        shell=shell,
+        cuda_libs=_cuda_libs(files),
+        os_release=_os_release(view.text("/etc/os-release") or view.text("/usr/lib/os-release")),
+        arch=arch,
+        groups=_group(view.text("/etc/group")),
+        files=files,
+    )
