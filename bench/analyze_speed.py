@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "unit" / "analyze"))
 
-from imagebuilder import Blob, Spec, sha, write_oci  # noqa: E402
+from imagebuilder import Blob, Spec, write_oci  # noqa: E402
 from realparts import CACHE, SITE, TORCH_WHEEL  # noqa: E402
 
 from torchslim.analyze import analyze, open_image  # noqa: E402
@@ -32,8 +32,9 @@ def _gzip_layer(tar_path: Path) -> Blob:
     gz = tar_path.with_suffix(".tar.gz")
     with gz.open("wb") as out:
         subprocess.run(["gzip", "-6", "-n", "-c", str(tar_path)], stdout=out, check=True)
-    raw_digest = subprocess.run(["sha256sum", str(tar_path)], capture_output=True, text=True,
-                                check=True).stdout.split()[0]  # fmt: skip
+    raw_digest = subprocess.run(
+        ["sha256sum", str(tar_path)], capture_output=True, text=True, check=True
+    ).stdout.split()[0]
     return Blob(gz.read_bytes(), "sha256:" + raw_digest, MEDIA_GZIP)
 
 
@@ -85,11 +86,15 @@ def main() -> None:
     t_analyze = time.perf_counter() - t0
     gb = a.uncompressed / 1e9
     print(f"image: {ref}")
-    print(f"layers: {len(a.layers)}, compressed {a.compressed / 1e9:.2f} GB, "
-          f"uncompressed {gb:.2f} GB, {a.file_count} files")  # fmt: skip
+    print(
+        f"layers: {len(a.layers)}, compressed {a.compressed / 1e9:.2f} GB, "
+        f"uncompressed {gb:.2f} GB, {a.file_count} files"
+    )
     print(f"gzip -dc          : {t_gzip:6.2f} s  = {t_gzip / gb:5.2f} s/GB")
-    print(f"torchslim analyze : {t_analyze:6.2f} s  = {t_analyze / gb:5.2f} s/GB "
-          f"({t_analyze / t_gzip:.2f}x gzip -dc)")  # fmt: skip
+    print(
+        f"torchslim analyze : {t_analyze:6.2f} s  = {t_analyze / gb:5.2f} s/GB "
+        f"({t_analyze / t_gzip:.2f}x gzip -dc)"
+    )
 
 
 if __name__ == "__main__":

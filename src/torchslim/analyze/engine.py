@@ -33,17 +33,61 @@ from torchslim.oci.image import Image
 
 EXAMPLES = 8
 _KEY_MARKERS = (b"PRIVATE KEY-----", b"openssh-key-v1", b"PuTTY-User-Key-File")
-_NOT_KEYS = (".py", ".pyc", ".so", ".h", ".hpp", ".json", ".txt", ".md", ".html", ".js", ".css",
-             ".png", ".svg", ".c", ".cc", ".cpp", ".pyi", ".rst", ".typed", ".cfg", ".toml",
-             ".mo", ".gz", ".xml", ".yaml", ".yml", ".ini", ".sh", ".list", ".md5sums")  # fmt: skip
+_NOT_KEYS = (
+    ".py",
+    ".pyc",
+    ".so",
+    ".h",
+    ".hpp",
+    ".json",
+    ".txt",
+    ".md",
+    ".html",
+    ".js",
+    ".css",
+    ".png",
+    ".svg",
+    ".c",
+    ".cc",
+    ".cpp",
+    ".pyi",
+    ".rst",
+    ".typed",
+    ".cfg",
+    ".toml",
+    ".mo",
+    ".gz",
+    ".xml",
+    ".yaml",
+    ".yml",
+    ".ini",
+    ".sh",
+    ".list",
+    ".md5sums",
+)
 _CUDA_HEADERS = re.compile(r"(^|/)(cuda|cuda_runtime|cublas_v2|cudnn|cusparse|nvrtc)\.h$")
 
 # Categories torchslim build (inference profile) drops; the estimate subtracts them.
 REMOVED_BY_BUILD = (
-    "secrets", "cache.pip", "cache.conda-pkgs", "cache.apt", "cache.pycache", "build-tools",
-    "python.dev", "torch.test", "torch.bin", "torch.include", "headers", "static-libs", "tests",
-    "ssh-server", "shells", "cuda.cupti", "cuda.cufile", "cuda.nvshmem",
-)  # fmt: skip
+    "secrets",
+    "cache.pip",
+    "cache.conda-pkgs",
+    "cache.apt",
+    "cache.pycache",
+    "build-tools",
+    "python.dev",
+    "torch.test",
+    "torch.bin",
+    "torch.include",
+    "headers",
+    "static-libs",
+    "tests",
+    "ssh-server",
+    "shells",
+    "cuda.cupti",
+    "cuda.cufile",
+    "cuda.nvshmem",
+)
 
 
 class _Collector:
@@ -73,7 +117,13 @@ class _Collector:
         if kind == "hardlink":
             target, twhy = normalize(link)
             if target is None or twhy:
-                self.view.unsafe.append(UnsafeName(self.layer, display(f"{m.name} -> {link}"), twhy or "hard link leaves the root"))
+                self.view.unsafe.append(
+                    UnsafeName(
+                        self.layer,
+                        display(f"{m.name} -> {link}"),
+                        twhy or "hard link leaves the root",
+                    )
+                )
             if not target:
                 kind, link = "other", ""
             else:
@@ -84,9 +134,12 @@ class _Collector:
                 node.data = peek(m.size)
             elif 64 <= m.size <= 16384 and not path.endswith(_NOT_KEYS):
                 head = peek(64)
-                node.private_key = head.startswith(b"-----BEGIN") and any(
-                    k in head for k in _KEY_MARKERS
-                ) or head.startswith(b"openssh-key-v1") or head.startswith(b"PuTTY-User-Key-File")
+                node.private_key = (
+                    head.startswith(b"-----BEGIN")
+                    and any(k in head for k in _KEY_MARKERS)
+                    or head.startswith(b"openssh-key-v1")
+                    or head.startswith(b"PuTTY-User-Key-File")
+                )
         self.view.add(node)
 
 
@@ -144,9 +197,17 @@ def analyze_image(image: Image, *, name: str, limits: Limits) -> Analysis:
         with image.open_layer(layer) as blob:
             walk_layer(blob, budget, what, collector.visit, stats)
         infos.append(
-            LayerInfo(i, d.digest, layer.diff_id, d.media_type, stats.compressed,
-                      stats.uncompressed, stats.entries, created[i] if i < len(created) else "")
-        )  # fmt: skip
+            LayerInfo(
+                i,
+                d.digest,
+                layer.diff_id,
+                d.media_type,
+                stats.compressed,
+                stats.uncompressed,
+                stats.entries,
+                created[i] if i < len(created) else "",
+            )
+        )
 
     deb = owners.debian_packages(view)
     py = owners.python_packages(view)
@@ -209,9 +270,16 @@ def analyze_image(image: Image, *, name: str, limits: Limits) -> Analysis:
         if pkg.kind == "debian" and not pkg.files:
             nbytes = pkg.installed_size  # distroless status.d: no file lists, use the claim
         packages.append(
-            PackageTotal(pkg.kind, pkg.name, pkg.version, nbytes, nfiles,
-                         pkg.kind == "python" and pkg.name in dev_names, display(pkg.location))
-        )  # fmt: skip
+            PackageTotal(
+                pkg.kind,
+                pkg.name,
+                pkg.version,
+                nbytes,
+                nfiles,
+                pkg.kind == "python" and pkg.name in dev_names,
+                display(pkg.location),
+            )
+        )
     packages.sort(key=lambda p: (-p.bytes, p.kind, p.name))
 
     inner = config.get("config") or {}
@@ -261,8 +329,12 @@ def analyze_image(image: Image, *, name: str, limits: Limits) -> Analysis:
     est_compressed = int(compressed * est_uncompressed / uncompressed) if uncompressed else 0
     if wasted_bytes:
         removable_by["wasted-bytes"] = wasted_bytes
-    estimate = Estimate(uncompressed - est_uncompressed, max(est_uncompressed, 0),
-                        max(est_compressed, 0), removable_by)  # fmt: skip
+    estimate = Estimate(
+        uncompressed - est_uncompressed,
+        max(est_uncompressed, 0),
+        max(est_compressed, 0),
+        removable_by,
+    )
     ordered = sorted(cats.values(), key=lambda c: (-c.bytes, c.id))
     os_, arch, variant = image.platform
     return Analysis(

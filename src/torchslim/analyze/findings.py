@@ -65,7 +65,8 @@ RULES: dict[str, tuple[str, str, str, str]] = {
     "wasted-bytes": (
         "medium",
         "Bytes hidden by later layers",
-        "delete files in the same RUN that created them, or build with torchslim (one copy per file)",
+        "delete files in the same RUN that created them, or build with torchslim "
+        "(one copy per file)",
         "a file overwritten or deleted in a later layer is still pulled and stored",
     ),
     "caches": (
@@ -206,7 +207,14 @@ def find(inp: FindingInput) -> list[Finding]:
     if ans.dev_packages:
         dev = [p for p in inp.packages if p.dev]
         title = "Dev-only Python packages: " + ", ".join(sorted({p.name for p in dev})[:8])
-        out.append(_make("dev-packages", sum(p.bytes for p in dev), [p.location for p in dev][:1] + [p.name for p in dev][:5], title))
+        out.append(
+            _make(
+                "dev-packages",
+                sum(p.bytes for p in dev),
+                [p.location for p in dev][:1] + [p.name for p in dev][:5],
+                title,
+            )
+        )
     if inp.wasted_bytes:
         out.append(_make("wasted-bytes", inp.wasted_bytes, inp.wasted_paths[:5]))
     cache_ids = ["cache.pip", "cache.conda-pkgs", "cache.apt", "cache.pycache"]
@@ -222,7 +230,9 @@ def find(inp: FindingInput) -> list[Finding]:
     if any(has(c) for c in leftovers):
         out.append(_make("build-leftovers", *_merge(cats, leftovers)))
     if inp.setuid:
-        out.append(_make("setuid-files", sum(s for _, s in inp.setuid), [p for p, _ in inp.setuid[:10]]))
+        out.append(
+            _make("setuid-files", sum(s for _, s in inp.setuid), [p for p, _ in inp.setuid[:10]])
+        )
     if not inp.healthcheck:
         out.append(_make("no-healthcheck", 0, []))
     tag = tag_of(inp.name)

@@ -16,8 +16,20 @@ from torchslim.analyze.model import BANDWIDTHS, Analysis, CategoryTotal
 from torchslim.analyze.treemap import Rect, squarify
 
 SCHEMA = "torchslim.analyze/1"
-_SEV_STYLE = {"critical": "bold red", "high": "red", "medium": "yellow", "low": "cyan", "info": "dim"}
-_SARIF_LEVEL = {"critical": "error", "high": "error", "medium": "warning", "low": "note", "info": "note"}
+_SEV_STYLE = {
+    "critical": "bold red",
+    "high": "red",
+    "medium": "yellow",
+    "low": "cyan",
+    "info": "dim",
+}
+_SARIF_LEVEL = {
+    "critical": "error",
+    "high": "error",
+    "medium": "warning",
+    "low": "note",
+    "info": "note",
+}
 
 
 def human(n: float) -> str:
@@ -43,13 +55,19 @@ def _answer_lines(a: Analysis) -> list[tuple[str, bool, str]]:
     ans = a.answers
     dev = ", ".join(ans.dev_packages[:8]) + (" …" if len(ans.dev_packages) > 8 else "")
     return [
-        ("Is there a compiler in it?", ans.compiler_present,
-         ", ".join(ans.compiler_evidence[:3]) or "no gcc, cc1, g++, clang or nvcc found"),
-        ("Is it built on a devel base?", ans.devel_base,
-         ", ".join(ans.devel_evidence[:3]) or "no nvcc or CUDA headers"),
+        (
+            "Is there a compiler in it?",
+            ans.compiler_present,
+            ", ".join(ans.compiler_evidence[:3]) or "no gcc, cc1, g++, clang or nvcc found",
+        ),
+        (
+            "Is it built on a devel base?",
+            ans.devel_base,
+            ", ".join(ans.devel_evidence[:3]) or "no nvcc or CUDA headers",
+        ),
         ("Are there dev-only Python packages?", bool(ans.dev_packages), dev or "none found"),
         ("Does it run as root?", ans.runs_as_root, ans.root_evidence),
-    ]  # fmt: skip
+    ]
 
 
 # ---------------------------------------------------------------- terminal
@@ -68,16 +86,20 @@ def render_tty(analysis: Analysis, console: Console) -> None:
         f" → after `torchslim build` ≈ {human(e.compressed)} / {human(e.uncompressed)}"
     )
     console.print(
-        "  pull: "
-        + ", ".join(f"{k} {_seconds(now[k])} → {_seconds(after[k])}" for k in BANDWIDTHS)
+        "  pull: " + ", ".join(f"{k} {_seconds(now[k])} → {_seconds(after[k])}" for k in BANDWIDTHS)
     )
     if a.findings:
         t = Table(title="Findings", show_lines=False, expand=False)
         for col in ("severity", "id", "bytes", "example", "fix"):
             t.add_column(col, overflow="fold")
         for f in a.findings:
-            t.add_row(Text(f.severity, style=_SEV_STYLE[f.severity]), f.id, human(f.bytes) if f.bytes else "",
-                      f.paths[0] if f.paths else "", f.fix)  # fmt: skip
+            t.add_row(
+                Text(f.severity, style=_SEV_STYLE[f.severity]),
+                f.id,
+                human(f.bytes) if f.bytes else "",
+                f.paths[0] if f.paths else "",
+                f.fix,
+            )
         console.print(t)
     top = max((c.bytes for c in a.categories), default=1) or 1
     t = Table(title="Where the bytes go (each byte in one category)")
@@ -85,8 +107,13 @@ def render_tty(analysis: Analysis, console: Console) -> None:
         t.add_column(col, overflow="fold")
     for c in a.categories:
         bar = "█" * max(1, round(24 * c.bytes / top)) if c.bytes else ""
-        t.add_row(c.id, human(c.bytes), Text(bar, style="magenta"), str(c.files),
-                  c.examples[0][0] if c.examples else "")  # fmt: skip
+        t.add_row(
+            c.id,
+            human(c.bytes),
+            Text(bar, style="magenta"),
+            str(c.files),
+            c.examples[0][0] if c.examples else "",
+        )
     console.print(t)
     pk = [p for p in a.packages if p.bytes][:15]
     if pk:
@@ -100,8 +127,14 @@ def render_tty(analysis: Analysis, console: Console) -> None:
     for col in ("#", "compressed", "uncompressed", "visible", "hidden later", "created by"):
         t.add_column(col, overflow="fold")
     for lay in a.layers:
-        t.add_row(str(lay.index), human(lay.compressed), human(lay.uncompressed),
-                  human(lay.added_bytes), human(lay.wasted_bytes), lay.created_by[:80])  # fmt: skip
+        t.add_row(
+            str(lay.index),
+            human(lay.compressed),
+            human(lay.uncompressed),
+            human(lay.added_bytes),
+            human(lay.wasted_bytes),
+            lay.created_by[:80],
+        )
     console.print(t)
 
 
@@ -125,8 +158,16 @@ def to_json(analysis: Analysis) -> dict[str, Any]:
     ans = a.answers
     pk: dict[str, list[dict[str, Any]]] = {"python": [], "debian": [], "conda": []}
     for p in a.packages:
-        pk[p.kind].append({"name": p.name, "version": p.version, "bytes": p.bytes,
-                           "files": p.files, "dev": p.dev, "location": p.location})  # fmt: skip
+        pk[p.kind].append(
+            {
+                "name": p.name,
+                "version": p.version,
+                "bytes": p.bytes,
+                "files": p.files,
+                "dev": p.dev,
+                "location": p.location,
+            }
+        )
     return {
         "schema": SCHEMA,
         "image": a.image,
@@ -134,8 +175,12 @@ def to_json(analysis: Analysis) -> dict[str, Any]:
         "platform": a.platform,
         "user": a.user,
         "healthcheck": a.healthcheck,
-        "size": {"compressed": a.compressed, "uncompressed": a.uncompressed,
-                 "files": a.files_bytes, "file_count": a.file_count},  # fmt: skip
+        "size": {
+            "compressed": a.compressed,
+            "uncompressed": a.uncompressed,
+            "files": a.files_bytes,
+            "file_count": a.file_count,
+        },
         "answers": {
             "compiler_present": ans.compiler_present,
             "devel_base": ans.devel_base,
@@ -156,21 +201,37 @@ def to_json(analysis: Analysis) -> dict[str, Any]:
         "categories": [_cat_json(c) for c in a.categories],
         "packages": pk,
         "layers": [
-            {"index": lay.index, "digest": lay.digest, "diff_id": lay.diff_id,
-             "media_type": lay.media_type, "compressed": lay.compressed,
-             "uncompressed": lay.uncompressed, "entries": lay.entries,
-             "visible_bytes": lay.added_bytes, "wasted_bytes": lay.wasted_bytes,
-             "created_by": lay.created_by}  # fmt: skip
+            {
+                "index": lay.index,
+                "digest": lay.digest,
+                "diff_id": lay.diff_id,
+                "media_type": lay.media_type,
+                "compressed": lay.compressed,
+                "uncompressed": lay.uncompressed,
+                "entries": lay.entries,
+                "visible_bytes": lay.added_bytes,
+                "wasted_bytes": lay.wasted_bytes,
+                "created_by": lay.created_by,
+            }
             for lay in a.layers
         ],
         "wasted": {
             "bytes": a.wasted_bytes,
-            "top": [{"path": p, "bytes": s, "layer": lay, "hidden_by_layer": by, "how": how}
-                    for p, s, lay, by, how in a.wasted_top],  # fmt: skip
+            "top": [
+                {"path": p, "bytes": s, "layer": lay, "hidden_by_layer": by, "how": how}
+                for p, s, lay, by, how in a.wasted_top
+            ],
         },
         "findings": [
-            {"id": f.id, "severity": f.severity, "title": f.title, "bytes": f.bytes,
-             "paths": f.paths, "fix": f.fix, "why": f.why}  # fmt: skip
+            {
+                "id": f.id,
+                "severity": f.severity,
+                "title": f.title,
+                "bytes": f.bytes,
+                "paths": f.paths,
+                "fix": f.fix,
+                "why": f.why,
+            }
             for f in a.findings
         ],
     }
@@ -211,7 +272,13 @@ def to_sarif(analysis: Analysis) -> dict[str, Any]:
         "version": "2.1.0",
         "runs": [
             {
-                "tool": {"driver": {"name": "torchslim", "informationUri": "https://github.com/torchslim", "rules": rules}},
+                "tool": {
+                    "driver": {
+                        "name": "torchslim",
+                        "informationUri": "https://github.com/torchslim",
+                        "rules": rules,
+                    }
+                },
                 "results": results,
             }
         ],
@@ -221,11 +288,21 @@ def to_sarif(analysis: Analysis) -> dict[str, Any]:
 # ---------------------------------------------------------------- HTML
 
 _PALETTE = {
-    "cuda": "#76b900", "torch": "#ee4c2c", "python": "#3776ab", "debian": "#a80030",
-    "conda": "#43b02a", "cache": "#f0a30a", "build": "#6a00ff", "headers": "#8e44ad",
-    "static": "#9b59b6", "tests": "#d35400", "secrets": "#000000", "ssh": "#c0392b",
-    "shells": "#7f8c8d", "other": "#95a5a6",
-}  # fmt: skip
+    "cuda": "#76b900",
+    "torch": "#ee4c2c",
+    "python": "#3776ab",
+    "debian": "#a80030",
+    "conda": "#43b02a",
+    "cache": "#f0a30a",
+    "build": "#6a00ff",
+    "headers": "#8e44ad",
+    "static": "#9b59b6",
+    "tests": "#d35400",
+    "secrets": "#000000",
+    "ssh": "#c0392b",
+    "shells": "#7f8c8d",
+    "other": "#95a5a6",
+}
 
 
 def _color(cid: str) -> str:
@@ -240,11 +317,15 @@ def _svg_treemap(cats: list[CategoryTotal], width: int = 1200, height: int = 520
     cats = [c for c in cats if c.bytes > 0]
     rects = squarify([float(c.bytes) for c in cats], Rect(0, 0, width, height))
     total = sum(c.bytes for c in cats) or 1
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" '
-             f'width="100%" role="img" aria-label="treemap of bytes per category">']  # fmt: skip
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" '
+        f'width="100%" role="img" aria-label="treemap of bytes per category">'
+    ]
     for c, r in zip(cats, rects, strict=True):
         label = html.escape(c.id)
-        tip = html.escape(f"{c.title}: {human(c.bytes)} ({100 * c.bytes / total:.1f}%), {c.files} files")
+        tip = html.escape(
+            f"{c.title}: {human(c.bytes)} ({100 * c.bytes / total:.1f}%), {c.files} files"
+        )
         parts.append(
             f'<g><title>{tip}</title><rect x="{r.x:.1f}" y="{r.y:.1f}" width="{r.w:.1f}" '
             f'height="{r.h:.1f}" fill="{_color(c.id)}" stroke="#fff" stroke-width="2"/>'
@@ -265,8 +346,10 @@ def _svg_layers(a: Analysis, width: int = 1200) -> str:
     height = max(1, len(a.layers)) * (bar_h + gap) + 10
     top = max((lay.uncompressed for lay in a.layers), default=1) or 1
     avail = width - 260
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" '
-             f'width="100%" role="img" aria-label="bytes per layer">']  # fmt: skip
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" '
+        f'width="100%" role="img" aria-label="bytes per layer">'
+    ]
     for i, lay in enumerate(a.layers):
         y = 5 + i * (bar_h + gap)
         vis = avail * lay.added_bytes / top
@@ -274,9 +357,9 @@ def _svg_layers(a: Analysis, width: int = 1200) -> str:
         parts.append(
             f'<text x="0" y="{y + 16}" font-size="13">layer {lay.index}</text>'
             f'<rect x="70" y="{y}" width="{vis:.1f}" height="{bar_h}" fill="#3776ab"><title>'
-            f'visible {human(lay.added_bytes)}</title></rect>'
+            f"visible {human(lay.added_bytes)}</title></rect>"
             f'<rect x="{70 + vis:.1f}" y="{y}" width="{dead:.1f}" height="{bar_h}" fill="#e74c3c">'
-            f'<title>hidden by later layers {human(lay.wasted_bytes)}</title></rect>'
+            f"<title>hidden by later layers {human(lay.wasted_bytes)}</title></rect>"
             f'<text x="{76 + vis + dead:.1f}" y="{y + 16}" font-size="12">'
             f"{human(lay.uncompressed)}</text>"
         )
@@ -315,19 +398,20 @@ def to_html(analysis: Analysis) -> str:
     )
     findings = "".join(
         f'<tr><td class="sev-{f.severity}">{f.severity}</td><td><code>{esc(f.id)}</code><br>'
-        f'{esc(f.title)}</td><td class=num>{human(f.bytes) if f.bytes else ""}</td>'
-        f'<td><code>{"<br>".join(esc(p) for p in f.paths[:3])}</code></td><td>{esc(f.fix)}</td></tr>'
+        f"{esc(f.title)}</td><td class=num>{human(f.bytes) if f.bytes else ''}</td>"
+        f"<td><code>{'<br>'.join(esc(p) for p in f.paths[:3])}</code></td>"
+        f"<td>{esc(f.fix)}</td></tr>"
         for f in a.findings
     )
     cats = "".join(
         f'<tr><td><span style="color:{_color(c.id)}">■</span> <code>{esc(c.id)}</code></td>'
         f"<td>{esc(c.why)}</td><td class=num>{human(c.bytes)}</td><td class=num>{c.files}</td>"
-        f'<td><code>{esc(c.examples[0][0]) if c.examples else ""}</code></td></tr>'
+        f"<td><code>{esc(c.examples[0][0]) if c.examples else ''}</code></td></tr>"
         for c in a.categories
     )
     pkgs = "".join(
         f"<tr><td>{p.kind}</td><td>{esc(p.name)}</td><td>{esc(p.version)}</td>"
-        f'<td class=num>{human(p.bytes)}</td><td>{"dev" if p.dev else ""}</td></tr>'
+        f"<td class=num>{human(p.bytes)}</td><td>{'dev' if p.dev else ''}</td></tr>"
         for p in [p for p in a.packages if p.bytes][:30]
     )
     return f"""<!DOCTYPE html>
@@ -338,13 +422,17 @@ def to_html(analysis: Analysis) -> str:
 <div class="muted"><code>{esc(a.digest)}</code> · {esc(a.platform)} · {len(a.layers)} layers ·
 {a.file_count} files</div>
 <div class="cards">{cards}</div>
-<table style="width:auto"><tr><th></th><th>now</th><th>after <code>torchslim build</code> (estimate)</th></tr>
-<tr><td>compressed</td><td class=num>{human(a.compressed)}</td><td class=num>{human(e.compressed)}</td></tr>
-<tr><td>uncompressed</td><td class=num>{human(a.uncompressed)}</td><td class=num>{human(e.uncompressed)}</td></tr>
+<table style="width:auto"><tr><th></th><th>now</th>
+<th>after <code>torchslim build</code> (estimate)</th></tr>
+<tr><td>compressed</td><td class=num>{human(a.compressed)}</td>
+<td class=num>{human(e.compressed)}</td></tr>
+<tr><td>uncompressed</td><td class=num>{human(a.uncompressed)}</td>
+<td class=num>{human(e.uncompressed)}</td></tr>
 {size_rows}</table>
 <h2>Where the bytes go</h2>
 {_svg_treemap(a.categories)}
-<h2>Layers <span class="muted" style="font-size:13px">(blue: visible, red: hidden by later layers)</span></h2>
+<h2>Layers <span class="muted" style="font-size:13px">
+(blue: visible, red: hidden by later layers)</span></h2>
 {_svg_layers(a)}
 <h2>Findings</h2>
 <table><tr><th>severity</th><th>finding</th><th>bytes</th><th>examples</th><th>fix</th></tr>{findings}</table>
@@ -366,10 +454,14 @@ def _pct(d: Delta) -> str:
 def render_diff(d: DiffResult, console: Console) -> None:
     console.print(f"[bold]{d.a}[/] → [bold]{d.b}[/]")
     for tot in (d.compressed, d.uncompressed):
-        console.print(f"  {tot.title}: {human(tot.before)} → {human(tot.after)} "
-                      f"({human(tot.change)}, {_pct(tot)})")  # fmt: skip
-    console.print(f"  layers shared: {d.layers_shared} of {d.layers_b} "
-                  f"({human(d.shared_bytes)} not pulled again)")  # fmt: skip
+        console.print(
+            f"  {tot.title}: {human(tot.before)} → {human(tot.after)} "
+            f"({human(tot.change)}, {_pct(tot)})"
+        )
+    console.print(
+        f"  layers shared: {d.layers_shared} of {d.layers_b} "
+        f"({human(d.shared_bytes)} not pulled again)"
+    )
     for title, rows in (("Categories", d.categories), ("Packages", d.packages[:30])):
         if not rows:
             continue
@@ -381,8 +473,10 @@ def render_diff(d: DiffResult, console: Console) -> None:
             t.add_row(r.title, human(r.before), human(r.after), Text(human(r.change), style=style))
         console.print(t)
     if d.findings_added or d.findings_removed:
-        console.print(f"  findings fixed: {', '.join(d.findings_removed) or '-'}; "
-                      f"new: {', '.join(d.findings_added) or '-'}")  # fmt: skip
+        console.print(
+            f"  findings fixed: {', '.join(d.findings_removed) or '-'}; "
+            f"new: {', '.join(d.findings_added) or '-'}"
+        )
 
 
 def diff_to_markdown(d: DiffResult) -> str:
@@ -393,17 +487,27 @@ def diff_to_markdown(d: DiffResult) -> str:
         "|---|---:|---:|---:|",
     ]
     for tot in (d.compressed, d.uncompressed):
-        lines.append(f"| **{tot.title}** | {human(tot.before)} | {human(tot.after)} | "
-                     f"{human(tot.change)} ({_pct(tot)}) |")  # fmt: skip
+        lines.append(
+            f"| **{tot.title}** | {human(tot.before)} | {human(tot.after)} | "
+            f"{human(tot.change)} ({_pct(tot)}) |"
+        )
     for r in d.categories:
         lines.append(f"| {r.title} | {human(r.before)} | {human(r.after)} | {human(r.change)} |")
-    lines += ["", f"Layers shared: {d.layers_shared} of {d.layers_b} "
-              f"({human(d.shared_bytes)} not pulled again)."]  # fmt: skip
+    lines += [
+        "",
+        f"Layers shared: {d.layers_shared} of {d.layers_b} "
+        f"({human(d.shared_bytes)} not pulled again).",
+    ]
     if d.packages:
         lines += ["", "| package | before | after | change |", "|---|---:|---:|---:|"]
-        lines += [f"| {r.title} | {human(r.before)} | {human(r.after)} | {human(r.change)} |"
-                  for r in d.packages[:30]]  # fmt: skip
+        lines += [
+            f"| {r.title} | {human(r.before)} | {human(r.after)} | {human(r.change)} |"
+            for r in d.packages[:30]
+        ]
     if d.findings_removed or d.findings_added:
-        lines += ["", f"Findings fixed: {', '.join(d.findings_removed) or '–'}; "
-                  f"new: {', '.join(d.findings_added) or '–'}"]  # fmt: skip
+        lines += [
+            "",
+            f"Findings fixed: {', '.join(d.findings_removed) or '–'}; "
+            f"new: {', '.join(d.findings_added) or '–'}",
+        ]
     return "\n".join(lines) + "\n"

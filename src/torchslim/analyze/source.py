@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import json
 import shutil
@@ -44,11 +45,15 @@ def _save(engine: str, name: str) -> Image:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=SAVE_TIMEOUT_S)
     except (OSError, subprocess.TimeoutExpired) as exc:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise BuildError(f"`{engine} save {name}` failed ({exc}); is the {engine} service up?") from exc
+        raise BuildError(
+            f"`{engine} save {name}` failed ({exc}); is the {engine} service up?"
+        ) from exc
     if proc.returncode != 0:
         shutil.rmtree(tmp, ignore_errors=True)
         last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-        raise BuildError(f"`{engine} save {name}` failed: {last}; check the image name with `{engine} images`")
+        raise BuildError(
+            f"`{engine} save {name}` failed: {last}; check the image name with `{engine} images`"
+        )
     try:
         image = read_docker_archive(out)
     except BaseException:
@@ -60,9 +65,11 @@ def _save(engine: str, name: str) -> Image:
 
 def _registry(ref: str) -> Image:
     if importlib.util.find_spec("torchslim.oci.registry") is not None:
-        from torchslim.oci import registry  # type: ignore[attr-defined]
+        registry = importlib.import_module("torchslim.oci.registry")
 
-        opener = getattr(registry, "read_registry_image", None) or getattr(registry, "open_image", None)
+        opener = getattr(registry, "read_registry_image", None) or getattr(
+            registry, "open_image", None
+        )
         if opener is not None:
             return opener(ref)  # type: ignore[no-any-return]
     raise TorchslimError(

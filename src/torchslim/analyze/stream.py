@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 import tarfile
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -76,7 +76,8 @@ class _Gunzip(io.RawIOBase):
                 out = self._d.decompress(data, want)
             except zlib.error as exc:
                 raise IntegrityError(
-                    f"{self._what}: gzip data is corrupt ({exc}); re-create or re-download the image"
+                    f"{self._what}: gzip data is corrupt ({exc}); "
+                    "re-create or re-download the image"
                 ) from exc
             if self._d.eof:
                 rest = self._d.unused_data
@@ -167,12 +168,12 @@ def _decompressor(raw: _Counting, what: str) -> BinaryIO:
     buffered = io.BufferedReader(raw, buffer_size=CHUNK)
     head = buffered.peek(4)[:4]
     if head.startswith(_GZIP):
-        return io.BufferedReader(_Gunzip(_Counting(buffered), what), buffer_size=CHUNK)  # type: ignore[arg-type]
+        return io.BufferedReader(_Gunzip(_Counting(buffered), what), buffer_size=CHUNK)
     if head.startswith(_ZSTD):
         reader = zstandard.ZstdDecompressor().stream_reader(
             buffered, read_size=CHUNK, read_across_frames=True, closefd=False
         )
-        return reader  # type: ignore[return-value]
+        return reader
     return buffered
 
 
@@ -193,13 +194,15 @@ def walk_layer(
         plain = _decompressor(raw, what)
         counted = _Budgeted(plain, raw, budget, what)
         stream = io.BufferedReader(counted, buffer_size=CHUNK)
-        tar = tarfile.open(fileobj=stream, mode="r|", bufsize=CHUNK, errors="surrogateescape")
+        tar = tarfile.open(  # noqa: SIM115 - a stream, closed with its source
+            fileobj=stream, mode="r|", bufsize=CHUNK, errors="surrogateescape"
+        )
         end = 0
         while True:
             m = tar.next()
             if m is None:
                 break
-            tar.members.clear()  # stream mode keeps every TarInfo otherwise
+            tar.members.clear()  # type: ignore[attr-defined]  # stream mode keeps every TarInfo
             budget.add_entry(what)
             stats.entries += 1
             kind = _KINDS.get(m.type, "other")
@@ -231,4 +234,6 @@ def walk_layer(
             f"{what}: not a readable layer tar ({exc}); the image is corrupt or truncated"
         ) from exc
     except (OSError, ValueError, OverflowError, UnicodeError) as exc:
-        raise IntegrityError(f"{what}: could not read the layer ({exc}); the image is corrupt") from exc
+        raise IntegrityError(
+            f"{what}: could not read the layer ({exc}); the image is corrupt"
+        ) from exc

@@ -99,7 +99,9 @@ class MergedView:
                 self._drop(node.path, node.layer, "overwritten", below=None)
             else:
                 if old.kind == "file" and old.size:
-                    self.waste.append(Waste(node.path, old.size, old.layer, node.layer, "overwritten"))
+                    self.waste.append(
+                        Waste(node.path, old.size, old.layer, node.layer, "overwritten")
+                    )
                 self._record(node.path, node.layer, "overwritten")
                 self.nodes[node.path] = node
                 return

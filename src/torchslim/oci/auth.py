@@ -76,7 +76,9 @@ def auth_files() -> list[Path]:
     if explicit := os.environ.get("REGISTRY_AUTH_FILE"):
         files.append(Path(explicit))
     docker_dir = os.environ.get("DOCKER_CONFIG")
-    files.append(Path(docker_dir) / "config.json" if docker_dir else _home() / ".docker/config.json")
+    files.append(
+        Path(docker_dir) / "config.json" if docker_dir else _home() / ".docker/config.json"
+    )
     if runtime := os.environ.get("XDG_RUNTIME_DIR"):
         files.append(Path(runtime) / "containers" / "auth.json")
     return files

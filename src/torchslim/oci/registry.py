@@ -21,7 +21,7 @@ from urllib.parse import urlencode, urljoin
 
 import httpx
 
-from torchslim.cache import CHUNK, BlobStore, split_digest
+from torchslim.cache import CHUNK, BlobStore
 from torchslim.errors import BuildError, ConfigError, IntegrityError, NetworkError
 from torchslim.oci.auth import (
     DOCKER_HUB,
@@ -159,7 +159,9 @@ def registry_errors(resp: httpx.Response) -> str:
     try:
         data = resp.json()
         errs = data.get("errors") or []
-        parts = [f"{e.get('code', '?')}: {e.get('message', '')}" for e in errs if isinstance(e, dict)]
+        parts = [
+            f"{e.get('code', '?')}: {e.get('message', '')}" for e in errs if isinstance(e, dict)
+        ]
         if parts:
             return _one_line("; ".join(parts))
     except (ValueError, AttributeError):
@@ -172,6 +174,14 @@ def _ssl_context() -> ssl.SSLContext:
 
     cafile = os.environ.get("SSL_CERT_FILE") or (str(_CA_BUNDLE) if _CA_BUNDLE.is_file() else None)
     return ssl.create_default_context(cafile=cafile)
+
+
+class TransportFailed(NetworkError):
+    """The connection failed (refused, dropped, timed out) on every attempt."""
+
+    def __init__(self, message: str, *, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class RegistryClient:
@@ -246,7 +256,7 @@ class RegistryClient:
             return self._tokens.get(scope)
         return self._basic
 
-    def _backoff(self, attempt: int, resp: httpx.Response | None) -> None:
+    def backoff(self, attempt: int, resp: httpx.Response | None) -> None:
         delay = self.backoff_s * (2**attempt)
         if resp is not None and (after := resp.headers.get("retry-after", "")).isdigit():
             delay = max(delay, float(after))
@@ -284,13 +294,14 @@ class RegistryClient:
             except httpx.TransportError as exc:
                 attempt += 1
                 if attempt >= attempts:
-                    raise NetworkError(
+                    raise TransportFailed(
                         f"{method} {self._safe(url)} failed: {type(exc).__name__} "
                         f"({_one_line(str(exc), 120)}) after {attempt} attempt(s); "
-                        "check that the registry is reachable and retry"
+                        "check that the registry is reachable and retry",
+                        reason=type(exc).__name__,
                     ) from None
                 log.warning("%s %s: %s; retrying", method, self._safe(url), type(exc).__name__)
-                self._backoff(attempt - 1, None)
+                self.backoff(attempt - 1, None)
                 continue
             if resp.status_code == 401 and not reauthed:
                 reauthed = True
@@ -304,7 +315,7 @@ class RegistryClient:
                     resp.read()
                 resp.close()
                 log.warning("%s %s: HTTP %s; retrying", method, self._safe(url), resp.status_code)
-                self._backoff(attempt - 1, resp)
+                self.backoff(attempt - 1, resp)
                 continue
             if resp.status_code == 401:
                 if stream:
@@ -380,7 +391,8 @@ class RegistryClient:
             )
         try:
             data = resp.json()
-            return str(data.get("token") or data["access_token"])
+            token = data.get("token") or data["access_token"]
+            return str(token)
         except (ValueError, KeyError, AttributeError):
             raise NetworkError(
                 f"token service of {self.registry} sent no token; it is misconfigured"
@@ -391,7 +403,10 @@ class RegistryClient:
     def get_manifest(self, repo: str, ident: str) -> tuple[bytes, str, str]:
         """Bytes, media type and digest of a manifest or index; the digest is checked."""
         resp = self.send(
-            "GET", f"/v2/{repo}/manifests/{ident}", scope=pull_scope(repo), headers={"Accept": ACCEPT}
+            "GET",
+            f"/v2/{repo}/manifests/{ident}",
+            scope=pull_scope(repo),
+            headers={"Accept": ACCEPT},
         )
         where = f"{self.registry}/{repo}{'@' if ident.startswith('sha256:') else ':'}{ident}"
         if resp.status_code == 404:
@@ -432,14 +447,20 @@ class RegistryClient:
         """Download a blob into ``store``, checked against ``desc`` (nothing bad is kept)."""
         what = f"{self.registry}/{repo} blob {desc.digest}"
         for attempt in range(self.retries + 1):
-            resp = self.send("GET", f"/v2/{repo}/blobs/{desc.digest}", scope=pull_scope(repo), stream=True)
+            resp = self.send(
+                "GET", f"/v2/{repo}/blobs/{desc.digest}", scope=pull_scope(repo), stream=True
+            )
             try:
                 if resp.status_code == 404:
                     resp.read()
-                    raise BuildError(f"{what} not found ({registry_errors(resp)}); the image is incomplete")
+                    raise BuildError(
+                        f"{what} not found ({registry_errors(resp)}); the image is incomplete"
+                    )
                 if resp.status_code != 200:
                     resp.read()
-                    raise NetworkError(f"{what}: registry answered {registry_errors(resp)}; retry later")
+                    raise NetworkError(
+                        f"{what}: registry answered {registry_errors(resp)}; retry later"
+                    )
                 with store.writer(desc.digest) as w:
                     for chunk in resp.iter_bytes(CHUNK):
                         w.write(chunk)
@@ -455,7 +476,7 @@ class RegistryClient:
                         f"{what}: download failed ({type(exc).__name__}) after {attempt + 1} "
                         "attempt(s); retry later"
                     ) from None
-                self._backoff(attempt, None)
+                self.backoff(attempt, None)
             except IntegrityError as exc:
                 raise IntegrityError(f"{what}: {exc}") from None
             finally:
@@ -706,7 +727,7 @@ class _Pusher:
                 f"registry {self.cl.registry} started an upload without a Location header; "
                 "it does not follow the distribution API"
             )
-        return urljoin(str(resp.request.url), loc)
+        return urljoin(str(resp.request.url), str(loc))
 
     def _start(self) -> str:
         resp = self.cl.send("POST", f"/v2/{self.repo}/blobs/uploads/", scope=self.scope)
@@ -739,7 +760,10 @@ class _Pusher:
                         "arrived are skipped"
                     ) from None
                 log.warning("upload of %s: %s; retrying", blob.digest, exc)
-                self.cl._backoff(attempt - 1, None)
+                self.cl.backoff(attempt - 1, None)
+                # The bytes may all have arrived before the connection dropped.
+                if self.cl.has_blob(self.repo, blob.digest, self.scope):
+                    return
                 location, offset = self._resume_point(exc.location)
 
     def _resume_point(self, location: str | None) -> tuple[str | None, int]:
@@ -748,7 +772,7 @@ class _Pusher:
             return None, 0
         try:
             resp = self.cl.send("GET", location, scope=self.scope, retry=False)
-        except NetworkError:
+        except TransportFailed:
             return None, 0
         rng = resp.headers.get("range", "")
         if resp.status_code == 204 and (m := re.fullmatch(r"0-(\d+)", rng)):
@@ -783,22 +807,22 @@ class _Pusher:
                 f.read(1)  # read to EOF so a verifying stream checks the digest
 
     def _send_upload(
-        self, method: str, url: str, headers: dict[str, str], body: Body
+        self, method: str, url: str, headers: dict[str, str], body: Body, *, resumable: bool
     ) -> httpx.Response:
         try:
-            resp = self.cl.send(method, url, scope=self.scope, headers=headers, body=body, retry=False)
-        except NetworkError as exc:
-            raise _UploadFailed(str(exc).split(" after ")[0], url) from None
+            resp = self.cl.send(
+                method, url, scope=self.scope, headers=headers, body=body, retry=False
+            )
+        except TransportFailed as exc:
+            raise _UploadFailed(f"{exc.reason} during {method}", url if resumable else None) from None
         if resp.status_code >= 500 or resp.status_code == 429:
-            raise _UploadFailed(f"HTTP {resp.status_code} from {method}", url)
+            raise _UploadFailed(f"HTTP {resp.status_code} from {method}", None)
         return resp
 
     def _monolithic(self, blob: _Blob, location: str) -> None:
         headers = {"Content-Type": "application/octet-stream", "Content-Length": str(blob.size)}
         url = _with_query(location, digest=blob.digest)
-        resp = self._send_upload(
-            "PUT", url, headers, lambda: self._stream(blob, 0, blob.size, 0)
-        )
+        resp = self._send_upload("PUT", url, headers, lambda: self._stream(blob, 0, blob.size, 0))
         self._finished(blob, resp)
 
     def _chunked(self, blob: _Blob, location: str, offset: int) -> str:
@@ -809,17 +833,14 @@ class _Pusher:
                 "Content-Length": str(length),
                 "Content-Range": f"{offset}-{offset + length - 1}",
             }
-            start = offset
             resp = self._send_upload(
-                "PATCH", location, headers, lambda: self._stream(blob, start, length, start)
+                "PATCH", location, headers, _bind(self._stream, blob, offset, length, offset)
             )
             if resp.status_code != 202:
                 raise _UploadFailed(f"PATCH answered {registry_errors(resp)}", location)
             location = self._location(resp)
             rng = re.fullmatch(r"0-(\d+)", resp.headers.get("range", ""))
             offset = int(rng.group(1)) + 1 if rng else offset + length
-        if offset == 0:  # an empty blob still needs its (empty) body
-            pass
         url = _with_query(location, digest=blob.digest)
         resp = self._send_upload("PUT", url, {"Content-Length": "0"}, b"")
         self._finished(blob, resp)
@@ -864,6 +885,12 @@ class _Pusher:
                 "rewrote the manifest, push to a registry that keeps bytes as sent"
             )
         return digest
+
+
+def _bind(
+    fn: Callable[[_Blob, int, int, int], Iterator[bytes]], blob: _Blob, a: int, b: int, c: int
+) -> Callable[[], Iterator[bytes]]:
+    return lambda: fn(blob, a, b, c)
 
 
 class _UploadFailed(Exception):
@@ -921,9 +948,17 @@ def push_image(
     from; the repository of a registry base image is added automatically.
     ``progress(digest, sent, total)`` follows each upload.
     """
-    return push_index([image], ref, tls_verify=tls_verify, progress=progress,
-                      mount_from=mount_from, client=client, chunked_threshold=chunked_threshold,
-                      chunk_size=chunk_size, as_index=False)
+    return push_index(
+        [image],
+        ref,
+        tls_verify=tls_verify,
+        progress=progress,
+        mount_from=mount_from,
+        client=client,
+        chunked_threshold=chunked_threshold,
+        chunk_size=chunk_size,
+        as_index=False,
+    )
 
 
 def push_index(

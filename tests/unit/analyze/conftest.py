@@ -4,8 +4,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-
 from imagebuilder import Blob, Spec, write_oci
+
 from torchslim.analyze import Analysis, analyze, open_image
 
 

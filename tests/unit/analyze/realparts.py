@@ -39,8 +39,12 @@ def install_debs(names: list[str], root: Path) -> dict[str, dict[str, int]]:
         path = deb(name)
         one = root.parent / f"unpack-{name}"
         subprocess.run(["dpkg-deb", "-x", str(path), str(one)], check=True)
-        control = subprocess.run(["dpkg-deb", "-f", str(path)], check=True, capture_output=True, text=True).stdout
-        status.append(control.strip().replace("\nVersion:", "\nStatus: install ok installed\nVersion:", 1))
+        control = subprocess.run(
+            ["dpkg-deb", "-f", str(path)], check=True, capture_output=True, text=True
+        ).stdout
+        status.append(
+            control.strip().replace("\nVersion:", "\nStatus: install ok installed\nVersion:", 1)
+        )
         paths, sizes = [], {}
         for p in sorted(one.rglob("*")):
             rel = p.relative_to(one).as_posix()
@@ -77,11 +81,16 @@ def install_wheels(paths: list[Path], root: Path) -> None:
 
     site = root / SITE
     dest = SchemeDictionaryDestination(
-        {"purelib": str(site), "platlib": str(site), "scripts": str(root / "usr/local/bin"),
-         "data": str(root / "usr/local"), "headers": str(root / "usr/local/include/python3.11")},
+        {
+            "purelib": str(site),
+            "platlib": str(site),
+            "scripts": str(root / "usr/local/bin"),
+            "data": str(root / "usr/local"),
+            "headers": str(root / "usr/local/include/python3.11"),
+        },
         interpreter="/usr/local/bin/python3",
         script_kind="posix",
-    )  # fmt: skip
+    )
     for p in paths:
         with WheelFile.open(p) as src:
             install(src, dest, {"INSTALLER": b"pip\n"})
@@ -94,7 +103,13 @@ def torch_entries(keep: tuple[str, ...]) -> list[Entry]:
         for info in z.infolist():
             if info.is_dir() or not info.filename.startswith(keep):
                 continue
-            out.append(file(f"{SITE}/{info.filename}", z.read(info), 0o755 if "/bin/" in info.filename else 0o644))
+            out.append(
+                file(
+                    f"{SITE}/{info.filename}",
+                    z.read(info),
+                    0o755 if "/bin/" in info.filename else 0o644,
+                )
+            )
     return out
 
 

@@ -59,7 +59,12 @@ def test_symlink_and_hardlink_loops(analyze_layers: Run) -> None:
                 Entry("self", kind="symlink", linkname="self/self"),
             ]
         ),
-        layer([Entry("h2", kind="hardlink", linkname="h3"), Entry("h3", kind="hardlink", linkname="h2")]),
+        layer(
+            [
+                Entry("h2", kind="hardlink", linkname="h3"),
+                Entry("h3", kind="hardlink", linkname="h2"),
+            ]
+        ),
         user="app",
     )
     assert a.view.resolve("a/x") is None
@@ -96,7 +101,10 @@ def test_member_claiming_terabytes(tmp_path: Path) -> None:
     ti.size = 5 << 40
     header = ti.tobuf(format=tarfile.GNU_FORMAT)
     raw = header + bytes(4096)
-    img = write_oci(tmp_path / "img", Spec([Blob(gzip.compress(raw), sha(raw), "application/vnd.oci.image.layer.v1.tar+gzip")]))
+    img = write_oci(
+        tmp_path / "img",
+        Spec([Blob(gzip.compress(raw), sha(raw), "application/vnd.oci.image.layer.v1.tar+gzip")]),
+    )
     with pytest.raises(TorchslimError, match="claims 5497558138880 bytes"):
         analyze(open_image(f"oci:{img}"), name="x:v1")
 
@@ -128,14 +136,20 @@ def test_truncated_tar(tmp_path: Path, how: str) -> None:
 def test_truncated_gzip_stream(tmp_path: Path) -> None:
     raw = tar_bytes([file("a", 200_000)])
     comp = gzip.compress(raw)[:-5000]
-    img = write_oci(tmp_path / "img", Spec([Blob(comp, sha(raw), "application/vnd.oci.image.layer.v1.tar+gzip")]))
+    img = write_oci(
+        tmp_path / "img",
+        Spec([Blob(comp, sha(raw), "application/vnd.oci.image.layer.v1.tar+gzip")]),
+    )
     with pytest.raises(IntegrityError, match="truncated|ends early"):
         analyze(open_image(f"oci:{img}"), name="x:v1")
 
 
 def test_garbage_layer(tmp_path: Path) -> None:
     junk = b"\x1f\x8b" + os.urandom(5000)
-    img = write_oci(tmp_path / "img", Spec([Blob(junk, sha(junk), "application/vnd.oci.image.layer.v1.tar+gzip")]))
+    img = write_oci(
+        tmp_path / "img",
+        Spec([Blob(junk, sha(junk), "application/vnd.oci.image.layer.v1.tar+gzip")]),
+    )
     with pytest.raises(TorchslimError, match="corrupt"):
         analyze(open_image(f"oci:{img}"), name="x:v1")
 

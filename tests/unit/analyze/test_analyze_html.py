@@ -18,32 +18,55 @@ from torchslim.analyze.report import to_html
 
 Run = Callable[..., Analysis]
 SITE = "usr/local/lib/python3.11/site-packages"
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+CHROMIUM = (
+    shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+)
 
 
 def screenshot(html_path: Path, png: Path, profile: Path) -> None:
     assert CHROMIUM is not None
     subprocess.run(
-        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--hide-scrollbars", f"--user-data-dir={profile}", f"--screenshot={png}",
-         "--window-size=1280,2000", html_path.as_uri()],
-        check=True, capture_output=True, timeout=120,
-    )  # fmt: skip
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--hide-scrollbars",
+            f"--user-data-dir={profile}",
+            f"--screenshot={png}",
+            "--window-size=1280,2000",
+            html_path.as_uri(),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
 
 
 def sample(run: Run) -> Analysis:
     return run(
-        layer([file("usr/local/cuda-12.4/lib64/libcublas.so.12", 300_000),
-               file("usr/local/cuda-12.4/bin/nvcc", 90_000, 0o755),
-               file("usr/lib/gcc/x86_64-linux-gnu/12/cc1", 120_000, 0o755),
-               file("root/.cache/pip/http/x", 60_000)]),
-        layer([file(f"{SITE}/torch/lib/libtorch_cpu.so", 400_000),
-               file(f"{SITE}/torch/test/test_nn.py", 80_000),
-               file(f"{SITE}/torch/include/ATen/ATen.h", 40_000),
-               file("app/model.pt", 150_000)]),
+        layer(
+            [
+                file("usr/local/cuda-12.4/lib64/libcublas.so.12", 300_000),
+                file("usr/local/cuda-12.4/bin/nvcc", 90_000, 0o755),
+                file("usr/lib/gcc/x86_64-linux-gnu/12/cc1", 120_000, 0o755),
+                file("root/.cache/pip/http/x", 60_000),
+            ]
+        ),
+        layer(
+            [
+                file(f"{SITE}/torch/lib/libtorch_cpu.so", 400_000),
+                file(f"{SITE}/torch/test/test_nn.py", 80_000),
+                file(f"{SITE}/torch/include/ATen/ATen.h", 40_000),
+                file("app/model.pt", 150_000),
+            ]
+        ),
         layer([file("app/model.pt", 150_000)]),
-    )  # fmt: skip
+    )
 
 
 def test_html_is_self_contained(analyze_layers: Run) -> None:

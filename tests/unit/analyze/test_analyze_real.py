@@ -27,7 +27,9 @@ def test_real_debian_packages(analyze_layers: Run, tmp_path: Path) -> None:
     # compilers and build tools: cc1 and cpp from cpp-12, make
     assert a.answers.compiler_present
     assert "usr/lib/gcc/x86_64-linux-gnu/12/cc1" in a.answers.compiler_evidence
-    want_build = sum(s for p, s in files["cpp-12"].items() if p.startswith(("usr/lib/gcc/", "usr/bin/")))
+    want_build = sum(
+        s for p, s in files["cpp-12"].items() if p.startswith(("usr/lib/gcc/", "usr/bin/"))
+    )
     want_build += files["make"]["usr/bin/make"]
     bt = a.category("build-tools")
     assert bt is not None and bt.bytes == want_build
@@ -54,8 +56,17 @@ def test_real_debian_packages(analyze_layers: Run, tmp_path: Path) -> None:
 @pytest.mark.network
 def test_real_dev_wheels(analyze_layers: Run, tmp_path: Path) -> None:
     root = tmp_path / "rootfs"
-    whls = wheels(["pytest==8.3.3", "pluggy==1.5.0", "iniconfig==2.0.0", "packaging==24.1",
-                   "jupyter-core==5.7.2", "platformdirs==4.3.6", "traitlets==5.14.3"])  # fmt: skip
+    whls = wheels(
+        [
+            "pytest==8.3.3",
+            "pluggy==1.5.0",
+            "iniconfig==2.0.0",
+            "packaging==24.1",
+            "jupyter-core==5.7.2",
+            "platformdirs==4.3.6",
+            "traitlets==5.14.3",
+        ]
+    )
     install_wheels(whls, root)
     a = analyze_layers(layer(tree(root)))
     assert a.answers.dev_packages == sorted(
@@ -76,8 +87,17 @@ def test_real_dev_wheels(analyze_layers: Run, tmp_path: Path) -> None:
 def test_real_torch_parts(analyze_layers: Run) -> None:
     if not TORCH_WHEEL.exists():
         pytest.skip(f"{TORCH_WHEEL} not present")
-    entries = torch_entries(("torch/bin/", "torch/include/ATen/core/", "torch/test/", "torch/lib/libtorch_global_deps", "torch/__init__.py"))
+    entries = torch_entries(
+        (
+            "torch/bin/",
+            "torch/include/ATen/core/",
+            "torch/test/",
+            "torch/lib/libtorch_global_deps",
+            "torch/__init__.py",
+        )
+    )
     a = analyze_layers(layer(entries, "zstd"))
+
     def want(prefix: str) -> int:
         return sum(len(e.data) for e in entries if e.name.startswith(f"{SITE}/{prefix}"))
 

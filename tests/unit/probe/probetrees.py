@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 
-
 TRIPLET = "usr/lib/x86_64-linux-gnu"
 HOST_LIBC = Path(f"/{TRIPLET}/libc.so.6")
 HOST_DASH = Path("/usr/bin/dash")
@@ -132,5 +131,3 @@ def conda_tree(root: Path) -> Path:
     write(root / "etc/passwd", PASSWD_ROOT)
     write(root / "etc/os-release", 'NAME="Ubuntu"\nVERSION_ID="22.04"\nID=ubuntu\n')
     return root
-
-
