@@ -89,6 +89,8 @@ class BuildOptions:
     strict: bool = False
     relock: bool = False
     source_date_epoch: int | None = None
+    # image: everything; base: OS + torch + deps (a shared base for services); os: OS only
+    target: Literal["image", "base", "os"] = "image"
 
 
 @dataclass
@@ -509,20 +511,26 @@ class Builder:
                 "StartPeriod": duration_ns(hc.start_period),
                 "Retries": hc.retries,
             }
+        service = self.opts.target == "image"
         return with_config(
             image,
             user=f"{cfg.user}:{cfg.user}",
             env=[f"{k}={v}" for k, v in env.items()],
-            cmd=list(cfg.cmd),
+            cmd=list(cfg.cmd) if service else [info.python_exe],
             working_dir=APP_ROOT,
-            exposed_ports=[f"{cfg.port}/tcp"] if cfg.port else None,
-            healthcheck=healthcheck,
+            exposed_ports=[f"{cfg.port}/tcp"] if cfg.port and service else None,
+            healthcheck=healthcheck if service else None,
             labels=labels,
             created=created,
         )
 
     def tag(self) -> str:
-        tag = self.opts.tag or image_tag(self.cfg.version, self.torch)
+        default = image_tag(self.cfg.version, self.torch)
+        if self.opts.target == "base":
+            default += "-base"
+        elif self.opts.target == "os":
+            default = f"python{self.cfg.python}-{self.debian_spec.suite}"
+        tag = self.opts.tag or default
         if tag == "latest" and not self.opts.allow_latest:
             raise ConfigError(
                 "--tag latest: refused, a moving tag hides which build runs; "
@@ -559,25 +567,16 @@ class Builder:
         packages = self.debian_packages(project_lock)
         base, base_report, info = self.base_layer(packages)
 
-        self.steps.step(f"Fetching {len(lock.packages)} wheels")
-        paths = fetch_wheels(lock, self.store, self.settings, self.steps.progress)
-        torch_wheels: list[tuple[str, str, Path]] = []
-        other: list[tuple[str, str, Path]] = []
-        for w in lock.packages:
-            (torch_wheels if w.name == "torch" else other).append((w.name, w.sha256, paths[w.name]))
-        if not torch_wheels:
-            raise ResolveError(f"the lock has no torch wheel for {self.torch.requirement}")
-
         built: list[tuple[Layer, LayerReport]] = [(base, base_report)]
-        built.append(self.python_layer("torch", torch_wheels, info))
-        if other:
-            built.append(self.python_layer("deps", other, info))
-        app = self.app_files()
-        if app:
-            built.append(self.files_layer("app", app, info.python_version))
-        models = self.model_files()
-        if models:
-            built.append(self.files_layer("model", models, None))
+        if self.opts.target != "os":
+            built += self.python_layers(lock, info)
+        if self.opts.target == "image":
+            app = self.app_files()
+            if app:
+                built.append(self.files_layer("app", app, info.python_version))
+            models = self.model_files()
+            if models:
+                built.append(self.files_layer("model", models, None))
 
         image = empty_image(arch=self.platform.arch, os=self.platform.os)
         image = append_layers(
@@ -606,6 +605,21 @@ class Builder:
             slimmed=not self.opts.no_slim,
             image=image,
         )
+
+    def python_layers(self, lock: Lock, info: debian.RootfsInfo) -> list[tuple[Layer, LayerReport]]:
+        """torch, then the other wheels; each group one layer."""
+        self.steps.step(f"Fetching {len(lock.packages)} wheels")
+        paths = fetch_wheels(lock, self.store, self.settings, self.steps.progress)
+        torch_wheels: list[tuple[str, str, Path]] = []
+        other: list[tuple[str, str, Path]] = []
+        for w in lock.packages:
+            (torch_wheels if w.name == "torch" else other).append((w.name, w.sha256, paths[w.name]))
+        if not torch_wheels:
+            raise ResolveError(f"the lock has no torch wheel for {self.torch.requirement}")
+        built = [self.python_layer("torch", torch_wheels, info)]
+        if other:
+            built.append(self.python_layer("deps", other, info))
+        return built
 
     mtime: int = 0
 

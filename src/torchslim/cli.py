@@ -123,6 +123,13 @@ def main() -> None:
 @click.option(
     "--json", "json_path", type=click.Path(path_type=Path), help="Write the report as JSON."
 )
+@click.option(
+    "--target",
+    type=click.Choice(["image", "base", "os"]),
+    default="image",
+    show_default=True,
+    help="image: the service; base: OS + torch + deps, a shared base; os: the OS alone.",
+)
 @friendly_errors
 def build(
     project: Path,
@@ -139,6 +146,7 @@ def build(
     strict: bool,
     relock: bool,
     json_path: Path | None,
+    target: str,
 ) -> None:
     """Build PROJECT (a folder with torchslim.toml) into an image."""
     from torchslim.config import load_config
@@ -161,6 +169,7 @@ def build(
         mirror=mirror,
         strict=strict,
         relock=relock,
+        target=target,  # type: ignore[arg-type]
     )
     with CliSteps(err_console) as steps:
         result = run_build(cfg, opts, steps)

@@ -18,7 +18,7 @@ import re
 import tarfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import BinaryIO, Literal
+from typing import Any, BinaryIO, Literal
 
 import zstandard
 
@@ -99,6 +99,44 @@ class BaseProbe:
     @property
     def cuda_bytes(self) -> int:
         return sum(self.cuda_libs.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready, for caching by base digest; the file index is left out."""
+        return {
+            "python_exe": self.python_exe,
+            "python_version": self.python_version,
+            "site_packages": self.site_packages,
+            "prefix": self.prefix,
+            "glibc": self.glibc,
+            "users": {str(k): list(v) for k, v in sorted(self.users.items())},
+            "groups": {str(k): v for k, v in sorted(self.groups.items())},
+            "shell": self.shell,
+            "cuda_libs": dict(sorted(self.cuda_libs.items())),
+            "os_release": dict(self.os_release),
+            "arch": self.arch,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> BaseProbe:
+        """Inverse of :meth:`to_dict` (``files`` comes back empty: ``exists`` needs a probe)."""
+
+        def opt(key: str) -> str | None:
+            v = d.get(key)
+            return None if v is None else str(v)
+
+        return cls(
+            python_exe=opt("python_exe"),
+            python_version=opt("python_version"),
+            site_packages=opt("site_packages"),
+            prefix=opt("prefix"),
+            glibc=opt("glibc"),
+            users={int(k): (str(v[0]), str(v[1])) for k, v in dict(d["users"]).items()},
+            shell=opt("shell"),
+            cuda_libs={str(k): int(v) for k, v in dict(d["cuda_libs"]).items()},
+            os_release={str(k): str(v) for k, v in dict(d["os_release"]).items()},
+            arch=str(d["arch"]),
+            groups={int(k): str(v) for k, v in dict(d.get("groups") or {}).items()},
+        )
 
 
 def lib_family(name: str) -> str:

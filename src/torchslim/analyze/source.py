@@ -64,19 +64,15 @@ def _save(engine: str, name: str) -> Image:
 
 
 def _registry(ref: str) -> Image:
-    if importlib.util.find_spec("torchslim.oci.registry") is not None:
-        registry = importlib.import_module("torchslim.oci.registry")
-
-        opener = getattr(registry, "read_registry_image", None) or getattr(
-            registry, "open_image", None
+    """Layers are fetched into torchslim's verified blob cache, then streamed from there."""
+    if importlib.util.find_spec("torchslim.oci.registry") is None:
+        raise TorchslimError(
+            f"docker://{ref}: reading from a registry is not supported in this build; "
+            f"`docker save -o image.tar {ref}` and analyze docker-archive:image.tar"
         )
-        if opener is not None:
-            return opener(ref)  # type: ignore[no-any-return]
-    raise TorchslimError(
-        f"docker://{ref}: reading from a registry is not supported yet; pull it and run "
-        f"`docker save -o image.tar {ref}`, then analyze docker-archive:image.tar "
-        "(or use docker-daemon:/containers-storage:)"
-    )
+    registry = importlib.import_module("torchslim.oci.registry")
+    image: Image = registry.read_registry_image(ref)
+    return image
 
 
 def open_image(ref: str) -> Image:

@@ -39,6 +39,14 @@ ARG BUILDER_IMAGE={{ plan.builder }}
 ARG RUNTIME_IMAGE={{ plan.runtime }}
 
 FROM ${BUILDER_IMAGE} AS builder
+# A base may default to a non-root user; the builder writes /opt.
+USER 0:0
+# pip reads these from the environment: pass private indexes, mirrors or a
+# wheel folder with --build-arg (nothing is set unless you pass it).
+ARG PIP_INDEX_URL
+ARG PIP_EXTRA_INDEX_URL
+ARG PIP_FIND_LINKS
+ARG PIP_CERT
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \\
     PIP_NO_CACHE_DIR=1
 {% if plan.builder_apt %}
@@ -143,7 +151,7 @@ def render_dockerfile(
     if plan.install_torch:
         torch_cmd = list(pip)
         if "+" in build.requirement:  # a local tag: only on the PyTorch index
-            torch_cmd += ["--index-url", build.index_url]
+            torch_cmd += ["--extra-index-url", build.index_url]
         torch_cmd.append(build.requirement)
 
     requirement_copies = [_copy_arg(r, f"./{r}") for r in cfg.requirements]

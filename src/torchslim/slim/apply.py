@@ -73,7 +73,12 @@ def _plan(view: SiteView, files: list[str], profile: str, keep: _Keep) -> dict[s
 
 
 def _protect_needed(view: SiteView, files: list[str], plan: dict[str, Rule]) -> None:
-    """Unplan libraries that kept ELF files need, until nothing changes."""
+    """Unplan libraries that kept ELF files need and no kept file provides, until stable.
+
+    A name a kept library already provides (e.g. ``libcupti.so.13`` in ``nvidia/cu13/lib``)
+    does not rescue a planned copy of it elsewhere (Triton's own CUPTI); the closure check
+    then proves that the kept copy is the one the loader finds.
+    """
     needed: set[str] = set()
     scanned: set[str] = set()
     while True:
@@ -84,6 +89,10 @@ def _protect_needed(view: SiteView, files: list[str], plan: dict[str, Rule]) -> 
             info = view.elf(rel)
             if info is not None:
                 needed.update(info.needed)
+        provided = {posixpath.basename(r) for r in scanned} | {
+            i.soname for r in scanned if (i := view.elf(r)) is not None and i.soname
+        }
+        needed -= provided
         rescued = []
         for rel in sorted(plan):
             info = view.elf(rel)
@@ -123,11 +132,13 @@ def slim_tree(
     profile: str = "inference",
     keep: Sequence[str] = (),
     ledger: Ledger,
-) -> None:
+) -> dict[str, str]:
     """Slim ``root + site_packages`` by the rules of ``profile``; record every byte in ``ledger``.
 
     ``keep`` globs (relative to site-packages, or absolute image paths; a glob matching a
     directory keeps all below it) override every rule. RECORD files are rewritten to match.
+    Returns the removed files (image paths) and the rule that removed each, for
+    ``slim.closure.check_closure(removed=...)``.
     """
     check_profile(profile)
     site_packages = "/" + site_packages.strip("/")
@@ -144,16 +155,20 @@ def slim_tree(
     _protect_needed(view, files, plan)
 
     removed: list[str] = []
+    by_rule: dict[str, str] = {}
     for rel in sorted(plan):
         path = site / rel
         size = path.lstat().st_size
         path.unlink()
-        ledger.add(plan[rel].id, posixpath.join(site_packages, rel), size)
+        image_path = posixpath.join(site_packages, rel)
+        ledger.add(plan[rel].id, image_path, size)
         removed.append(rel)
+        by_rule[image_path] = plan[rel].id
     _prune_empty_dirs(site, removed)
 
     changed = _strip(view, [f for f in files if f not in plan], profile, keeper, ledger)
     rewrite_records(site, set(removed), changed)
+    return by_rule
 
 
 def _strip(view: SiteView, files: list[str], profile: str, keep: _Keep, ledger: Ledger) -> set[str]:

@@ -7,6 +7,17 @@ library groups: NCCL kept under ``distributed``, CUPTI, cuFile, Triton kept unde
 ``compile``) is one more ``Rule`` in ``RULES`` plus its test.
 
 Files are matched by the first rule in ``RULES`` order whose globs and guard accept them.
+
+CUDA rules (measured on torch 2.14.1 + its CUDA 13 nvidia-* wheels + Triton 3.8; see
+``bench/cuda_slim.py``). What can NOT go, and why: every library ``libtorch_cpu``,
+``libtorch_cuda``, ``libtorch_cuda_linalg``, ``libtorch_nvshmem`` or ``libtorch_python``
+lists in DT_NEEDED (cudart, cublas/cublasLt, cudnn, cufft, curand, cusolver, cusparse,
+cusparseLt, nvrtc, cupti, cufile, NCCL, libnvshmem_host) and everything torch's own
+preload list in ``torch/__init__.py`` names (``slim.preload``; nvJitLink and
+nvrtc-builtins are only there) -- so NCCL, cuFile and CUPTI stay even under ``inference``;
+the rules below only take their unused companions. cuDNN's sub-libraries are
+``dlopen``ed by ``libcudnn.so.9`` by need, so all of them stay. The apply step's
+DT_NEEDED safety net and the closure check (``slim.closure``) guard every rule.
 """
 
 from __future__ import annotations
@@ -72,6 +83,10 @@ def _is_strippable_elf(view: SiteView, relpath: str) -> bool:
     return info is not None and info.strippable
 
 
+def _not_preloaded(view: SiteView, relpath: str) -> bool:
+    return relpath not in view.torch_preloads()
+
+
 _ALL_BUT_FULL = frozenset({"full"})
 
 RULES: tuple[Rule, ...] = (
@@ -124,6 +139,101 @@ RULES: tuple[Rule, ...] = (
         why="static archives are linked at build time; a running process never loads them",
         keep_in=_ALL_BUT_FULL,
         patterns=("**/*.a",),
+    ),
+    Rule(
+        id="cuda-unused-libraries",
+        # Evidence: no ELF in torch, nvidia-* or triton lists them in DT_NEEDED, torch's
+        # preload list does not name them, and libnvrtc.so.13 never mentions "alt.so".
+        why="CUDA libraries nothing needs or preloads: cusolverMg, cufftw, nvblas, nvrtc.alt",
+        keep_in=_ALL_BUT_FULL,
+        patterns=(
+            "nvidia/*/lib/libcusolverMg.so*",
+            "nvidia/*/lib/libcufftw.so*",
+            "nvidia/*/lib/libnvblas.so*",
+            "nvidia/*/lib/libnvrtc.alt.so*",
+            "nvidia/*/lib/libnvrtc-builtins.alt.so*",
+        ),
+        guard=_not_preloaded,
+    ),
+    Rule(
+        id="cupti-profiler-extras",
+        # Evidence: no DT_NEEDED names them; libcupti.so (kept: libtorch_cpu needs it)
+        # names libnvperf_host.so only as a dlopen string for its Profiling/PM APIs.
+        why="CUPTI profiling-API helpers (nvperf, PC sampling, checkpoint) that libcupti dlopens",
+        keep_in=_ALL_BUT_FULL,
+        patterns=(
+            "nvidia/*/lib/libnvperf_host.so*",
+            "nvidia/*/lib/libnvperf_target.so*",
+            "nvidia/*/lib/libpcsamplingutil.so*",
+            "nvidia/*/lib/libcheckpoint.so*",
+        ),
+        guard=_not_preloaded,
+    ),
+    Rule(
+        id="cufile-rdma",
+        # Evidence: DT_NEEDED libmlx5/librdmacm/libibverbs, absent from every slim base;
+        # nothing needs libcufile_rdma. libcufile.so.0 stays (libtorch_cuda needs it).
+        why="GPUDirect Storage RDMA plugin of cuFile; needs host rdma-core (libibverbs, libmlx5)",
+        keep_in=_ALL_BUT_FULL,
+        patterns=("nvidia/*/lib/libcufile_rdma.so*",),
+        guard=_not_preloaded,
+    ),
+    Rule(
+        id="nvshmem-plugins",
+        # Evidence: nothing lists them in DT_NEEDED; they need MPI/PMIx/UCX/libfabric.
+        # libnvshmem_host.so.3 stays (libtorch_nvshmem needs it, torch preloads it).
+        why="NVSHMEM bootstrap and transport plugins, loaded only by multi-process nvshmem_init",
+        keep_in=frozenset({"distributed", "full"}),
+        patterns=(
+            "nvidia/nvshmem/lib/nvshmem_bootstrap_*.so*",
+            "nvidia/nvshmem/lib/nvshmem_transport_*.so*",
+        ),
+        guard=_not_preloaded,
+    ),
+    Rule(
+        id="cuda-device-bitcode",
+        # Evidence: read only by torch/distributed/_symmetric_memory/_nvshmem_triton.py.
+        why="LLVM bitcode of NCCL/NVSHMEM device APIs, linked only into Triton kernels",
+        keep_in=frozenset({"compile", "distributed", "full"}),
+        patterns=("nvidia/*/lib/*.bc",),
+    ),
+    Rule(
+        id="cuda-library-headers",
+        why="headers of cuDNN, NCCL, NVSHMEM, cuSPARSELt...: only to compile against them",
+        keep_in=frozenset({"compile", "full"}),
+        patterns=("nvidia/*/include/**",),
+        # libtorch_cuda embeds NVRTC sources that #include <cuda_fp16.h>, <cuda_bf16.h>,
+        # <cuda_fp8.h>, <cuda_fp4.h>: the CUDA runtime's include dirs (cu13/ in CUDA 13
+        # wheels, cuda_runtime/ and cuda_nvrtc/ in CUDA 12 ones) are kept everywhere.
+        exclude=(
+            "nvidia/cu[0-9]*/include/**",
+            "nvidia/cuda_runtime/include/**",
+            "nvidia/cuda_nvrtc/include/**",
+        ),
+    ),
+    Rule(
+        id="triton-test-libraries",
+        why="Triton's own test plugins (instrumentation and pass-plugin test libraries)",
+        keep_in=_ALL_BUT_FULL,
+        patterns=(
+            "triton/instrumentation/libGPUInstrumentationTestLib.so",
+            "triton/plugins/libTritonPluginsTestLib.so",
+        ),
+    ),
+    Rule(
+        id="triton-proton-cupti",
+        # Evidence: only triton.knobs.proton / triton/profiler point at these directories.
+        why="CUPTI copies used only by Triton's proton profiler, which torch.compile never starts",
+        keep_in=_ALL_BUT_FULL,
+        patterns=("triton/backends/nvidia/lib/cupti/**", "triton/backends/nvidia/lib/cupti-*/**"),
+    ),
+    Rule(
+        id="triton",
+        # Evidence: after `import torch` (2.14.1+cu130) and an op, "triton" is not in
+        # sys.modules; torch probes it with a guarded import (torch.utils._triton).
+        why="Triton compiles torch.compile kernels; eager, TorchScript and export run without it",
+        keep_in=frozenset({"compile", "full"}),
+        patterns=("triton/**",),
     ),
     Rule(
         id="package-test-suites",

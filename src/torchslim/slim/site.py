@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from torchslim.slim.elf import ElfInfo, elf_info
+from torchslim.slim.preload import torch_preloads
 
 TEST_DIR_NAMES = frozenset({"tests", "test"})
 
@@ -62,6 +63,10 @@ class SiteView:
         if relpath not in self._elf:
             self._elf[relpath] = elf_info(self.site / relpath)
         return self._elf[relpath]
+
+    def torch_preloads(self) -> frozenset[str]:
+        """Libraries (relative paths) that ``import torch`` preloads from this site."""
+        return torch_preloads(self.site)
 
     def test_suite_dir(self, relpath: str) -> str | None:
         """The outermost ``tests``/``test`` directory holding ``relpath`` (below a package)."""

@@ -87,7 +87,7 @@ def _bomb_blob(size: int, how: str) -> Blob:
 
 @pytest.mark.parametrize("how", ["gzip", "zstd"])
 def test_decompression_bomb_is_bounded(tmp_path: Path, how: str) -> None:
-    blob = _bomb_blob(40 << 20, how)
+    blob = _bomb_blob(16 << 20, how)
     img = write_oci(tmp_path / "img", Spec([blob]))
     limits = Limits(ratio_floor=1 << 20, max_ratio=100)
     with pytest.raises(TorchslimError, match="decompression bomb"):
@@ -111,7 +111,8 @@ def test_member_claiming_terabytes(tmp_path: Path) -> None:
 
 def test_descriptor_claiming_terabytes(tmp_path: Path) -> None:
     img = write_oci(tmp_path / "img", Spec([layer([file("a", 10)])]))
-    man_path = next(p for p in (img / "blobs/sha256").iterdir() if b'"layers"' in p.read_bytes())
+    digest = json.loads((img / "index.json").read_text())["manifests"][0]["digest"]
+    man_path = img / "blobs/sha256" / digest.split(":")[1]
     man = json.loads(man_path.read_bytes())
     man["layers"][0]["size"] = 3 << 40
     data = json.dumps(man).encode()
@@ -190,7 +191,7 @@ def test_non_utf8_names(analyze_layers: Run) -> None:
 def test_bad_reference_is_one_line_error(tmp_path: Path) -> None:
     with pytest.raises(TorchslimError, match="not an image reference"):
         open_image(str(tmp_path / "nope"))
-    with pytest.raises(TorchslimError, match="registry"):
-        open_image("docker://example.com/app:v1")
+    with pytest.raises(TorchslimError, match="reference"):
+        open_image("docker://")
     with pytest.raises(TorchslimError):
         open_image(f"docker-archive:{tmp_path / 'missing.tar'}")

@@ -52,7 +52,7 @@ def test_hello_torch_recipe(cfg: ProjectConfig) -> None:
     assert runs[0] == ["python3", "-m", "venv", "/opt/venv"]
     # The CPU wheel comes from the PyTorch CPU index, in its own (cacheable) layer.
     assert runs[1] is not None and runs[1][-3:] == [
-        "--index-url",
+        "--extra-index-url",
         "https://download.pytorch.org/whl/cpu",
         "torch==2.13.0+cpu",
     ]

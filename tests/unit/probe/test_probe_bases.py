@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from probetrees import conda_tree, debian_tree, link, slim_tree, write
 from torchslim.cache import BlobStore
 from torchslim.errors import BuildError, IntegrityError
 from torchslim.oci.layout import read_oci_layout, write_oci_layout
-from torchslim.probe import duplicate_cuda, lib_family, probe_image, require_python
+from torchslim.probe import BaseProbe, duplicate_cuda, lib_family, probe_image, require_python
 
 HOST_GLIBC = os.confstr("CS_GNU_LIBC_VERSION") or ""  # "glibc 2.36"
 GLIBC = HOST_GLIBC.split()[-1] if HOST_GLIBC.startswith("glibc") else "?"
@@ -106,6 +107,8 @@ def test_conda_base(tmp_path: Path, make_image: ImageMaker) -> None:
     }
     assert p.cuda_bytes == 2 * elf
     # torch's nvidia-cublas wheel brings libcublas again; cudnn is not in this base.
+    again = BaseProbe.from_dict(json.loads(json.dumps(p.to_dict())))
+    assert again == p  # the file index is not part of equality
     dup = duplicate_cuda(p, ["nvidia/cublas/lib/libcublas.so.12", "libcudnn.so.9"])
     assert dup == {"/usr/local/cuda-12.1/lib64/libcublas.so.12": elf}
     assert lib_family("libcublasLt.so.12.1.3.1") == "libcublasLt"

@@ -1,0 +1,137 @@
+"""Images in a registry as a lazy source: JSON at open, layer blobs into the cache on first read."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, BinaryIO
+
+from torchslim.cache import BlobStore
+from torchslim.errors import BuildError, ConfigError, IntegrityError
+from torchslim.oci.blobio import check_bytes, verified
+from torchslim.oci.distribution import RegistryClient, pull_scope, registry_errors
+from torchslim.oci.image import BaseImage, check_layers_match_config, parse_json_object
+from torchslim.oci.layer import Descriptor, Layer
+from torchslim.oci.media import INDEX_TYPES, MANIFEST_TYPES
+from torchslim.oci.reference import Reference, as_reference
+
+
+class RegistryImage(BaseImage):
+    """An image in a registry; config held in memory, layers fetched into the store on open."""
+
+    def __init__(
+        self,
+        client: RegistryClient,
+        ref: Reference,
+        manifest: bytes,
+        config: bytes,
+        layers: list[Layer],
+        store: BlobStore,
+    ) -> None:
+        self.client = client
+        self.reference = ref  # pinned: ref.digest is this manifest's digest
+        self._manifest = manifest
+        self._config = config
+        self._layers = layers
+        self._store = store
+
+    def config_bytes(self) -> bytes:
+        return self._config
+
+    def manifest_bytes(self) -> bytes:
+        return self._manifest
+
+    def layers(self) -> list[Layer]:
+        return list(self._layers)
+
+    def open_layer(self, layer: Layer) -> BinaryIO:
+        d = layer.descriptor
+        if not self._store.has(d.digest):
+            self.client.fetch_blob(self.reference.repository, d, self._store)
+        return verified(self._store.open(d.digest), d.digest, d.size, f"layer {d.digest}")
+
+
+def _platform_of(m: Mapping[str, Any]) -> tuple[str, str, str | None]:
+    p = m.get("platform") or {}
+    return (str(p.get("os", "")), str(p.get("architecture", "")), p.get("variant"))
+
+
+def fmt_platform(p: tuple[str, str, str | None]) -> str:
+    return "/".join(x for x in p if x)
+
+
+def _normalize_platform(platform: tuple[str, ...] | str) -> tuple[str, str, str | None]:
+    parts = platform.split("/") if isinstance(platform, str) else list(platform)
+    if len(parts) < 2 or not parts[0] or not parts[1]:
+        raise ConfigError(f"platform {platform!r} must be OS/ARCH, e.g. linux/amd64")
+    return (parts[0], parts[1], parts[2] if len(parts) > 2 and parts[2] else None)
+
+
+def _pick_platform(
+    index: dict[str, Any], want: tuple[str, str, str | None], where: str
+) -> dict[str, Any]:
+    entries = [m for m in index.get("manifests") or [] if isinstance(m, dict)]
+    # Attestation manifests (buildkit) carry platform unknown/unknown: not images.
+    real = [m for m in entries if _platform_of(m)[0] not in ("", "unknown")]
+    for m in real:
+        os_, arch, variant = _platform_of(m)
+        if (os_, arch) == want[:2] and (want[2] is None or variant in (None, want[2])):
+            return m
+    have = sorted({fmt_platform(_platform_of(m)) for m in real})
+    raise BuildError(
+        f"{where} has no {fmt_platform(want)} image; it is built for {', '.join(have) or 'none'}; "
+        "pick a base that lists your platform or change --platform"
+    )
+
+
+def read_registry_image(
+    ref: Reference | str,
+    *,
+    platform: tuple[str, ...] | str = ("linux", "amd64"),
+    tls_verify: bool = True,
+    store: BlobStore | None = None,
+    client: RegistryClient | None = None,
+) -> RegistryImage:
+    """Resolve ``ref`` to the ``platform`` image; the result is pinned by manifest digest."""
+    r = as_reference(ref)
+    want = _normalize_platform(platform)
+    cl = client or RegistryClient(r.registry, tls_verify=tls_verify)
+    data, media, digest = cl.get_manifest(r.repository, r.identifier)
+    where = str(r)
+    hops = 0
+    while media in INDEX_TYPES:
+        hops += 1
+        if hops > 2:
+            raise BuildError(f"{where}: image indexes nest too deep")
+        entry = _pick_platform(parse_json_object(data, f"{where} index"), want, where)
+        desc = Descriptor.from_json(entry, f"{where} index")
+        data, media, digest = cl.get_manifest(r.repository, desc.digest)
+    manifest = parse_json_object(data, f"{where} manifest")
+    if media not in MANIFEST_TYPES:
+        raise BuildError(
+            f"{where} is a {media or 'schema ' + str(manifest.get('schemaVersion'))} manifest; "
+            "only OCI and Docker schema 2 images are supported, re-push it with a newer tool"
+        )
+    cdesc = Descriptor.from_json(manifest.get("config") or {}, f"{where} manifest config")
+    config_bytes = _fetch_small(cl, r.repository, cdesc, f"{where} config")
+    config = parse_json_object(config_bytes, f"{where} config")
+    got = (str(config.get("os", "")), str(config.get("architecture", "")), config.get("variant"))
+    if got[:2] != want[:2]:
+        raise BuildError(
+            f"{where} is a {fmt_platform(got)} image but {fmt_platform(want)} was asked for; "
+            "pick a base built for your platform or change --platform"
+        )
+    ldescs = [Descriptor.from_json(d, f"{where} layer") for d in manifest.get("layers") or []]
+    check_layers_match_config([Layer(d, "") for d in ldescs], config, where)
+    diff_ids = config["rootfs"]["diff_ids"]
+    layers = [Layer(d, str(diff_ids[i])) for i, d in enumerate(ldescs)]
+    pinned = r.with_digest(digest)
+    return RegistryImage(cl, pinned, data, config_bytes, layers, store or BlobStore())
+
+
+def _fetch_small(cl: RegistryClient, repo: str, desc: Descriptor, what: str) -> bytes:
+    if desc.size > 16 << 20:
+        raise IntegrityError(f"{what} claims {desc.size} bytes; a config is never that big")
+    resp = cl.send("GET", f"/v2/{repo}/blobs/{desc.digest}", scope=pull_scope(repo))
+    if resp.status_code != 200:
+        raise BuildError(f"{what} {desc.digest}: registry answered {registry_errors(resp)}")
+    return check_bytes(resp.content, desc.digest, what)

@@ -1,0 +1,440 @@
+"""Push images and indexes: only blobs the registry lacks go up, the manifest goes last.
+
+Per blob: HEAD (present: skipped), then a cross-repository mount from the
+repositories named (mounted), else an upload (uploaded): a monolithic PUT
+streamed from the blob for small blobs, PATCH chunks for big ones. A
+dropped upload is retried from a fresh session (or resumed where the
+registry kept the bytes); a blob that did arrive is not sent again. The
+manifest is put only after every blob is there, so a failed push leaves
+the tag as it was.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import re
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import BinaryIO
+from urllib.parse import urlencode, urljoin
+
+import httpx
+
+from torchslim.cache import CHUNK
+from torchslim.errors import BuildError, ConfigError, IntegrityError, NetworkError
+from torchslim.oci.blobio import sha256_bytes
+from torchslim.oci.distribution import (
+    Body,
+    RegistryClient,
+    TransportFailed,
+    push_scope,
+    registry_errors,
+)
+from torchslim.oci.image import Image, canonical_json, manifest_media_type
+from torchslim.oci.layer import Layer
+from torchslim.oci.layout import index_entry, manifest_descriptor
+from torchslim.oci.media import OCI_INDEX
+from torchslim.oci.pull import RegistryImage, fmt_platform
+from torchslim.oci.reference import Reference, as_reference
+
+log = logging.getLogger(__name__)
+
+CHUNKED_THRESHOLD = 64 << 20  # blobs above this go up in PATCH chunks
+CHUNK_SIZE = 32 << 20
+
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass
+class PushResult:
+    """What one push sent: blobs as ``(digest, size)``, and the digest the tag now names."""
+
+    reference: str = ""
+    uploaded: list[tuple[str, int]] = field(default_factory=list)
+    skipped: list[tuple[str, int]] = field(default_factory=list)
+    mounted: list[tuple[str, int]] = field(default_factory=list)
+    manifest_digest: str = ""
+
+    @property
+    def bytes_uploaded(self) -> int:
+        return sum(size for _, size in self.uploaded)
+
+    @property
+    def bytes_skipped(self) -> int:
+        return sum(size for _, size in self.skipped) + sum(size for _, size in self.mounted)
+
+
+@dataclass(frozen=True)
+class _Blob:
+    digest: str
+    size: int
+    open: Callable[[], BinaryIO]
+
+
+def _image_blobs(image: Image) -> list[_Blob]:
+    config = image.config_bytes()
+
+    def open_config() -> BinaryIO:
+        return io.BytesIO(config)
+
+    blobs = [_Blob(sha256_bytes(config), len(config), open_config)]
+    seen = {blobs[0].digest}
+    for layer in image.layers():
+        if layer.digest in seen:
+            continue
+        seen.add(layer.digest)
+        blobs.append(_Blob(layer.digest, layer.descriptor.size, _layer_opener(image, layer)))
+    return blobs
+
+
+def _layer_opener(image: Image, layer: Layer) -> Callable[[], BinaryIO]:
+    return lambda: image.open_layer(layer)
+
+
+def _origin(image: Image) -> RegistryImage | None:
+    """The registry image a (mutated) image was built on, if any: its repo can lend blobs."""
+    if isinstance(image, RegistryImage):
+        return image
+    base = getattr(image, "_base", None)  # oci.mutate keeps the original source here
+    return base if isinstance(base, RegistryImage) else None
+
+
+class _Pusher:
+    def __init__(
+        self,
+        client: RegistryClient,
+        repo: str,
+        mount_from: Sequence[str],
+        progress: Progress | None,
+        chunked_threshold: int,
+        chunk_size: int,
+        result: PushResult,
+    ) -> None:
+        self.cl = client
+        self.repo = repo
+        self.mount_from = [m for m in dict.fromkeys(mount_from) if m != repo]
+        self.scope = push_scope(repo, self.mount_from)
+        self.progress = progress
+        self.chunked_threshold = chunked_threshold
+        self.chunk_size = chunk_size
+        self.result = result
+        self.done: set[str] = set()
+
+    def push_blob(self, blob: _Blob) -> None:
+        if blob.digest in self.done:
+            return
+        self.done.add(blob.digest)
+        entry = (blob.digest, blob.size)
+        if self.cl.has_blob(self.repo, blob.digest, self.scope):
+            self.result.skipped.append(entry)
+            return
+        location: str | None = None
+        for source in self.mount_from:
+            query = urlencode({"mount": blob.digest, "from": source})
+            resp = self.cl.send("POST", f"/v2/{self.repo}/blobs/uploads/?{query}", scope=self.scope)
+            if resp.status_code == 201:
+                self.result.mounted.append(entry)
+                return
+            if resp.status_code == 202:  # not mountable: the registry opened an upload instead
+                location = self._location(resp)
+                break
+        self._upload(blob, location)
+        self.result.uploaded.append(entry)
+
+    def _location(self, resp: httpx.Response) -> str:
+        loc = resp.headers.get("location")
+        if not loc:
+            raise NetworkError(
+                f"registry {self.cl.registry} started an upload without a Location header; "
+                "it does not follow the distribution API"
+            )
+        return urljoin(str(resp.request.url), str(loc))
+
+    def _start(self) -> str:
+        resp = self.cl.send("POST", f"/v2/{self.repo}/blobs/uploads/", scope=self.scope)
+        if resp.status_code != 202:
+            raise NetworkError(
+                f"registry {self.cl.registry} refused to start an upload to {self.repo} "
+                f"({registry_errors(resp)}); check your push rights"
+            )
+        return self._location(resp)
+
+    def _upload(self, blob: _Blob, location: str | None) -> None:
+        """Monolithic or chunked upload; on a drop, resume (chunked) or restart, with backoff."""
+        attempt = 0
+        offset = 0
+        while True:
+            try:
+                if location is None:
+                    location, offset = self._start(), 0
+                if blob.size > self.chunked_threshold:
+                    location = self._chunked(blob, location, offset)
+                else:
+                    self._monolithic(blob, location)
+                return
+            except _UploadFailed as exc:
+                attempt += 1
+                if attempt > self.cl.retries:
+                    raise NetworkError(
+                        f"upload of {blob.digest} to {self.cl.registry}/{self.repo} failed "
+                        f"after {attempt} attempt(s): {exc}; re-run the push, blobs that "
+                        "arrived are skipped"
+                    ) from None
+                log.warning("upload of %s: %s; retrying", blob.digest, exc)
+                self.cl.backoff(attempt - 1, None)
+                # The bytes may all have arrived before the connection dropped.
+                if self.cl.has_blob(self.repo, blob.digest, self.scope):
+                    return
+                location, offset = self._resume_point(exc.location)
+
+    def _resume_point(self, location: str | None) -> tuple[str | None, int]:
+        """Ask the registry how much of an interrupted upload it kept; None: start over."""
+        if location is None:
+            return None, 0
+        try:
+            resp = self.cl.send("GET", location, scope=self.scope, retry=False)
+        except TransportFailed:
+            return None, 0
+        rng = resp.headers.get("range", "")
+        if resp.status_code == 204 and (m := re.fullmatch(r"0-(\d+)", rng)):
+            return self._location(resp), int(m.group(1)) + 1
+        if resp.status_code == 204:
+            return self._location(resp), 0
+        return None, 0
+
+    def _stream(self, blob: _Blob, start: int, length: int, sent_before: int) -> Iterator[bytes]:
+        with blob.open() as f:
+            skip = start
+            while skip > 0:
+                got = f.read(min(CHUNK, skip))
+                if not got:
+                    raise IntegrityError(f"blob {blob.digest} is shorter than {start} bytes")
+                skip -= len(got)
+            left = length
+            sent = sent_before
+            while left > 0:
+                data = f.read(min(CHUNK, left))
+                if not data:
+                    raise IntegrityError(
+                        f"blob {blob.digest} ends before its {blob.size} bytes; the image is "
+                        "corrupt, rebuild it"
+                    )
+                left -= len(data)
+                sent += len(data)
+                yield data
+                if self.progress is not None:
+                    self.progress(blob.digest, sent, blob.size)
+            if start + length == blob.size:
+                f.read(1)  # read to EOF so a verifying stream checks the digest
+
+    def _send_upload(
+        self, method: str, url: str, headers: dict[str, str], body: Body, *, resumable: bool
+    ) -> httpx.Response:
+        try:
+            resp = self.cl.send(
+                method, url, scope=self.scope, headers=headers, body=body, retry=False
+            )
+        except TransportFailed as exc:
+            raise _UploadFailed(
+                f"{exc.reason} during {method}", url if resumable else None
+            ) from None
+        if resp.status_code >= 500 or resp.status_code == 429:
+            raise _UploadFailed(f"HTTP {resp.status_code} from {method}", None)
+        return resp
+
+    def _monolithic(self, blob: _Blob, location: str) -> None:
+        headers = {"Content-Type": "application/octet-stream", "Content-Length": str(blob.size)}
+        url = _with_query(location, digest=blob.digest)
+        resp = self._send_upload(
+            "PUT", url, headers, lambda: self._stream(blob, 0, blob.size, 0), resumable=False
+        )
+        self._finished(blob, resp)
+
+    def _chunked(self, blob: _Blob, location: str, offset: int) -> str:
+        while offset < blob.size:
+            length = min(self.chunk_size, blob.size - offset)
+            headers = {
+                "Content-Type": "application/octet-stream",
+                "Content-Length": str(length),
+                "Content-Range": f"{offset}-{offset + length - 1}",
+            }
+            resp = self._send_upload(
+                "PATCH",
+                location,
+                headers,
+                _bind(self._stream, blob, offset, length, offset),
+                resumable=True,
+            )
+            if resp.status_code != 202:
+                raise _UploadFailed(f"PATCH answered {registry_errors(resp)}", None)
+            location = self._location(resp)
+            rng = re.fullmatch(r"0-(\d+)", resp.headers.get("range", ""))
+            offset = int(rng.group(1)) + 1 if rng else offset + length
+        url = _with_query(location, digest=blob.digest)
+        resp = self._send_upload("PUT", url, {"Content-Length": "0"}, b"", resumable=True)
+        self._finished(blob, resp)
+        return location
+
+    def _finished(self, blob: _Blob, resp: httpx.Response) -> None:
+        if resp.status_code != 201:
+            text = registry_errors(resp)
+            if "DIGEST_INVALID" in text or "BLOB_UPLOAD_INVALID" in text:
+                raise IntegrityError(
+                    f"registry {self.cl.registry} rejected blob {blob.digest} ({text}); "
+                    "the local blob is corrupt, rebuild the image"
+                )
+            raise NetworkError(
+                f"registry {self.cl.registry} refused blob {blob.digest} ({text}); retry later"
+            )
+        reported = resp.headers.get("docker-content-digest")
+        if reported and reported != blob.digest:
+            raise IntegrityError(
+                f"registry {self.cl.registry} stored blob {blob.digest} as {reported}; the bytes "
+                "changed in transit, retry the push"
+            )
+
+    def put_manifest(self, ident: str, data: bytes, media_type: str) -> str:
+        digest = sha256_bytes(data)
+        resp = self.cl.send(
+            "PUT",
+            f"/v2/{self.repo}/manifests/{ident}",
+            scope=self.scope,
+            headers={"Content-Type": media_type},
+            body=data,
+        )
+        if resp.status_code not in (200, 201):
+            raise BuildError(
+                f"registry {self.cl.registry} rejected the manifest for {self.repo}:{ident} "
+                f"({registry_errors(resp)}); nothing was tagged"
+            )
+        reported = resp.headers.get("docker-content-digest")
+        if reported and reported != digest:
+            raise IntegrityError(
+                f"registry {self.cl.registry} stored manifest {digest} as {reported}; it "
+                "rewrote the manifest, push to a registry that keeps bytes as sent"
+            )
+        return digest
+
+
+def _bind(
+    fn: Callable[[_Blob, int, int, int], Iterator[bytes]], blob: _Blob, a: int, b: int, c: int
+) -> Callable[[], Iterator[bytes]]:
+    return lambda: fn(blob, a, b, c)
+
+
+class _UploadFailed(Exception):
+    """A retryable upload failure; ``location`` is where the upload might resume."""
+
+    def __init__(self, why: str, location: str | None) -> None:
+        super().__init__(why)
+        self.location = location
+
+
+def _with_query(url: str, **params: str) -> str:
+    return str(httpx.URL(url).copy_merge_params(params))
+
+
+def _auto_mounts(images: Sequence[Image], ref: Reference) -> list[str]:
+    out: list[str] = []
+    for image in images:
+        base = _origin(image)
+        if base is not None and base.reference.registry == ref.registry:
+            out.append(base.reference.repository)
+    return out
+
+
+def _client_for(ref: Reference, tls_verify: bool, client: RegistryClient | None) -> RegistryClient:
+    if client is not None:
+        if client.registry != ref.registry:
+            raise ConfigError(f"client is for {client.registry}, not {ref.registry}")
+        return client
+    return RegistryClient(ref.registry, tls_verify=tls_verify)
+
+
+def _target_ident(ref: Reference, digest: str) -> str:
+    if ref.digest is not None and ref.digest != digest:
+        raise ConfigError(
+            f"cannot push image {digest} to {ref}: the reference pins another digest; "
+            "drop @DIGEST or give a tag"
+        )
+    return ref.tag or digest
+
+
+def push_image(
+    image: Image,
+    ref: Reference | str,
+    *,
+    tls_verify: bool = True,
+    progress: Progress | None = None,
+    mount_from: Sequence[str] = (),
+    client: RegistryClient | None = None,
+    chunked_threshold: int = CHUNKED_THRESHOLD,
+    chunk_size: int = CHUNK_SIZE,
+) -> PushResult:
+    """Push blobs the registry lacks, then the manifest under ``ref``'s tag (or digest).
+
+    ``mount_from`` names repositories of the same registry to mount blobs
+    from; the repository of a registry base image is added automatically.
+    ``progress(digest, sent, total)`` follows each upload.
+    """
+    return push_index(
+        [image],
+        ref,
+        tls_verify=tls_verify,
+        progress=progress,
+        mount_from=mount_from,
+        client=client,
+        chunked_threshold=chunked_threshold,
+        chunk_size=chunk_size,
+        as_index=False,
+    )
+
+
+def push_index(
+    images: Sequence[Image],
+    ref: Reference | str,
+    *,
+    tls_verify: bool = True,
+    progress: Progress | None = None,
+    mount_from: Sequence[str] = (),
+    client: RegistryClient | None = None,
+    chunked_threshold: int = CHUNKED_THRESHOLD,
+    chunk_size: int = CHUNK_SIZE,
+    as_index: bool = True,
+) -> PushResult:
+    """Push several platform images by digest, then an OCI index naming them under ``ref``."""
+    r = as_reference(ref)
+    if not images:
+        raise BuildError(f"nothing to push to {r}: no images were given")
+    if as_index:
+        platforms = [fmt_platform(img.platform) for img in images]
+        dupes = sorted({p for p in platforms if platforms.count(p) > 1})
+        if dupes:
+            raise BuildError(f"cannot push an index with two images for {', '.join(dupes)}")
+    cl = _client_for(r, tls_verify, client)
+    result = PushResult(reference=str(r))
+    mounts = [*mount_from, *_auto_mounts(images, r)]
+    pusher = _Pusher(cl, r.repository, mounts, progress, chunked_threshold, chunk_size, result)
+    try:
+        for image in images:
+            for blob in _image_blobs(image):
+                pusher.push_blob(blob)
+        if not as_index:
+            image = images[0]
+            ident = _target_ident(r, image.digest())
+            result.manifest_digest = pusher.put_manifest(
+                ident, image.manifest_bytes(), manifest_media_type(image)
+            )
+            return result
+        entries = []
+        for image in images:
+            pusher.put_manifest(image.digest(), image.manifest_bytes(), manifest_media_type(image))
+            entries.append(index_entry(image, manifest_descriptor(image), None))
+        index = canonical_json({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries})
+        ident = _target_ident(r, sha256_bytes(index))
+        result.manifest_digest = pusher.put_manifest(ident, index, OCI_INDEX)
+        return result
+    finally:
+        if client is None:
+            cl.close()
