@@ -398,5 +398,86 @@ def verify(image: str, project: Path | None, engine: str, gpu: bool, timeout: fl
     sys.exit(result.exit_code())
 
 
+def _write_text(path: Path, text: str) -> None:
+    """Write a report atomically: a temporary sibling, then rename."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+@main.command()
+@click.argument("image")
+@click.option("--json", "json_path", type=click.Path(path_type=Path), help="Write JSON.")
+@click.option("--sarif", "sarif_path", type=click.Path(path_type=Path), help="Write SARIF.")
+@click.option(
+    "--html",
+    "html_path",
+    type=click.Path(path_type=Path),
+    help="Write a self-contained HTML page with charts.",
+)
+@click.option("--max-size", help="Exit 4 when the compressed image is larger (e.g. 2GB).")
+@click.option(
+    "--fail-on",
+    "fail_on",
+    default="",
+    help="Exit 5 on findings at/above a severity or with these ids (comma list).",
+)
+@friendly_errors
+def analyze(
+    image: str,
+    json_path: Path | None,
+    sarif_path: Path | None,
+    html_path: Path | None,
+    max_size: str | None,
+    fail_on: str,
+) -> None:
+    """What is in IMAGE and why it is big (oci:DIR, docker-archive:FILE, docker://REF, ...).
+
+    Exit codes: 0 ok, 4 over --max-size, 5 a --fail-on finding, 6 both.
+    """
+    import json
+
+    from torchslim.analyze import analyze as run_analyze
+    from torchslim.analyze import gate_exit_code, open_image, parse_size, reference_name
+    from torchslim.analyze.report import render_tty, to_html, to_json, to_sarif
+
+    limit = parse_size(max_size) if max_size else None
+    fails = [f.strip() for f in fail_on.split(",") if f.strip()]
+    result = run_analyze(open_image(image), name=reference_name(image))
+    render_tty(result, out_console)
+    if json_path:
+        _write_text(json_path, json.dumps(to_json(result), indent=2) + "\n")
+    if sarif_path:
+        _write_text(sarif_path, json.dumps(to_sarif(result), indent=2) + "\n")
+    if html_path:
+        _write_text(html_path, to_html(result))
+    sys.exit(gate_exit_code(result, max_size=limit, fail_on=fails))
+
+
+@main.command()
+@click.argument("before")
+@click.argument("after")
+@click.option(
+    "--markdown",
+    "md_path",
+    type=click.Path(path_type=Path),
+    help="Write the before/after table as Markdown (for a merge request).",
+)
+@friendly_errors
+def diff(before: str, after: str, md_path: Path | None) -> None:
+    """Size deltas between two images, per category and package."""
+    from torchslim.analyze import analyze as run_analyze
+    from torchslim.analyze import diff as run_diff
+    from torchslim.analyze import open_image, reference_name
+    from torchslim.analyze.report import diff_to_markdown, render_diff
+
+    a = run_analyze(open_image(before), name=reference_name(before))
+    b = run_analyze(open_image(after), name=reference_name(after))
+    result = run_diff(a, b)
+    render_diff(result, out_console)
+    if md_path:
+        _write_text(md_path, diff_to_markdown(result))
+
+
 if __name__ == "__main__":
     main()

@@ -170,6 +170,8 @@ def torch_part(path: str) -> str | None:
     if m is None:
         return "python" if re.search(r"(site|dist)-packages/torch/[^/]+$", path) else None
     part = m.group(1)
+    if part == "bin" and path.endswith("/torch_shm_manager"):
+        return "lib"  # torch.multiprocessing runs it: part of the runtime
     return part if part in ("test", "bin", "include", "lib") else "python"
 
 

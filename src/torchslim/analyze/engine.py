@@ -68,12 +68,12 @@ _NOT_KEYS = (
 _CUDA_HEADERS = re.compile(r"(^|/)(cuda|cuda_runtime|cublas_v2|cudnn|cusparse|nvrtc)\.h$")
 
 # Categories torchslim build (inference profile) drops; the estimate subtracts them.
+# Not __pycache__: torchslim precompiles hash-based .pyc on purpose (fast start-up).
 REMOVED_BY_BUILD = (
     "secrets",
     "cache.pip",
     "cache.conda-pkgs",
     "cache.apt",
-    "cache.pycache",
     "build-tools",
     "python.dev",
     "torch.test",

@@ -217,7 +217,8 @@ def find(inp: FindingInput) -> list[Finding]:
         )
     if inp.wasted_bytes:
         out.append(_make("wasted-bytes", inp.wasted_bytes, inp.wasted_paths[:5]))
-    cache_ids = ["cache.pip", "cache.conda-pkgs", "cache.apt", "cache.pycache"]
+    # __pycache__ is not a finding: precompiled bytecode makes start-up fast.
+    cache_ids = ["cache.pip", "cache.conda-pkgs", "cache.apt"]
     if any(has(c) for c in cache_ids):
         out.append(_make("caches", *_merge(cats, cache_ids)))
     for part in ("test", "bin", "include"):

@@ -67,6 +67,12 @@ def _ssl_context() -> ssl.SSLContext:
     return ssl.create_default_context(cafile=cafile)
 
 
+def _is_tls_failure(exc: httpx.TransportError) -> bool:
+    """Certificate and handshake errors do not heal on retry."""
+    text = str(exc)
+    return isinstance(exc, httpx.ConnectError) and ("SSL" in text or "certificate" in text)
+
+
 class TransportFailed(NetworkError):
     """The connection failed (refused, dropped, timed out) on every attempt."""
 
@@ -183,6 +189,12 @@ class RegistryClient:
                 req = self._http.build_request(method, url, headers=hdrs, content=content)
                 resp = self._http.send(req, stream=stream)
             except httpx.TransportError as exc:
+                if _is_tls_failure(exc):
+                    raise NetworkError(
+                        f"TLS to {self.registry} failed ({_one_line(str(exc), 120)}); for a "
+                        "plain-http or self-signed registry pass --tls-verify=false, else "
+                        "install its CA certificate"
+                    ) from None
                 attempt += 1
                 if attempt >= attempts:
                     raise TransportFailed(

@@ -94,6 +94,8 @@ def read_registry_image(
     """Resolve ``ref`` to the ``platform`` image; the result is pinned by manifest digest."""
     r = as_reference(ref)
     want = _normalize_platform(platform)
+    if client is not None and client.registry != r.registry:
+        raise ConfigError(f"a client for {client.registry} cannot read {r}")
     cl = client or RegistryClient(r.registry, tls_verify=tls_verify)
     data, media, digest = cl.get_manifest(r.repository, r.identifier)
     where = str(r)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -93,26 +94,28 @@ class DroppingProxy:
             pass
         finally:
             for s in (src, dst):
-                try:
+                with contextlib.suppress(OSError):
                     s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
 
     def close(self) -> None:
         self._stop = True
         self._srv.close()
 
 
+ProxyFactory = Callable[..., DroppingProxy]
+
+
 @pytest.fixture
-def proxy_factory(registry: Registry) -> Iterator[type[DroppingProxy]]:
+def proxy_factory(registry: Registry) -> Iterator[ProxyFactory]:
+    """``proxy_factory(drop_after, times=1, busy=0)``: a proxy in front of the session registry."""
     made: list[DroppingProxy] = []
 
-    class Made(DroppingProxy):
-        def __init__(self, drop_after: int, times: int = 1, busy: int = 0) -> None:
-            super().__init__(registry.host, drop_after, times, busy)
-            made.append(self)
+    def make(drop_after: int, times: int = 1, busy: int = 0) -> DroppingProxy:
+        proxy = DroppingProxy(registry.host, drop_after, times, busy)
+        made.append(proxy)
+        return proxy
 
-    yield Made  # type: ignore[misc]
+    yield make
     for p in made:
         p.close()
 
@@ -178,7 +181,7 @@ def test_dropped_upload_is_retried(
     registry: Registry,
     repo: str,
     make_image: ImageMaker,
-    proxy_factory: type[DroppingProxy],
+    proxy_factory: ProxyFactory,
     chunked: bool,
 ) -> None:
     proxy = proxy_factory(drop_after=BIG // 2)
@@ -205,7 +208,7 @@ def test_dropped_upload_without_retries_then_rerun_resumes(
     registry: Registry,
     repo: str,
     make_image: ImageMaker,
-    proxy_factory: type[DroppingProxy],
+    proxy_factory: ProxyFactory,
 ) -> None:
     old = make_image({"old": 1_000})
     push_image(old, f"{registry.host}/{repo}:1", tls_verify=False)
@@ -229,7 +232,7 @@ def test_dropped_upload_without_retries_then_rerun_resumes(
 
 
 def test_dropped_connection_on_read_is_retried(
-    registry: Registry, repo: str, make_image: ImageMaker, proxy_factory: type[DroppingProxy]
+    registry: Registry, repo: str, make_image: ImageMaker, proxy_factory: ProxyFactory
 ) -> None:
     img = make_image({"r": 1_000})
     push_image(img, f"{registry.host}/{repo}:1", tls_verify=False)
@@ -240,7 +243,7 @@ def test_dropped_connection_on_read_is_retried(
 
 
 def test_503_is_retried_then_gives_up_cleanly(
-    registry: Registry, repo: str, make_image: ImageMaker, proxy_factory: type[DroppingProxy]
+    registry: Registry, repo: str, make_image: ImageMaker, proxy_factory: ProxyFactory
 ) -> None:
     img = make_image({"s": 1_000})
     proxy = proxy_factory(drop_after=1 << 40, busy=2)
@@ -251,4 +254,10 @@ def test_503_is_retried_then_gives_up_cleanly(
     client = RegistryClient(proxy.host, tls_verify=False, retries=2, backoff_s=0.01)
     with pytest.raises(NetworkError, match=r"HTTP 503; retry later") as ei:
         read_registry_image(f"{proxy.host}/{repo}:1", client=client)
+    assert "\n" not in str(ei.value)
+
+
+def test_tls_against_plain_http_registry_says_tls_verify_false(registry: Registry) -> None:
+    with pytest.raises(NetworkError, match=r"TLS to .* pass --tls-verify=false") as ei:
+        read_registry_image(f"{registry.host}/x/y:1", tls_verify=True)
     assert "\n" not in str(ei.value)
