@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from torchslim import debian
+from torchslim.baseimage import cached_probe, is_registry_ref, open_base, user_files
 from torchslim.cache import BlobStore, cache_root, sha256_file
 from torchslim.config import ProjectConfig, duration_ns
 from torchslim.deps.audit import DevFinding
@@ -39,6 +40,7 @@ from torchslim.oci.image import Image
 from torchslim.oci.layer import Layer, Ownership, write_layer_from_dir
 from torchslim.oci.layout import write_oci_layout
 from torchslim.oci.mutate import append_layers, with_config
+from torchslim.probe import BaseProbe, require_python
 from torchslim.slim.apply import slim_tree
 from torchslim.slim.ledger import Ledger
 from torchslim.slim.pyc import precompile
@@ -91,6 +93,7 @@ class BuildOptions:
     source_date_epoch: int | None = None
     # image: everything; base: OS + torch + deps (a shared base for services); os: OS only
     target: Literal["image", "base", "os"] = "image"
+    tls_verify: bool = True
 
 
 @dataclass
@@ -125,7 +128,8 @@ class BuildResult:
 
     @property
     def uncompressed(self) -> int:
-        return sum(layer.uncompressed for layer in self.layers)
+        # A pulled base's layers have no known uncompressed size (-1): not counted.
+        return sum(layer.uncompressed for layer in self.layers if layer.uncompressed >= 0)
 
     @property
     def no_slim_uncompressed(self) -> int:
@@ -233,14 +237,22 @@ class Builder:
             )
         self.keep = list(cfg.keep) + list(opts.keep)
         self.settings: IndexSettings = load_pip_settings()
+        self.debian_base = cfg.base == "debian"
+        if not self.debian_base and cfg.apt:
+            raise ConfigError(
+                f'{cfg.file}: key `apt`: extra Debian packages need base = "debian"; '
+                "install them in your own base image instead"
+            )
         self.debian_spec = debian.DebianSpec(
-            suite=debian.suite_for_python(cfg.python),
+            suite=debian.suite_for_python(cfg.python) if self.debian_base else "",
             arch=self.platform.arch,
             mirror=opts.mirror or cfg.mirror or debian.DEFAULT_MIRROR,
             python=cfg.python,
             extra=tuple(cfg.apt),
             uid=cfg.user,
         )
+        self.base_image: Image | None = None
+        self.probe: BaseProbe | None = None
 
     # ---- lock -------------------------------------------------------------
 
@@ -248,8 +260,15 @@ class Builder:
         reqs = [parse_requirements(self.cfg.path(r)) for r in self.cfg.requirements]
         return [reqs, self.torch.requirement, str(self.platform), self.cfg.python]
 
+    @property
+    def lock_path(self) -> Path:
+        """``pylock.toml`` for the first platform, ``pylock.linux-arm64.toml`` for others."""
+        if str(self.platform) == self.cfg.platform[0]:
+            return self.cfg.root / LOCK_NAME
+        return self.cfg.root / f"pylock.{self.platform.os}-{self.platform.arch}.toml"
+
     def lock(self) -> tuple[ProjectLock, Lock]:
-        path = self.cfg.root / LOCK_NAME
+        path = self.lock_path
         existing = None if self.opts.relock else read_project_lock(path)
         inputs = input_key(*self._requirement_inputs())
         target = self._target()
@@ -260,15 +279,100 @@ class Builder:
             out = tmp / LOCK_NAME
             lock = self._resolve(target, out)
             project_lock = ProjectLock(python_text=out.read_text(), inputs=inputs)
-        if existing is not None and existing.debian_key:
+        if existing is not None:
             project_lock.debian_key, project_lock.debian = existing.debian_key, existing.debian
+            project_lock.base = existing.base
         write_project_lock(path, project_lock)
         return project_lock, lock
 
     def _target(self) -> Target:
-        # The Debian suite's glibc decides which manylinux wheels run on the base.
-        glibc = {"bookworm": "2.36", "trixie": "2.41"}.get(self.debian_spec.suite, "2.36")
+        # The base's glibc decides which manylinux wheels run on it.
+        if self.probe is not None:
+            glibc = self.probe.glibc
+            if glibc is None:
+                raise BuildError(
+                    f"base {self.cfg.base!r} has no glibc (musl or none): manylinux wheels "
+                    "cannot run on it; use a glibc base such as debian or python:3.X-slim"
+                )
+        else:
+            glibc = {"bookworm": "2.36", "trixie": "2.41"}.get(self.debian_spec.suite, "2.36")
         return Target(python=self.cfg.python, arch=self.platform.wheel_arch, glibc=glibc)
+
+    def prepare_base(self, project_lock: ProjectLock | None) -> None:
+        """Open and probe a non-Debian base; a registry base is pinned by digest in the lock."""
+        if self.debian_base:
+            return
+        ref = self.cfg.base
+        pinned = project_lock.base if project_lock is not None else {}
+        if is_registry_ref(ref) and pinned.get("ref") == ref and pinned.get("digest"):
+            ref = f"{ref.removeprefix('docker://').split('@')[0]}@{pinned['digest']}"
+        self.steps.step(f"Opening base {ref}")
+        image = open_base(
+            ref,
+            os_name=self.platform.os,
+            arch=self.platform.arch,
+            tls_verify=self.opts.tls_verify,
+        )
+        probe = cached_probe(image)
+        require_python(probe, f"{self.cfg.file}: key `base` = {self.cfg.base!r}", self.cfg.python)
+        self.base_image, self.probe = image, probe
+        if probe.cuda_libs and self.cfg.variant != "cpu":
+            self.steps.warn(
+                f"base {self.cfg.base} already carries {probe.cuda_bytes / 1e6:.0f} MB of CUDA "
+                "libraries; torch's nvidia-* wheels bring them again: use a base without CUDA "
+                "(nvidia/cuda:*-base, python:3.X-slim or debian)"
+            )
+
+    def pin_base(self, project_lock: ProjectLock) -> None:
+        if self.base_image is None or not is_registry_ref(self.cfg.base):
+            return
+        pin = {"ref": self.cfg.base, "digest": self.base_image.digest()}
+        if project_lock.base != pin:
+            project_lock.base = pin
+            write_project_lock(self.lock_path, project_lock)
+
+    def external_base(self) -> tuple[list[LayerReport], debian.RootfsInfo]:
+        assert self.base_image is not None and self.probe is not None
+        probe = self.probe
+        size = sum(layer.descriptor.size for layer in self.base_image.layers())
+        report = LayerReport(
+            f"base ({len(self.base_image.layers())} layers)",
+            self.base_image.digest(),
+            size,
+            -1,
+            True,
+            0.0,
+        )
+        info = debian.RootfsInfo(
+            python_exe=probe.python_exe or "",
+            python_version=probe.python_version or "",
+            site_packages=probe.site_packages or "",
+            glibc=probe.glibc or "",
+            packages=[],
+        )
+        return [report], info
+
+    def user_layer(self) -> tuple[Layer, LayerReport] | None:
+        """The app user for a base that lacks it: its passwd and group, plus its home."""
+        assert self.probe is not None
+        spec = self.debian_spec
+        files = user_files(self.probe, spec.uid, spec.user, spec.home)
+        if files is None:
+            return None
+        key = input_key("user", self._common_key(), files, spec.home)
+        home = spec.home.strip("/")
+
+        def fill(root: Path) -> dict[str, Any]:
+            for rel, text in files.items():
+                (root / rel).parent.mkdir(parents=True, exist_ok=True)
+                (root / rel).write_text(text)
+                (root / rel).chmod(0o644)
+            (root / home).mkdir(parents=True, mode=0o755)
+            return {}
+
+        owner = Ownership(overrides={home: (spec.uid, spec.uid)})
+        layer, report, _ = self._layer("user", key, fill, owner)
+        return layer, report
 
     def _resolve(self, target: Target, out: Path) -> Lock:
         reqs = [self.cfg.path(r) for r in self.cfg.requirements]
@@ -294,7 +398,7 @@ class Builder:
         packages = debian.resolve(self.debian_spec, self.store, self.steps.progress)
         project_lock.debian_key = key
         project_lock.debian = [p.to_dict() for p in packages]
-        write_project_lock(self.cfg.root / LOCK_NAME, project_lock)
+        write_project_lock(self.lock_path, project_lock)
         return packages
 
     # ---- layers -----------------------------------------------------------
@@ -475,8 +579,10 @@ class Builder:
     def image_config(self, image: Image, info: debian.RootfsInfo) -> Image:
         cfg = self.cfg
         created = self.created
+        # A pulled base keeps its own PATH (conda's /opt/conda/bin, a venv's bin …).
+        path = {"PATH": "/usr/local/bin:/usr/bin:/bin"} if self.debian_base else {}
         env = {
-            "PATH": "/usr/local/bin:/usr/bin:/bin",
+            **path,
             "PYTHONUNBUFFERED": "1",
             "PYTHONDONTWRITEBYTECODE": "1",
             "LANG": "C.UTF-8",
@@ -486,11 +592,15 @@ class Builder:
             "org.opencontainers.image.title": cfg.name,
             "org.opencontainers.image.version": cfg.version,
             "org.opencontainers.image.created": created,
-            "org.opencontainers.image.base.name": f"debian:{self.debian_spec.suite}",
+            "org.opencontainers.image.base.name": (
+                f"debian:{self.debian_spec.suite}" if self.debian_base else cfg.base
+            ),
             "dev.torchslim.torch": f"{self.torch.version}+{self.torch.variant}",
             "dev.torchslim.profile": self.profile if not self.opts.no_slim else "none",
             **cfg.labels,
         }
+        if self.base_image is not None:
+            labels["org.opencontainers.image.base.digest"] = self.base_image.digest()
         if cfg.source:
             labels["org.opencontainers.image.source"] = cfg.source
         revision = _git_revision(cfg.root)
@@ -549,7 +659,9 @@ class Builder:
         start = time.monotonic()
         tag = self.tag()
         self.check_output()
+        self.prepare_base(None if self.opts.relock else read_project_lock(self.lock_path))
         project_lock, lock = self.lock()
+        self.pin_base(project_lock)
         self.mtime = _epoch(self.opts, project_lock)
         findings = audit_lock(lock)
         if findings and self.opts.strict:
@@ -564,31 +676,42 @@ class Builder:
                 f"dev-only package {finding.package} in the image, brought by "
                 f"{' ← '.join(finding.chain[1:]) or 'the requirements'}"
             )
-        packages = self.debian_packages(project_lock)
-        base, base_report, info = self.base_layer(packages)
 
-        built: list[tuple[Layer, LayerReport]] = [(base, base_report)]
+        new: list[tuple[Layer, LayerReport]] = []
+        if self.debian_base:
+            packages = self.debian_packages(project_lock)
+            base, base_report, info = self.base_layer(packages)
+            image: Image = empty_image(arch=self.platform.arch, os=self.platform.os)
+            reports: list[LayerReport] = []
+            new.append((base, base_report))
+        else:
+            assert self.base_image is not None
+            image = self.base_image
+            reports, info = self.external_base()
+            user = self.user_layer()
+            if user is not None:
+                new.append(user)
         if self.opts.target != "os":
-            built += self.python_layers(lock, info)
+            new += self.python_layers(lock, info)
         if self.opts.target == "image":
             app = self.app_files()
             if app:
-                built.append(self.files_layer("app", app, info.python_version))
+                new.append(self.files_layer("app", app, info.python_version))
             models = self.model_files()
             if models:
-                built.append(self.files_layer("model", models, None))
+                new.append(self.files_layer("model", models, None))
 
-        image = empty_image(arch=self.platform.arch, os=self.platform.os)
         image = append_layers(
             image,
-            [(layer, self.store, f"torchslim: {rep.name}") for layer, rep in built],
+            [(layer, self.store, f"torchslim: {rep.name}") for layer, rep in new],
             created=self.created,
         )
         image = self.image_config(image, info)
         self._write(image, tag)
+        reports += [rep for _, rep in new]
 
         ledger = Ledger()
-        for _, rep in built:
+        for rep in reports:
             if rep.ledger:
                 ledger.merge(Ledger.from_dict(rep.ledger))
         return BuildResult(
@@ -596,7 +719,7 @@ class Builder:
             tag=tag,
             digest=image.digest(),
             platform=str(self.platform),
-            layers=[rep for _, rep in built],
+            layers=reports,
             ledger=ledger,
             dev_findings=findings,
             output=self.opts.output,

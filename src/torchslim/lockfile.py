@@ -30,12 +30,16 @@ class ProjectLock:
     inputs: str = ""  # digest of requirements + torch pin + target
     debian_key: str = ""  # digest of the Debian spec the package set was resolved for
     debian: list[dict[str, Any]] = field(default_factory=list)
+    # A registry base pinned once resolved: {"ref": "python:3.11-slim", "digest": "sha256:…"}
+    base: dict[str, str] = field(default_factory=dict)
 
     def render(self) -> str:
         table: dict[str, Any] = {"inputs": self.inputs}
         if self.debian:
             table["debian-key"] = self.debian_key
             table["debian"] = self.debian
+        if self.base:
+            table["base"] = self.base
         tool = tomli_w.dumps({"tool": {"torchslim": {"build": table}}})
         return self.python_text.rstrip("\n") + "\n\n" + MARKER + "\n" + tool
 
@@ -75,6 +79,7 @@ def read_project_lock(path: Path) -> ProjectLock | None:
         inputs=str(own.get("inputs", "")),
         debian_key=str(own.get("debian-key", "")),
         debian=list(own.get("debian", [])),
+        base={str(k): str(v) for k, v in dict(own.get("base", {})).items()},
     )
 
 

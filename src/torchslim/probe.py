@@ -85,6 +85,9 @@ class BaseProbe:
     os_release: dict[str, str]
     arch: str
     groups: dict[int, str] = field(default_factory=dict)  # gid -> name
+    # The files as they are, so a layer that adds a user can write them whole.
+    passwd_text: str = ""
+    group_text: str = ""
     files: Mapping[str, FileEntry] = field(default_factory=dict, repr=False, compare=False)
 
     def user_for(self, uid: int) -> str | None:
@@ -114,6 +117,8 @@ class BaseProbe:
             "cuda_libs": dict(sorted(self.cuda_libs.items())),
             "os_release": dict(self.os_release),
             "arch": self.arch,
+            "passwd_text": self.passwd_text,
+            "group_text": self.group_text,
         }
 
     @classmethod
@@ -136,6 +141,8 @@ class BaseProbe:
             os_release={str(k): str(v) for k, v in dict(d["os_release"]).items()},
             arch=str(d["arch"]),
             groups={int(k): str(v) for k, v in dict(d.get("groups") or {}).items()},
+            passwd_text=str(d.get("passwd_text") or ""),
+            group_text=str(d.get("group_text") or ""),
         )
 
 
@@ -637,5 +644,7 @@ def probe_image(image: Image) -> BaseProbe:
         os_release=_os_release(view.text("/etc/os-release") or view.text("/usr/lib/os-release")),
         arch=arch,
         groups=_group(view.text("/etc/group")),
+        passwd_text=view.text("/etc/passwd") or "",
+        group_text=view.text("/etc/group") or "",
         files=files,
     )

@@ -82,7 +82,7 @@ def render(result: BuildResult, console: Console) -> None:
         layers.add_row(
             layer.name,
             human(layer.size),
-            human(layer.uncompressed),
+            human(layer.uncompressed) if layer.uncompressed >= 0 else "?",
             layer.digest.removeprefix("sha256:")[:12],
             "cached" if layer.cached else f"built {layer.seconds:.1f}s",
         )
@@ -113,6 +113,6 @@ def render(result: BuildResult, console: Console) -> None:
         for label, bps in BANDWIDTHS.items()
     )
     console.print(f"Estimated pull (transfer only): {pulls}")
-    console.print(f"Manifest digest: {result.digest}")
+    console.print(f"Manifest digest: {result.digest}", soft_wrap=True)
     if result.output:
         console.print(f"Wrote {result.output}")

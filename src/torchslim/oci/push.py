@@ -11,6 +11,7 @@ the tag as it was.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import re
@@ -130,7 +131,7 @@ class _Pusher:
             self.result.skipped.append(entry)
             return
         location: str | None = None
-        for source in self.mount_from:
+        for i, source in enumerate(self.mount_from):
             query = urlencode({"mount": blob.digest, "from": source})
             resp = self.cl.send("POST", f"/v2/{self.repo}/blobs/uploads/?{query}", scope=self.scope)
             if resp.status_code == 201:
@@ -138,7 +139,10 @@ class _Pusher:
                 return
             if resp.status_code == 202:  # not mountable: the registry opened an upload instead
                 location = self._location(resp)
-                break
+                if i + 1 < len(self.mount_from):  # try the next source; drop this session
+                    with contextlib.suppress(NetworkError):
+                        self.cl.send("DELETE", location, scope=self.scope, retry=False)
+                    location = None
         self._upload(blob, location)
         self.result.uploaded.append(entry)
 
@@ -162,6 +166,13 @@ class _Pusher:
 
     def _upload(self, blob: _Blob, location: str | None) -> None:
         """Monolithic or chunked upload; on a drop, resume (chunked) or restart, with backoff."""
+        cursor = _Cursor(blob, self.progress)
+        try:
+            self._upload_loop(blob, cursor, location)
+        finally:
+            cursor.close()
+
+    def _upload_loop(self, blob: _Blob, cursor: _Cursor, location: str | None) -> None:
         attempt = 0
         offset = 0
         while True:
@@ -169,9 +180,9 @@ class _Pusher:
                 if location is None:
                     location, offset = self._start(), 0
                 if blob.size > self.chunked_threshold:
-                    location = self._chunked(blob, location, offset)
+                    self._chunked(blob, cursor, location, offset)
                 else:
-                    self._monolithic(blob, location)
+                    self._monolithic(blob, cursor, location)
                 return
             except _UploadFailed as exc:
                 attempt += 1
@@ -203,31 +214,6 @@ class _Pusher:
             return self._location(resp), 0
         return None, 0
 
-    def _stream(self, blob: _Blob, start: int, length: int, sent_before: int) -> Iterator[bytes]:
-        with blob.open() as f:
-            skip = start
-            while skip > 0:
-                got = f.read(min(CHUNK, skip))
-                if not got:
-                    raise IntegrityError(f"blob {blob.digest} is shorter than {start} bytes")
-                skip -= len(got)
-            left = length
-            sent = sent_before
-            while left > 0:
-                data = f.read(min(CHUNK, left))
-                if not data:
-                    raise IntegrityError(
-                        f"blob {blob.digest} ends before its {blob.size} bytes; the image is "
-                        "corrupt, rebuild it"
-                    )
-                left -= len(data)
-                sent += len(data)
-                yield data
-                if self.progress is not None:
-                    self.progress(blob.digest, sent, blob.size)
-            if start + length == blob.size:
-                f.read(1)  # read to EOF so a verifying stream checks the digest
-
     def _send_upload(
         self, method: str, url: str, headers: dict[str, str], body: Body, *, resumable: bool
     ) -> httpx.Response:
@@ -243,15 +229,15 @@ class _Pusher:
             raise _UploadFailed(f"HTTP {resp.status_code} from {method}", None)
         return resp
 
-    def _monolithic(self, blob: _Blob, location: str) -> None:
+    def _monolithic(self, blob: _Blob, cursor: _Cursor, location: str) -> None:
         headers = {"Content-Type": "application/octet-stream", "Content-Length": str(blob.size)}
         url = _with_query(location, digest=blob.digest)
         resp = self._send_upload(
-            "PUT", url, headers, lambda: self._stream(blob, 0, blob.size, 0), resumable=False
+            "PUT", url, headers, lambda: cursor.read_range(0, blob.size), resumable=False
         )
         self._finished(blob, resp)
 
-    def _chunked(self, blob: _Blob, location: str, offset: int) -> str:
+    def _chunked(self, blob: _Blob, cursor: _Cursor, location: str, offset: int) -> None:
         while offset < blob.size:
             length = min(self.chunk_size, blob.size - offset)
             headers = {
@@ -263,7 +249,7 @@ class _Pusher:
                 "PATCH",
                 location,
                 headers,
-                _bind(self._stream, blob, offset, length, offset),
+                _chunk_body(cursor, offset, length),
                 resumable=True,
             )
             if resp.status_code != 202:
@@ -274,7 +260,6 @@ class _Pusher:
         url = _with_query(location, digest=blob.digest)
         resp = self._send_upload("PUT", url, {"Content-Length": "0"}, b"", resumable=True)
         self._finished(blob, resp)
-        return location
 
     def _finished(self, blob: _Blob, resp: httpx.Response) -> None:
         if resp.status_code != 201:
@@ -317,10 +302,56 @@ class _Pusher:
         return digest
 
 
-def _bind(
-    fn: Callable[[_Blob, int, int, int], Iterator[bytes]], blob: _Blob, a: int, b: int, c: int
-) -> Callable[[], Iterator[bytes]]:
-    return lambda: fn(blob, a, b, c)
+def _chunk_body(cursor: _Cursor, start: int, length: int) -> Callable[[], Iterator[bytes]]:
+    return lambda: cursor.read_range(start, length)
+
+
+class _Cursor:
+    """One open read of a blob shared by its chunks: a big blob is read once, not once per chunk.
+
+    A range that does not start where the last one stopped (a retry, or a
+    registry that kept fewer bytes) reopens the blob and skips ahead.
+    """
+
+    def __init__(self, blob: _Blob, progress: Progress | None) -> None:
+        self.blob = blob
+        self.progress = progress
+        self._f: BinaryIO | None = None
+        self.pos = 0
+
+    def _read(self, n: int) -> bytes:
+        assert self._f is not None
+        data = self._f.read(n)
+        if not data:
+            raise IntegrityError(
+                f"blob {self.blob.digest} ends after {self.pos} of its {self.blob.size} bytes; "
+                "the image is corrupt, rebuild it"
+            )
+        self.pos += len(data)
+        return data
+
+    def _seek(self, start: int) -> None:
+        if self._f is None or self.pos > start:
+            self.close()
+            self._f = self.blob.open()
+            self.pos = 0
+        while self.pos < start:
+            self._read(min(CHUNK, start - self.pos))
+
+    def read_range(self, start: int, length: int) -> Iterator[bytes]:
+        self._seek(start)
+        end = start + length
+        while self.pos < end:
+            yield self._read(min(CHUNK, end - self.pos))
+            if self.progress is not None:
+                self.progress(self.blob.digest, self.pos, self.blob.size)
+        if self.pos == self.blob.size and self._f is not None:
+            self._f.read(1)  # to EOF, so a verifying stream checks the digest now
+
+    def close(self) -> None:
+        if self._f is not None:
+            self._f.close()
+            self._f = None
 
 
 class _UploadFailed(Exception):

@@ -4,23 +4,19 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-import json
 import random
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from registry_server import Registry, start_registry
+from registry_server import PASSWORD, USER, ImageMaker, Registry, start_registry
 
 from torchslim.cache import BlobStore
 from torchslim.oci.empty import empty_image
 from torchslim.oci.image import Image
 from torchslim.oci.layer import write_layer_from_dir
 from torchslim.oci.mutate import append_layers, with_config
-
-USER = "alice"
-PASSWORD = "Tr0ub4dor&3-not-a-real-secret"
 
 
 def _need_registry() -> None:
@@ -55,10 +51,6 @@ def no_host_logins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return cfg
 
 
-def write_docker_config(cfg_dir: Path, content: dict[str, object]) -> None:
-    (cfg_dir / "config.json").write_text(json.dumps(content))
-
-
 _repo_counter = itertools.count()
 
 
@@ -73,9 +65,6 @@ def repo(request: pytest.FixtureRequest) -> str:
 @pytest.fixture(scope="session")
 def store(tmp_path_factory: pytest.TempPathFactory) -> BlobStore:
     return BlobStore(tmp_path_factory.mktemp("cache"))
-
-
-ImageMaker = Callable[..., Image]
 
 
 @pytest.fixture

@@ -1,17 +1,33 @@
-"""Start Debian's real ``docker-registry`` on a free loopback port (tests and bench/ use it)."""
+"""Start Debian's real ``docker-registry`` on a free loopback port (tests and bench/ use it).
+
+Test files import shared names from here, not from ``conftest`` (that name is
+shared by every test directory).
+"""
 
 from __future__ import annotations
 
+import json
 import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 
+from torchslim.oci.image import Image
+
 REGISTRY_BIN = "docker-registry"
+USER = "alice"
+PASSWORD = "Tr0ub4dor&3-not-a-real-secret"
+ImageMaker = Callable[..., Image]
+
+
+def write_docker_config(cfg_dir: Path, content: dict[str, object]) -> None:
+    """Write ``cfg_dir/config.json`` (point ``DOCKER_CONFIG`` at ``cfg_dir``)."""
+    (cfg_dir / "config.json").write_text(json.dumps(content))
 
 
 def free_port() -> int:

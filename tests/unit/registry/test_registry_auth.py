@@ -9,8 +9,7 @@ import stat
 from pathlib import Path
 
 import pytest
-from conftest import PASSWORD, USER, ImageMaker, write_docker_config
-from registry_server import Registry
+from registry_server import PASSWORD, USER, ImageMaker, Registry, write_docker_config
 
 from torchslim.errors import NetworkError
 from torchslim.oci.auth import Credentials

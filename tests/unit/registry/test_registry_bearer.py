@@ -20,8 +20,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-from conftest import ImageMaker, write_docker_config
-from registry_server import Registry
+from registry_server import ImageMaker, Registry, write_docker_config
 
 from torchslim.errors import NetworkError
 from torchslim.oci.registry import push_image, read_registry_image

@@ -10,8 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import ImageMaker
-from registry_server import Registry
+from registry_server import ImageMaker, Registry
 
 from torchslim.cache import BlobStore
 from torchslim.errors import BuildError, IntegrityError, NetworkError
@@ -261,3 +260,26 @@ def test_tls_against_plain_http_registry_says_tls_verify_false(registry: Registr
     with pytest.raises(NetworkError, match=r"TLS to .* pass --tls-verify=false") as ei:
         read_registry_image(f"{registry.host}/x/y:1", tls_verify=True)
     assert "\n" not in str(ei.value)
+
+
+def test_corrupt_local_blob_is_not_pushed_and_tag_stays(
+    registry: Registry, repo: str, make_image: ImageMaker, tmp_path: Path
+) -> None:
+    from torchslim.oci.layout import read_oci_layout, write_oci_layout
+
+    old = make_image({"v1": 500})
+    push_image(old, f"{registry.host}/{repo}:1", tls_verify=False)
+    img = make_image({"v2": 40_000})
+    layout = tmp_path / "layout"
+    write_oci_layout(img, layout)
+    blob = layout / "blobs/sha256" / img.layers()[0].digest.split(":")[1]
+    raw = bytearray(blob.read_bytes())
+    raw[100] ^= 0xFF
+    blob.write_bytes(bytes(raw))
+    with pytest.raises(
+        IntegrityError, match=r"layer sha256:\w+: content is sha256:\w+, expected"
+    ) as ei:
+        push_image(read_oci_layout(layout), f"{registry.host}/{repo}:1", tls_verify=False)
+    assert "\n" not in str(ei.value)
+    assert _tag(registry, repo, "1") == old.digest()
+    assert not registry.blob_data(img.layers()[0].digest).exists()

@@ -9,8 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import ImageMaker
-from registry_server import Registry
+from registry_server import ImageMaker, Registry
 
 from torchslim.cache import BlobStore
 from torchslim.errors import BuildError
@@ -83,6 +82,18 @@ def test_cross_repository_mount(registry: Registry, repo: str, make_image: Image
     assert {d for d, _ in res.mounted} == {layer.digest for layer in base.layers()}
     assert res.skipped == []
     assert _tag_digest(registry, f"{repo}-svc", "1") == svc.digest()
+    # The first source lacks the blobs, the second has them: still mounted, not uploaded.
+    res2 = push_image(
+        svc,
+        f"{registry.host}/{repo}-svc2:1",
+        tls_verify=False,
+        mount_from=[f"{repo}-nothing-here", f"{repo}-base"],
+    )
+    assert {d for d, _ in res2.mounted} == {layer.digest for layer in base.layers()}
+    assert {d for d, _ in res2.uploaded} == {
+        svc.layers()[-1].digest,
+        svc.manifest()["config"]["digest"],
+    }
 
 
 def test_base_from_registry_is_mounted_without_download(
