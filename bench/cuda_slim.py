@@ -31,9 +31,29 @@ SITE = "/usr/local/lib/python3.11/site-packages"
 SYS = "/usr/lib/x86_64-linux-gnu"
 DEFAULT_GLOBS = (
     "torch-2.14.1-*.whl",
-    "nvidia_*.whl",
-    "cuda_toolkit-*.whl",
     "triton-3.8.0-*.whl",
+    "cuda_toolkit-*.whl",
+    # what torch 2.14.1's Requires-Dist (and cuda-toolkit's extras it names) pull in
+    *(
+        f"nvidia_{lib}-*.whl"
+        for lib in (
+            "cublas",
+            "cuda_cupti",
+            "cuda_nvrtc",
+            "cuda_runtime",
+            "cudnn_cu13",
+            "cufft",
+            "cufile",
+            "curand",
+            "cusolver",
+            "cusparse",
+            "cusparselt_cu13",
+            "nccl_cu13",
+            "nvjitlink",
+            "nvshmem_cu13",
+            "nvtx",
+        )
+    ),
 )
 
 
@@ -62,7 +82,7 @@ def owners(site: Path) -> dict[str, str]:
     """site-relative path -> distribution name, from every RECORD."""
     out: dict[str, str] = {}
     for record in sorted(site.glob("*.dist-info/RECORD")):
-        dist = record.parent.name.rsplit("-", 1)[0]
+        dist = record.parent.name.removesuffix(".dist-info").rsplit("-", 1)[0]
         with record.open(newline="") as f:
             for row in csv.reader(f):
                 if row:

@@ -38,8 +38,10 @@ from torchslim.oci.archive import write_docker_archive
 from torchslim.oci.empty import empty_image
 from torchslim.oci.image import Image
 from torchslim.oci.layer import Layer, Ownership, write_layer_from_dir
-from torchslim.oci.layout import write_oci_layout
+from torchslim.oci.layout import write_oci_index_layout, write_oci_layout
 from torchslim.oci.mutate import append_layers, with_config
+from torchslim.oci.push import PushResult, push_image, push_index
+from torchslim.oci.registry import parse_reference
 from torchslim.probe import BaseProbe, require_python
 from torchslim.slim.apply import slim_tree
 from torchslim.slim.ledger import Ledger
@@ -58,22 +60,39 @@ ProgressFn = Callable[[str, int, int], None]
 
 @dataclass(frozen=True)
 class OutputRef:
-    transport: Literal["oci", "docker-archive"]
-    path: Path
+    transport: Literal["oci", "docker-archive", "docker"]
+    target: str  # a path, or for docker:// a registry reference
+
+    @property
+    def path(self) -> Path:
+        return Path(self.target)
 
     def __str__(self) -> str:
-        return f"{self.transport}:{self.path}"
+        sep = "://" if self.transport == "docker" else ":"
+        return f"{self.transport}{sep}{self.target}"
 
 
 def parse_output(text: str) -> OutputRef:
-    """``oci:DIR`` or ``docker-archive:FILE``, as skopeo names them."""
+    """``oci:DIR``, ``docker-archive:FILE`` or ``docker://REF``, as skopeo names them."""
+    if text.startswith("docker://"):
+        ref = text.removeprefix("docker://")
+        parse_reference(ref)  # one-line ConfigError on garbage
+        return OutputRef("docker", ref)
     transport, sep, rest = text.partition(":")
     if not sep or not rest or transport not in ("oci", "docker-archive"):
         raise ConfigError(
-            f"--output {text!r}: expected oci:DIR or docker-archive:FILE "
+            f"--output {text!r}: expected oci:DIR, docker-archive:FILE or docker://REF "
             "(e.g. --output docker-archive:hello.tar)"
         )
-    return OutputRef(transport, Path(rest))  # type: ignore[arg-type]
+    return OutputRef(transport, rest)  # type: ignore[arg-type]
+
+
+def push_reference(out: OutputRef, tag: str) -> str:
+    """The push target: the reference as given, or with the build's tag when it has none."""
+    ref = parse_reference(out.target)
+    if ref.tag is None and ref.digest is None:
+        return f"{out.target}:{tag}"
+    return out.target
 
 
 @dataclass
@@ -650,7 +669,9 @@ class Builder:
 
     def check_output(self) -> None:
         out = self.opts.output
-        if out is not None and out.path.exists() and not self.opts.force:
+        if out is None or out.transport == "docker":
+            return
+        if out.path.exists() and not self.opts.force:
             raise OutputExistsError(
                 f"{out.path}: already exists; pass --force to replace it or choose another --output"
             )
@@ -750,12 +771,21 @@ class Builder:
     def created(self) -> str:
         return datetime.fromtimestamp(self.mtime, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
+    pushed: PushResult | None = None
+
     def _write(self, image: Image, tag: str) -> None:
         out = self.opts.output
         if out is None:
             return
         self.steps.step(f"Writing {out}")
-        if out.transport == "oci":
+        if out.transport == "docker":
+            self.pushed = push_image(
+                image,
+                push_reference(out, tag),
+                tls_verify=self.opts.tls_verify,
+                progress=self.steps.progress,
+            )
+        elif out.transport == "oci":
             write_oci_layout(image, out.path, ref_name=tag, force=self.opts.force)
         else:
             write_docker_archive(
@@ -766,5 +796,54 @@ class Builder:
             )
 
 
-def build(cfg: ProjectConfig, opts: BuildOptions, steps: Steps | None = None) -> BuildResult:
-    return Builder(cfg, opts, steps).run()
+@dataclass
+class BuildOutcome:
+    """One result per platform; ``digest`` names the index when there are several."""
+
+    results: list[BuildResult]
+    digest: str
+    pushed: PushResult | None = None
+
+
+def platforms_of(cfg: ProjectConfig, opts: BuildOptions) -> list[str]:
+    chosen = [p.strip() for p in opts.platform.split(",")] if opts.platform else cfg.platform
+    for p in chosen:
+        parse_platform(p)
+    return chosen
+
+
+def build(cfg: ProjectConfig, opts: BuildOptions, steps: Steps | None = None) -> BuildOutcome:
+    """Build for each platform; several platforms give an OCI index (layout or registry)."""
+    platforms = platforms_of(cfg, opts)
+    if len(platforms) == 1:
+        builder = Builder(cfg, dataclasses.replace(opts, platform=platforms[0]), steps)
+        result = builder.run()
+        return BuildOutcome([result], result.digest, builder.pushed)
+    out = opts.output
+    if out is not None and out.transport == "docker-archive":
+        raise ConfigError(
+            f"--output {out}: a docker-archive holds one platform; "
+            "use --output oci:DIR or docker://REF for several platforms"
+        )
+    builders = [
+        Builder(cfg, dataclasses.replace(opts, platform=p, output=None), steps) for p in platforms
+    ]
+    tag = builders[0].tag()
+    if out is not None and out.transport == "oci" and out.path.exists() and not opts.force:
+        raise OutputExistsError(f"{out.path}: already exists; pass --force to replace it")
+    results = [b.run() for b in builders]
+    images = [r.image for r in results]
+    pushed = None
+    if out is None:
+        digest = ""
+    elif out.transport == "oci":
+        digest = write_oci_index_layout(images, out.path, ref_name=tag, force=opts.force)
+    else:
+        pushed = push_index(
+            images,
+            push_reference(out, tag),
+            tls_verify=opts.tls_verify,
+            progress=(steps or QuietSteps()).progress,
+        )
+        digest = pushed.manifest_digest
+    return BuildOutcome(results, digest, pushed)

@@ -104,7 +104,7 @@ def main() -> None:
     "--output",
     "-o",
     "output",
-    metavar="oci:DIR|docker-archive:FILE",
+    metavar="oci:DIR|docker-archive:FILE|docker://REF",
     help="Where to write the image (as skopeo names transports).",
 )
 @click.option("--force", is_flag=True, help="Replace an existing output.")
@@ -130,6 +130,13 @@ def main() -> None:
     show_default=True,
     help="image: the service; base: OS + torch + deps, a shared base; os: the OS alone.",
 )
+@click.option(
+    "--tls-verify",
+    type=bool,
+    default=True,
+    show_default=True,
+    help="Verify registry TLS; false allows plain http (a loopback registry).",
+)
 @friendly_errors
 def build(
     project: Path,
@@ -147,6 +154,7 @@ def build(
     relock: bool,
     json_path: Path | None,
     target: str,
+    tls_verify: bool,
 ) -> None:
     """Build PROJECT (a folder with torchslim.toml) into an image."""
     from torchslim.config import load_config
@@ -170,12 +178,56 @@ def build(
         strict=strict,
         relock=relock,
         target=target,  # type: ignore[arg-type]
+        tls_verify=tls_verify,
     )
     with CliSteps(err_console) as steps:
-        result = run_build(cfg, opts, steps)
-    report.render(result, out_console)
+        outcome = run_build(cfg, opts, steps)
+    report.render_outcome(outcome, out_console)
     if json_path is not None:
-        report.write_json(result, json_path)
+        report.write_json(outcome, json_path)
+
+
+@main.command()
+@click.argument("source")
+@click.argument("destination")
+@click.option(
+    "--tls-verify",
+    type=bool,
+    default=True,
+    show_default=True,
+    help="Verify TLS; false allows plain http (a loopback registry).",
+)
+@click.option(
+    "--mount-from",
+    multiple=True,
+    metavar="REPO",
+    help="Mount blobs from this repository of the same registry.",
+)
+@friendly_errors
+def push(source: str, destination: str, tls_verify: bool, mount_from: tuple[str, ...]) -> None:
+    """Push SOURCE (oci:DIR[:ref] or docker-archive:FILE) to DESTINATION (docker://REF).
+
+    Blobs the registry has are skipped; the tag moves only once every blob is there.
+    """
+    from torchslim import report
+    from torchslim.analyze import open_image
+    from torchslim.errors import ConfigError
+    from torchslim.oci.push import push_image
+
+    if not destination.startswith("docker://"):
+        raise ConfigError(f"destination {destination!r}: expected docker://REGISTRY/REPO[:TAG]")
+    if not source.startswith(("oci:", "docker-archive:")):
+        raise ConfigError(f"source {source!r}: expected oci:DIR[:ref] or docker-archive:FILE")
+    image = open_image(source)
+    with CliSteps(err_console) as steps:
+        result = push_image(
+            image,
+            destination.removeprefix("docker://"),
+            tls_verify=tls_verify,
+            progress=steps.progress,
+            mount_from=mount_from,
+        )
+    report.render_push(result, out_console)
 
 
 @main.command()

@@ -10,7 +10,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from torchslim.build import BuildResult
+from torchslim.build import BuildOutcome, BuildResult
+from torchslim.oci.push import PushResult
 
 BANDWIDTHS = {"100 Mbit/s": 100e6, "1 Gbit/s": 1e9}
 
@@ -65,10 +66,52 @@ def to_dict(result: BuildResult) -> dict[str, Any]:
     }
 
 
-def write_json(result: BuildResult, path: Path) -> None:
+def push_dict(push: PushResult) -> dict[str, Any]:
+    return {
+        "reference": push.reference,
+        "manifest_digest": push.manifest_digest,
+        "uploaded": [{"digest": d, "size": n} for d, n in push.uploaded],
+        "skipped": [{"digest": d, "size": n} for d, n in push.skipped],
+        "mounted": [{"digest": d, "size": n} for d, n in push.mounted],
+        "bytes_uploaded": push.bytes_uploaded,
+        "bytes_skipped": push.bytes_skipped,
+    }
+
+
+def outcome_dict(outcome: BuildOutcome) -> dict[str, Any]:
+    """One platform: that build's report; several: the index digest and one report each."""
+    if len(outcome.results) == 1:
+        data = to_dict(outcome.results[0])
+    else:
+        data = {"digest": outcome.digest, "platforms": [to_dict(r) for r in outcome.results]}
+    if outcome.pushed is not None:
+        data["push"] = push_dict(outcome.pushed)
+    return data
+
+
+def write_json(outcome: BuildOutcome, path: Path) -> None:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(to_dict(result), indent=2) + "\n")
+    tmp.write_text(json.dumps(outcome_dict(outcome), indent=2) + "\n")
     os.replace(tmp, path)
+
+
+def render_push(push: PushResult, console: Console) -> None:
+    console.print(
+        f"Pushed {push.reference}: uploaded {len(push.uploaded)} blob(s), "
+        f"{human(push.bytes_uploaded)}; skipped {len(push.skipped)} the registry had; "
+        f"mounted {len(push.mounted)} ({human(push.bytes_skipped)} not sent)",
+        soft_wrap=True,
+    )
+    console.print(f"Manifest digest: {push.manifest_digest}", soft_wrap=True)
+
+
+def render_outcome(outcome: BuildOutcome, console: Console) -> None:
+    for result in outcome.results:
+        render(result, console)
+    if len(outcome.results) > 1 and outcome.digest:
+        console.print(f"Index digest: {outcome.digest}", soft_wrap=True)
+    if outcome.pushed is not None:
+        render_push(outcome.pushed, console)
 
 
 def render(result: BuildResult, console: Console) -> None:

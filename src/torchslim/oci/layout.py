@@ -210,3 +210,33 @@ def write_oci_layout(
         entry = index_entry(image, manifest_descriptor(image), ann)
         index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [entry]}
         _write_file(tmp / "index.json", canonical_json(index))
+
+
+def write_oci_index_layout(
+    images: list[Image], dest: Path, *, ref_name: str | None = None, force: bool = False
+) -> str:
+    """Several platform images as one OCI layout: ``index.json`` names a nested image index.
+
+    The nested index (one manifest per platform) is what a registry gets for a
+    multi-platform push, so ``skopeo copy --all oci:DEST:REF`` keeps every platform.
+    Returns the nested index's digest.
+    """
+    platforms = [img.platform[:2] for img in images]
+    if len(set(platforms)) != len(platforms):
+        raise BuildError("an image index cannot hold two images for the same platform")
+    dest = Path(dest)
+    with atomic_dest(dest, force) as tmp:
+        tmp.mkdir(parents=True)
+        _write_file(tmp / "oci-layout", canonical_json({"imageLayoutVersion": OCI_LAYOUT_VERSION}))
+        entries = []
+        for image in images:
+            write_blobs(image, tmp)
+            entries.append(index_entry(image, manifest_descriptor(image), None))
+        nested = canonical_json({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries})
+        digest = sha256_bytes(nested)
+        _write_file(_blob_path(tmp, digest), nested)
+        ann = {REF_NAME_ANNOTATION: ref_name} if ref_name else None
+        top = Descriptor(OCI_INDEX, digest, len(nested), ann).to_json()
+        index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [top]}
+        _write_file(tmp / "index.json", canonical_json(index))
+    return digest

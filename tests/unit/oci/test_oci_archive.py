@@ -10,7 +10,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from conftest import ImageFactory, make_tree
+from ocikit import ImageFactory, make_tree
 
 from torchslim.cache import BlobStore
 from torchslim.errors import BuildError, IntegrityError, OutputExistsError

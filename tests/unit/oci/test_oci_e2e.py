@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import ImageFactory
+from ocikit import ImageFactory
 
 from torchslim.oci.archive import read_docker_archive, write_docker_archive
 from torchslim.oci.layout import read_oci_layout, write_oci_layout

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import zstandard
-from conftest import LONG, make_tree
+from ocikit import LONG, make_tree
 
 from torchslim.cache import BlobStore
 from torchslim.errors import BuildError

@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import ImageFactory, make_tree
+from ocikit import ImageFactory, make_tree
 
 from torchslim.cache import BlobStore
 from torchslim.errors import BuildError, IntegrityError, OutputExistsError

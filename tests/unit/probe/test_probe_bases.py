@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import ImageMaker
+from probekit import ImageMaker
 from probetrees import conda_tree, debian_tree, link, slim_tree, write
 
 from torchslim.cache import BlobStore

@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import ImageMaker
+from probekit import ImageMaker
 
 from torchslim.cache import BlobStore
 from torchslim.debian import DebianSpec, assemble, resolve

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import ImageMaker
+from probekit import ImageMaker
 from probetrees import PASSWD_ROOT, slim_tree, write
 
 from torchslim.errors import BuildError

@@ -172,9 +172,29 @@ def test_cpu_wheel_closure_after_inference(tmp_path: Path) -> None:
 
 CUDA_WHEEL_GLOBS = (
     "torch-2.14.1-*.whl",
-    "nvidia_*.whl",
-    "cuda_toolkit-*.whl",
     "triton-3.8.0-*.whl",
+    "cuda_toolkit-*.whl",
+    # what torch 2.14.1's Requires-Dist (and cuda-toolkit's extras it names) pull in
+    *(
+        f"nvidia_{lib}-*.whl"
+        for lib in (
+            "cublas",
+            "cuda_cupti",
+            "cuda_nvrtc",
+            "cuda_runtime",
+            "cudnn_cu13",
+            "cufft",
+            "cufile",
+            "curand",
+            "cusolver",
+            "cusparse",
+            "cusparselt_cu13",
+            "nccl_cu13",
+            "nvjitlink",
+            "nvshmem_cu13",
+            "nvtx",
+        )
+    ),
 )
 
 
