@@ -33,6 +33,7 @@ from torchslim.deps.requirements import parse_requirements
 from torchslim.deps.wheels import fetch_wheels
 from torchslim.errors import BuildError, ConfigError, OutputExistsError, ResolveError
 from torchslim.layercache import LayerCache, input_key
+from torchslim.layerplan import plan_python_layers
 from torchslim.lockfile import LOCK_NAME, ProjectLock, read_project_lock, write_project_lock
 from torchslim.oci.archive import write_docker_archive
 from torchslim.oci.empty import empty_image
@@ -44,13 +45,14 @@ from torchslim.oci.push import PushResult, push_image, push_index
 from torchslim.oci.registry import parse_reference
 from torchslim.probe import BaseProbe, require_python
 from torchslim.slim.apply import slim_tree
+from torchslim.slim.closure import check_closure, raise_for_missing
 from torchslim.slim.ledger import Ledger
 from torchslim.slim.pyc import precompile
 from torchslim.slim.rules import PROFILES
 from torchslim.torchmeta import TorchBuild, image_tag, torch_build
 
 # Bump when what a layer contains for the same inputs changes.
-BUILD_FORMAT = 1
+BUILD_FORMAT = 2
 APP_ROOT = "/app"
 IGNORED_NAMES = {"__pycache__", ".git", ".hg", ".svn", ".venv", ".mypy_cache", ".pytest_cache"}
 
@@ -210,18 +212,18 @@ def _staging(name: str) -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def _epoch(opts: BuildOptions, lock: ProjectLock) -> int:
+def _source_date_epoch(opts: BuildOptions) -> int | None:
     if opts.source_date_epoch is not None:
         return opts.source_date_epoch
     env = os.environ.get("SOURCE_DATE_EPOCH")
-    if env:
-        try:
-            return int(env)
-        except ValueError:
-            raise ConfigError(
-                f"SOURCE_DATE_EPOCH={env!r}: expected seconds since 1970 as an integer"
-            ) from None
-    return lock.newest_upload_epoch()
+    if not env:
+        return None
+    try:
+        return int(env)
+    except ValueError:
+        raise ConfigError(
+            f"SOURCE_DATE_EPOCH={env!r}: expected seconds since 1970 as an integer"
+        ) from None
 
 
 def _git_revision(root: Path) -> str | None:
@@ -237,6 +239,87 @@ def _git_revision(root: Path) -> str | None:
         return None
     rev = out.stdout.strip()
     return rev if out.returncode == 0 and rev else None
+
+
+def _no_fill(root: Path) -> dict[str, Any]:
+    raise AssertionError("layer expected in the cache")  # callers check the cache first
+
+
+class _RoutingLedger(Ledger):
+    """One ledger for the whole stage that also books each removal to its layer's ledger."""
+
+    def __init__(self, per_layer: dict[str, Ledger], owner: dict[str, str], site: str) -> None:
+        super().__init__()
+        self.per_layer = per_layer
+        self.owner = owner
+        self.site = site
+
+    def add(self, rule_id: str, path: str, nbytes: int) -> None:
+        super().add(rule_id, path, nbytes)
+        self.per_layer[_owner_of(path, self.owner, self.site, "deps")].add(rule_id, path, nbytes)
+
+
+def _owner_of(path: str, owner: dict[str, str], site: str, default: str) -> str:
+    """The layer of an image path: its installing wheel's, a .pyc's source's, its package's."""
+    if path in owner:
+        return owner[path]
+    parent, _, name = path.rpartition("/")
+    if parent.endswith("/__pycache__") and name.endswith(".pyc"):
+        source = parent.removesuffix("/__pycache__") + "/" + name.split(".")[0] + ".py"
+        if source in owner:
+            return owner[source]
+    if path.startswith(site + "/"):
+        top = site + "/" + path[len(site) + 1 :].split("/")[0] + "/"
+        for known, group in owner.items():
+            if known.startswith(top):
+                return group
+    return default
+
+
+def _split_tree(
+    root: Path, split: Path, owner: dict[str, str], site: str, groups: list[str]
+) -> None:
+    """Move every file of ``root`` to ``split/<layer>/``, parents made with the same modes."""
+    default = "deps" if "deps" in groups else groups[-1]
+    for dirpath, dirnames, filenames in os.walk(root):
+        rel_dir = Path(dirpath).relative_to(root)
+        names = filenames + [d for d in dirnames if (Path(dirpath) / d).is_symlink()]
+        for name in names:
+            image_path = "/" + (rel_dir / name).as_posix()
+            group = _owner_of(image_path, owner, site, default)
+            dest = split / group / rel_dir / name
+            if not dest.parent.is_dir():
+                for part in reversed([*(rel_dir / "x").parents][:-1]):
+                    d = split / group / part
+                    if not d.is_dir():
+                        d.mkdir(parents=True)
+                        d.chmod((root / part).stat().st_mode & 0o7777)
+            os.replace(Path(dirpath) / name, dest)
+
+
+LIB_DIRS = ("usr/lib", "usr/lib64", "usr/local/lib", "lib", "lib64")
+
+
+def _library_paths(root: Path) -> list[str]:
+    """Image paths of shared libraries (``*.so*``) under the system library directories."""
+    out: list[str] = []
+    for top in LIB_DIRS:
+        base = root / top
+        if base.is_symlink() or not base.is_dir():
+            continue
+        for dirpath, _, filenames in os.walk(base):
+            for name in filenames:
+                if ".so" in name:
+                    out.append("/" + (Path(dirpath) / name).relative_to(root).as_posix())
+    return sorted(out)
+
+
+def _stub_libraries(root: Path, libs: Sequence[str]) -> None:
+    """Empty files at the base's library paths: enough for the closure check to find names."""
+    for lib in libs:
+        path = root / lib.lstrip("/")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch()
 
 
 class Builder:
@@ -272,6 +355,9 @@ class Builder:
         )
         self.base_image: Image | None = None
         self.probe: BaseProbe | None = None
+        self.sde: int | None = None
+        self.uploads: dict[str, int] = {}
+        self.base_libs: list[str] = []  # shared-library paths of the base, for the closure check
 
     # ---- lock -------------------------------------------------------------
 
@@ -289,8 +375,8 @@ class Builder:
     def lock(self) -> tuple[ProjectLock, Lock]:
         path = self.lock_path
         existing = None if self.opts.relock else read_project_lock(path)
-        inputs = input_key(*self._requirement_inputs())
         target = self._target()
+        inputs = input_key(*self._requirement_inputs(), dataclasses.asdict(target))
         if existing is not None and existing.inputs == inputs:
             return existing, read_lock(path, target)
         self.steps.step(f"Resolving requirements for {self.platform}")
@@ -354,6 +440,7 @@ class Builder:
         assert self.base_image is not None and self.probe is not None
         probe = self.probe
         size = sum(layer.descriptor.size for layer in self.base_image.layers())
+        self.base_libs = list(probe.libs)
         report = LayerReport(
             f"base ({len(self.base_image.layers())} layers)",
             self.base_image.digest(),
@@ -378,7 +465,8 @@ class Builder:
         files = user_files(self.probe, spec.uid, spec.user, spec.home)
         if files is None:
             return None
-        key = input_key("user", self._common_key(), files, spec.home)
+        mtime = self._fixed_mtime()
+        key = input_key("user", self._common_key(mtime), files, spec.home)
         home = spec.home.strip("/")
 
         def fill(root: Path) -> dict[str, Any]:
@@ -390,7 +478,7 @@ class Builder:
             return {}
 
         owner = Ownership(overrides={home: (spec.uid, spec.uid)})
-        layer, report, _ = self._layer("user", key, fill, owner)
+        layer, report, _ = self._layer("user", key, fill, owner, mtime)
         return layer, report
 
     def _resolve(self, target: Target, out: Path) -> Lock:
@@ -428,8 +516,13 @@ class Builder:
         key: str,
         fill: Callable[[Path], dict[str, Any]],
         owner: Callable[[str], tuple[int, int]] | None = None,
+        mtime: int | None = None,
     ) -> tuple[Layer, LayerReport, dict[str, Any]]:
-        """Build one layer, or take it from the cache when its inputs are unchanged."""
+        """Build one layer, or take it from the cache when its inputs are unchanged.
+
+        ``key`` must already cover ``mtime`` (see ``_common_key``).
+        """
+        mtime = self.mtime if mtime is None else mtime
         start = time.monotonic()
         hit = self.layers.get(key)
         if hit is not None:
@@ -447,22 +540,7 @@ class Builder:
             return layer, report, extra
         with _staging(name) as root:
             extra = fill(root)
-            self.steps.step(f"Writing layer {name}")
-            written = [0]
-
-            def progress(n: int) -> None:
-                written[0] += n
-                self.steps.progress(f"layer {name}", written[0], 0)
-
-            layer = write_layer_from_dir(
-                root,
-                self.store,
-                compression=self.opts.compression,
-                mtime=self.mtime,
-                owner=owner,
-                progress=progress,
-            )
-        self.layers.put(key, {"layer": layer.to_dict(), "extra": extra})
+            layer = self._write_layer(name, key, root, extra, owner, mtime)
         report = LayerReport(
             name,
             layer.descriptor.digest,
@@ -474,15 +552,50 @@ class Builder:
         )
         return layer, report, extra
 
-    def _common_key(self) -> list[Any]:
-        return [BUILD_FORMAT, self.opts.compression, self.mtime, self.cfg.user]
+    def _write_layer(
+        self,
+        name: str,
+        key: str,
+        root: Path,
+        extra: dict[str, Any],
+        owner: Callable[[str], tuple[int, int]] | None,
+        mtime: int,
+    ) -> Layer:
+        self.steps.step(f"Writing layer {name}")
+        written = [0]
+
+        def progress(n: int) -> None:
+            written[0] += n
+            self.steps.progress(f"layer {name}", written[0], 0)
+
+        layer = write_layer_from_dir(
+            root,
+            self.store,
+            compression=self.opts.compression,
+            mtime=mtime,
+            owner=owner,
+            progress=progress,
+        )
+        self.layers.put(key, {"layer": layer.to_dict(), "extra": extra})
+        return layer
+
+    def _common_key(self, mtime: int | None = None) -> list[Any]:
+        mtime = self.mtime if mtime is None else mtime
+        return [BUILD_FORMAT, self.opts.compression, mtime, self.cfg.user]
+
+    def _fixed_mtime(self, names: Sequence[str] = ()) -> int:
+        """SOURCE_DATE_EPOCH, else the newest upload time of ``names`` (0 for the OS layer)."""
+        if self.sde is not None:
+            return self.sde
+        return max((self.uploads.get(n, 0) for n in names), default=0)
 
     def base_layer(
         self, packages: list[debian.DebPackage]
     ) -> tuple[Layer, LayerReport, debian.RootfsInfo]:
         spec = self.debian_spec
+        mtime = self._fixed_mtime()
         key = input_key(
-            "base", self._common_key(), dataclasses.asdict(spec), [p.sha256 for p in packages]
+            "base", self._common_key(mtime), dataclasses.asdict(spec), [p.sha256 for p in packages]
         )
         owner = Ownership(overrides={spec.home.strip("/"): (spec.uid, spec.uid)})
 
@@ -492,15 +605,17 @@ class Builder:
             # Debian compiles the stdlib in a maintainer script we do not run.
             precompile(root, f"/usr/lib/python{info.python_version}", info.python_version)
             return {
+                "libs": _library_paths(root),
                 "rootfs": {
                     "python_exe": info.python_exe,
                     "python_version": info.python_version,
                     "site_packages": info.site_packages,
                     "glibc": info.glibc,
-                }
+                },
             }
 
-        layer, report, extra = self._layer("base", key, fill, owner)
+        layer, report, extra = self._layer("base", key, fill, owner, mtime)
+        self.base_libs = list(extra.get("libs", []))
         r = extra["rootfs"]
         info = debian.RootfsInfo(
             python_exe=r["python_exe"],
@@ -510,46 +625,6 @@ class Builder:
             packages=packages,
         )
         return layer, report, info
-
-    def python_layer(
-        self, name: str, wheels: list[tuple[str, str, Path]], info: debian.RootfsInfo
-    ) -> tuple[Layer, LayerReport]:
-        """Install ``(name, sha256, path)`` wheels, slim them, precompile, write a layer."""
-        scheme = Scheme(
-            purelib=info.site_packages,
-            platlib=info.site_packages,
-            scripts="/usr/local/bin",
-            data="/usr/local",
-            headers=f"/usr/local/include/python{info.python_version}",
-        )
-        slim = not self.opts.no_slim
-        key = input_key(
-            "python",
-            name,
-            self._common_key(),
-            sorted(w[1] for w in wheels),
-            dataclasses.asdict(scheme),
-            info.python_exe,
-            slim,
-            self.profile,
-            sorted(self.keep),
-        )
-
-        def fill(root: Path) -> dict[str, Any]:
-            self.steps.step(f"Installing {len(wheels)} wheel(s) into layer {name}")
-            for _, _, path in wheels:
-                install_wheel(path, root, scheme, info.python_exe)
-            ledger = Ledger()
-            if slim:
-                self.steps.step(f"Slimming layer {name} (profile {self.profile})")
-                slim_tree(
-                    root, info.site_packages, profile=self.profile, keep=self.keep, ledger=ledger
-                )
-            precompile(root, info.site_packages, info.python_version)
-            return {"ledger": ledger.to_dict()}
-
-        layer, report, _ = self._layer(name, key, fill)
-        return layer, report
 
     def files_layer(
         self, name: str, files: list[tuple[Path, str]], python_version: str | None
@@ -600,8 +675,16 @@ class Builder:
         created = self.created
         # A pulled base keeps its own PATH (conda's /opt/conda/bin, a venv's bin …).
         path = {"PATH": "/usr/local/bin:/usr/bin:/bin"} if self.debian_base else {}
+        # The NVIDIA container toolkit injects the driver only into containers that ask.
+        cuda = self.torch.cuda
+        gpu = (
+            {"NVIDIA_VISIBLE_DEVICES": "all", "NVIDIA_DRIVER_CAPABILITIES": "compute,utility"}
+            if cuda
+            else {}
+        )
         env = {
             **path,
+            **gpu,
             "PYTHONUNBUFFERED": "1",
             "PYTHONDONTWRITEBYTECODE": "1",
             "LANG": "C.UTF-8",
@@ -618,6 +701,9 @@ class Builder:
             "dev.torchslim.profile": self.profile if not self.opts.no_slim else "none",
             **cfg.labels,
         }
+        if cuda:
+            labels["dev.torchslim.cuda"] = cuda
+            labels["dev.torchslim.min-driver"] = self.torch.min_driver() or ""
         if self.base_image is not None:
             labels["org.opencontainers.image.base.digest"] = self.base_image.digest()
         if cfg.source:
@@ -683,7 +769,12 @@ class Builder:
         self.prepare_base(None if self.opts.relock else read_project_lock(self.lock_path))
         project_lock, lock = self.lock()
         self.pin_base(project_lock)
-        self.mtime = _epoch(self.opts, project_lock)
+        # SOURCE_DATE_EPOCH fixes every date. Without it, the image's date is the newest
+        # upload in the lock, and each Python layer's file times come from its own wheels
+        # only, so a torch layer stays byte-identical across services with other deps.
+        self.sde = _source_date_epoch(self.opts)
+        self.uploads = project_lock.upload_epochs()
+        self.mtime = self.sde if self.sde is not None else project_lock.newest_upload_epoch()
         findings = audit_lock(lock)
         if findings and self.opts.strict:
             first = findings[0]
@@ -713,7 +804,13 @@ class Builder:
             if user is not None:
                 new.append(user)
         if self.opts.target != "os":
-            new += self.python_layers(lock, info)
+            # A shared base (torchslim build --target base) already holds these layers.
+            present = set(image.config().get("rootfs", {}).get("diff_ids", []))
+            for layer, rep in self.python_layers(lock, info):
+                if layer.diff_id in present:
+                    self.steps.step(f"Layer {rep.name} is already in the base: not added again")
+                    continue
+                new.append((layer, rep))
         if self.opts.target == "image":
             app = self.app_files()
             if app:
@@ -751,19 +848,90 @@ class Builder:
         )
 
     def python_layers(self, lock: Lock, info: debian.RootfsInfo) -> list[tuple[Layer, LayerReport]]:
-        """torch, then the other wheels; each group one layer."""
-        self.steps.step(f"Fetching {len(lock.packages)} wheels")
-        paths = fetch_wheels(lock, self.store, self.settings, self.steps.progress)
-        torch_wheels: list[tuple[str, str, Path]] = []
-        other: list[tuple[str, str, Path]] = []
-        for w in lock.packages:
-            (torch_wheels if w.name == "torch" else other).append((w.name, w.sha256, paths[w.name]))
-        if not torch_wheels:
+        """All wheels staged, slimmed and closure-checked together, then split into layers.
+
+        The split follows ``layerplan`` (torch · nvidia groups · triton · deps) and each
+        file goes to the layer of the distribution that installed it, so a layer's bytes
+        depend on its own wheels only and stay shareable across services.
+        """
+        scheme = Scheme(
+            purelib=info.site_packages,
+            platlib=info.site_packages,
+            scripts="/usr/local/bin",
+            data="/usr/local",
+            headers=f"/usr/local/include/python{info.python_version}",
+        )
+        slim = not self.opts.no_slim
+        wheels = {w.name: w for w in lock.packages}
+        if "torch" not in wheels:
             raise ResolveError(f"the lock has no torch wheel for {self.torch.requirement}")
-        built = [self.python_layer("torch", torch_wheels, info)]
-        if other:
-            built.append(self.python_layer("deps", other, info))
-        return built
+        groups = plan_python_layers(list(wheels))
+        keys: dict[str, tuple[int, str]] = {}
+        for group, names in groups:
+            mtime = self._fixed_mtime(names)
+            keys[group] = (
+                mtime,
+                input_key(
+                    "python",
+                    group,
+                    self._common_key(mtime),
+                    sorted(wheels[n].sha256 for n in names),
+                    dataclasses.asdict(scheme),
+                    info.python_exe,
+                    slim,
+                    self.profile,
+                    sorted(self.keep),
+                ),
+            )
+        hits = {g: self.layers.get(key) for g, (_, key) in keys.items()}
+        if all(hit is not None for hit in hits.values()):
+            return [self._layer(g, keys[g][1], _no_fill)[:2] for g, _ in groups]
+
+        self.steps.step(f"Fetching {len(wheels)} wheels")
+        paths = fetch_wheels(lock, self.store, self.settings, self.steps.progress)
+        with _staging("python") as root, _staging("split") as split:
+            owner: dict[str, str] = {}
+            self.steps.step(f"Installing {len(wheels)} wheels")
+            for group, names in groups:
+                for n in names:
+                    for image_path in install_wheel(paths[n], root, scheme, info.python_exe):
+                        owner[image_path] = group
+            ledgers = {g: Ledger() for g, _ in groups}
+            removed: dict[str, str] = {}
+            if slim:
+                self.steps.step(f"Slimming (profile {self.profile})")
+                removed = slim_tree(
+                    root,
+                    info.site_packages,
+                    profile=self.profile,
+                    keep=self.keep,
+                    ledger=_RoutingLedger(ledgers, owner, info.site_packages),
+                )
+            self.steps.step("Checking that every kept shared library finds its dependencies")
+            with _staging("libs") as stub:
+                _stub_libraries(stub, self.base_libs)
+                raise_for_missing(
+                    check_closure(
+                        [(root, "/"), (stub, "/")],
+                        removed=removed,
+                        check_prefixes=[info.site_packages],
+                    )
+                )
+            precompile(root, info.site_packages, info.python_version)
+            _split_tree(root, split, owner, info.site_packages, [g for g, _ in groups])
+            out: list[tuple[Layer, LayerReport]] = []
+            for group, _ in groups:
+                mtime, key = keys[group]
+                started = time.monotonic()
+                if hits[group] is None:
+                    (split / group).mkdir(exist_ok=True)
+                    extra = {"ledger": ledgers[group].to_dict()}
+                    self._write_layer(group, key, split / group, extra, None, mtime)
+                layer, report, _ = self._layer(group, key, _no_fill)
+                if hits[group] is None:
+                    report.cached, report.seconds = False, time.monotonic() - started
+                out.append((layer, report))
+        return out
 
     mtime: int = 0
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import tomli_w
+from packaging.utils import canonicalize_name
 
 from torchslim.errors import ConfigError
 
@@ -43,19 +44,25 @@ class ProjectLock:
         tool = tomli_w.dumps({"tool": {"torchslim": {"build": table}}})
         return self.python_text.rstrip("\n") + "\n\n" + MARKER + "\n" + tool
 
-    def newest_upload_epoch(self) -> int:
-        """Newest ``upload-time`` among locked files: a date fixed by the lock itself."""
+    def upload_epochs(self) -> dict[str, int]:
+        """Per package, the newest ``upload-time`` of its locked files (0 when unknown)."""
         data = tomllib.loads(self.python_text)
-        newest = 0
+        out: dict[str, int] = {}
         for pkg in data.get("packages", []):
             files = list(pkg.get("wheels", []))
             if "sdist" in pkg:
                 files.append(pkg["sdist"])
-            for f in files:
-                t = f.get("upload-time")
-                if isinstance(t, datetime):
-                    newest = max(newest, int(t.timestamp()))
-        return newest
+            times = [
+                int(f["upload-time"].timestamp())
+                for f in files
+                if isinstance(f.get("upload-time"), datetime)
+            ]
+            out[canonicalize_name(str(pkg.get("name", "")))] = max(times, default=0)
+        return out
+
+    def newest_upload_epoch(self) -> int:
+        """Newest ``upload-time`` among locked files: a date fixed by the lock itself."""
+        return max(self.upload_epochs().values(), default=0)
 
 
 def read_project_lock(path: Path) -> ProjectLock | None:

@@ -88,6 +88,7 @@ class BaseProbe:
     # The files as they are, so a layer that adds a user can write them whole.
     passwd_text: str = ""
     group_text: str = ""
+    libs: tuple[str, ...] = ()  # shared libraries (*.so*) under the system lib dirs
     files: Mapping[str, FileEntry] = field(default_factory=dict, repr=False, compare=False)
 
     def user_for(self, uid: int) -> str | None:
@@ -119,6 +120,7 @@ class BaseProbe:
             "arch": self.arch,
             "passwd_text": self.passwd_text,
             "group_text": self.group_text,
+            "libs": list(self.libs),
         }
 
     @classmethod
@@ -143,6 +145,7 @@ class BaseProbe:
             groups={int(k): str(v) for k, v in dict(d.get("groups") or {}).items()},
             passwd_text=str(d.get("passwd_text") or ""),
             group_text=str(d.get("group_text") or ""),
+            libs=tuple(str(x) for x in d.get("libs") or ()),
         )
 
 
@@ -621,6 +624,27 @@ def _cuda_libs(files: Mapping[str, FileEntry]) -> dict[str, int]:
     }
 
 
+_LIB_PREFIXES = (
+    "/usr/lib/",
+    "/usr/lib64/",
+    "/usr/local/lib/",
+    "/lib/",
+    "/lib64/",
+    "/opt/conda/lib/",
+)
+
+
+def _libs(files: Mapping[str, FileEntry]) -> tuple[str, ...]:
+    """Shared-library paths under the library directories (for the build's closure check)."""
+    return tuple(
+        sorted(
+            p
+            for p, e in files.items()
+            if ".so" in posixpath.basename(p) and e.kind != "dir" and p.startswith(_LIB_PREFIXES)
+        )
+    )
+
+
 def probe_image(image: Image) -> BaseProbe:
     """Stream every layer of ``image`` once and describe the merged filesystem."""
     files: dict[str, FileEntry] = {}
@@ -646,5 +670,6 @@ def probe_image(image: Image) -> BaseProbe:
         groups=_group(view.text("/etc/group")),
         passwd_text=view.text("/etc/passwd") or "",
         group_text=view.text("/etc/group") or "",
+        libs=_libs(files),
         files=files,
     )

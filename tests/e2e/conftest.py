@@ -64,3 +64,18 @@ def wait_healthy(url: str, timeout: float = 120) -> float:
             pass
         time.sleep(0.1)
     raise AssertionError(f"{url} did not answer 200 within {timeout}s")
+
+
+@pytest.fixture(scope="module")
+def registry_host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Debian's real docker-registry on a free loopback port, for one test module."""
+    import sys
+
+    if shutil.which("docker-registry") is None:
+        pytest.skip("docker-registry is not installed (bash scripts/install.sh installs it)")
+    sys.path.insert(0, str(REPO / "tests" / "unit" / "registry"))
+    from registry_server import start_registry
+
+    reg = start_registry(tmp_path_factory.mktemp("registry"))
+    yield reg.host
+    reg.stop()

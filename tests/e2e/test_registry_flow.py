@@ -1,0 +1,142 @@
+"""Issue 3 acceptance on a real loopback registry: a shared base, a service FROM it,
+re-pushes that upload nothing, skopeo and podman reading the result, reproducible pushes."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from .conftest import copy_example, free_port, podman, wait_healthy
+
+pytestmark = [pytest.mark.e2e, pytest.mark.network]
+TAG = "v1.2-pytorch2.13-cpu"
+
+
+def torchslim(*args: str, env: dict[str, str] | None = None) -> dict[str, object]:
+    """Run the CLI with --json; return the report."""
+    out = Path(os.environ["TORCHSLIM_CACHE"]) / f"report-{os.getpid()}-{len(args)}.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "torchslim.cli", *args, "--json", str(out)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=1800,
+        env={**os.environ, **(env or {})},
+    )
+    assert proc.returncode == 0, proc.stderr
+    data: dict[str, object] = json.loads(out.read_text())
+    out.unlink()
+    return data
+
+
+def set_base(project: Path, base: str) -> None:
+    cfg = project / "torchslim.toml"
+    cfg.write_text(cfg.read_text().replace('base = "debian"', f'base = "{base}"'))
+
+
+def test_shared_base_service_push_and_run(
+    ts_cache: Path, registry_host: str, tmp_path: Path
+) -> None:
+    host = registry_host
+    project = copy_example(tmp_path / "svc")
+    # 1. The shared base: OS + torch + deps, pushed once.
+    base = torchslim(
+        "build",
+        str(project),
+        "--target",
+        "base",
+        "--tls-verify",
+        "false",
+        "--output",
+        f"docker://{host}/team/torch-base",
+    )
+    base_push = base["push"]
+    assert isinstance(base_push, dict) and base_push["bytes_uploaded"] > 100_000_000
+    base_ref = f"docker://{host}/team/torch-base:{TAG}-base"
+
+    # 2. A service FROM that base pushes only its own layers (app, model) and config.
+    set_base(project, base_ref)
+    svc = torchslim(
+        "build", str(project), "--tls-verify", "false", "--output", f"docker://{host}/team/hello"
+    )
+    names = [layer["name"] for layer in svc["layers"]]  # type: ignore[index]
+    assert names[1:] == ["app", "model"], names
+    push = svc["push"]
+    assert isinstance(push, dict)
+    assert len(push["uploaded"]) == 3  # app layer, model layer, config
+    assert push["bytes_uploaded"] < 1_000_000
+    assert push["mounted"], "base layers should be mounted from team/torch-base"
+
+    # 3. The same push again uploads nothing.
+    again = torchslim(
+        "build", str(project), "--tls-verify", "false", "--output", f"docker://{host}/team/hello"
+    )
+    assert again["push"]["uploaded"] == []  # type: ignore[index]
+    assert again["digest"] == svc["digest"]
+
+    # 4. skopeo reads it back into an OCI layout.
+    if shutil.which("skopeo"):
+        subprocess.run(
+            [
+                "skopeo",
+                "copy",
+                "--src-tls-verify=false",
+                f"docker://{host}/team/hello:{TAG}",
+                f"oci:{tmp_path / 'back'}:{TAG}",
+            ],
+            check=True,
+            capture_output=True,
+            timeout=600,
+        )
+        index = json.loads((tmp_path / "back" / "index.json").read_text())
+        assert index["manifests"][0]["digest"] == svc["digest"]
+
+    # 5. podman pulls it and it serves.
+    image = f"{host}/team/hello:{TAG}"
+    podman("pull", "--tls-verify=false", image, timeout=600)
+    port = free_port()
+    name = f"reg-e2e-{port}"
+    podman("run", "-d", "--name", name, "-p", f"127.0.0.1:{port}:8000", image)
+    try:
+        wait_healthy(f"http://127.0.0.1:{port}/health")
+        r = httpx.post(f"http://127.0.0.1:{port}/predict", json={"inputs": [[1, 2, 3, 4]]})
+        assert r.json() == {"outputs": [[0.5, 1.0]]}
+    finally:
+        podman("rm", "-f", name, check=False)
+        podman("rmi", "-f", image, check=False)
+
+
+def test_same_lock_and_epoch_push_same_digest(
+    ts_cache: Path, registry_host: str, tmp_path: Path
+) -> None:
+    first = copy_example(tmp_path / "one")
+    env = {"SOURCE_DATE_EPOCH": "1700000000"}
+    a = torchslim(
+        "build",
+        str(first),
+        "--tls-verify",
+        "false",
+        "--output",
+        f"docker://{registry_host}/repro/a",
+        env=env,
+    )
+    second = tmp_path / "elsewhere" / "two"
+    shutil.copytree(first, second)  # the same lock (pylock.toml) travels with the project
+    b = torchslim(
+        "build",
+        str(second),
+        "--tls-verify",
+        "false",
+        "--output",
+        f"docker://{registry_host}/repro/b",
+        env=env,
+    )
+    assert a["digest"] == b["digest"]
+    assert a["push"]["manifest_digest"] == b["push"]["manifest_digest"]  # type: ignore[index]
