@@ -61,8 +61,12 @@ _MINOR_COMPAT = {"11": "450.80.02", "12": "525.60.13", "13": "580.65.06"}
 # CUDA version -> toolkit driver of its GA release (release notes, Table 3).
 _TOOLKIT_DRIVER = {
     "11.8": "520.61.05",
+    "12.0": "525.60.13",
     "12.1": "530.30.02",
+    "12.2": "535.54.03",
+    "12.3": "545.23.06",
     "12.4": "550.54.14",
+    "12.5": "555.42.02",
     "12.6": "560.28.03",
     "12.8": "570.26",
     "12.9": "575.51.03",
@@ -120,6 +124,11 @@ def wheel_index(version: str, variant: str) -> str:
     PyPI carries only the default one, under the plain version.
     """
     return f"{PYTORCH_INDEX}/{variant}"
+
+
+def minor_compat_floor(cuda: str) -> str | None:
+    """The minor-version-compatibility driver floor of ``cuda``'s major, if known."""
+    return _MINOR_COMPAT.get(cuda.split(".")[0])
 
 
 def parse_driver(version: str) -> tuple[int, ...]:

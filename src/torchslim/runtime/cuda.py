@@ -11,50 +11,29 @@ they run through minor-version compatibility (no PTX JIT of newer PTX), below
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 from torchslim.errors import ConfigError
-from torchslim.torchmeta import variant_label
+from torchslim.torchmeta import (
+    CUDA_DRIVERS,
+    CudaDriver,
+    minor_compat_floor,
+    parse_driver,
+    variant_label,
+)
 
+__all__ = [
+    "MIN_DRIVER",
+    "DriverNeed",
+    "cuda_of_image",
+    "cuda_of_variant",
+    "driver_at_least",
+    "need_for",
+    "parse_driver",
+]
 
-@dataclass(frozen=True)
-class DriverNeed:
-    cuda: str
-    toolkit: str  # driver shipped with / required by the toolkit's GA release
-    minor_compat: str  # lowest driver that runs it via minor-version compatibility
-
-
-_MINOR_COMPAT = {"11": "450.80.02", "12": "525.60.13", "13": "580.65.06"}
-
-# CUDA version -> Linux x86_64 minimum driver of that toolkit's GA release.
-_TOOLKIT = {
-    "11.8": "520.61.05",
-    "12.0": "525.60.13",
-    "12.1": "530.30.02",
-    "12.2": "535.54.03",
-    "12.3": "545.23.06",
-    "12.4": "550.54.14",
-    "12.5": "555.42.02",
-    "12.6": "560.28.03",
-    "12.8": "570.26",
-    "12.9": "575.51.03",
-    "13.0": "580.65.06",
-}
-
-MIN_DRIVER: dict[str, DriverNeed] = {
-    cuda: DriverNeed(cuda, toolkit, _MINOR_COMPAT[cuda.split(".")[0]])
-    for cuda, toolkit in _TOOLKIT.items()
-}
-
-_VERSION = re.compile(r"^\d+(\.\d+){0,2}$")
-
-
-def parse_driver(version: str) -> tuple[int, ...]:
-    """``"535.104.05"`` -> ``(535, 104, 5)``; comparable as tuples."""
-    v = version.strip()
-    if not _VERSION.match(v):
-        raise ValueError(f"not a driver version: {version!r}")
-    return tuple(int(p) for p in v.split("."))
+# The table lives in torchmeta (torch <-> CUDA <-> driver); doctor and verify read it here.
+DriverNeed = CudaDriver
+MIN_DRIVER: dict[str, CudaDriver] = CUDA_DRIVERS
 
 
 def driver_at_least(found: str, needed: str) -> bool:
@@ -93,7 +72,5 @@ def need_for(cuda: str) -> DriverNeed | None:
     """The table row; an unlisted minor of a known major gets the major's compat floor."""
     if cuda in MIN_DRIVER:
         return MIN_DRIVER[cuda]
-    major = cuda.split(".")[0]
-    if major in _MINOR_COMPAT:
-        return DriverNeed(cuda, _MINOR_COMPAT[major], _MINOR_COMPAT[major])
-    return None
+    floor = minor_compat_floor(cuda)
+    return DriverNeed(cuda, floor, floor) if floor else None
