@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -487,7 +488,8 @@ class Builder:
         try:
             return resolve_lock(reqs, target, self.settings, extra=pin, out=out)
         except ResolveError as first:
-            if "torch" not in str(first):
+            # Only a failure about torch itself (not e.g. "torchvision" or "torchslim-x").
+            if not re.search(r"(?<![\w.-])torch(?![\w-])", str(first)):
                 raise
             # The user's indexes lack this torch build: add the PyTorch index for the variant.
             self.steps.step(f"torch not in your indexes; trying {self.torch.index_url}")
