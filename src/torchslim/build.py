@@ -92,10 +92,12 @@ def parse_output(text: str) -> OutputRef:
 
 def push_reference(out: OutputRef, tag: str) -> str:
     """The push target: the reference as given, or with the build's tag when it has none."""
-    ref = parse_reference(out.target)
-    if ref.tag is None and ref.digest is None:
-        return f"{out.target}:{tag}"
-    return out.target
+    parse_reference(out.target)  # one-line ConfigError on garbage
+    # A reference without a tag means "the build's tag", not "latest".
+    last = out.target.rsplit("/", 1)[-1]
+    if ":" in last or "@" in last:
+        return out.target
+    return f"{out.target}:{tag}"
 
 
 @dataclass
@@ -433,7 +435,7 @@ class Builder:
         if self.base_image is None or not is_registry_ref(self.cfg.base):
             return
         pin = {"ref": self.cfg.base, "digest": self.base_image.digest()}
-        if project_lock.base != pin:
+        if project_lock.base != pin and project_lock.python_text:
             project_lock.base = pin
             write_project_lock(self.lock_path, project_lock)
 
@@ -507,7 +509,8 @@ class Builder:
         packages = debian.resolve(self.debian_spec, self.store, self.steps.progress)
         project_lock.debian_key = key
         project_lock.debian = [p.to_dict() for p in packages]
-        write_project_lock(self.lock_path, project_lock)
+        if project_lock.python_text:  # never write a pylock.toml without its Python part
+            write_project_lock(self.lock_path, project_lock)
         return packages
 
     # ---- layers -----------------------------------------------------------
@@ -769,7 +772,13 @@ class Builder:
         tag = self.tag()
         self.check_output()
         self.prepare_base(None if self.opts.relock else read_project_lock(self.lock_path))
-        project_lock, lock = self.lock()
+        lock: Lock | None = None
+        if self.opts.target == "os":
+            # The OS alone needs no Python lock, only the Debian package set.
+            existing = None if self.opts.relock else read_project_lock(self.lock_path)
+            project_lock = existing or ProjectLock(python_text="")
+        else:
+            project_lock, lock = self.lock()
         self.pin_base(project_lock)
         # SOURCE_DATE_EPOCH fixes every date. Without it, the image's date is the newest
         # upload in the lock, and each Python layer's file times come from its own wheels
@@ -777,7 +786,7 @@ class Builder:
         self.sde = _source_date_epoch(self.opts)
         self.uploads = project_lock.upload_epochs()
         self.mtime = self.sde if self.sde is not None else project_lock.newest_upload_epoch()
-        findings = audit_lock(lock)
+        findings = audit_lock(lock) if lock is not None else []
         if findings and self.opts.strict:
             first = findings[0]
             raise BuildError(
@@ -805,7 +814,7 @@ class Builder:
             user = self.user_layer()
             if user is not None:
                 new.append(user)
-        if self.opts.target != "os":
+        if lock is not None:
             # A shared base (torchslim build --target base) already holds these layers.
             present = set(image.config().get("rootfs", {}).get("diff_ids", []))
             for layer, rep in self.python_layers(lock, info):
