@@ -23,7 +23,7 @@ $SUDO systemctl disable --now docker-registry >/dev/null 2>&1 || true
 
 PY=${PYTHON:-}
 if [ -z "$PY" ]; then
-  for c in python3.13 python3.12 python3.11 python3; do
+  for c in python3 python3.11 python3.12 python3.13; do
     if command -v "$c" >/dev/null && "$c" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
       PY=$c; break
     fi

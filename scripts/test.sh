@@ -4,6 +4,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CONTAINERS_CONF="$PWD/tests/podman/containers.conf"
+# Test-only Debian packages: headless Chromium screenshots the analyze HTML report.
+if ! command -v chromium >/dev/null; then
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null \
+    || echo "warning: chromium not installed; the HTML screenshot test will skip" >&2
+fi
 .venv/bin/ruff check src tests
 .venv/bin/ruff format --check src tests
 .venv/bin/mypy --strict src
