@@ -1,0 +1,45 @@
+"""`torchslim deps DIR`: the resolved prod set and the dev-only audit, from the command line."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .conftest import copy_example
+
+pytestmark = [pytest.mark.network]
+
+
+def deps(project: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "torchslim.cli", "deps", str(project), *extra],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+
+
+def test_example_has_no_dev_packages(ts_cache: Path, tmp_path: Path) -> None:
+    project = copy_example(tmp_path / "p")
+    proc = deps(project, "--strict")
+    assert proc.returncode == 0, proc.stderr
+    assert "torch" in proc.stdout and "fastapi" in proc.stdout and "uvicorn" in proc.stdout
+    assert "No dev-only packages" in proc.stdout
+    assert "pytest" not in proc.stdout  # pytest is in requirements-dev.txt only
+
+
+def test_transitive_dev_package_is_named_with_its_chain(ts_cache: Path, tmp_path: Path) -> None:
+    project = copy_example(tmp_path / "p")
+    (project / "requirements.txt").write_text("fastapi==0.115.*\nuvicorn==0.32.*\npytest-cov\n")
+    proc = deps(project)
+    assert proc.returncode == 0, proc.stderr
+    lines = [line for line in proc.stdout.splitlines() if "pytest " in line or "pytest:" in line]
+    assert any("pytest-cov" in line for line in lines), proc.stdout
+    strict = deps(project, "--strict")
+    assert strict.returncode == 3
