@@ -22,8 +22,8 @@ from torchslim.cache import CHUNK
 from torchslim.errors import BuildError, IntegrityError
 from torchslim.oci.blobio import check_bytes, open_slice, sha256_bytes, verified
 from torchslim.oci.image import (
-    BaseImage,
     Image,
+    StoredImage,
     canonical_json,
     check_layers_match_config,
     parse_json,
@@ -249,7 +249,7 @@ class _TarIndex:
         return self.read(self.need(name, what))
 
 
-class ArchiveImage(BaseImage):
+class ArchiveImage(StoredImage):
     def __init__(
         self,
         tar: _TarIndex,
@@ -258,20 +258,9 @@ class ArchiveImage(BaseImage):
         where: dict[str, _Member],
         manifest: bytes | None,
     ) -> None:
+        super().__init__(manifest, config, layers)
         self._tar = tar
-        self._config = config
-        self._layers = layers
         self._where = where
-        self._manifest = manifest
-
-    def config_bytes(self) -> bytes:
-        return self._config
-
-    def manifest_bytes(self) -> bytes:
-        return self._manifest if self._manifest is not None else super().manifest_bytes()
-
-    def layers(self) -> list[Layer]:
-        return list(self._layers)
 
     def open_layer(self, layer: Layer) -> BinaryIO:
         m = self._where.get(layer.digest)

@@ -124,3 +124,25 @@ def check_layers_match_config(layers: list[Layer], config: dict[str, Any], where
             f"{where}: manifest lists {len(layers)} layers but the config has "
             f"{len(diff_ids)} diff_ids; the image is corrupt"
         )
+
+
+class StoredImage(BaseImage):
+    """An image whose manifest and config bytes were read from a layout, archive or registry.
+
+    The bytes are kept as served (their digests must not change); a ``None``
+    manifest (a legacy ``docker save``) is synthesized. Subclasses give ``open_layer``.
+    """
+
+    def __init__(self, manifest: bytes | None, config: bytes, layers: list[Layer]) -> None:
+        self._manifest = manifest
+        self._config = config
+        self._layers = layers
+
+    def config_bytes(self) -> bytes:
+        return self._config
+
+    def manifest_bytes(self) -> bytes:
+        return self._manifest if self._manifest is not None else super().manifest_bytes()
+
+    def layers(self) -> list[Layer]:
+        return list(self._layers)

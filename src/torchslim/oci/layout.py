@@ -10,8 +10,8 @@ from torchslim.cache import split_digest
 from torchslim.errors import BuildError, IntegrityError
 from torchslim.oci.blobio import check_bytes, copy_stream, sha256_bytes, verified
 from torchslim.oci.image import (
-    BaseImage,
     Image,
+    StoredImage,
     canonical_json,
     check_layers_match_config,
     manifest_media_type,
@@ -43,23 +43,12 @@ def _read_blob(root: Path, desc: Descriptor, what: str) -> bytes:
     return check_bytes(path.read_bytes(), desc.digest, f"{root}: {what}")
 
 
-class LayoutImage(BaseImage):
+class LayoutImage(StoredImage):
     """One image in a layout; JSON is read at open, layer bytes on demand."""
 
     def __init__(self, root: Path, manifest: bytes, config: bytes, layers: list[Layer]) -> None:
+        super().__init__(manifest, config, layers)
         self.root = root
-        self._manifest = manifest
-        self._config = config
-        self._layers = layers
-
-    def config_bytes(self) -> bytes:
-        return self._config
-
-    def manifest_bytes(self) -> bytes:
-        return self._manifest
-
-    def layers(self) -> list[Layer]:
-        return list(self._layers)
 
     def blob_path(self, layer: Layer) -> Path:
         return _blob_path(self.root, layer.digest)

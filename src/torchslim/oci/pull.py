@@ -9,13 +9,13 @@ from torchslim.cache import BlobStore
 from torchslim.errors import BuildError, ConfigError, IntegrityError
 from torchslim.oci.blobio import check_bytes, verified
 from torchslim.oci.distribution import RegistryClient, pull_scope, registry_errors
-from torchslim.oci.image import BaseImage, check_layers_match_config, parse_json_object
+from torchslim.oci.image import StoredImage, check_layers_match_config, parse_json_object
 from torchslim.oci.layer import Descriptor, Layer
 from torchslim.oci.media import INDEX_TYPES, MANIFEST_TYPES
 from torchslim.oci.reference import Reference, as_reference
 
 
-class RegistryImage(BaseImage):
+class RegistryImage(StoredImage):
     """An image in a registry; config held in memory, layers fetched into the store on open."""
 
     def __init__(
@@ -27,21 +27,10 @@ class RegistryImage(BaseImage):
         layers: list[Layer],
         store: BlobStore,
     ) -> None:
+        super().__init__(manifest, config, layers)
         self.client = client
         self.reference = ref  # pinned: ref.digest is this manifest's digest
-        self._manifest = manifest
-        self._config = config
-        self._layers = layers
         self._store = store
-
-    def config_bytes(self) -> bytes:
-        return self._config
-
-    def manifest_bytes(self) -> bytes:
-        return self._manifest
-
-    def layers(self) -> list[Layer]:
-        return list(self._layers)
 
     def open_layer(self, layer: Layer) -> BinaryIO:
         d = layer.descriptor
