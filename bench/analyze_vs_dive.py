@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _demo import CACHE, demo_archive  # noqa: E402
 
 from torchslim.analyze import analyze, open_image, reference_name  # noqa: E402
-from torchslim.analyze.report import human  # noqa: E402
+from torchslim.units import human  # noqa: E402
 
 
 def run_dive(archive: Path) -> dict[str, object]:

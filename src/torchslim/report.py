@@ -12,21 +12,7 @@ from rich.table import Table
 
 from torchslim.build import BuildOutcome, BuildResult
 from torchslim.oci.push import PushResult
-
-BANDWIDTHS = {"100 Mbit/s": 100e6, "1 Gbit/s": 1e9}
-
-
-def human(n: float) -> str:
-    for unit in ("B", "kB", "MB", "GB"):
-        if abs(n) < 1000 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} GB"
-
-
-def pull_seconds(compressed: int, bits_per_second: float) -> float:
-    """Transfer time alone; registries and decompression add to it."""
-    return compressed * 8 / bits_per_second
+from torchslim.units import BANDWIDTHS, human, pull_seconds
 
 
 def to_dict(result: BuildResult) -> dict[str, Any]:

@@ -6,9 +6,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from torchslim.analyze.view import MergedView
+from torchslim.units import BANDWIDTHS, pull_seconds
 
 SEVERITIES = ("info", "low", "medium", "high", "critical")
-BANDWIDTHS: dict[str, float] = {"100 Mbit/s": 100e6, "1 Gbit/s": 1e9}
 
 
 def display(path: str) -> str:
@@ -88,7 +88,7 @@ class Estimate:
     removable_by: dict[str, int]
 
     def pull_seconds(self, compressed: int) -> dict[str, float]:
-        return {k: compressed * 8 / bw for k, bw in BANDWIDTHS.items()}
+        return {k: pull_seconds(compressed, bw) for k, bw in BANDWIDTHS.items()}
 
 
 @dataclass

@@ -12,8 +12,9 @@ from rich.text import Text
 
 from torchslim.analyze.diff import Delta, DiffResult
 from torchslim.analyze.findings import RULES
-from torchslim.analyze.model import BANDWIDTHS, Analysis, CategoryTotal
+from torchslim.analyze.model import Analysis, CategoryTotal
 from torchslim.analyze.treemap import Rect, squarify
+from torchslim.units import BANDWIDTHS, human, pull_seconds
 
 SCHEMA = "torchslim.analyze/1"
 _SEV_STYLE = {
@@ -32,23 +33,13 @@ _SARIF_LEVEL = {
 }
 
 
-def human(n: float) -> str:
-    sign = "-" if n < 0 else ""
-    n = abs(n)
-    for unit in ("B", "kB", "MB", "GB"):
-        if n < 1000 or unit == "GB":
-            return f"{sign}{n:.0f} {unit}" if unit == "B" else f"{sign}{n:.1f} {unit}"
-        n /= 1000
-    return f"{sign}{n:.1f} GB"
-
-
 def _seconds(s: float) -> str:
     return f"{s:.1f} s" if s < 120 else f"{s / 60:.1f} min"
 
 
 def pull_times(compressed: int) -> dict[str, float]:
     """Transfer time alone at each bandwidth; registries and unpacking add to it."""
-    return {k: round(compressed * 8 / bw, 2) for k, bw in BANDWIDTHS.items()}
+    return {k: round(pull_seconds(compressed, bw), 2) for k, bw in BANDWIDTHS.items()}
 
 
 def _answer_lines(a: Analysis) -> list[tuple[str, bool, str]]:
