@@ -122,3 +122,17 @@ def test_existing_output_refused(built: dict[str, object]) -> None:
     assert proc.returncode != 0
     assert "already exists" in proc.stderr and "--force" in proc.stderr
     assert archive.stat().st_mtime_ns == before
+
+
+def test_verify_runs_health_and_smoke(built: dict[str, object]) -> None:
+    """`torchslim verify` loads the archive, waits for /health and runs the smoke command."""
+    proc = torchslim(
+        "verify",
+        f"docker-archive:{built['archive']}",
+        "--project",
+        str(built["project"]),
+        "--engine",
+        "podman",
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "2.13.0+cpu" in proc.stdout  # the smoke command prints torch.__version__
