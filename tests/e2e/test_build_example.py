@@ -136,3 +136,25 @@ def test_verify_runs_health_and_smoke(built: dict[str, object]) -> None:
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "2.13.0+cpu" in proc.stdout  # the smoke command prints torch.__version__
+
+
+def test_analyze_answers_for_the_built_image(built: dict[str, object], tmp_path: Path) -> None:
+    """The four questions on torchslim's own image: no compiler, no devel base, no dev
+    packages, not root — and no finding at high severity, so the CI gate passes."""
+    out = tmp_path / "a.json"
+    proc = torchslim(
+        "analyze",
+        f"docker-archive:{built['archive']}",
+        "--json",
+        str(out),
+        "--fail-on",
+        "high",
+        "--max-size",
+        "400MB",
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    answers = json.loads(out.read_text())["answers"]
+    assert answers["compiler_present"] is False
+    assert answers["devel_base"] is False
+    assert answers["dev_packages"] == []
+    assert answers["runs_as_root"] is False
