@@ -375,6 +375,11 @@ class Builder:
             return self.cfg.root / LOCK_NAME
         return self.cfg.root / f"pylock.{self.platform.os}-{self.platform.arch}.toml"
 
+    def resolve(self) -> tuple[ProjectLock, Lock]:
+        """The lock for this platform, with a non-Debian base probed first (its glibc)."""
+        self.prepare_base(None if self.opts.relock else read_project_lock(self.lock_path))
+        return self.lock()
+
     def lock(self) -> tuple[ProjectLock, Lock]:
         path = self.lock_path
         existing = None if self.opts.relock else read_project_lock(path)
@@ -771,14 +776,14 @@ class Builder:
         start = time.monotonic()
         tag = self.tag()
         self.check_output()
-        self.prepare_base(None if self.opts.relock else read_project_lock(self.lock_path))
         lock: Lock | None = None
         if self.opts.target == "os":
+            self.prepare_base(None if self.opts.relock else read_project_lock(self.lock_path))
             # The OS alone needs no Python lock, only the Debian package set.
             existing = None if self.opts.relock else read_project_lock(self.lock_path)
             project_lock = existing or ProjectLock(python_text="")
         else:
-            project_lock, lock = self.lock()
+            project_lock, lock = self.resolve()
         self.pin_base(project_lock)
         # SOURCE_DATE_EPOCH fixes every date. Without it, the image's date is the newest
         # upload in the lock, and each Python layer's file times come from its own wheels

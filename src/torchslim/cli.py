@@ -246,7 +246,7 @@ def deps(project: Path, platform: str | None, strict: bool) -> None:
     cfg = load_config(project)
     with CliSteps(err_console) as steps:
         builder = Builder(cfg, BuildOptions(platform=platform), steps)
-        _, lock = builder.lock()
+        _, lock = builder.resolve()
     table = Table(title=f"Prod packages for {builder.platform}", title_justify="left")
     table.add_column("package")
     table.add_column("version")
