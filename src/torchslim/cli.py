@@ -450,6 +450,32 @@ def verify(image: str, project: Path | None, engine: str, gpu: bool, timeout: fl
     sys.exit(result.exit_code())
 
 
+@main.command()
+@click.option("--profile", help="Only the rules that remove files under this profile.")
+@friendly_errors
+def rules(profile: str | None) -> None:
+    """Slimming rules: id, what each profile keeps, and why."""
+    from rich.table import Table
+
+    from torchslim.slim.rules import PROFILES, RULES, check_profile
+
+    if profile is not None:
+        check_profile(profile)
+    table = Table(title="Slimming rules", title_justify="left")
+    table.add_column("id")
+    for name in PROFILES:
+        table.add_column(name, justify="center")
+    table.add_column("why")
+    for rule in RULES:
+        if profile is not None and not rule.active_in(profile):
+            continue
+        marks = ["keep" if p in rule.keep_in else rule.action for p in PROFILES]
+        table.add_row(rule.id, *marks, rule.why)
+    out_console.print(table)
+    for name, text in PROFILES.items():
+        out_console.print(f"[bold]{name}[/]: {text}", soft_wrap=True)
+
+
 def _write_text(path: Path, text: str) -> None:
     """Write a report atomically: a temporary sibling, then rename."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
