@@ -158,3 +158,30 @@ def test_analyze_answers_for_the_built_image(built: dict[str, object], tmp_path:
     assert answers["devel_base"] is False
     assert answers["dev_packages"] == []
     assert answers["runs_as_root"] is False
+
+
+def test_zstd_archive_loads_and_serves(built: dict[str, object], tmp_path: Path) -> None:
+    """`--compression zstd` layers load into podman and the service answers."""
+    archive = tmp_path / "zstd.tar"
+    proc = torchslim(
+        "build",
+        str(built["project"]),
+        "--compression",
+        "zstd",
+        "--tag",
+        "zstd",
+        "--output",
+        f"docker-archive:{archive}",
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "localhost/hello-torch:zstd" in podman("load", "-i", str(archive)).stdout
+    port = free_port()
+    name = f"zstd-e2e-{port}"
+    podman(
+        "run", "-d", "--name", name, "-p", f"127.0.0.1:{port}:8000", "localhost/hello-torch:zstd"
+    )
+    try:
+        wait_healthy(f"http://127.0.0.1:{port}/health")
+    finally:
+        podman("rm", "-f", name, check=False)
+        podman("rmi", "-f", "localhost/hello-torch:zstd", check=False)
