@@ -14,6 +14,7 @@ from torchslim.analyze.diff import Delta, DiffResult
 from torchslim.analyze.findings import RULES
 from torchslim.analyze.model import Analysis, CategoryTotal
 from torchslim.analyze.treemap import Rect, squarify
+from torchslim.sarif import sarif_log
 from torchslim.units import BANDWIDTHS, human, pull_seconds
 
 SCHEMA = "torchslim.analyze/1"
@@ -258,22 +259,7 @@ def to_sarif(analysis: Analysis) -> dict[str, Any]:
                 "properties": {"bytes": f.bytes, "severity": f.severity, "image": analysis.image},
             }
         )
-    return {
-        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
-        "version": "2.1.0",
-        "runs": [
-            {
-                "tool": {
-                    "driver": {
-                        "name": "torchslim",
-                        "informationUri": "https://github.com/torchslim",
-                        "rules": rules,
-                    }
-                },
-                "results": results,
-            }
-        ],
-    }
+    return sarif_log(rules, results)
 
 
 # ---------------------------------------------------------------- HTML

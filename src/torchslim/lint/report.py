@@ -9,10 +9,10 @@ from typing import Any, Literal
 
 from rich.console import Console
 
-from torchslim import __version__
 from torchslim.lint.engine import Finding, LintResult
 from torchslim.lint.errors import LintError
 from torchslim.lint.rules import RULES
+from torchslim.sarif import sarif_log
 
 Format = Literal["tty", "json", "sarif", "gitlab"]
 _STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
@@ -97,23 +97,7 @@ def _sarif(result: LintResult) -> dict[str, Any]:
         }
         for f in result.findings
     ]
-    return {
-        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
-        "version": "2.1.0",
-        "runs": [
-            {
-                "tool": {
-                    "driver": {
-                        "name": "torchslim",
-                        "version": __version__,
-                        "informationUri": "https://github.com/torchslim/torchslim",
-                        "rules": rules,
-                    }
-                },
-                "results": results,
-            }
-        ],
-    }
+    return sarif_log(rules, results)
 
 
 def _gitlab(result: LintResult) -> list[dict[str, Any]]:
