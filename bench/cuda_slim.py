@@ -27,34 +27,12 @@ from torchslim.slim.apply import slim_tree
 from torchslim.slim.closure import check_closure
 from torchslim.slim.ledger import Ledger
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "unit" / "slim"))
+from slimkit import CUDA_WHEEL_GLOBS  # noqa: E402 - the wheel list the CUDA tests use
+
 SITE = "/usr/local/lib/python3.11/site-packages"
 SYS = "/usr/lib/x86_64-linux-gnu"
-DEFAULT_GLOBS = (
-    "torch-2.14.1-*.whl",
-    "triton-3.8.0-*.whl",
-    "cuda_toolkit-*.whl",
-    # what torch 2.14.1's Requires-Dist (and cuda-toolkit's extras it names) pull in
-    *(
-        f"nvidia_{lib}-*.whl"
-        for lib in (
-            "cublas",
-            "cuda_cupti",
-            "cuda_nvrtc",
-            "cuda_runtime",
-            "cudnn_cu13",
-            "cufft",
-            "cufile",
-            "curand",
-            "cusolver",
-            "cusparse",
-            "cusparselt_cu13",
-            "nccl_cu13",
-            "nvjitlink",
-            "nvshmem_cu13",
-            "nvtx",
-        )
-    ),
-)
+DEFAULT_GLOBS = CUDA_WHEEL_GLOBS
 
 
 def find_wheels(globs: list[str]) -> list[Path]:

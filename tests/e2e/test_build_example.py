@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -23,6 +24,17 @@ def torchslim(*args: str) -> subprocess.CompletedProcess[str]:
         check=False,
         timeout=1800,
     )
+
+
+def build_to_oci(project: Path, tmp_path: Path) -> dict[str, Any]:
+    """Build ``project`` to an OCI layout under ``tmp_path``; return the JSON report."""
+    report = tmp_path / "r.json"
+    proc = torchslim(
+        "build", str(project), "--output", f"oci:{tmp_path / 'oci'}", "--json", str(report)
+    )
+    assert proc.returncode == 0, proc.stderr
+    data: dict[str, Any] = json.loads(report.read_text())
+    return data
 
 
 @pytest.fixture(scope="module")
@@ -81,18 +93,9 @@ def test_report_shows_slimming(built: dict[str, object]) -> None:
 
 def test_same_build_elsewhere_same_digest(built: dict[str, object], tmp_path: Path) -> None:
     project = copy_example(tmp_path / "elsewhere")
-    proc = torchslim(
-        "build",
-        str(project),
-        "--output",
-        f"oci:{tmp_path / 'oci'}",
-        "--json",
-        str(tmp_path / "r.json"),
-    )
-    assert proc.returncode == 0, proc.stderr
     report = built["report"]
     assert isinstance(report, dict)
-    assert json.loads((tmp_path / "r.json").read_text())["digest"] == report["digest"]
+    assert build_to_oci(project, tmp_path)["digest"] == report["digest"]
 
 
 def test_touching_app_rebuilds_one_layer(built: dict[str, object], tmp_path: Path) -> None:
@@ -100,16 +103,7 @@ def test_touching_app_rebuilds_one_layer(built: dict[str, object], tmp_path: Pat
     assert isinstance(project, Path)
     main = project / "service" / "main.py"
     main.write_text(main.read_text() + "\n# touched\n")
-    proc = torchslim(
-        "build",
-        str(project),
-        "--output",
-        f"oci:{tmp_path / 'oci'}",
-        "--json",
-        str(tmp_path / "r.json"),
-    )
-    assert proc.returncode == 0, proc.stderr
-    layers = json.loads((tmp_path / "r.json").read_text())["layers"]
+    layers = build_to_oci(project, tmp_path)["layers"]
     rebuilt = [layer["name"] for layer in layers if not layer["cached"]]
     assert rebuilt == ["app"]
 

@@ -125,3 +125,33 @@ def build_so(path: Path, source: str, *extra: str) -> Path:
     gcc(["-shared", "-fPIC", "-g", "-O0", "-o", str(path), str(src), *extra])
     src.unlink()
     return path
+
+
+# The torch 2.14.1 CUDA 13 stack in the local indexes (/opt/pypi*/files); bench/cuda_slim.py
+# uses the same list.
+CUDA_WHEEL_GLOBS = (
+    "torch-2.14.1-*.whl",
+    "triton-3.8.0-*.whl",
+    "cuda_toolkit-*.whl",
+    # what torch 2.14.1's Requires-Dist (and cuda-toolkit's extras it names) pull in
+    *(
+        f"nvidia_{lib}-*.whl"
+        for lib in (
+            "cublas",
+            "cuda_cupti",
+            "cuda_nvrtc",
+            "cuda_runtime",
+            "cudnn_cu13",
+            "cufft",
+            "cufile",
+            "curand",
+            "cusolver",
+            "cusparse",
+            "cusparselt_cu13",
+            "nccl_cu13",
+            "nvjitlink",
+            "nvshmem_cu13",
+            "nvtx",
+        )
+    ),
+)

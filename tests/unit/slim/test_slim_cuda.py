@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from slimkit import SITE, TORCH_WHEEL, build_so, unzip
+from slimkit import CUDA_WHEEL_GLOBS, SITE, TORCH_WHEEL, build_so, unzip
 
 from torchslim.slim.apply import slim_tree
 from torchslim.slim.closure import check_closure, raise_for_missing
@@ -168,34 +168,6 @@ def test_cpu_wheel_closure_after_inference(tmp_path: Path) -> None:
     assert missing == [], [m.message() for m in missing]
     raise_for_missing(missing)
     assert removed  # tests, headers etc. did go
-
-
-CUDA_WHEEL_GLOBS = (
-    "torch-2.14.1-*.whl",
-    "triton-3.8.0-*.whl",
-    "cuda_toolkit-*.whl",
-    # what torch 2.14.1's Requires-Dist (and cuda-toolkit's extras it names) pull in
-    *(
-        f"nvidia_{lib}-*.whl"
-        for lib in (
-            "cublas",
-            "cuda_cupti",
-            "cuda_nvrtc",
-            "cuda_runtime",
-            "cudnn_cu13",
-            "cufft",
-            "cufile",
-            "curand",
-            "cusolver",
-            "cusparse",
-            "cusparselt_cu13",
-            "nccl_cu13",
-            "nvjitlink",
-            "nvshmem_cu13",
-            "nvtx",
-        )
-    ),
-)
 
 
 @pytest.mark.e2e
