@@ -2,7 +2,7 @@
 
 Unpacks torch + its nvidia-* wheels + Triton (default: torch 2.14.1 and the CUDA 13 wheels
 from the local indexes /opt/pypi*/files) into a site-packages, groups every file by the
-distribution that owns it (RECORD) and the layer ``torchslim.layerplan`` gives that
+distribution that owns it (RECORD) and the layer ``torchslim.build.layerplan`` gives that
 distribution, slims a hard-linked copy with a profile, runs the ELF closure check, and
 prints a table:
 
@@ -22,7 +22,7 @@ import time
 import zipfile
 from pathlib import Path
 
-from torchslim.layerplan import plan_python_layers
+from torchslim.build.layerplan import plan_python_layers
 from torchslim.slim.apply import slim_tree
 from torchslim.slim.closure import check_closure
 from torchslim.slim.ledger import Ledger

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -131,16 +130,3 @@ class BlobStore:
 
     def open(self, digest: str) -> BinaryIO:
         return self.path(digest).open("rb")
-
-
-def atomic_output(dest: Path) -> Path:
-    """A temporary sibling path for ``dest``; rename it onto ``dest`` when done."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    return dest.parent / f".{dest.name}.torchslim-tmp-{os.getpid()}"
-
-
-def replace_path(tmp: Path, dest: Path) -> None:
-    """Move a finished temporary file or directory onto ``dest``."""
-    if dest.is_dir() and not dest.is_symlink():
-        shutil.rmtree(dest)
-    os.replace(tmp, dest)

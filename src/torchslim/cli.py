@@ -157,15 +157,14 @@ def build(
     tls_verify: bool,
 ) -> None:
     """Build PROJECT (a folder with torchslim.toml) into an image."""
+    from torchslim.build import BuildOptions, build, check_output, plan_build, publish
+    from torchslim.build.report import render_outcome, write_json
     from torchslim.config import load_config
+    from torchslim.deps.pipconf import load_pip_settings
 
     cfg = load_config(project)
-    from torchslim import report
-    from torchslim.build import BuildOptions, parse_output
-    from torchslim.build import build as run_build
-
     opts = BuildOptions(
-        output=parse_output(output) if output else None,
+        output=output,
         force=force,
         profile=profile,
         keep=keep,
@@ -180,11 +179,14 @@ def build(
         target=target,  # type: ignore[arg-type]
         tls_verify=tls_verify,
     )
+    bp = plan_build(cfg, opts, load_pip_settings())
     with CliSteps(err_console) as steps:
-        outcome = run_build(cfg, opts, steps)
-    report.render_outcome(outcome, out_console)
+        check_output(bp, steps)
+        results = [build(plan, steps) for plan in bp.plans]
+        written = publish(bp, results, steps)
+    render_outcome(results, written, out_console)
     if json_path is not None:
-        report.write_json(outcome, json_path)
+        write_json(results, written, json_path)
 
 
 @main.command()
@@ -209,25 +211,22 @@ def push(source: str, destination: str, tls_verify: bool, mount_from: tuple[str,
 
     Blobs the registry has are skipped; the tag moves only once every blob is there.
     """
-    from torchslim import report
-    from torchslim.analyze import open_image
-    from torchslim.errors import ConfigError
+    from torchslim.build.report import render_push
     from torchslim.oci.push import push_image
+    from torchslim.oci.transport import open_image, parse_location
 
-    if not destination.startswith("docker://"):
-        raise ConfigError(f"destination {destination!r}: expected docker://REGISTRY/REPO[:TAG]")
-    if not source.startswith(("oci:", "docker-archive:")):
-        raise ConfigError(f"source {source!r}: expected oci:DIR[:ref] or docker-archive:FILE")
-    image = open_image(source)
+    src = parse_location(source, what="source", allowed=("oci", "docker-archive"))
+    dest = parse_location(destination, what="destination", allowed=("docker",))
+    image = open_image(src)
     with CliSteps(err_console) as steps:
         result = push_image(
             image,
-            destination.removeprefix("docker://"),
+            dest.target,
             tls_verify=tls_verify,
             progress=steps.progress,
             mount_from=mount_from,
         )
-    report.render_push(result, out_console)
+    render_push(result, out_console)
 
 
 @main.command()
@@ -239,15 +238,17 @@ def deps(project: Path, platform: str | None, strict: bool) -> None:
     """Resolve PROJECT's prod requirements for the target; audit dev-only packages."""
     from rich.table import Table
 
-    from torchslim.build import Builder, BuildOptions
+    from torchslim.build import BuildOptions, plan_build, resolve_lock
     from torchslim.config import load_config
     from torchslim.deps.audit import audit, format_audit
+    from torchslim.deps.pipconf import load_pip_settings
 
     cfg = load_config(project)
+    bp = plan_build(cfg, BuildOptions(platform=platform), load_pip_settings())
+    plan = bp.plans[0]
     with CliSteps(err_console) as steps:
-        builder = Builder(cfg, BuildOptions(platform=platform), steps)
-        _, lock = builder.resolve()
-    table = Table(title=f"Prod packages for {builder.platform}", title_justify="left")
+        lock = resolve_lock(plan, steps)
+    table = Table(title=f"Prod packages for {plan.platform}", title_justify="left")
     table.add_column("package")
     table.add_column("version")
     table.add_column("wheel")
@@ -476,13 +477,6 @@ def rules(profile: str | None) -> None:
         out_console.print(f"[bold]{name}[/]: {text}", soft_wrap=True)
 
 
-def _write_text(path: Path, text: str) -> None:
-    """Write a report atomically: a temporary sibling, then rename."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 @main.command()
 @click.argument("image")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), help="Write JSON.")
@@ -518,17 +512,18 @@ def analyze(
     from torchslim.analyze import analyze as run_analyze
     from torchslim.analyze import gate_exit_code, open_image, parse_size, reference_name
     from torchslim.analyze.report import render_tty, to_html, to_json, to_sarif
+    from torchslim.atomic import write_atomic
 
     limit = parse_size(max_size) if max_size else None
     fails = [f.strip() for f in fail_on.split(",") if f.strip()]
     result = run_analyze(open_image(image), name=reference_name(image))
     render_tty(result, out_console)
     if json_path:
-        _write_text(json_path, json.dumps(to_json(result), indent=2) + "\n")
+        write_atomic(json_path, json.dumps(to_json(result), indent=2) + "\n")
     if sarif_path:
-        _write_text(sarif_path, json.dumps(to_sarif(result), indent=2) + "\n")
+        write_atomic(sarif_path, json.dumps(to_sarif(result), indent=2) + "\n")
     if html_path:
-        _write_text(html_path, to_html(result))
+        write_atomic(html_path, to_html(result))
     sys.exit(gate_exit_code(result, max_size=limit, fail_on=fails))
 
 
@@ -548,13 +543,14 @@ def diff(before: str, after: str, md_path: Path | None) -> None:
     from torchslim.analyze import diff as run_diff
     from torchslim.analyze import open_image, reference_name
     from torchslim.analyze.report import diff_to_markdown, render_diff
+    from torchslim.atomic import write_atomic
 
     a = run_analyze(open_image(before), name=reference_name(before))
     b = run_analyze(open_image(after), name=reference_name(after))
     result = run_diff(a, b)
     render_diff(result, out_console)
     if md_path:
-        _write_text(md_path, diff_to_markdown(result))
+        write_atomic(md_path, diff_to_markdown(result))
 
 
 if __name__ == "__main__":

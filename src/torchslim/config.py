@@ -9,8 +9,10 @@ from __future__ import annotations
 import re
 import shlex
 import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -192,4 +194,71 @@ def _check_paths(cfg: ProjectConfig) -> None:
         )
 
 
-Compression = Literal["gzip", "zstd"]
+# ---- the shared small types -------------------------------------------------------------
+
+Compression = Literal["gzip", "zstd", "none"]
+"""How layer blobs are compressed ("none" only for tests and tools, never a build option)."""
+
+Progress = Callable[[str, int, int], None]
+"""``progress(label, done, total)``: bytes of one download, upload or layer (total 0: unknown)."""
+
+
+class Steps(Protocol):
+    """What a long operation tells its caller: named steps, byte progress, warnings."""
+
+    def step(self, text: str) -> None: ...
+
+    def progress(self, label: str, done: int, total: int) -> None: ...
+
+    def warn(self, text: str) -> None: ...
+
+
+class QuietSteps:
+    """Steps that report nothing (library use, tests)."""
+
+    def step(self, text: str) -> None:
+        pass
+
+    def progress(self, label: str, done: int, total: int) -> None:
+        pass
+
+    def warn(self, text: str) -> None:
+        pass
+
+
+_WHEEL_ARCH = {"amd64": "x86_64", "arm64": "aarch64"}
+
+
+@dataclass(frozen=True)
+class Platform:
+    """An image platform as OCI names it: ``linux/amd64``, ``linux/arm64/v8``."""
+
+    os: str
+    arch: str  # OCI / Debian name: amd64 | arm64 | …
+    variant: str | None = None
+
+    @property
+    def wheel_arch(self) -> str:
+        """The machine name in wheel tags (``x86_64``, ``aarch64``)."""
+        return _WHEEL_ARCH.get(self.arch, self.arch)
+
+    def __str__(self) -> str:
+        return "/".join(p for p in (self.os, self.arch, self.variant) if p)
+
+    @classmethod
+    def parse(cls, text: str) -> Platform:
+        """``OS/ARCH[/VARIANT]``; a ConfigError for anything else."""
+        parts = text.strip().split("/")
+        if len(parts) not in (2, 3) or not all(parts):
+            raise ConfigError(f"platform {text!r}: expected OS/ARCH such as linux/amd64")
+        return cls(parts[0], parts[1], parts[2] if len(parts) == 3 else None)
+
+
+BUILD_PLATFORMS = ("linux/amd64", "linux/arm64")
+
+
+def build_platform(text: str) -> Platform:
+    """A platform torchslim builds for: linux/amd64 or linux/arm64."""
+    if text.strip() not in BUILD_PLATFORMS:
+        raise ConfigError(f"platform {text!r}: expected linux/amd64 or linux/arm64")
+    return Platform.parse(text)

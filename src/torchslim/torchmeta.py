@@ -243,3 +243,22 @@ def torch_build(version: str, variant: str, *, file: str = "torchslim.toml") -> 
 
 def image_tag(version: str, build: TorchBuild) -> str:
     return f"v{version}-{build.tag_suffix}"
+
+
+# ---- the one label vocabulary: what build and generate write is what runtime reads -------
+
+LABEL_TORCH = "dev.torchslim.torch"  # "2.14.1+cu130": version and variant
+LABEL_PROFILE = "dev.torchslim.profile"  # slimming profile, "none" for --no-slim
+LABEL_CUDA = "dev.torchslim.cuda"  # "13.0" (CUDA variants only)
+LABEL_MIN_DRIVER = "dev.torchslim.min-driver"  # "580.65.06" (CUDA variants only)
+
+
+def torch_labels(build: TorchBuild, profile: str | None = None) -> dict[str, str]:
+    """The image labels that say which torch build an image carries (and how it was slimmed)."""
+    labels = {LABEL_TORCH: f"{build.version}+{build.variant}"}
+    if profile is not None:
+        labels[LABEL_PROFILE] = profile
+    if build.cuda:
+        labels[LABEL_CUDA] = build.cuda
+        labels[LABEL_MIN_DRIVER] = build.min_driver() or ""
+    return labels

@@ -13,10 +13,10 @@ from torchslim.analyze.diff import Delta, DiffResult
 from torchslim.analyze.diff import diff as _diff
 from torchslim.analyze.engine import analyze_image
 from torchslim.analyze.gates import EXIT_FINDING, EXIT_OK, EXIT_SIZE, gate_exit_code, parse_size
-from torchslim.analyze.limits import Limits
 from torchslim.analyze.model import Analysis, Finding
-from torchslim.analyze.source import open_image, reference_name
 from torchslim.oci.image import Image
+from torchslim.oci.limits import Limits
+from torchslim.oci.transport import open_image, reference_name
 
 __all__ = [
     "EXIT_FINDING",

@@ -17,7 +17,6 @@ from torchslim.analyze.classify import (
     is_compiler,
 )
 from torchslim.analyze.findings import FindingInput, find
-from torchslim.analyze.limits import Budget, LimitExceeded, Limits
 from torchslim.analyze.model import (
     Analysis,
     Answers,
@@ -25,11 +24,12 @@ from torchslim.analyze.model import (
     Estimate,
     LayerInfo,
     PackageTotal,
-    display,
 )
-from torchslim.analyze.stream import LayerStats, Member, Peek, walk_layer
-from torchslim.analyze.view import WH_OPAQUE, WH_PREFIX, MergedView, Node, UnsafeName, normalize
+from torchslim.oci.flatten import MergedView, Node, display, flatten
 from torchslim.oci.image import Image
+from torchslim.oci.layer import Layer
+from torchslim.oci.limits import Budget, Limits
+from torchslim.oci.tarstream import LayerStats, Peek
 
 EXAMPLES = 8
 _KEY_MARKERS = (b"PRIVATE KEY-----", b"openssh-key-v1", b"PuTTY-User-Key-File")
@@ -90,57 +90,23 @@ REMOVED_BY_BUILD = (
 )
 
 
-class _Collector:
-    """Feeds one layer's members into the merged view."""
+class _Inspector:
+    """What analyze reads of each file as it streams by: metadata files whole, key heads."""
 
-    def __init__(self, view: MergedView, budget: Budget) -> None:
-        self.view = view
+    def __init__(self, budget: Budget) -> None:
         self.budget = budget
-        self.layer = 0
 
-    def visit(self, m: Member, peek: Peek) -> None:
-        path, why = normalize(m.name)
-        if path is None or why:
-            self.view.unsafe.append(UnsafeName(self.layer, display(m.name), why))
-            if path is None:
-                return
-        if not path:
-            return
-        base, parent = posixpath.basename(path), posixpath.dirname(path)
-        if base == WH_OPAQUE:
-            self.view.opaque(parent, self.layer)
-            return
-        if base.startswith(WH_PREFIX):
-            self.view.whiteout(posixpath.join(parent, base[len(WH_PREFIX) :]), self.layer)
-            return
-        kind, link = m.kind, m.linkname
-        if kind == "hardlink":
-            target, twhy = normalize(link)
-            if target is None or twhy:
-                self.view.unsafe.append(
-                    UnsafeName(
-                        self.layer,
-                        display(f"{m.name} -> {link}"),
-                        twhy or "hard link leaves the root",
-                    )
-                )
-            if not target:
-                kind, link = "other", ""
-            else:
-                link = target
-        node = Node(path, kind, m.size, m.mode, m.uid, self.layer, link)
-        if kind == "file":
-            if owners.wants_capture(path) and self.budget.can_capture(m.size):
-                node.data = peek(m.size)
-            elif 64 <= m.size <= 16384 and not path.endswith(_NOT_KEYS):
-                head = peek(64)
-                node.private_key = (
-                    head.startswith(b"-----BEGIN")
-                    and any(k in head for k in _KEY_MARKERS)
-                    or head.startswith(b"openssh-key-v1")
-                    or head.startswith(b"PuTTY-User-Key-File")
-                )
-        self.view.add(node)
+    def __call__(self, node: Node, peek: Peek) -> None:
+        if owners.wants_capture(node.path) and self.budget.can_capture(node.size):
+            node.data = peek(node.size)
+        elif 64 <= node.size <= 16384 and not node.path.endswith(_NOT_KEYS):
+            head = peek(64)
+            node.private_key = (
+                head.startswith(b"-----BEGIN")
+                and any(k in head for k in _KEY_MARKERS)
+                or head.startswith(b"openssh-key-v1")
+                or head.startswith(b"PuTTY-User-Key-File")
+            )
 
 
 def _created_by(config: dict[str, Any], n: int) -> list[str]:
@@ -179,23 +145,11 @@ def analyze_image(image: Image, *, name: str, limits: Limits) -> Analysis:
     config = image.config()
     layers = image.layers()
     budget = Budget(limits)
-    view = MergedView()
-    collector = _Collector(view, budget)
     created = _created_by(config, len(layers))
     infos: list[LayerInfo] = []
-    for i, layer in enumerate(layers):
+
+    def on_layer(i: int, layer: Layer, stats: LayerStats) -> None:
         d = layer.descriptor
-        what = f"layer {i + 1}/{len(layers)} ({d.digest[:19]})"
-        claimed = max(d.size, layer.uncompressed_size)
-        if claimed > limits.max_uncompressed:
-            raise LimitExceeded(
-                f"{what}: claims {claimed} bytes, over the {limits.max_uncompressed} byte limit; "
-                "the manifest is corrupt or hostile"
-            )
-        collector.layer = i
-        stats = LayerStats()
-        with image.open_layer(layer) as blob:
-            walk_layer(blob, budget, what, collector.visit, stats)
         infos.append(
             LayerInfo(
                 i,
@@ -208,6 +162,10 @@ def analyze_image(image: Image, *, name: str, limits: Limits) -> Analysis:
                 created[i] if i < len(created) else "",
             )
         )
+
+    view = flatten(
+        image, limits=limits, budget=budget, on_file=_Inspector(budget), on_layer=on_layer
+    )
 
     deb = owners.debian_packages(view)
     py = owners.python_packages(view)
@@ -336,11 +294,10 @@ def analyze_image(image: Image, *, name: str, limits: Limits) -> Analysis:
         removable_by,
     )
     ordered = sorted(cats.values(), key=lambda c: (-c.bytes, c.id))
-    os_, arch, variant = image.platform
     return Analysis(
         image=display(name),
         digest=image.digest(),
-        platform="/".join(x for x in (os_, arch, variant) if x),
+        platform=str(image.platform),
         user=user,
         healthcheck=healthcheck,
         compressed=compressed,

@@ -5,15 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from torchslim.analyze.view import MergedView
+from torchslim.oci.flatten import MergedView
 from torchslim.units import BANDWIDTHS, pull_seconds
 
 SEVERITIES = ("info", "low", "medium", "high", "critical")
-
-
-def display(path: str) -> str:
-    """A path safe to print and put in JSON: undecodable bytes as ``\\xNN``."""
-    return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 @dataclass

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import httpx
 
 from torchslim.cache import BlobStore
+from torchslim.config import Progress
 from torchslim.debian.mirrors import host_mirrors
 from torchslim.errors import IntegrityError, NetworkError
-
-Progress = Callable[[str, int, int], None]
 
 TIMEOUT = httpx.Timeout(30.0, connect=15.0)
 

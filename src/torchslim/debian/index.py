@@ -10,8 +10,9 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from torchslim.cache import BlobStore
+from torchslim.config import Progress
 from torchslim.debian.control import Relation, iter_stanzas, parse_relations, parse_stanza
-from torchslim.debian.fetch import Fetcher, Progress
+from torchslim.debian.fetch import Fetcher
 from torchslim.debian.release import Release, parse_release, verify_clearsigned
 from torchslim.debian.version import satisfies, version_key
 from torchslim.errors import ResolveError

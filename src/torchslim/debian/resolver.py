@@ -12,8 +12,9 @@ from __future__ import annotations
 from collections import deque
 
 from torchslim.cache import BlobStore
+from torchslim.config import Progress
 from torchslim.debian.control import Relation
-from torchslim.debian.fetch import Fetcher, Progress
+from torchslim.debian.fetch import Fetcher
 from torchslim.debian.index import Candidate, PackageIndex, load_index
 from torchslim.debian.spec import SCRIPT_ONLY, DebianSpec, DebPackage
 from torchslim.debian.version import satisfies

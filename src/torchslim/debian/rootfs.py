@@ -10,10 +10,11 @@ import subprocess
 from pathlib import Path
 
 from torchslim.cache import BlobStore
+from torchslim.config import Progress
 from torchslim.debian.cacerts import write_ca_bundle
 from torchslim.debian.control import format_stanza
 from torchslim.debian.deb import USR_ALIASES, unpack_deb
-from torchslim.debian.fetch import Fetcher, Progress
+from torchslim.debian.fetch import Fetcher
 from torchslim.debian.spec import DebianSpec, DebPackage, RootfsInfo, SkippedFile
 from torchslim.errors import BuildError
 

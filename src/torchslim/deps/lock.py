@@ -33,7 +33,8 @@ from packaging.markers import Marker
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 
-from torchslim.cache import atomic_output, cache_root, replace_path
+from torchslim.atomic import write_atomic
+from torchslim.cache import cache_root
 from torchslim.deps.http import iter_url, local_path, make_client, url_filename, with_retries
 from torchslim.deps.pipconf import IndexSettings
 from torchslim.deps.requirements import read_requirements
@@ -214,9 +215,7 @@ def resolve(
             text = tomli_w.dumps(data)
         else:
             text = text.rstrip("\n") + "\n\n" + tomli_w.dumps(tool)
-        dest = atomic_output(out)
-        dest.write_text(text, encoding="utf-8")
-        replace_path(dest, out)
+        write_atomic(out, text)
     return read_lock(out, target)
 
 
@@ -507,10 +506,19 @@ def _download_checked(
 def read_lock(path: Path, target: Target | None = None) -> Lock:
     """Read a ``pylock.toml`` (ours or any PEP 751 lock) and pick one wheel per package."""
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"lock file {path} does not exist; run the lock step first") from None
-    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not a readable pylock.toml ({_one_line(str(exc))})") from None
+    return parse_lock(text, path, target)
+
+
+def parse_lock(text: str, path: Path, target: Target | None = None) -> Lock:
+    """A ``pylock.toml``'s text (read from ``path``: relative wheel paths are against it)."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not a readable pylock.toml ({_one_line(str(exc))})") from None
     try:
         pylock.Pylock.from_dict(data)
@@ -557,6 +565,7 @@ __all__ = [
     "Target",
     "best_wheel",
     "parse_graph",
+    "parse_lock",
     "read_lock",
     "resolve",
     "uv_error",

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 from torchslim.cache import BlobStore
+from torchslim.config import Progress
 from torchslim.deps.http import iter_url, make_client, with_retries
 from torchslim.deps.lock import Lock, LockedWheel
 from torchslim.deps.pipconf import IndexSettings
 from torchslim.errors import IntegrityError
-
-Progress = Callable[[str, int, int], None]  # (wheel filename, bytes done, bytes total)
 
 
 def fetch_wheels(

@@ -14,14 +14,14 @@ import os
 from pathlib import Path, PurePosixPath
 
 from torchslim import __version__
-from torchslim.cache import atomic_output, replace_path
+from torchslim.atomic import atomic_path
 from torchslim.config import ProjectConfig
 from torchslim.errors import ConfigError, OutputExistsError
 from torchslim.generate.bases import BasePlan, plan_base
 from torchslim.generate.render import dq as _dq
 from torchslim.generate.render import render
 from torchslim.lint.images import parse_ref, python_of
-from torchslim.torchmeta import image_tag, torch_build, variant_label
+from torchslim.torchmeta import image_tag, torch_build, torch_labels
 
 VENV = "/opt/venv"
 APP_DIR = "/app"
@@ -184,8 +184,7 @@ def render_dockerfile(
         ("org.opencontainers.image.title", cfg.name),
         ("org.opencontainers.image.version", cfg.version),
         ("org.opencontainers.image.base.name", "${RUNTIME_IMAGE}"),
-        ("io.torchslim.torch", cfg.torch),
-        ("io.torchslim.variant", variant_label(cfg.variant)),
+        *torch_labels(torch_build(cfg.torch, cfg.variant, file=str(cfg.file))).items(),
     ]
     if cfg.source:
         labels.append(("org.opencontainers.image.source", cfg.source))
@@ -297,13 +296,9 @@ def write_generated(project: Path, files: dict[str, str], *, force: bool) -> lis
                 )
     written = []
     for path, text in targets:
-        tmp = atomic_output(path)
-        try:
+        with atomic_path(path) as tmp:
             tmp.write_text(text, encoding="utf-8")
             os.chmod(tmp, 0o644)
-            replace_path(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
         written.append(path)
     return written
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from torchslim.atomic import atomic_output
 from torchslim.cache import CHUNK
 from torchslim.errors import BuildError, IntegrityError
 from torchslim.oci.blobio import check_bytes, open_slice, sha256_bytes, verified
@@ -29,8 +30,8 @@ from torchslim.oci.image import (
     parse_json,
     parse_json_object,
 )
+from torchslim.oci.index import index_bytes, index_entry
 from torchslim.oci.layer import Descriptor, Layer
-from torchslim.oci.layout import index_entry
 from torchslim.oci.media import (
     CONTAINERD_NAME_ANNOTATION,
     DOCKER_CONFIG,
@@ -38,7 +39,6 @@ from torchslim.oci.media import (
     DOCKER_LAYER_GZIP,
     DOCKER_LAYER_TAR,
     DOCKER_MANIFEST,
-    OCI_INDEX,
     OCI_LAYER_GZIP,
     OCI_LAYER_ND_GZIP,
     OCI_LAYER_TAR,
@@ -46,8 +46,8 @@ from torchslim.oci.media import (
     REF_NAME_ANNOTATION,
     sniff_layer_type,
 )
-from torchslim.oci.sink import atomic_dest
 
+MANIFEST_JSON_MAX = 4 << 20  # a manifest.json larger than this is not an archive we wrote
 _BLOB_NAME = re.compile(r"^blobs/sha256/([0-9a-f]{64})$")
 _CONFIG_NAME = re.compile(r"^([0-9a-f]{64})\.json$")
 
@@ -147,19 +147,19 @@ def write_docker_archive(
     layers = image.layers()
     layer_names = [f"blobs/sha256/{lay.digest.split(':', 1)[1]}" for lay in layers]
     save_manifest = [{"Config": config_name, "RepoTags": list(repo_tags), "Layers": layer_names}]
-    index: dict[str, Any] | None = None
+    index: bytes | None = None
     if manifest is not None:
         mdesc = Descriptor(DOCKER_MANIFEST, sha256_bytes(manifest), len(manifest))
         entries = [
             index_entry(
                 image,
-                mdesc,
                 {CONTAINERD_NAME_ANNOTATION: normalize_ref(t), REF_NAME_ANNOTATION: _tag_of(t)},
+                manifest=mdesc,
             )
             for t in repo_tags
-        ] or [index_entry(image, mdesc, None)]
-        index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries}
-    with atomic_dest(dest, force) as tmp, tmp.open("wb") as f:
+        ] or [index_entry(image, manifest=mdesc)]
+        index = index_bytes(entries)
+    with atomic_output(dest, force=force) as tmp, tmp.open("wb") as f:
         tar = tarfile.TarFile(fileobj=f, mode="w", format=tarfile.PAX_FORMAT, copybufsize=CHUNK)
         tar.addfile(_tarinfo("blobs", directory=True))
         tar.addfile(_tarinfo("blobs/sha256", directory=True))
@@ -178,7 +178,7 @@ def write_docker_archive(
                 written.add(name)
                 _add_bytes(tar, name, data)
         if index is not None:
-            _add_bytes(tar, "index.json", canonical_json(index))
+            _add_bytes(tar, "index.json", index)
         _add_bytes(tar, "manifest.json", canonical_json(save_manifest))
         if index is not None:
             layout = {"imageLayoutVersion": OCI_LAYOUT_VERSION}
@@ -297,7 +297,7 @@ def _oci_manifest_for(tar: _TarIndex, config_digest: str) -> tuple[bytes, list[D
     for entry in index.get("manifests") or []:
         d = Descriptor.from_json(entry, f"{tar.path}: index.json")
         m = tar.find(f"blobs/sha256/{d.digest.split(':', 1)[-1]}")
-        if m is None or m.size > (4 << 20):
+        if m is None or m.size > MANIFEST_JSON_MAX:
             continue
         data = tar.read(m)
         check_bytes(data, d.digest, f"{tar.path}: manifest")
@@ -364,3 +364,15 @@ def read_docker_archive(path: Path, ref: str | None = None) -> Image:
     layers = [Layer(d, diff_ids[i], -1) for i, d in enumerate(descs)]
     where = {lay.digest: m for lay, m in zip(layers, members, strict=True)}
     return ArchiveImage(tar, config, layers, where, manifest_bytes)
+
+
+def archive_repo_tag(path: Path) -> str | None:
+    """The first RepoTag of a docker-archive's ``manifest.json``, if it names one."""
+    try:
+        with tarfile.open(path, "r:") as tar:
+            f = tar.extractfile(tar.getmember("manifest.json"))
+            entries = parse_json(f.read(MANIFEST_JSON_MAX) if f is not None else b"[]", "x")
+        tags = entries[0].get("RepoTags") or [] if isinstance(entries, list) and entries else []
+        return str(tags[0]) if tags else None
+    except (OSError, KeyError, tarfile.TarError, AttributeError, IndexError, IntegrityError):
+        return None

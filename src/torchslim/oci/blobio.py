@@ -32,7 +32,24 @@ def check_bytes(data: bytes, digest: str, what: str) -> bytes:
     return data
 
 
-class _VerifyingRaw(io.RawIOBase):
+class ChunkReader(io.RawIOBase):
+    """A raw stream whose subclasses say what one read yields (``chunk``); the one adapter
+    from "give me up to n bytes" to what ``io.BufferedReader`` and ``tarfile`` expect."""
+
+    def readable(self) -> bool:
+        return True
+
+    def chunk(self, n: int) -> bytes:
+        raise NotImplementedError
+
+    def readinto(self, buf: memoryview | bytearray) -> int:  # type: ignore[override]
+        data = self.chunk(len(buf))
+        n = len(data)
+        buf[:n] = data
+        return n
+
+
+class _VerifyingRaw(ChunkReader):
     """Hash bytes as they pass; fail on wrong digest, short or long content."""
 
     def __init__(self, inner: BinaryIO, digest: str, size: int | None, what: str) -> None:
@@ -45,16 +62,12 @@ class _VerifyingRaw(io.RawIOBase):
         self._seen = 0
         self._checked = False
 
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buf: memoryview | bytearray) -> int:  # type: ignore[override]
-        data = self._inner.read(len(buf))
+    def chunk(self, n: int) -> bytes:
+        data = self._inner.read(n)
         n = len(data)
         if n == 0:
             self._check(eof=True)
-            return 0
-        buf[:n] = data
+            return b""
         self._h.update(data)
         self._seen += n
         if self._size is not None and self._seen > self._size:
@@ -64,7 +77,7 @@ class _VerifyingRaw(io.RawIOBase):
             )
         if self._size is not None and self._seen == self._size:
             self._check(eof=False)
-        return n
+        return data
 
     def _check(self, *, eof: bool) -> None:
         if self._checked:
@@ -94,7 +107,7 @@ def verified(inner: BinaryIO, digest: str, size: int | None, what: str) -> Binar
     return io.BufferedReader(_VerifyingRaw(inner, digest, size, what), buffer_size=CHUNK)
 
 
-class _SliceRaw(io.RawIOBase):
+class _SliceRaw(ChunkReader):
     """``size`` bytes of a file from ``offset``: one member of an uncompressed tar."""
 
     def __init__(self, path: os.PathLike[str] | str, offset: int, size: int) -> None:
@@ -102,17 +115,12 @@ class _SliceRaw(io.RawIOBase):
         self._f.seek(offset)
         self._left = size
 
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buf: memoryview | bytearray) -> int:  # type: ignore[override]
+    def chunk(self, n: int) -> bytes:
         if self._left <= 0:
-            return 0
-        data = self._f.read(min(len(buf), self._left))
-        n = len(data)
-        buf[:n] = data
-        self._left -= n
-        return n
+            return b""
+        data = self._f.read(min(n, self._left))
+        self._left -= len(data)
+        return data
 
     def close(self) -> None:
         try:

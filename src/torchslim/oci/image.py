@@ -12,12 +12,11 @@ from abc import ABC, abstractmethod
 from functools import cached_property
 from typing import Any, BinaryIO, Protocol, runtime_checkable
 
+from torchslim.config import Platform
 from torchslim.errors import BuildError, IntegrityError
 from torchslim.oci.blobio import sha256_bytes
 from torchslim.oci.layer import Descriptor, Layer
 from torchslim.oci.media import OCI_CONFIG, OCI_MANIFEST
-
-Platform = tuple[str, str, str | None]
 
 
 def canonical_json(obj: Any) -> bytes:
@@ -96,8 +95,17 @@ class BaseImage(ABC):
 
     @property
     def platform(self) -> Platform:
-        cfg = self.config()
-        return (str(cfg.get("os", "")), str(cfg.get("architecture", "")), cfg.get("variant"))
+        return platform_of(self.config())
+
+
+def platform_of(entry: dict[str, Any]) -> Platform:
+    """The platform of an image config, or of an index entry's ``platform`` object."""
+    variant = entry.get("variant")
+    return Platform(
+        str(entry.get("os") or ""),
+        str(entry.get("architecture") or ""),
+        str(variant) if variant else None,
+    )
 
 
 def manifest_media_type(image: Image) -> str:

@@ -17,17 +17,17 @@ import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, Literal, Protocol
+from typing import Any, BinaryIO, Protocol
 
 import zstandard
 
 from torchslim.cache import CHUNK, BlobStore
+from torchslim.config import Compression
 from torchslim.errors import BuildError, IntegrityError
 from torchslim.oci.media import COMPRESSION_MEDIA_TYPE
 
 log = logging.getLogger(__name__)
 
-Compression = Literal["gzip", "zstd", "none"]
 OwnerFn = Callable[[str], tuple[int, int]]
 
 GZIP_LEVEL = 6

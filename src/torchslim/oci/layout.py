@@ -6,7 +6,9 @@ import os
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from torchslim.atomic import atomic_output
 from torchslim.cache import split_digest
+from torchslim.config import Platform
 from torchslim.errors import BuildError, IntegrityError
 from torchslim.oci.blobio import check_bytes, copy_stream, sha256_bytes, verified
 from torchslim.oci.image import (
@@ -14,9 +16,10 @@ from torchslim.oci.image import (
     StoredImage,
     canonical_json,
     check_layers_match_config,
-    manifest_media_type,
     parse_json_object,
+    platform_of,
 )
+from torchslim.oci.index import image_index, index_bytes, index_entry
 from torchslim.oci.layer import Descriptor, Layer
 from torchslim.oci.media import (
     CONTAINERD_NAME_ANNOTATION,
@@ -25,7 +28,8 @@ from torchslim.oci.media import (
     OCI_LAYOUT_VERSION,
     REF_NAME_ANNOTATION,
 )
-from torchslim.oci.sink import atomic_dest
+
+DEFAULT_PLATFORM = Platform("linux", "amd64")
 
 
 def _blob_path(root: Path, digest: str) -> Path:
@@ -88,22 +92,18 @@ def _pick(manifests: list[dict[str, Any]], ref: str | None, where: str) -> dict[
 
 
 def _pick_platform(
-    manifests: list[dict[str, Any]], platform: tuple[str, str], where: str
+    manifests: list[dict[str, Any]], platform: Platform, where: str
 ) -> dict[str, Any]:
-    want_os, want_arch = platform
     for m in manifests:
-        p = m.get("platform") or {}
-        if p.get("os") == want_os and p.get("architecture") == want_arch:
+        p = platform_of(m.get("platform") or {})
+        if (p.os, p.arch) == (platform.os, platform.arch):
             return m
-    have = [
-        f"{(m.get('platform') or {}).get('os')}/{(m.get('platform') or {}).get('architecture')}"
-        for m in manifests
-    ]
-    raise BuildError(f"{where} has no {want_os}/{want_arch} image; it has {have}")
+    have = [str(platform_of(m.get("platform") or {})) for m in manifests]
+    raise BuildError(f"{where} has no {platform} image; it has {have}")
 
 
 def read_oci_layout(
-    path: Path, ref: str | None = None, *, platform: tuple[str, str] = ("linux", "amd64")
+    path: Path, ref: str | None = None, *, platform: Platform = DEFAULT_PLATFORM
 ) -> Image:
     """Open one image of the layout at ``path`` (by ref name when it holds several)."""
     root = Path(path)
@@ -165,23 +165,6 @@ def write_blobs(image: Image, root: Path) -> None:
         os.replace(part, target)
 
 
-def manifest_descriptor(image: Image) -> Descriptor:
-    manifest = image.manifest_bytes()
-    return Descriptor(manifest_media_type(image), image.digest(), len(manifest))
-
-
-def index_entry(
-    image: Image, desc: Descriptor, annotations: dict[str, str] | None
-) -> dict[str, Any]:
-    """An index.json entry for ``desc`` (a manifest of ``image``) with its platform."""
-    os_, arch, variant = image.platform
-    platform: dict[str, str] = {"architecture": arch, "os": os_}
-    if variant:
-        platform["variant"] = variant
-    d = Descriptor(desc.media_type, desc.digest, desc.size, annotations)
-    return {**d.to_json(), "platform": platform}
-
-
 def write_oci_layout(
     image: Image, dest: Path, *, ref_name: str | None = None, force: bool = False
 ) -> None:
@@ -191,14 +174,12 @@ def write_oci_layout(
     so ``skopeo copy oci:DEST:REF`` and ``umoci --image DEST:REF`` find it.
     """
     dest = Path(dest)
-    with atomic_dest(dest, force) as tmp:
+    with atomic_output(dest, force=force) as tmp:
         tmp.mkdir(parents=True)
         _write_file(tmp / "oci-layout", canonical_json({"imageLayoutVersion": OCI_LAYOUT_VERSION}))
         write_blobs(image, tmp)
         ann = {REF_NAME_ANNOTATION: ref_name} if ref_name else None
-        entry = index_entry(image, manifest_descriptor(image), ann)
-        index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [entry]}
-        _write_file(tmp / "index.json", canonical_json(index))
+        _write_file(tmp / "index.json", index_bytes([index_entry(image, ann)]))
 
 
 def write_oci_index_layout(
@@ -210,22 +191,28 @@ def write_oci_index_layout(
     multi-platform push, so ``skopeo copy --all oci:DEST:REF`` keeps every platform.
     Returns the nested index's digest.
     """
-    platforms = [img.platform[:2] for img in images]
-    if len(set(platforms)) != len(platforms):
-        raise BuildError("an image index cannot hold two images for the same platform")
+    nested = image_index(images)
+    digest = sha256_bytes(nested)
     dest = Path(dest)
-    with atomic_dest(dest, force) as tmp:
+    with atomic_output(dest, force=force) as tmp:
         tmp.mkdir(parents=True)
         _write_file(tmp / "oci-layout", canonical_json({"imageLayoutVersion": OCI_LAYOUT_VERSION}))
-        entries = []
         for image in images:
             write_blobs(image, tmp)
-            entries.append(index_entry(image, manifest_descriptor(image), None))
-        nested = canonical_json({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries})
-        digest = sha256_bytes(nested)
         _write_file(_blob_path(tmp, digest), nested)
         ann = {REF_NAME_ANNOTATION: ref_name} if ref_name else None
         top = Descriptor(OCI_INDEX, digest, len(nested), ann).to_json()
-        index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [top]}
-        _write_file(tmp / "index.json", canonical_json(index))
+        _write_file(tmp / "index.json", index_bytes([top]))
     return digest
+
+
+def layout_ref_name(root: Path) -> str | None:
+    """The name of a layout's first image (its ref-name or containerd name annotation)."""
+    try:
+        index = parse_json_object((root / "index.json").read_bytes(), f"{root}/index.json")
+        first = (index.get("manifests") or [{}])[0]
+        ann = (first.get("annotations") if isinstance(first, dict) else None) or {}
+    except (OSError, IntegrityError, IndexError):
+        return None
+    name = ann.get(CONTAINERD_NAME_ANNOTATION) or ann.get(REF_NAME_ANNOTATION)
+    return str(name) if name else None

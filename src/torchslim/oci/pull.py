@@ -6,13 +6,21 @@ from collections.abc import Mapping
 from typing import Any, BinaryIO
 
 from torchslim.cache import BlobStore
+from torchslim.config import Platform
 from torchslim.errors import BuildError, ConfigError, IntegrityError
 from torchslim.oci.blobio import check_bytes, verified
 from torchslim.oci.distribution import RegistryClient, pull_scope, registry_errors
-from torchslim.oci.image import StoredImage, check_layers_match_config, parse_json_object
+from torchslim.oci.image import (
+    StoredImage,
+    check_layers_match_config,
+    parse_json_object,
+    platform_of,
+)
 from torchslim.oci.layer import Descriptor, Layer
 from torchslim.oci.media import INDEX_TYPES, MANIFEST_TYPES
 from torchslim.oci.reference import Reference, as_reference
+
+DEFAULT_PLATFORM = Platform("linux", "amd64")
 
 
 class RegistryImage(StoredImage):
@@ -39,35 +47,23 @@ class RegistryImage(StoredImage):
         return verified(self._store.open(d.digest), d.digest, d.size, f"layer {d.digest}")
 
 
-def _platform_of(m: Mapping[str, Any]) -> tuple[str, str, str | None]:
-    p = m.get("platform") or {}
-    return (str(p.get("os", "")), str(p.get("architecture", "")), p.get("variant"))
+def _entry_platform(m: Mapping[str, Any]) -> Platform:
+    return platform_of(dict(m.get("platform") or {}))
 
 
-def fmt_platform(p: tuple[str, str, str | None]) -> str:
-    return "/".join(x for x in p if x)
-
-
-def _normalize_platform(platform: tuple[str, ...] | str) -> tuple[str, str, str | None]:
-    parts = platform.split("/") if isinstance(platform, str) else list(platform)
-    if len(parts) < 2 or not parts[0] or not parts[1]:
-        raise ConfigError(f"platform {platform!r} must be OS/ARCH, e.g. linux/amd64")
-    return (parts[0], parts[1], parts[2] if len(parts) > 2 and parts[2] else None)
-
-
-def _pick_platform(
-    index: dict[str, Any], want: tuple[str, str, str | None], where: str
-) -> dict[str, Any]:
+def _pick_platform(index: dict[str, Any], want: Platform, where: str) -> dict[str, Any]:
     entries = [m for m in index.get("manifests") or [] if isinstance(m, dict)]
     # Attestation manifests (buildkit) carry platform unknown/unknown: not images.
-    real = [m for m in entries if _platform_of(m)[0] not in ("", "unknown")]
+    real = [m for m in entries if _entry_platform(m).os not in ("", "unknown")]
     for m in real:
-        os_, arch, variant = _platform_of(m)
-        if (os_, arch) == want[:2] and (want[2] is None or variant in (None, want[2])):
+        p = _entry_platform(m)
+        if (p.os, p.arch) == (want.os, want.arch) and (
+            want.variant is None or p.variant in (None, want.variant)
+        ):
             return m
-    have = sorted({fmt_platform(_platform_of(m)) for m in real})
+    have = sorted({str(_entry_platform(m)) for m in real})
     raise BuildError(
-        f"{where} has no {fmt_platform(want)} image; it is built for {', '.join(have) or 'none'}; "
+        f"{where} has no {want} image; it is built for {', '.join(have) or 'none'}; "
         "pick a base that lists your platform or change --platform"
     )
 
@@ -75,14 +71,14 @@ def _pick_platform(
 def read_registry_image(
     ref: Reference | str,
     *,
-    platform: tuple[str, ...] | str = ("linux", "amd64"),
+    platform: Platform = DEFAULT_PLATFORM,
     tls_verify: bool = True,
     store: BlobStore | None = None,
     client: RegistryClient | None = None,
 ) -> RegistryImage:
     """Resolve ``ref`` to the ``platform`` image; the result is pinned by manifest digest."""
     r = as_reference(ref)
-    want = _normalize_platform(platform)
+    want = platform
     if client is not None and client.registry != r.registry:
         raise ConfigError(f"a client for {client.registry} cannot read {r}")
     cl = client or RegistryClient(r.registry, tls_verify=tls_verify)
@@ -105,10 +101,10 @@ def read_registry_image(
     cdesc = Descriptor.from_json(manifest.get("config") or {}, f"{where} manifest config")
     config_bytes = _fetch_small(cl, r.repository, cdesc, f"{where} config")
     config = parse_json_object(config_bytes, f"{where} config")
-    got = (str(config.get("os", "")), str(config.get("architecture", "")), config.get("variant"))
-    if got[:2] != want[:2]:
+    got = platform_of(config)
+    if (got.os, got.arch) != (want.os, want.arch):
         raise BuildError(
-            f"{where} is a {fmt_platform(got)} image but {fmt_platform(want)} was asked for; "
+            f"{where} is a {got} image but {want} was asked for; "
             "pick a base built for your platform or change --platform"
         )
     ldescs = [Descriptor.from_json(d, f"{where} layer") for d in manifest.get("layers") or []]

@@ -23,6 +23,7 @@ from urllib.parse import urlencode, urljoin
 import httpx
 
 from torchslim.cache import CHUNK
+from torchslim.config import Progress
 from torchslim.errors import BuildError, ConfigError, IntegrityError, NetworkError
 from torchslim.oci.blobio import sha256_bytes
 from torchslim.oci.distribution import (
@@ -32,19 +33,17 @@ from torchslim.oci.distribution import (
     push_scope,
     registry_errors,
 )
-from torchslim.oci.image import Image, canonical_json, manifest_media_type
+from torchslim.oci.image import Image, manifest_media_type
+from torchslim.oci.index import image_index
 from torchslim.oci.layer import Layer
-from torchslim.oci.layout import index_entry, manifest_descriptor
 from torchslim.oci.media import OCI_INDEX
-from torchslim.oci.pull import RegistryImage, fmt_platform
+from torchslim.oci.pull import RegistryImage
 from torchslim.oci.reference import Reference, as_reference
 
 log = logging.getLogger(__name__)
 
 CHUNKED_THRESHOLD = 64 << 20  # blobs above this go up in PATCH chunks
 CHUNK_SIZE = 32 << 20
-
-Progress = Callable[[str, int, int], None]
 
 
 @dataclass
@@ -439,10 +438,7 @@ def push_index(
     if not images:
         raise BuildError(f"nothing to push to {r}: no images were given")
     if as_index:
-        platforms = [fmt_platform(img.platform) for img in images]
-        dupes = sorted({p for p in platforms if platforms.count(p) > 1})
-        if dupes:
-            raise BuildError(f"cannot push an index with two images for {', '.join(dupes)}")
+        image_index(images)  # refuses two images of one platform before anything is sent
     cl = _client_for(r, tls_verify, client)
     result = PushResult(reference=str(r))
     mounts = [*mount_from, *_auto_mounts(images, r)]
@@ -458,11 +454,9 @@ def push_index(
                 ident, image.manifest_bytes(), manifest_media_type(image)
             )
             return result
-        entries = []
         for image in images:
             pusher.put_manifest(image.digest(), image.manifest_bytes(), manifest_media_type(image))
-            entries.append(index_entry(image, manifest_descriptor(image), None))
-        index = canonical_json({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries})
+        index = image_index(images)
         ident = _target_ident(r, sha256_bytes(index))
         result.manifest_digest = pusher.put_manifest(ident, index, OCI_INDEX)
         return result

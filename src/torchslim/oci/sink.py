@@ -1,45 +1,133 @@
-"""What every sink shares: the refuse-or-replace rule and writing through a temporary sibling."""
+"""Sinks: where a finished image (or a multi-platform set) is written. One protocol, three kinds.
+
+A sink is chosen from a :class:`~torchslim.oci.transport.Location` before any work is
+done (``check`` refuses an existing output early), then written once the images are
+built: building never writes, writing never builds (ko's build vs publish).
+"""
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
 
-from torchslim.cache import atomic_output, replace_path
-from torchslim.errors import OutputExistsError
-
-
-def refuse_existing(dest: Path, force: bool) -> None:
-    if (dest.exists() or dest.is_symlink()) and not force:
-        raise OutputExistsError(f"{dest} exists; pass --force to replace it")
-
-
-def _remove(p: Path) -> None:
-    if p.is_dir() and not p.is_symlink():
-        shutil.rmtree(p)
-    elif p.exists() or p.is_symlink():
-        p.unlink()
+from torchslim.atomic import refuse_existing
+from torchslim.config import Progress
+from torchslim.errors import ConfigError
+from torchslim.oci.archive import write_docker_archive
+from torchslim.oci.image import Image
+from torchslim.oci.layout import write_oci_index_layout, write_oci_layout
+from torchslim.oci.push import PushResult, push_image, push_index
+from torchslim.oci.reference import parse_reference
+from torchslim.oci.transport import Location
 
 
-@contextmanager
-def atomic_dest(dest: Path, force: bool) -> Iterator[Path]:
-    """Yield a temporary sibling of ``dest``; on success it replaces ``dest``, on error it goes.
+@dataclass(frozen=True)
+class Written:
+    """What a sink wrote: where, the digest of what it named, and a push's transfer record."""
 
-    An interrupted write therefore leaves ``dest`` as it was (absent or old).
-    """
-    refuse_existing(dest, force)
-    tmp = atomic_output(dest)
-    _remove(tmp)
-    try:
-        yield tmp
-        if (
-            dest.is_symlink()
-            or (dest.exists() and not dest.is_dir())
-            or (dest.is_dir() and not tmp.is_dir())
-        ):
-            _remove(dest)
-        replace_path(tmp, dest)
-    finally:
-        _remove(tmp)
+    location: str
+    digest: str
+    push: PushResult | None = None
+
+
+class Sink(Protocol):
+    location: Location
+
+    def check(self) -> None:
+        """Refuse early (before a build) what the write would refuse."""
+
+    def write(self, images: Sequence[Image], *, name: str, tag: str) -> Written:
+        """One image, or several platforms as one index."""
+
+
+class LayoutSink:
+    """An OCI image layout directory; the tag becomes the ref name."""
+
+    def __init__(self, location: Location, *, force: bool) -> None:
+        self.location = location
+        self.force = force
+
+    def check(self) -> None:
+        refuse_existing(self.location.path, self.force)
+
+    def write(self, images: Sequence[Image], *, name: str, tag: str) -> Written:
+        ref = self.location.ref or tag
+        path = self.location.path
+        if len(images) == 1:
+            write_oci_layout(images[0], path, ref_name=ref, force=self.force)
+            return Written(f"oci:{path}:{ref}", images[0].digest())
+        digest = write_oci_index_layout(list(images), path, ref_name=ref, force=self.force)
+        return Written(f"oci:{path}:{ref}", digest)
+
+
+class ArchiveSink:
+    """A ``docker load``-able tarball tagged ``localhost/NAME:TAG``; it holds one platform."""
+
+    def __init__(self, location: Location, *, force: bool) -> None:
+        self.location = location
+        self.force = force
+
+    def check(self) -> None:
+        refuse_existing(self.location.path, self.force)
+
+    def write(self, images: Sequence[Image], *, name: str, tag: str) -> Written:
+        if len(images) != 1:
+            raise ConfigError(
+                f"--output {self.location}: a docker-archive holds one platform; "
+                "use --output oci:DIR or docker://REF for several platforms"
+            )
+        repo_tag = self.location.ref or f"localhost/{name}:{tag}"
+        write_docker_archive(images[0], self.location.path, repo_tags=[repo_tag], force=self.force)
+        return Written(str(self.location), images[0].digest())
+
+
+class RegistrySink:
+    """A registry repository: blobs first, the tag last (a failed push leaves the tag as it was)."""
+
+    def __init__(
+        self, location: Location, *, tls_verify: bool, progress: Progress | None = None
+    ) -> None:
+        self.location = location
+        self.tls_verify = tls_verify
+        self.progress = progress
+
+    def check(self) -> None:
+        parse_reference(self.location.target)
+
+    def reference(self, tag: str) -> str:
+        """The reference as given, or with the build's tag when it names none."""
+        last = self.location.target.rsplit("/", 1)[-1]
+        if ":" in last or "@" in last:
+            return self.location.target
+        return f"{self.location.target}:{tag}"
+
+    def write(self, images: Sequence[Image], *, name: str, tag: str) -> Written:
+        ref = self.reference(tag)
+        if len(images) == 1:
+            pushed = push_image(images[0], ref, tls_verify=self.tls_verify, progress=self.progress)
+        else:
+            pushed = push_index(
+                list(images), ref, tls_verify=self.tls_verify, progress=self.progress
+            )
+        return Written(f"docker://{ref}", pushed.manifest_digest, pushed)
+
+
+def sink_for(
+    location: Location,
+    *,
+    force: bool = False,
+    tls_verify: bool = True,
+    progress: Progress | None = None,
+) -> Sink:
+    """The sink for an output location (``oci:``, ``docker-archive:`` or ``docker://``)."""
+    if location.transport == "oci":
+        return LayoutSink(location, force=force)
+    if location.transport == "docker-archive":
+        return ArchiveSink(location, force=force)
+    if location.transport == "docker":
+        return RegistrySink(location, tls_verify=tls_verify, progress=progress)
+    raise ConfigError(
+        f"--output {location}: cannot write there; use oci:DIR, docker-archive:FILE "
+        "or docker://REGISTRY/REPO"
+    )

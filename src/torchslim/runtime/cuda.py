@@ -15,6 +15,7 @@ import re
 from torchslim.errors import ConfigError
 from torchslim.torchmeta import (
     CUDA_DRIVERS,
+    LABEL_TORCH,
     CudaDriver,
     minor_compat_floor,
     parse_driver,
@@ -57,7 +58,7 @@ _ENV_CUDA = re.compile(r"^CUDA_VERSION=(\d+)\.(\d+)")
 
 def cuda_of_image(labels: dict[str, str], env: list[str]) -> str | None:
     """The CUDA version an image was built for: torchslim's label, else a CUDA base's env."""
-    torch_label = labels.get("dev.torchslim.torch", "")
+    torch_label = labels.get(LABEL_TORCH, "")
     m = _LABEL_CU.search(torch_label)
     if m:
         return variant_label(f"cu{m.group(1)}").removeprefix("cuda")

@@ -27,6 +27,8 @@ import httpx
 from rich.console import Console
 from rich.markup import escape
 
+from torchslim.errors import ConfigError
+from torchslim.oci.transport import Location, parse_location
 from torchslim.runtime.cuda import cuda_of_image, driver_at_least, need_for
 from torchslim.runtime.engine import Engine
 from torchslim.runtime.probe import HostProbe
@@ -139,16 +141,8 @@ def _load_archive(cli: _Cli, path: Path) -> str:
     return m.group(1).split(",")[0]
 
 
-def _split_oci(spec: str) -> tuple[Path, str | None]:
-    """``DIR`` or ``DIR:REF`` (a path may itself hold ``:``, so the whole string wins)."""
-    if Path(spec).is_dir() or ":" not in spec:
-        return Path(spec), None
-    path, ref = spec.rsplit(":", 1)
-    return Path(path), ref or None
-
-
-def _load_oci(cli: _Cli, spec: str) -> str:
-    path, ref = _split_oci(spec)
+def _load_oci(cli: _Cli, loc: Location) -> str:
+    path, ref, spec = loc.path, loc.ref, loc.target
     if not (path / "index.json").is_file():
         raise _Failed("input", f"oci:{path}: no OCI image layout there (no index.json)")
     name = f"{TEMP_REPO}:{secrets.token_hex(6)}"
@@ -183,31 +177,42 @@ def _load_oci(cli: _Cli, spec: str) -> str:
     return name
 
 
+def _location(image: str) -> Location | None:
+    """An ``oci:`` / ``docker-archive:`` location or an existing file; None for an engine name."""
+    if image.startswith(("oci:", "docker-archive:")):
+        return parse_location(image, allowed=("oci", "docker-archive"))
+    if Path(image).is_file():
+        return Location("docker-archive", image)
+    return None
+
+
 def _resolve(cli: _Cli, image: str, load_from: Path | None) -> str:
     """Get the image into the engine; return the reference to run."""
     if load_from is not None:
         src = Path(load_from)
         if src.is_dir():
-            loaded = _load_oci(cli, str(src))
+            loaded = _load_oci(cli, Location("oci", str(src)))
         elif src.is_file():
             loaded = _load_archive(cli, src)
         else:
             raise _Failed("input", f"image file {src} does not exist; build it or fix the path")
         return image or loaded
-    if image.startswith("docker-archive:"):
-        file = Path(image.removeprefix("docker-archive:").split(":", 1)[0])
-        if not file.is_file():
-            raise _Failed("input", f"image file {file} does not exist; build it or fix the path")
-        return _load_archive(cli, file)
-    if image.startswith("oci:"):
-        spec = image.removeprefix("oci:")
-        if not _split_oci(spec)[0].is_dir():
-            raise _Failed("input", f"OCI layout {_split_oci(spec)[0]} does not exist")
-        return _load_oci(cli, spec)
-    if image.endswith((".tar", ".tar.gz")) and not Path(image).is_file():
+    try:
+        loc = _location(image)
+    except ConfigError as exc:
+        raise _Failed("input", str(exc)) from exc
+    if loc is not None and loc.transport == "docker-archive":
+        if not loc.path.is_file():
+            raise _Failed(
+                "input", f"image file {loc.path} does not exist; build it or fix the path"
+            )
+        return _load_archive(cli, loc.path)
+    if loc is not None:
+        if not loc.path.is_dir():
+            raise _Failed("input", f"OCI layout {loc.path} does not exist")
+        return _load_oci(cli, loc)
+    if image.endswith((".tar", ".tar.gz")):
         raise _Failed("input", f"image file {image} does not exist; build it or fix the path")
-    if Path(image).is_file():
-        return _load_archive(cli, Path(image))
     if cli("image", "inspect", image).returncode != 0:
         raise _Failed(
             "input",
@@ -233,15 +238,12 @@ def image_cuda(image: str, engine: Engine | None = None) -> str | None:
     Archives and layouts are read directly; a name is asked of ``engine``.
     """
     from torchslim.errors import TorchslimError
-    from torchslim.oci.archive import read_docker_archive
-    from torchslim.oci.layout import read_oci_layout
+    from torchslim.oci.transport import open_image
 
     try:
-        if image.startswith("oci:"):
-            path, ref = _split_oci(image.removeprefix("oci:"))
-            cfg = read_oci_layout(path, ref).config()
-        elif image.startswith("docker-archive:") or Path(image).is_file():
-            cfg = read_docker_archive(Path(image.removeprefix("docker-archive:"))).config()
+        loc = _location(image)
+        if loc is not None:
+            cfg = open_image(loc).config()
         elif engine is not None:
             labels, env = _inspect(_Cli(engine), image)
             return cuda_of_image(labels, env)

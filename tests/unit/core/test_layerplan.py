@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from torchslim.layerplan import LAYER_ORDER, plan_python_layers
+from torchslim.build.layerplan import LAYER_ORDER, plan_python_layers
 
 # The distributions `pip install torch==2.14.1` brings on Linux (CUDA 13 stack).
 TORCH_2_14_STACK = [

@@ -24,8 +24,8 @@ def test_empty_image_is_minimal_and_canonical() -> None:
     assert cfg["rootfs"] == {"type": "layers", "diff_ids": []}
     assert img.layers() == []
     assert img.config_bytes() == canonical_json(cfg)
-    assert img.platform == ("linux", "amd64", None)
-    assert empty_image("arm64", variant="v8").platform == ("linux", "arm64", "v8")
+    assert str(img.platform) == "linux/amd64"
+    assert str(empty_image("arm64", variant="v8").platform) == "linux/arm64/v8"
     m = img.manifest()
     assert m["mediaType"] == OCI_MANIFEST and m["config"]["mediaType"] == OCI_CONFIG
     assert img.digest() == empty_image().digest()

@@ -11,7 +11,7 @@ from probekit import ImageMaker
 
 from torchslim.cache import BlobStore
 from torchslim.debian import DebianSpec, assemble, resolve
-from torchslim.probe import probe_image, require_python
+from torchslim.build.probe import probe_image, require_python
 
 pytestmark = pytest.mark.network
 

@@ -9,7 +9,7 @@ from probekit import ImageMaker
 from probetrees import PASSWD_ROOT, slim_tree, write
 
 from torchslim.errors import BuildError
-from torchslim.probe import probe_image, require_python
+from torchslim.build.probe import probe_image, require_python
 
 
 def test_whiteout_removes_the_shell(tmp_path: Path, make_image: ImageMaker) -> None:

@@ -1,8 +1,8 @@
 """Probe a base image from its files, never by running it.
 
-Each layer is streamed once (decompressed on the fly, tar read in stream mode)
-into a merged path index with OCI whiteouts applied, as a container runtime
-would see the filesystem. Only a handful of small files are kept in memory
+Each layer is streamed once into the one merged view (``oci.flatten``: whiteouts,
+opaque directories, links), as a container runtime would see the filesystem.
+Only a handful of small files are kept in memory
 (passwd, group, os-release, site.py, pyvenv.cfg, libc6's dpkg status, and
 libc.so.6 itself for its version string); everything else is path, type,
 size and link target. From that view we answer what the build needs: which
@@ -12,26 +12,17 @@ users, a shell, and system CUDA libraries that torch wheels would duplicate.
 
 from __future__ import annotations
 
-import io
 import posixpath
 import re
-import tarfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO, Literal
+from typing import Any
 
-import zstandard
-
-from torchslim.cache import CHUNK
 from torchslim.errors import BuildError, IntegrityError
+from torchslim.oci.flatten import MergedView, Node, flatten
 from torchslim.oci.image import Image
-from torchslim.oci.layer import Layer
+from torchslim.oci.tarstream import Peek
 
-Kind = Literal["file", "dir", "symlink", "hardlink", "other"]
-
-WH_PREFIX = ".wh."
-WH_OPAQUE = ".wh..wh..opq"
-MAX_LINK_HOPS = 40
 SMALL_FILE_MAX = 8 << 20  # dpkg status of a full distro is a few MB
 LIBC_MAX = 64 << 20
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -61,16 +52,6 @@ _CUDA_DIRS = re.compile(
 
 
 @dataclass(frozen=True)
-class FileEntry:
-    """One path of the merged filesystem: what a runtime would find there."""
-
-    kind: Kind
-    size: int
-    linkname: str = ""  # symlink target as stored, or the absolute path a hardlink points to
-    layer: int = 0
-
-
-@dataclass(frozen=True)
 class BaseProbe:
     """What the build needs to know about a base image (paths are absolute, in the image)."""
 
@@ -89,7 +70,7 @@ class BaseProbe:
     passwd_text: str = ""
     group_text: str = ""
     libs: tuple[str, ...] = ()  # shared libraries (*.so*) under the system lib dirs
-    files: Mapping[str, FileEntry] = field(default_factory=dict, repr=False, compare=False)
+    view: MergedView | None = field(default=None, repr=False, compare=False)
 
     def user_for(self, uid: int) -> str | None:
         """Name of the existing user with ``uid`` (reuse it), or None (one must be added)."""
@@ -98,7 +79,7 @@ class BaseProbe:
 
     def exists(self, path: str) -> bool:
         """Whether ``path`` exists in the merged view (symlinks followed)."""
-        return _resolve(self.files, path) is not None
+        return self.view is not None and _View(self.view, {}).entry(path) is not None
 
     @property
     def cuda_bytes(self) -> int:
@@ -125,7 +106,7 @@ class BaseProbe:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> BaseProbe:
-        """Inverse of :meth:`to_dict` (``files`` comes back empty: ``exists`` needs a probe)."""
+        """Inverse of :meth:`to_dict` (without the view: ``exists`` needs a fresh probe)."""
 
         def opt(key: str) -> str | None:
             v = d.get(key)
@@ -180,17 +161,6 @@ def require_python(probe: BaseProbe, where: str, python: str | None = None) -> N
 # --- reading layers -------------------------------------------------------------------------
 
 
-def _norm(name: str) -> str | None:
-    """Tar member name → absolute normalized path; None for names that escape the root."""
-    p = posixpath.normpath("/" + name.lstrip("/"))
-    if p.startswith("//"):
-        p = "/" + p.lstrip("/")
-    parts = p.split("/")
-    if ".." in parts:
-        return None
-    return p
-
-
 def _wanted(path: str) -> int:
     """Byte limit when ``path``'s content must be kept, else 0."""
     base = posixpath.basename(path)
@@ -209,211 +179,52 @@ def _wanted(path: str) -> int:
     return 0
 
 
-class _Raw(io.RawIOBase):
-    """Any binary stream as a raw one, so io.BufferedReader can peek at its magic bytes."""
-
-    def __init__(self, inner: BinaryIO) -> None:
-        self.inner = inner
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buf: memoryview | bytearray) -> int:  # type: ignore[override]
-        data = self.inner.read(len(buf))
-        buf[: len(data)] = data
-        return len(data)
-
-
-def _tar_stream(blob: BinaryIO, media_type: str) -> BinaryIO:
-    """Decompressed tar bytes of a layer blob: zstd here, gzip/plain left to tarfile 'r|*'."""
-    buffered = io.BufferedReader(_Raw(blob), buffer_size=CHUNK)
-    head = buffered.peek(4)[:4]
-    if "zstd" in media_type or head.startswith(b"\x28\xb5\x2f\xfd"):
-        reader = zstandard.ZstdDecompressor().stream_reader(
-            buffered, read_size=CHUNK, read_across_frames=True, closefd=False
-        )
-        return reader
-    return buffered
-
-
-@dataclass
-class _LayerScan:
-    entries: dict[str, FileEntry] = field(default_factory=dict)
-    data: dict[str, bytes] = field(default_factory=dict)
-    whiteouts: set[str] = field(default_factory=set)
-    opaque: set[str] = field(default_factory=set)
-
-
-_KINDS: dict[bytes, Kind] = {
-    tarfile.REGTYPE: "file",
-    tarfile.AREGTYPE: "file",
-    tarfile.CONTTYPE: "file",
-    tarfile.DIRTYPE: "dir",
-    tarfile.SYMTYPE: "symlink",
-    tarfile.LNKTYPE: "hardlink",
-}
-
-
-def _scan_layer(image: Image, layer: Layer, index: int) -> _LayerScan:
-    what = f"base layer {index} ({layer.digest})"
-    scan = _LayerScan()
-    blob = image.open_layer(layer)
-    try:
-        stream = _tar_stream(blob, layer.descriptor.media_type)
-        try:
-            with tarfile.open(
-                fileobj=stream, mode="r|*", bufsize=CHUNK, errors="surrogateescape"
-            ) as tar:
-                for m in tar:
-                    _member(tar, m, index, scan)
-            while stream.read(CHUNK):  # rest of the tar (padding) ...
-                pass
-            while blob.read(CHUNK):  # ... and of the blob, so its digest is checked
-                pass
-        except (tarfile.TarError, zstandard.ZstdError, EOFError, OSError) as exc:
-            raise IntegrityError(
-                f"{what} is not a readable tar ({exc}); re-pull or re-create the base image"
-            ) from exc
-    finally:
-        blob.close()
-    return scan
-
-
-def _member(tar: tarfile.TarFile, m: tarfile.TarInfo, index: int, scan: _LayerScan) -> None:
-    path = _norm(m.name)
-    if path is None or path == "/":
-        return
-    parent, base = posixpath.split(path)
-    if base == WH_OPAQUE:
-        scan.opaque.add(parent)
-        return
-    if base.startswith(WH_PREFIX):
-        scan.whiteouts.add(posixpath.join(parent, base[len(WH_PREFIX) :]))
-        return
-    kind = _KINDS.get(m.type, "other")
-    link = m.linkname
-    if kind == "hardlink":
-        link = _norm(m.linkname) or ""
-    scan.entries[path] = FileEntry(kind, m.size if kind == "file" else 0, link, index)
-    scan.data.pop(path, None)
-    if kind == "hardlink" and link in scan.data:
-        scan.data[path] = scan.data[link]
-    limit = _wanted(path)
-    if kind == "file" and limit and m.size <= limit:
-        f = tar.extractfile(m)
-        if f is not None:
-            scan.data[path] = f.read()
-
-
-def _ancestors(path: str) -> Iterable[str]:
-    while path != "/":
-        path = posixpath.dirname(path)
-        yield path
-
-
-def _apply(files: dict[str, FileEntry], data: dict[str, bytes], scan: _LayerScan) -> None:
-    """Lay one layer over the view: its whiteouts and opaque dirs hide lower entries only."""
-    gone = set(scan.whiteouts)  # the path and everything under it
-    under = set(scan.opaque)  # everything under it, not the dir itself
-    for path, entry in scan.entries.items():
-        lower = files.get(path)
-        if lower is not None and lower.kind == "dir" and entry.kind != "dir":
-            under.add(path)  # a file replacing a dir hides the dir's children
-    if gone or under:
-        for path in list(files):
-            anc = list(_ancestors(path))
-            if path in gone or any(a in gone or a in under for a in anc):
-                del files[path]
-                data.pop(path, None)
-    for path, entry in scan.entries.items():
-        files[path] = entry
-        data.pop(path, None)
-    data.update(scan.data)
-
-
-def _resolve(files: Mapping[str, FileEntry], path: str, hops: int = 0) -> str | None:
-    """``path`` with every symlink followed inside the view; None if missing or a loop."""
-    if hops > MAX_LINK_HOPS:
-        return None
-    cur = "/"
-    parts = [p for p in posixpath.normpath("/" + path).split("/") if p]
-    for i, part in enumerate(parts):
-        nxt = posixpath.join(cur, part)
-        entry = files.get(nxt)
-        if entry is None:
-            return None
-        if entry.kind == "symlink":
-            target = entry.linkname
-            joined = target if target.startswith("/") else posixpath.join(cur, target)
-            rest = "/".join(parts[i + 1 :])
-            full = posixpath.join(joined, rest) if rest else joined
-            return _resolve(files, _clean(full), hops + 1)
-        if i < len(parts) - 1 and entry.kind != "dir":
-            return None
-        cur = nxt
-    return cur
-
-
-def _clean(path: str) -> str:
-    """normpath that cannot climb above the root (as the kernel resolves '..' at '/')."""
-    out: list[str] = []
-    for part in path.split("/"):
-        if part in ("", "."):
-            continue
-        if part == "..":
-            if out:
-                out.pop()
-        else:
-            out.append(part)
-    return "/" + "/".join(out)
-
-
 # --- what the files say ---------------------------------------------------------------------
 
 
-@dataclass
 class _View:
-    files: dict[str, FileEntry]
-    data: dict[str, bytes]
+    """Absolute-path questions over the merged view (which keys paths without the ``/``)."""
+
+    def __init__(self, view: MergedView, data: Mapping[str, bytes]) -> None:
+        self.view = view
+        self.data = data
 
     def resolve(self, path: str) -> str | None:
-        return _resolve(self.files, path)
+        """``path`` with every symlink followed; None when it does not exist (or loops)."""
+        real = self.view.resolve(path)
+        if real is None or (real and real not in self.view.nodes):
+            return None
+        return "/" + real
 
-    def entry(self, path: str) -> FileEntry | None:
-        real = self.resolve(path)
-        return self.files.get(real) if real else None
+    def entry(self, path: str) -> Node | None:
+        real = self.view.resolve(path)
+        if real is None:
+            return None
+        if real == "":
+            return Node("", "dir", 0, 0o755, 0, 0)
+        return self.view.get(real)
 
     def is_file(self, path: str) -> bool:
         e = self.entry(path)
-        return e is not None and e.kind in ("file", "hardlink")
+        return e is not None and e.kind == "file"
 
     def is_dir(self, path: str) -> bool:
         e = self.entry(path)
         return e is not None and e.kind == "dir"
 
     def read(self, path: str) -> bytes | None:
-        real = self.resolve(path)
-        if real is None:
-            return None
-        entry = self.files.get(real)
-        if entry is not None and entry.kind == "hardlink":
-            real = entry.linkname
-        return self.data.get(real)
+        e = self.entry(path)
+        return self.data.get("/" + e.path) if e is not None else None
 
     def text(self, path: str) -> str | None:
         raw = self.read(path)
         return raw.decode("utf-8", "replace") if raw is not None else None
 
     def listdir(self, path: str) -> list[str]:
-        real = self.resolve(path)
+        real = self.view.resolve(path)
         if real is None:
             return []
-        prefix = real.rstrip("/") + "/"
-        return sorted(
-            p[len(prefix) :]
-            for p in self.files
-            if p.startswith(prefix) and "/" not in p[len(prefix) :]
-        )
+        return sorted(posixpath.basename(c) for c in self.view.children.get(real, ()))
 
 
 @dataclass(frozen=True)
@@ -565,7 +376,8 @@ def _glibc(view: _View, arch: str) -> str | None:
         content = view.read(real)
         if content is not None and (v := _LIBC_VERSION.search(content)):
             return v[1].decode()
-    for path in view.files:
+    for node in view.view.files():
+        path = "/" + node.path
         if _LIBC_PATH.search(path) and (m := _LIBC_NAME.search(path)):
             return m[1]
     return _dpkg_libc6(view)
@@ -616,12 +428,13 @@ def _os_release(text: str | None) -> dict[str, str]:
     return out
 
 
-def _cuda_libs(files: Mapping[str, FileEntry]) -> dict[str, int]:
-    return {
-        path: e.size
-        for path, e in sorted(files.items())
-        if e.kind == "file" and _CUDA_LIB.match(posixpath.basename(path)) and _CUDA_DIRS.match(path)
-    }
+def _cuda_libs(view: MergedView) -> dict[str, int]:
+    out = {}
+    for node in view.files():
+        path = "/" + node.path
+        if _CUDA_LIB.match(posixpath.basename(path)) and _CUDA_DIRS.match(path):
+            out[path] = node.size
+    return dict(sorted(out.items()))
 
 
 _LIB_PREFIXES = (
@@ -634,26 +447,37 @@ _LIB_PREFIXES = (
 )
 
 
-def _libs(files: Mapping[str, FileEntry]) -> tuple[str, ...]:
+def _libs(view: MergedView) -> tuple[str, ...]:
     """Shared-library paths under the library directories (for the build's closure check)."""
     return tuple(
         sorted(
-            p
-            for p, e in files.items()
-            if ".so" in posixpath.basename(p) and e.kind != "dir" and p.startswith(_LIB_PREFIXES)
+            "/" + p
+            for p, n in view.nodes.items()
+            if ".so" in posixpath.basename(p)
+            and n.kind != "dir"
+            and ("/" + p).startswith(_LIB_PREFIXES)
         )
     )
 
 
 def probe_image(image: Image) -> BaseProbe:
     """Stream every layer of ``image`` once and describe the merged filesystem."""
-    files: dict[str, FileEntry] = {}
     data: dict[str, bytes] = {}
-    for i, layer in enumerate(image.layers()):
-        _apply(files, data, _scan_layer(image, layer, i))
+
+    def keep_small(node: Node, peek: Peek) -> None:
+        path = "/" + node.path
+        limit = _wanted(path)
+        data.pop(path, None)
+        if limit and node.size <= limit:
+            data[path] = peek(node.size)
+
+    try:
+        merged = flatten(image, on_file=keep_small)
+    except IntegrityError as exc:
+        raise IntegrityError(f"base image: {exc}; re-pull or re-create the base image") from exc
     config = image.config()
     arch = str(config.get("architecture") or "")
-    view = _View(files, data)
+    view = _View(merged, data)
     py = _find_python(view, _config_path(config))
     shell = next((s for s in SHELLS if view.is_file(s)), None)
     return BaseProbe(
@@ -664,12 +488,12 @@ def probe_image(image: Image) -> BaseProbe:
         glibc=_glibc(view, arch),
         users=_passwd(view.text("/etc/passwd")),
         shell=shell,
-        cuda_libs=_cuda_libs(files),
+        cuda_libs=_cuda_libs(merged),
         os_release=_os_release(view.text("/etc/os-release") or view.text("/usr/lib/os-release")),
         arch=arch,
         groups=_group(view.text("/etc/group")),
         passwd_text=view.text("/etc/passwd") or "",
         group_text=view.text("/etc/group") or "",
-        libs=_libs(files),
-        files=files,
+        libs=_libs(merged),
+        view=merged,
     )

@@ -3,26 +3,84 @@
 from __future__ import annotations
 
 import json
-import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
-from torchslim.build import BuildOutcome, BuildResult
+from torchslim.atomic import write_atomic
+from torchslim.deps.audit import DevFinding
+from torchslim.oci.image import Image
+from torchslim.oci.layer import Layer
 from torchslim.oci.push import PushResult
+from torchslim.oci.sink import Written
+from torchslim.slim.ledger import Ledger
 from torchslim.units import BANDWIDTHS, human, pull_seconds
 
 
-def to_dict(result: BuildResult) -> dict[str, Any]:
+@dataclass
+class LayerReport:
+    name: str
+    digest: str
+    size: int
+    uncompressed: int  # -1: unknown (a pulled base's layers)
+    cached: bool
+    seconds: float
+    ledger: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def of(
+        cls, name: str, layer: Layer, cached: bool, seconds: float, ledger: dict[str, Any]
+    ) -> LayerReport:
+        d = layer.descriptor
+        return cls(name, d.digest, d.size, layer.uncompressed_size, cached, seconds, ledger)
+
+
+@dataclass
+class BuildResult:
+    """One built image (one platform), not yet written anywhere."""
+
+    name: str
+    tag: str
+    platform: str
+    image: Image
+    layers: list[LayerReport]
+    ledger: Ledger
+    dev_findings: list[DevFinding]
+    seconds: float
+    profile: str
+    slimmed: bool
+
+    @property
+    def digest(self) -> str:
+        return self.image.digest()
+
+    @property
+    def compressed(self) -> int:
+        return sum(layer.size for layer in self.layers)
+
+    @property
+    def uncompressed(self) -> int:
+        # A pulled base's layers have no known uncompressed size (-1): not counted.
+        return sum(layer.uncompressed for layer in self.layers if layer.uncompressed >= 0)
+
+    @property
+    def no_slim_uncompressed(self) -> int:
+        """Size without slimming: the image plus every byte the ledger removed."""
+        return self.uncompressed + self.ledger.total()
+
+
+def to_dict(result: BuildResult, written: Written | None = None) -> dict[str, Any]:
     return {
         "name": result.name,
         "tag": result.tag,
         "digest": result.digest,
         "platform": result.platform,
         "profile": result.profile if result.slimmed else None,
-        "output": str(result.output) if result.output else None,
+        "output": written.location if written else None,
         "seconds": round(result.seconds, 2),
         "size": {
             "compressed": result.compressed,
@@ -64,21 +122,20 @@ def push_dict(push: PushResult) -> dict[str, Any]:
     }
 
 
-def outcome_dict(outcome: BuildOutcome) -> dict[str, Any]:
+def outcome_dict(results: Sequence[BuildResult], written: Written | None) -> dict[str, Any]:
     """One platform: that build's report; several: the index digest and one report each."""
-    if len(outcome.results) == 1:
-        data = to_dict(outcome.results[0])
+    if len(results) == 1:
+        data = to_dict(results[0], written)
     else:
-        data = {"digest": outcome.digest, "platforms": [to_dict(r) for r in outcome.results]}
-    if outcome.pushed is not None:
-        data["push"] = push_dict(outcome.pushed)
+        digest = written.digest if written else ""
+        data = {"digest": digest, "platforms": [to_dict(r, written) for r in results]}
+    if written is not None and written.push is not None:
+        data["push"] = push_dict(written.push)
     return data
 
 
-def write_json(outcome: BuildOutcome, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(outcome_dict(outcome), indent=2) + "\n")
-    os.replace(tmp, path)
+def write_json(results: Sequence[BuildResult], written: Written | None, path: Path) -> None:
+    write_atomic(path, json.dumps(outcome_dict(results, written), indent=2) + "\n")
 
 
 def render_push(push: PushResult, console: Console) -> None:
@@ -91,13 +148,17 @@ def render_push(push: PushResult, console: Console) -> None:
     console.print(f"Manifest digest: {push.manifest_digest}", soft_wrap=True)
 
 
-def render_outcome(outcome: BuildOutcome, console: Console) -> None:
-    for result in outcome.results:
+def render_outcome(
+    results: Sequence[BuildResult], written: Written | None, console: Console
+) -> None:
+    for result in results:
         render(result, console)
-    if len(outcome.results) > 1 and outcome.digest:
-        console.print(f"Index digest: {outcome.digest}", soft_wrap=True)
-    if outcome.pushed is not None:
-        render_push(outcome.pushed, console)
+    if len(results) > 1 and written is not None:
+        console.print(f"Index digest: {written.digest}", soft_wrap=True)
+    if written is not None and written.push is not None:
+        render_push(written.push, console)
+    if written is not None:
+        console.print(f"Wrote {written.location}", soft_wrap=True)
 
 
 def render(result: BuildResult, console: Console) -> None:
@@ -143,5 +204,3 @@ def render(result: BuildResult, console: Console) -> None:
     )
     console.print(f"Estimated pull (transfer only): {pulls}")
     console.print(f"Manifest digest: {result.digest}", soft_wrap=True)
-    if result.output:
-        console.print(f"Wrote {result.output}")

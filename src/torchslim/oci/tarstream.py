@@ -15,31 +15,27 @@ from typing import BinaryIO
 
 import zstandard
 
-from torchslim.analyze.limits import Budget, LimitExceeded
 from torchslim.cache import CHUNK
 from torchslim.errors import IntegrityError, TorchslimError
+from torchslim.oci.blobio import ChunkReader
+from torchslim.oci.limits import Budget, LimitExceeded
 
 _GZIP = b"\x1f\x8b"
 _ZSTD = b"\x28\xb5\x2f\xfd"
 
 
-class _Counting(io.RawIOBase):
+class _Counting(ChunkReader):
     def __init__(self, inner: BinaryIO) -> None:
         self.inner = inner
         self.count = 0
 
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buf: memoryview | bytearray) -> int:  # type: ignore[override]
-        data = self.inner.read(len(buf))
-        n = len(data)
-        buf[:n] = data
-        self.count += n
-        return n
+    def chunk(self, n: int) -> bytes:
+        data = self.inner.read(n)
+        self.count += len(data)
+        return data
 
 
-class _Gunzip(io.RawIOBase):
+class _Gunzip(ChunkReader):
     """Multi-member gzip with bounded output per call (``max_length``), so a bomb cannot
     allocate more than one buffer before the budget sees it."""
 
@@ -51,11 +47,7 @@ class _Gunzip(io.RawIOBase):
         self._pending = b""
         self._done = False
 
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buf: memoryview | bytearray) -> int:  # type: ignore[override]
-        want = len(buf)
+    def chunk(self, want: int) -> bytes:
         while not self._done:
             if self._d.unconsumed_tail:
                 data = self._d.unconsumed_tail
@@ -88,9 +80,8 @@ class _Gunzip(io.RawIOBase):
                 elif rest or not self._next_member():
                     self._done = True  # trailing padding after the last member
             if out:
-                buf[: len(out)] = out
-                return len(out)
-        return 0
+                return out
+        return b""
 
     def _next_member(self) -> bool:
         head = self._raw.read(2)
@@ -100,7 +91,7 @@ class _Gunzip(io.RawIOBase):
         return False
 
 
-class _Budgeted(io.RawIOBase):
+class _Budgeted(ChunkReader):
     """Charges every decompressed byte to the budget and checks the layer's ratio."""
 
     def __init__(self, inner: BinaryIO, raw: _Counting, budget: Budget, what: str) -> None:
@@ -110,14 +101,10 @@ class _Budgeted(io.RawIOBase):
         self._what = what
         self.count = 0
 
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buf: memoryview | bytearray) -> int:  # type: ignore[override]
-        data = self._inner.read(len(buf))
+    def chunk(self, want: int) -> bytes:
+        data = self._inner.read(want)
         n = len(data)
         if n:
-            buf[:n] = data
             self.count += n
             self._budget.add_bytes(n, self._what)
             lim = self._budget.limits
@@ -129,7 +116,7 @@ class _Budgeted(io.RawIOBase):
                     f"({self.count} bytes from {self._raw.count}); refusing a likely "
                     "decompression bomb"
                 )
-        return n
+        return data
 
 
 @dataclass(frozen=True)

@@ -1,15 +1,22 @@
-"""The merged filesystem of all layers, as a container runtime would see it.
+"""The one merged view of an image's layers, as a container runtime would see the filesystem.
 
-Applies OCI whiteouts (``.wh.NAME``) and opaque directories (``.wh..wh..opq``)
-to lower layers only, keeps per-path history, and records every copy that a
-later entry overwrites or deletes: those, and only those, are wasted bytes.
+Layers are streamed once each (never extracted to disk). OCI whiteouts (``.wh.NAME``) and
+opaque directories (``.wh..wh..opq``) apply to lower layers only; a file replacing a
+directory hides its children; symlinks and hard links are followed inside the view.
+Per-path history is kept, and every copy that a later entry overwrites or deletes is
+recorded: those, and only those, are wasted bytes. Used by the base probe and ``analyze``.
 """
 
 from __future__ import annotations
 
 import posixpath
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+
+from torchslim.oci.image import Image
+from torchslim.oci.layer import Layer
+from torchslim.oci.limits import Budget, LimitExceeded, Limits
+from torchslim.oci.tarstream import LayerStats, Member, Peek, walk_layer
 
 WH_PREFIX = ".wh."
 WH_OPAQUE = ".wh..wh..opq"
@@ -181,3 +188,92 @@ def normalize(name: str) -> tuple[str | None, str]:
             continue
         parts.append(p)
     return "/".join(parts), why
+
+
+def display(path: str) -> str:
+    """A path safe to print and put in JSON: undecodable bytes as ``\\xNN``."""
+    return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+# Called for each regular file as it streams by: may read its head or capture it whole.
+FileHook = Callable[[Node, Peek], None]
+LayerHook = Callable[[int, Layer, LayerStats], None]
+
+
+class LayerCollector:
+    """Feeds one layer's tar members after another into a merged view."""
+
+    def __init__(self, view: MergedView, on_file: FileHook | None = None) -> None:
+        self.view = view
+        self.on_file = on_file
+        self.layer = 0
+
+    def visit(self, m: Member, peek: Peek) -> None:
+        path, why = normalize(m.name)
+        if path is None or why:
+            self.view.unsafe.append(UnsafeName(self.layer, display(m.name), why))
+            if path is None:
+                return
+        if not path:
+            return
+        base, parent = posixpath.basename(path), posixpath.dirname(path)
+        if base == WH_OPAQUE:
+            self.view.opaque(parent, self.layer)
+            return
+        if base.startswith(WH_PREFIX):
+            self.view.whiteout(posixpath.join(parent, base[len(WH_PREFIX) :]), self.layer)
+            return
+        kind, link = m.kind, m.linkname
+        if kind == "hardlink":
+            target, twhy = normalize(link)
+            if target is None or twhy:
+                self.view.unsafe.append(
+                    UnsafeName(
+                        self.layer,
+                        display(f"{m.name} -> {link}"),
+                        twhy or "hard link leaves the root",
+                    )
+                )
+            if not target:
+                kind, link = "other", ""
+            else:
+                link = target
+        node = Node(path, kind, m.size, m.mode, m.uid, self.layer, link)
+        if kind == "file" and self.on_file is not None:
+            self.on_file(node, peek)
+        self.view.add(node)
+
+
+def flatten(
+    image: Image,
+    *,
+    limits: Limits = Limits(),  # noqa: B008 - frozen
+    on_file: FileHook | None = None,
+    on_layer: LayerHook | None = None,
+    budget: Budget | None = None,
+) -> MergedView:
+    """Stream every layer of ``image`` once into one merged view.
+
+    Every layer blob is read to its end, so its digest is checked; a corrupt,
+    truncated or oversized layer is a one-line IntegrityError naming it.
+    """
+    layers = image.layers()
+    budget = budget or Budget(limits)
+    view = MergedView()
+    collector = LayerCollector(view, on_file)
+    for i, layer in enumerate(layers):
+        d = layer.descriptor
+        what = f"layer {i + 1}/{len(layers)} ({d.digest[:19]})"
+        claimed = max(d.size, layer.uncompressed_size)
+        if claimed > limits.max_uncompressed:
+            raise LimitExceeded(
+                f"{what}: claims {claimed} bytes, over the {limits.max_uncompressed} byte limit; "
+                "the manifest is corrupt or hostile"
+            )
+        collector.layer = i
+        stats = LayerStats()
+        with image.open_layer(layer) as blob:
+            walk_layer(blob, budget, what, collector.visit, stats)
+        if on_layer is not None:
+            on_layer(i, layer, stats)
+    return view

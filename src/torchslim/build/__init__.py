@@ -1,0 +1,152 @@
+"""The build: a flat list of named steps over one plan (after apko's ``buildImage``).
+
+``plan_build`` makes every decision (and finds every configuration error) up front;
+``build`` turns one plan into an image for one platform and writes nothing;
+``publish`` hands the images to a sink (ko's build vs publish). A multi-platform
+build is ``build`` per platform, published as one index::
+
+    bp = plan_build(cfg, BuildOptions(output="oci:out"), load_pip_settings())
+    results = [build(plan, steps) for plan in bp.plans]
+    written = publish(bp, results, steps)
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+from torchslim.build import base, files, imageconfig, lock, python
+from torchslim.build.dates import Dates
+from torchslim.build.layercache import LayerCache
+from torchslim.build.plan import BuildOptions, BuildPlan, Plan, plan_build
+from torchslim.build.report import BuildResult, LayerReport
+from torchslim.cache import BlobStore
+from torchslim.config import QuietSteps, Steps
+from torchslim.deps.lock import Lock
+from torchslim.oci.layer import Layer
+from torchslim.oci.mutate import append_layers, with_config
+from torchslim.oci.sink import Sink, Written, sink_for
+from torchslim.slim.ledger import Ledger
+
+__all__ = [
+    "BuildOptions",
+    "BuildPlan",
+    "BuildResult",
+    "Plan",
+    "build",
+    "check_output",
+    "plan_build",
+    "publish",
+    "resolve_lock",
+]
+
+
+def build(plan: Plan, steps: Steps | None = None) -> BuildResult:
+    """The image ``plan`` describes, built and cached; nothing is written to an output."""
+    steps = steps or QuietSteps()
+    started = time.monotonic()
+    store = BlobStore()
+    layers = LayerCache(store, compression=plan.compression, uid=plan.cfg.user, steps=steps)
+    existing = lock.read(plan)
+    opened = base.open_base(plan, existing.base if existing else {}, steps)
+    locked = lock.resolve(
+        plan, existing, glibc=opened.glibc, base_pin=opened.pin(plan), store=store, steps=steps
+    )
+    dates = Dates(plan.source_date_epoch, locked.project.upload_epochs())
+    findings = lock.dev_findings(plan, locked.python, steps)
+    os_ = base.base_layers(plan, opened, locked.debian, dates, layers, store, steps)
+    new = list(os_.new)
+    if locked.python is not None:
+        py = python.python_layers(
+            plan, locked.python, os_.rootfs, os_.libs, dates, layers, store, steps
+        )
+        new += _not_in_base(os_.image.config(), py, steps)
+    if plan.service:
+        new += files.service_layers(plan, os_.rootfs.python_version, dates.image_epoch, layers)
+    image = append_layers(
+        os_.image,
+        [(layer, store, f"torchslim: {report.name}") for layer, report in new],
+        created=dates.created,
+    )
+    facts = imageconfig.ImageFacts(
+        created=dates.created,
+        base_name=f"debian:{plan.debian.suite}" if plan.debian_base else plan.cfg.base,
+        base_digest=opened.image.digest() if opened.image is not None else None,
+        revision=files.git_revision(plan.cfg.root),
+    )
+    image = with_config(image, **imageconfig.image_config(plan, os_.rootfs, facts))
+    reports = [*os_.reports, *(report for _, report in new)]
+    return BuildResult(
+        name=plan.cfg.name,
+        tag=plan.tag,
+        platform=str(plan.platform),
+        image=image,
+        layers=reports,
+        ledger=_merged_ledger(reports),
+        dev_findings=findings,
+        seconds=time.monotonic() - started,
+        profile=plan.profile,
+        slimmed=plan.slim,
+    )
+
+
+def _not_in_base(
+    config: dict[str, object], new: list[tuple[Layer, LayerReport]], steps: Steps
+) -> list[tuple[Layer, LayerReport]]:
+    """A shared base (``build --target base``) already holds these layers: not added again."""
+    rootfs = config.get("rootfs")
+    present = set(rootfs.get("diff_ids") or []) if isinstance(rootfs, dict) else set()
+    out = []
+    for layer, report in new:
+        if layer.diff_id in present:
+            steps.step(f"Layer {report.name} is already in the base: not added again")
+        else:
+            out.append((layer, report))
+    return out
+
+
+def _merged_ledger(reports: Sequence[LayerReport]) -> Ledger:
+    ledger = Ledger()
+    for report in reports:
+        if report.ledger:
+            ledger.merge(Ledger.from_dict(report.ledger))
+    return ledger
+
+
+def resolve_lock(plan: Plan, steps: Steps | None = None) -> Lock:
+    """The lock step alone (``torchslim deps``): the prod wheels for the plan's target."""
+    steps = steps or QuietSteps()
+    existing = lock.read(plan)
+    opened = base.open_base(plan, existing.base if existing else {}, steps)
+    locked = lock.resolve(
+        plan,
+        existing,
+        glibc=opened.glibc,
+        base_pin=opened.pin(plan),
+        store=BlobStore(),
+        steps=steps,
+    )
+    assert locked.python is not None  # plans for `deps` have target "image"
+    return locked.python
+
+
+def check_output(bp: BuildPlan, steps: Steps | None = None) -> Sink | None:
+    """The output's sink, checked before any work (an existing output needs --force)."""
+    if bp.output is None:
+        return None
+    tls_verify = bp.plans[0].tls_verify
+    progress = (steps or QuietSteps()).progress
+    sink = sink_for(bp.output, force=bp.force, tls_verify=tls_verify, progress=progress)
+    sink.check()
+    return sink
+
+
+def publish(
+    bp: BuildPlan, results: Sequence[BuildResult], steps: Steps | None = None
+) -> Written | None:
+    """Write the built images to the plan's output: one image, or one index of platforms."""
+    sink = check_output(bp, steps)
+    if sink is None:
+        return None
+    (steps or QuietSteps()).step(f"Writing {bp.output}")
+    return sink.write([r.image for r in results], name=bp.plans[0].cfg.name, tag=bp.tag)

@@ -1,0 +1,96 @@
+"""The image config: user, env, command, ports, health check, labels. Pure.
+
+A Debian base gets a fixed ``PATH``; a pulled base keeps its own (conda's
+``/opt/conda/bin``, a venv's ``bin`` …). CUDA variants ask the NVIDIA container
+toolkit for the driver (it injects it only into containers whose env asks).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from torchslim.build.plan import APP_ROOT, Plan
+from torchslim.config import duration_ns
+from torchslim.debian import RootfsInfo
+from torchslim.torchmeta import torch_labels
+
+DEBIAN_PATH = "/usr/local/bin:/usr/bin:/bin"
+GPU_ENV = {"NVIDIA_VISIBLE_DEVICES": "all", "NVIDIA_DRIVER_CAPABILITIES": "compute,utility"}
+
+
+@dataclass(frozen=True)
+class ImageFacts:
+    """What the config needs that the plan cannot know: the base and the checkout."""
+
+    created: str  # RFC 3339
+    base_name: str  # "debian:bookworm", or the configured base
+    base_digest: str | None  # an external base's manifest digest
+    revision: str | None  # git HEAD of the project
+
+
+def environment(plan: Plan) -> dict[str, str]:
+    path = {"PATH": DEBIAN_PATH} if plan.debian_base else {}
+    gpu = GPU_ENV if plan.torch.cuda else {}
+    return {
+        **path,
+        **gpu,
+        "PYTHONUNBUFFERED": "1",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "LANG": "C.UTF-8",
+        **plan.cfg.env,
+    }
+
+
+def labels(plan: Plan, facts: ImageFacts) -> dict[str, str]:
+    cfg = plan.cfg
+    out = {
+        "org.opencontainers.image.title": cfg.name,
+        "org.opencontainers.image.version": cfg.version,
+        "org.opencontainers.image.created": facts.created,
+        "org.opencontainers.image.base.name": facts.base_name,
+        **torch_labels(plan.torch, plan.profile if plan.slim else "none"),
+        **cfg.labels,
+    }
+    if facts.base_digest:
+        out["org.opencontainers.image.base.digest"] = facts.base_digest
+    if cfg.source:
+        out["org.opencontainers.image.source"] = cfg.source
+    if facts.revision:
+        out["org.opencontainers.image.revision"] = facts.revision
+    return out
+
+
+def healthcheck(plan: Plan, python_exe: str) -> dict[str, Any] | None:
+    """Exec form with the image's Python (no shell, no curl): GET the health path, 200 or fail."""
+    cfg = plan.cfg
+    if not (cfg.health and cfg.port and plan.service):
+        return None
+    url = f"http://127.0.0.1:{cfg.port}{cfg.health}"
+    probe = (
+        "import sys, urllib.request\n"
+        f"sys.exit(0 if urllib.request.urlopen({url!r}, timeout=2).status == 200 else 1)"
+    )
+    hc = cfg.healthcheck
+    return {
+        "Test": ["CMD", python_exe, "-c", probe],
+        "Interval": duration_ns(hc.interval),
+        "Timeout": duration_ns(hc.timeout),
+        "StartPeriod": duration_ns(hc.start_period),
+        "Retries": hc.retries,
+    }
+
+
+def image_config(plan: Plan, rootfs: RootfsInfo, facts: ImageFacts) -> dict[str, Any]:
+    """Keyword arguments for ``oci.mutate.with_config``."""
+    cfg = plan.cfg
+    return {
+        "user": f"{cfg.user}:{cfg.user}",
+        "env": [f"{k}={v}" for k, v in environment(plan).items()],
+        "cmd": list(cfg.cmd) if plan.service else [rootfs.python_exe],
+        "working_dir": APP_ROOT,
+        "exposed_ports": [f"{cfg.port}/tcp"] if cfg.port and plan.service else None,
+        "healthcheck": healthcheck(plan, rootfs.python_exe),
+        "labels": labels(plan, facts),
+        "created": facts.created,
+    }

@@ -1,0 +1,150 @@
+"""Layer cache: a finished layer found by the digest of its inputs, and the one get-or-build.
+
+The layer bytes live in the BlobStore; this cache maps an input key to the layer's
+descriptor plus what the build reports about it (its slimming ledger), so a warm
+build skips staging, slimming and compressing entirely. Editing one app file
+changes one key and rebuilds one small layer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from torchslim.atomic import write_atomic
+from torchslim.build.report import LayerReport
+from torchslim.cache import BlobStore, cache_root
+from torchslim.config import Compression, Steps
+from torchslim.oci.layer import Layer, OwnerFn, write_layer_from_dir
+
+# Bump when what a layer contains for the same inputs changes.
+BUILD_FORMAT = 2
+
+Fill = Callable[[Path], dict[str, Any]]
+
+
+def input_key(*parts: Any) -> str:
+    """A stable digest of JSON-serialisable inputs."""
+    text = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str)
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+@contextmanager
+def staging(name: str) -> Iterator[Path]:
+    """A scratch directory in the cache's file system, removed afterwards."""
+    base = cache_root() / "tmp"
+    base.mkdir(parents=True, exist_ok=True)
+    path = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=base))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+class LayerCache:
+    """Layers by input key; ``get_or_build`` is the only way a build makes a layer."""
+
+    def __init__(
+        self,
+        store: BlobStore,
+        *,
+        compression: Compression,
+        uid: int,
+        steps: Steps,
+        root: Path | None = None,
+    ) -> None:
+        self.store = store
+        self.compression = compression
+        self.uid = uid
+        self.steps = steps
+        self.root = (root or cache_root()) / "layers"
+
+    def key(self, kind: str, mtime: int, *parts: Any) -> str:
+        """The input key of a layer: what it is made of plus everything that shapes its bytes."""
+        return input_key(kind, [BUILD_FORMAT, self.compression, mtime, self.uid], *parts)
+
+    def _path(self, key: str) -> Path:
+        return self.root / (key.removeprefix("sha256:") + ".json")
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        """The entry for ``key`` if its blob is still in the store."""
+        try:
+            entry: dict[str, Any] = json.loads(self._path(key).read_text())
+        except (OSError, ValueError):
+            return None
+        digest = entry.get("layer", {}).get("descriptor", {}).get("digest")
+        if not isinstance(digest, str) or not self.store.has(digest):
+            return None
+        return entry
+
+    def hit(self, name: str, key: str) -> tuple[Layer, LayerReport, dict[str, Any]] | None:
+        """The cached layer of ``key`` with its report, or None."""
+        entry = self.get(key)
+        if entry is None:
+            return None
+        layer = Layer.from_dict(entry["layer"])
+        extra: dict[str, Any] = entry.get("extra", {})
+        return layer, LayerReport.of(name, layer, True, 0.0, extra.get("ledger", {})), extra
+
+    def write(
+        self,
+        name: str,
+        key: str,
+        root: Path,
+        *,
+        mtime: int,
+        extra: dict[str, Any] | None = None,
+        owner: OwnerFn | None = None,
+    ) -> tuple[Layer, LayerReport]:
+        """Write the tree at ``root`` as layer ``name`` and remember it under ``key``."""
+        started = time.monotonic()
+        self.steps.step(f"Writing layer {name}")
+        written = [0]
+
+        def progress(n: int) -> None:
+            written[0] += n
+            self.steps.progress(f"layer {name}", written[0], 0)
+
+        layer = write_layer_from_dir(
+            root,
+            self.store,
+            compression=self.compression,
+            mtime=mtime,
+            owner=owner,
+            progress=progress,
+        )
+        extra = extra or {}
+        self.root.mkdir(parents=True, exist_ok=True)
+        write_atomic(self._path(key), json.dumps({"layer": layer.to_dict(), "extra": extra}))
+        seconds = time.monotonic() - started
+        return layer, LayerReport.of(name, layer, False, seconds, extra.get("ledger", {}))
+
+    def get_or_build(
+        self,
+        name: str,
+        key: str,
+        fill: Fill,
+        *,
+        mtime: int,
+        owner: OwnerFn | None = None,
+    ) -> tuple[Layer, LayerReport, dict[str, Any]]:
+        """The layer of ``key`` from the cache, else ``fill`` a staging tree and write it.
+
+        ``fill`` returns what the cache keeps beside the layer (reported again on hits).
+        """
+        hit = self.hit(name, key)
+        if hit is not None:
+            return hit
+        started = time.monotonic()
+        with staging(name) as root:
+            extra = fill(root)
+            layer, report = self.write(name, key, root, mtime=mtime, extra=extra, owner=owner)
+        report.seconds = time.monotonic() - started
+        return layer, report, extra

@@ -1,0 +1,224 @@
+"""The lock step: the project's ``pylock.toml``, read once and written once per build.
+
+The Python part is uv's PEP 751 lock for the *target* platform (plus the dependency
+graph in ``[tool.torchslim]``), kept verbatim. The build appends one
+``[tool.torchslim.build]`` table (PEP 751 allows tool tables) holding the digest of the
+inputs the lock was made from, the resolved Debian package set and a registry base's
+digest, so a warm build needs no network at all and two builds from one lock are
+identical.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import tomllib
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+from packaging.utils import canonicalize_name
+
+from torchslim import debian
+from torchslim.atomic import write_atomic
+from torchslim.build.layercache import input_key, staging
+from torchslim.build.plan import LOCK_NAME, Plan
+from torchslim.cache import BlobStore
+from torchslim.config import Steps
+from torchslim.deps.audit import DevFinding, audit
+from torchslim.deps.lock import Lock, Target, parse_lock
+from torchslim.deps.lock import resolve as uv_resolve
+from torchslim.deps.requirements import parse_requirements
+from torchslim.errors import BuildError, ConfigError, ResolveError
+
+# glibc of the Debian suites torchslim builds bases from: which manylinux wheels fit.
+SUITE_GLIBC = {"bookworm": "2.36", "trixie": "2.41"}
+MARKER = "# --- torchslim: inputs and Debian packages (written by torchslim; do not edit) ---"
+
+
+@dataclass
+class ProjectLock:
+    python_text: str  # uv's pylock content, verbatim
+    inputs: str = ""  # digest of requirements + torch pin + target
+    debian_key: str = ""  # digest of the Debian spec the package set was resolved for
+    debian: list[dict[str, Any]] = field(default_factory=list)
+    # A registry base pinned once resolved: {"ref": "python:3.11-slim", "digest": "sha256:…"}
+    base: dict[str, str] = field(default_factory=dict)
+
+    def render(self) -> str:
+        table: dict[str, Any] = {"inputs": self.inputs}
+        if self.debian:
+            table["debian-key"] = self.debian_key
+            table["debian"] = self.debian
+        if self.base:
+            table["base"] = self.base
+        tool = tomli_w.dumps({"tool": {"torchslim": {"build": table}}})
+        return self.python_text.rstrip("\n") + "\n\n" + MARKER + "\n" + tool
+
+    def upload_epochs(self) -> dict[str, int]:
+        """Per package, the newest ``upload-time`` of its locked files (0 when unknown)."""
+        data = tomllib.loads(self.python_text)
+        out: dict[str, int] = {}
+        for pkg in data.get("packages", []):
+            files = list(pkg.get("wheels", []))
+            if "sdist" in pkg:
+                files.append(pkg["sdist"])
+            times = [
+                int(f["upload-time"].timestamp())
+                for f in files
+                if isinstance(f.get("upload-time"), datetime)
+            ]
+            out[canonicalize_name(str(pkg.get("name", "")))] = max(times, default=0)
+        return out
+
+    def newest_upload_epoch(self) -> int:
+        """Newest ``upload-time`` among locked files: a date fixed by the lock itself."""
+        return max(self.upload_epochs().values(), default=0)
+
+
+def read_project_lock(path: Path) -> ProjectLock | None:
+    if not path.is_file():
+        return None
+    text = path.read_text()
+    python_text, _, _ = text.partition(MARKER)
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(
+            f"{path}: not valid TOML ({exc}); delete it and run the build again to re-lock"
+        ) from None
+    own = data.get("tool", {}).get("torchslim", {}).get("build")
+    if own is None:
+        raise ConfigError(
+            f"{path}: was not written by torchslim; move it away or pass --relock to replace it"
+        )
+    return ProjectLock(
+        python_text=python_text.rstrip("\n") + "\n",
+        inputs=str(own.get("inputs", "")),
+        debian_key=str(own.get("debian-key", "")),
+        debian=list(own.get("debian", [])),
+        base={str(k): str(v) for k, v in dict(own.get("base", {})).items()},
+    )
+
+
+def write_project_lock(path: Path, lock: ProjectLock) -> None:
+    write_atomic(path, lock.render())
+
+
+@dataclass
+class Locked:
+    """What the lock step settled: the file's content, the Python wheels, the Debian set."""
+
+    project: ProjectLock
+    python: Lock | None  # None for --target os (the OS alone needs no Python lock)
+    debian: list[debian.DebPackage]
+
+
+def read(plan: Plan) -> ProjectLock | None:
+    """The project's lock as it is on disk (None with --relock or when there is none)."""
+    return None if plan.relock else read_project_lock(plan.lock_path)
+
+
+def target_of(plan: Plan, glibc: str | None) -> Target:
+    """The wheel target: the plan's Python and CPU, and the base's glibc."""
+    if plan.debian_base:
+        glibc = SUITE_GLIBC.get(plan.debian.suite, "2.36")
+    elif glibc is None:
+        raise BuildError(
+            f"base {plan.cfg.base!r} has no glibc (musl or none): manylinux wheels "
+            "cannot run on it; use a glibc base such as debian or python:3.X-slim"
+        )
+    return Target(python=plan.cfg.python, arch=plan.platform.wheel_arch, glibc=glibc)
+
+
+def _inputs(plan: Plan, target: Target) -> str:
+    cfg = plan.cfg
+    reqs = [parse_requirements(cfg.path(r)) for r in cfg.requirements]
+    return input_key(
+        reqs, plan.torch.requirement, str(plan.platform), cfg.python, dataclasses.asdict(target)
+    )
+
+
+def _uv_lock(plan: Plan, target: Target, steps: Steps) -> str:
+    """uv's lock for ``target`` (the PyTorch index is added when the user's lack torch)."""
+    reqs = [plan.cfg.path(r) for r in plan.cfg.requirements]
+    pin = [plan.torch.requirement]
+    with staging("lock") as tmp:
+        out = tmp / LOCK_NAME
+        try:
+            uv_resolve(reqs, target, plan.settings, extra=pin, out=out)
+        except ResolveError as first:
+            # Only a failure about torch itself (not e.g. "torchvision" or "torchslim-x").
+            if not re.search(r"(?<![\w.-])torch(?![\w-])", str(first)):
+                raise
+            steps.step(f"torch not in your indexes; trying {plan.torch.index_url}")
+            more = dataclasses.replace(
+                plan.settings,
+                extra_index_urls=(*plan.settings.extra_index_urls, plan.torch.index_url),
+            )
+            uv_resolve(reqs, target, more, extra=pin, out=out)
+        return out.read_text()
+
+
+def resolve(
+    plan: Plan,
+    existing: ProjectLock | None,
+    *,
+    glibc: str | None,
+    base_pin: dict[str, str] | None,
+    store: BlobStore,
+    steps: Steps,
+) -> Locked:
+    """Python wheels, Debian packages and the base pin, reused where their inputs match.
+
+    The file is written once, when anything in it changed, and never without its
+    Python part (a base-only build keeps an existing lock as it is).
+    """
+    project = existing or ProjectLock(python_text="")
+    changed = False
+    python: Lock | None = None
+    if plan.target != "os":
+        target = target_of(plan, glibc)
+        inputs = _inputs(plan, target)
+        if existing is None or existing.inputs != inputs:
+            steps.step(f"Resolving requirements for {plan.platform}")
+            project.python_text = _uv_lock(plan, target, steps)
+            project.inputs = inputs
+            changed = True
+        python = parse_lock(project.python_text, plan.lock_path, target)
+    packages: list[debian.DebPackage] = []
+    if plan.debian_base:
+        key = input_key(dataclasses.asdict(plan.debian))
+        if project.debian_key == key and project.debian:
+            packages = [debian.DebPackage.from_dict(d) for d in project.debian]
+        else:
+            steps.step(f"Resolving Debian {plan.debian.suite} packages")
+            packages = debian.resolve(plan.debian, store, steps.progress)
+            project.debian_key, project.debian = key, [p.to_dict() for p in packages]
+            changed = True
+    if base_pin is not None and project.base != base_pin:
+        project.base = base_pin
+        changed = True
+    if changed and project.python_text:
+        write_project_lock(plan.lock_path, project)
+    return Locked(project, python, packages)
+
+
+def dev_findings(plan: Plan, python: Lock | None, steps: Steps) -> list[DevFinding]:
+    """Dev-only packages in the prod lock: warnings, or an error with ``--strict``."""
+    findings = audit(python) if python is not None else []
+    if findings and plan.strict:
+        first = findings[0]
+        raise BuildError(
+            f"dev-only package {first.package} in the prod requirements "
+            f"(brought by {' ← '.join(first.chain[1:]) or 'a requirement'}); "
+            "move it to dev-requirements or drop --strict"
+        )
+    for finding in findings:
+        steps.warn(
+            f"dev-only package {finding.package} in the image, brought by "
+            f"{' ← '.join(finding.chain[1:]) or 'the requirements'}"
+        )
+    return findings

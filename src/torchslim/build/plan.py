@@ -1,0 +1,247 @@
+"""The plan: every decision of a build, made once from the config and the options.
+
+Pure (no network, no image reads) and complete: every configuration error is found
+here and reported together, before any work is done. The rest of the build reads
+the plan and decides nothing the user could have been told about up front.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, TypeVar
+
+from torchslim import debian
+from torchslim.config import Compression, Platform, ProjectConfig, build_platform
+from torchslim.deps.pipconf import IndexSettings
+from torchslim.errors import ConfigError
+from torchslim.oci.transport import Location, parse_location
+from torchslim.slim.rules import PROFILES
+from torchslim.torchmeta import TorchBuild, image_tag, torch_build
+
+Target = Literal["image", "base", "os"]
+LOCK_NAME = "pylock.toml"
+APP_ROOT = "/app"  # the WORKDIR: app files, model files
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    """What the command line adds to (or overrides in) the config."""
+
+    output: str | None = None  # oci:DIR | docker-archive:FILE | docker://REF
+    force: bool = False
+    profile: str | None = None
+    keep: Sequence[str] = ()
+    no_slim: bool = False
+    compression: Compression = "gzip"
+    tag: str | None = None
+    allow_latest: bool = False
+    platform: str | None = None  # one, or several separated by commas
+    mirror: str | None = None
+    strict: bool = False
+    relock: bool = False
+    source_date_epoch: int | None = None
+    # image: everything; base: OS + torch + deps (a shared base for services); os: OS only
+    target: Target = "image"
+    tls_verify: bool = True
+
+
+@dataclass(frozen=True)
+class Plan:
+    """One image for one platform: everything the build steps need to know."""
+
+    cfg: ProjectConfig
+    platform: Platform
+    torch: TorchBuild
+    target: Target
+    tag: str
+    profile: str
+    slim: bool
+    keep: tuple[str, ...]
+    compression: Compression
+    debian: debian.DebianSpec  # the Debian base, or (suite "") only the app user's facts
+    base: Location | None  # an external base image; None for torchslim's Debian base
+    lock_path: Path
+    relock: bool
+    strict: bool
+    source_date_epoch: int | None
+    tls_verify: bool
+    settings: IndexSettings = field(repr=False)
+
+    @property
+    def debian_base(self) -> bool:
+        return self.base is None
+
+    @property
+    def service(self) -> bool:
+        """Whether this is the service image (app, model, cmd), not a shared base."""
+        return self.target == "image"
+
+
+@dataclass(frozen=True)
+class BuildPlan:
+    """One plan per platform, and where the result goes."""
+
+    plans: tuple[Plan, ...]
+    output: Location | None
+    force: bool
+
+    @property
+    def tag(self) -> str:
+        return self.plans[0].tag
+
+
+class _Errors:
+    """Collects configuration errors so that all of them are reported together."""
+
+    def __init__(self) -> None:
+        self.messages: list[str] = []
+
+    def check(self, fn: Callable[[], T]) -> T | None:
+        try:
+            return fn()
+        except ConfigError as exc:
+            self.messages.append(str(exc))
+            return None
+
+    def raise_any(self) -> None:
+        if len(self.messages) == 1:
+            raise ConfigError(self.messages[0])
+        if self.messages:
+            lines = "\n".join(f"  - {m}" for m in self.messages)
+            raise ConfigError(f"{len(self.messages)} configuration errors:\n{lines}")
+
+
+def source_date_epoch(value: int | None, environ: Mapping[str, str]) -> int | None:
+    """``--source-date-epoch``, else ``$SOURCE_DATE_EPOCH``, else None (dates from the lock)."""
+    if value is not None:
+        return value
+    env = environ.get("SOURCE_DATE_EPOCH")
+    if not env:
+        return None
+    try:
+        return int(env)
+    except ValueError:
+        raise ConfigError(
+            f"SOURCE_DATE_EPOCH={env!r}: expected seconds since 1970 as an integer"
+        ) from None
+
+
+def lock_path(cfg: ProjectConfig, platform: Platform) -> Path:
+    """``pylock.toml`` for the first platform, ``pylock.linux-arm64.toml`` for others."""
+    if str(platform) == cfg.platform[0]:
+        return cfg.root / LOCK_NAME
+    return cfg.root / f"pylock.{platform.os}-{platform.arch}.toml"
+
+
+def _platforms(cfg: ProjectConfig, opts: BuildOptions) -> list[Platform]:
+    chosen = [p.strip() for p in opts.platform.split(",")] if opts.platform else cfg.platform
+    return [build_platform(p) for p in chosen]
+
+
+def _profile(cfg: ProjectConfig, opts: BuildOptions) -> str:
+    profile = opts.profile or cfg.profile
+    if profile not in PROFILES:
+        where = "--profile" if opts.profile else f"{cfg.file}: key `profile`"
+        raise ConfigError(
+            f"{where}: unknown profile {profile!r}; choose one of {', '.join(PROFILES)}"
+        )
+    return profile
+
+
+def _base(cfg: ProjectConfig) -> Location | None:
+    if cfg.base == "debian":
+        return None
+    if cfg.apt:
+        raise ConfigError(
+            f'{cfg.file}: key `apt`: extra Debian packages need base = "debian"; '
+            "install them in your own base image instead"
+        )
+    return parse_location(
+        cfg.base,
+        what=f"{cfg.file}: key `base` =",
+        allowed=("oci", "docker-archive", "docker"),
+        bare="registry",
+    )
+
+
+def _tag(cfg: ProjectConfig, opts: BuildOptions, torch: TorchBuild) -> str:
+    default = image_tag(cfg.version, torch)
+    if opts.target == "base":
+        default += "-base"
+    elif opts.target == "os":
+        default = f"python{cfg.python}-{debian.suite_for_python(cfg.python)}"
+    tag = opts.tag or default
+    if tag == "latest" and not opts.allow_latest:
+        raise ConfigError(
+            "--tag latest: refused, a moving tag hides which build runs; "
+            "use the default semantic tag or pass --allow-latest"
+        )
+    return tag
+
+
+def _output(opts: BuildOptions, platforms: int) -> Location | None:
+    if opts.output is None:
+        return None
+    out = parse_location(opts.output, what="--output", allowed=("oci", "docker-archive", "docker"))
+    if platforms > 1 and out.transport == "docker-archive":
+        raise ConfigError(
+            f"--output {out}: a docker-archive holds one platform; "
+            "use --output oci:DIR or docker://REF for several platforms"
+        )
+    return out
+
+
+def plan_build(
+    cfg: ProjectConfig,
+    opts: BuildOptions,
+    settings: IndexSettings,
+    environ: Mapping[str, str] = os.environ,
+) -> BuildPlan:
+    """Every decision for every platform; all configuration errors together."""
+    errors = _Errors()
+    platforms = errors.check(lambda: _platforms(cfg, opts)) or []
+    torch = errors.check(lambda: torch_build(cfg.torch, cfg.variant, file=str(cfg.file)))
+    profile = errors.check(lambda: _profile(cfg, opts))
+    base = errors.check(lambda: _base(cfg))
+    suite = ""
+    if cfg.base == "debian":
+        suite = errors.check(lambda: debian.suite_for_python(cfg.python)) or ""
+    tag = errors.check(lambda: _tag(cfg, opts, torch)) if torch is not None else None
+    sde = errors.check(lambda: source_date_epoch(opts.source_date_epoch, environ))
+    output = errors.check(lambda: _output(opts, len(platforms)))
+    errors.raise_any()
+    assert torch is not None and profile is not None and tag is not None
+    plans = tuple(
+        Plan(
+            cfg=cfg,
+            platform=platform,
+            torch=torch,
+            target=opts.target,
+            tag=tag,
+            profile=profile,
+            slim=not opts.no_slim,
+            keep=(*cfg.keep, *opts.keep),
+            compression=opts.compression,
+            debian=debian.DebianSpec(
+                suite=suite,
+                arch=platform.arch,
+                mirror=opts.mirror or cfg.mirror or debian.DEFAULT_MIRROR,
+                python=cfg.python,
+                extra=tuple(cfg.apt),
+                uid=cfg.user,
+            ),
+            base=base,
+            lock_path=lock_path(cfg, platform),
+            relock=opts.relock,
+            strict=opts.strict,
+            source_date_epoch=sde,
+            tls_verify=opts.tls_verify,
+            settings=settings,
+        )
+        for platform in platforms
+    )
+    return BuildPlan(plans, output, opts.force)

@@ -1,0 +1,189 @@
+"""The python step: install every locked wheel, slim, check, then split into layers.
+
+All wheels are staged, slimmed and closure-checked together as one tree, then each
+file goes to the layer of the distribution that installed it (``layerplan``: torch ·
+nvidia groups · triton · deps), so a layer's bytes depend on its own wheels only and
+stay shareable across services.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from torchslim.build.dates import Dates
+from torchslim.build.layercache import LayerCache, staging
+from torchslim.build.layerplan import plan_python_layers
+from torchslim.build.plan import Plan
+from torchslim.build.report import LayerReport
+from torchslim.cache import BlobStore
+from torchslim.config import Steps
+from torchslim.debian import RootfsInfo
+from torchslim.deps.install import Scheme, install_wheel
+from torchslim.deps.lock import Lock
+from torchslim.deps.wheels import fetch_wheels
+from torchslim.errors import ResolveError
+from torchslim.oci.layer import Layer
+from torchslim.slim.apply import slim_tree
+from torchslim.slim.closure import check_closure, raise_for_missing
+from torchslim.slim.ledger import Ledger
+from torchslim.slim.pyc import precompile
+
+
+class _RoutingLedger(Ledger):
+    """One ledger for the whole stage that also books each removal to its layer's ledger."""
+
+    def __init__(self, per_layer: dict[str, Ledger], owner: dict[str, str], site: str) -> None:
+        super().__init__()
+        self.per_layer = per_layer
+        self.owner = owner
+        self.site = site
+
+    def add(self, rule_id: str, path: str, nbytes: int) -> None:
+        super().add(rule_id, path, nbytes)
+        self.per_layer[_owner_of(path, self.owner, self.site, "deps")].add(rule_id, path, nbytes)
+
+
+def _owner_of(path: str, owner: dict[str, str], site: str, default: str) -> str:
+    """The layer of an image path: its installing wheel's, a .pyc's source's, its package's."""
+    if path in owner:
+        return owner[path]
+    parent, _, name = path.rpartition("/")
+    if parent.endswith("/__pycache__") and name.endswith(".pyc"):
+        source = parent.removesuffix("/__pycache__") + "/" + name.split(".")[0] + ".py"
+        if source in owner:
+            return owner[source]
+    if path.startswith(site + "/"):
+        top = site + "/" + path[len(site) + 1 :].split("/")[0] + "/"
+        for known, group in owner.items():
+            if known.startswith(top):
+                return group
+    return default
+
+
+def _split_tree(
+    root: Path, split: Path, owner: dict[str, str], site: str, groups: list[str]
+) -> None:
+    """Move every file of ``root`` to ``split/<layer>/``, parents made with the same modes."""
+    default = "deps" if "deps" in groups else groups[-1]
+    for dirpath, dirnames, filenames in os.walk(root):
+        rel_dir = Path(dirpath).relative_to(root)
+        names = filenames + [d for d in dirnames if (Path(dirpath) / d).is_symlink()]
+        for name in names:
+            image_path = "/" + (rel_dir / name).as_posix()
+            group = _owner_of(image_path, owner, site, default)
+            dest = split / group / rel_dir / name
+            if not dest.parent.is_dir():
+                for part in reversed([*(rel_dir / "x").parents][:-1]):
+                    d = split / group / part
+                    if not d.is_dir():
+                        d.mkdir(parents=True)
+                        d.chmod((root / part).stat().st_mode & 0o7777)
+            os.replace(Path(dirpath) / name, dest)
+
+
+def _stub_libraries(root: Path, libs: Sequence[str]) -> None:
+    """Empty files at the base's library paths: enough for the closure check to find names."""
+    for lib in libs:
+        path = root / lib.lstrip("/")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch()
+
+
+def scheme_for(rootfs: RootfsInfo) -> Scheme:
+    """Where ``installer`` puts each part of a wheel in the image."""
+    return Scheme(
+        purelib=rootfs.site_packages,
+        platlib=rootfs.site_packages,
+        scripts="/usr/local/bin",
+        data="/usr/local",
+        headers=f"/usr/local/include/python{rootfs.python_version}",
+    )
+
+
+def python_layers(
+    plan: Plan,
+    lock: Lock,
+    rootfs: RootfsInfo,
+    base_libs: Sequence[str],
+    dates: Dates,
+    layers: LayerCache,
+    store: BlobStore,
+    steps: Steps,
+) -> list[tuple[Layer, LayerReport]]:
+    """The Python layers of ``lock``, from the cache when every one of them is there."""
+    scheme = scheme_for(rootfs)
+    wheels = {w.name: w for w in lock.packages}
+    if "torch" not in wheels:
+        raise ResolveError(f"the lock has no torch wheel for {plan.torch.requirement}")
+    groups = plan_python_layers(list(wheels))
+    keys: dict[str, tuple[int, str]] = {}
+    for group, names in groups:
+        mtime = dates.layer_epoch(names)
+        keys[group] = (
+            mtime,
+            layers.key(
+                "python",
+                mtime,
+                group,
+                sorted(wheels[n].sha256 for n in names),
+                dataclasses.asdict(scheme),
+                rootfs.python_exe,
+                plan.slim,
+                plan.profile,
+                sorted(plan.keep),
+            ),
+        )
+    hits = {g: layers.hit(g, key) for g, (_, key) in keys.items()}
+    if all(hit is not None for hit in hits.values()):
+        return [(hit[0], hit[1]) for hit in hits.values() if hit is not None]
+
+    steps.step(f"Fetching {len(wheels)} wheels")
+    paths = fetch_wheels(lock, store, plan.settings, steps.progress)
+    with staging("python") as root, staging("split") as split:
+        owner: dict[str, str] = {}
+        steps.step(f"Installing {len(wheels)} wheels")
+        for group, names in groups:
+            for n in names:
+                for image_path in install_wheel(paths[n], root, scheme, rootfs.python_exe):
+                    owner[image_path] = group
+        ledgers = {g: Ledger() for g, _ in groups}
+        removed: dict[str, str] = {}
+        if plan.slim:
+            steps.step(f"Slimming (profile {plan.profile})")
+            removed = slim_tree(
+                root,
+                rootfs.site_packages,
+                profile=plan.profile,
+                keep=plan.keep,
+                ledger=_RoutingLedger(ledgers, owner, rootfs.site_packages),
+            )
+        steps.step("Checking that every kept shared library finds its dependencies")
+        with staging("libs") as stub:
+            _stub_libraries(stub, base_libs)
+            raise_for_missing(
+                check_closure(
+                    [(root, "/"), (stub, "/")],
+                    removed=removed,
+                    check_prefixes=[rootfs.site_packages],
+                )
+            )
+        precompile(root, rootfs.site_packages, rootfs.python_version)
+        _split_tree(root, split, owner, rootfs.site_packages, [g for g, _ in groups])
+        out: list[tuple[Layer, LayerReport]] = []
+        for group, _ in groups:
+            hit = hits[group]
+            if hit is not None:
+                out.append((hit[0], hit[1]))
+                continue
+            mtime, key = keys[group]
+            started = time.monotonic()
+            (split / group).mkdir(exist_ok=True)
+            extra = {"ledger": ledgers[group].to_dict()}
+            layer, report = layers.write(group, key, split / group, mtime=mtime, extra=extra)
+            report.seconds = time.monotonic() - started
+            out.append((layer, report))
+    return out
