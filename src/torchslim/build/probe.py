@@ -18,23 +18,20 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from torchslim.build.interpreter import find_python, search_path
 from torchslim.errors import BuildError, IntegrityError
-from torchslim.oci.flatten import MergedView, Node, flatten
+from torchslim.oci.flatten import MergedView, Node, PathView, flatten
 from torchslim.oci.image import Image
 from torchslim.oci.tarstream import Peek
 
 SMALL_FILE_MAX = 8 << 20  # dpkg status of a full distro is a few MB
 LIBC_MAX = 64 << 20
-DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-# Where Python usually lives when PATH (from the image config) does not say.
-FALLBACK_BIN_DIRS = ("/opt/conda/bin", "/usr/local/bin", "/usr/bin", "/bin")
 SHELLS = ("/bin/sh", "/bin/bash", "/bin/dash", "/bin/busybox")
 WORKING_BASES = (
     "debian (the default, `base` unset), python:3.X-slim, pytorch/pytorch:*-runtime, "
     "nvidia/cuda:*-runtime with python3 installed, or gcr.io/distroless/python3"
 )
 
-_PY_NAME = re.compile(r"python(\d+\.\d+)$")
 _PY_LIBDIR = re.compile(r"python(\d+\.\d+)$")
 _LIBC_VERSION = re.compile(rb"GNU C Library [^\n\x00]*?release version (\d+\.\d+)")
 _LIBC_NAME = re.compile(r"(?:libc|ld)-(\d+\.\d+)\.so$")
@@ -79,7 +76,7 @@ class BaseProbe:
 
     def exists(self, path: str) -> bool:
         """Whether ``path`` exists in the merged view (symlinks followed)."""
-        return self.view is not None and _View(self.view, {}).entry(path) is not None
+        return self.view is not None and PathView(self.view, {}).entry(path) is not None
 
     @property
     def cuda_bytes(self) -> int:
@@ -182,190 +179,13 @@ def _wanted(path: str) -> int:
 # --- what the files say ---------------------------------------------------------------------
 
 
-class _View:
-    """Absolute-path questions over the merged view (which keys paths without the ``/``)."""
-
-    def __init__(self, view: MergedView, data: Mapping[str, bytes]) -> None:
-        self.view = view
-        self.data = data
-
-    def resolve(self, path: str) -> str | None:
-        """``path`` with every symlink followed; None when it does not exist (or loops)."""
-        real = self.view.resolve(path)
-        if real is None or (real and real not in self.view.nodes):
-            return None
-        return "/" + real
-
-    def entry(self, path: str) -> Node | None:
-        real = self.view.resolve(path)
-        if real is None:
-            return None
-        if real == "":
-            return Node("", "dir", 0, 0o755, 0, 0)
-        return self.view.get(real)
-
-    def is_file(self, path: str) -> bool:
-        e = self.entry(path)
-        return e is not None and e.kind == "file"
-
-    def is_dir(self, path: str) -> bool:
-        e = self.entry(path)
-        return e is not None and e.kind == "dir"
-
-    def read(self, path: str) -> bytes | None:
-        e = self.entry(path)
-        return self.data.get("/" + e.path) if e is not None else None
-
-    def text(self, path: str) -> str | None:
-        raw = self.read(path)
-        return raw.decode("utf-8", "replace") if raw is not None else None
-
-    def listdir(self, path: str) -> list[str]:
-        real = self.view.resolve(path)
-        if real is None:
-            return []
-        return sorted(posixpath.basename(c) for c in self.view.children.get(real, ()))
-
-
-@dataclass(frozen=True)
-class _Python:
-    exe: str
-    version: str
-    prefix: str
-    site: str
-
-
-def _lib_version(view: _View, prefix: str, hint: str | None) -> str | None:
-    """The X.Y whose stdlib (lib/pythonX.Y/os.py) is under ``prefix``; ``hint`` first."""
-    found: list[str] = []
-    for libdir in ("lib", "lib64"):
-        for name in view.listdir(f"{prefix}/{libdir}"):
-            m = _PY_LIBDIR.match(name)
-            if m and view.is_file(f"{prefix}/{libdir}/{name}/os.py"):
-                found.append(m[1])
-    if hint is not None:
-        return hint if hint in found else None
-    if not found:
-        return None
-    return max(found, key=lambda v: tuple(int(x) for x in v.split(".")))
-
-
-def _stdlib_dir(view: _View, prefix: str, version: str) -> str:
-    for libdir in ("lib", "lib64"):
-        d = f"{prefix}/{libdir}/python{version}"
-        if view.is_file(f"{d}/os.py"):
-            return d
-    return f"{prefix}/lib/python{version}"
-
-
-def _cfg(text: str) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for line in text.splitlines():
-        key, sep, value = line.partition("=")
-        if sep:
-            out[key.strip().lower()] = value.strip()
-    return out
-
-
-def _venv(view: _View, candidate: str) -> _Python | None:
-    """A venv: pyvenv.cfg next to or above the executable, as CPython looks for it."""
-    bindir = posixpath.dirname(candidate)
-    for cfg_path in (f"{bindir}/pyvenv.cfg", f"{posixpath.dirname(bindir)}/pyvenv.cfg"):
-        text = view.text(cfg_path)
-        if text is None:
-            continue
-        cfg = _cfg(text)
-        venv = posixpath.dirname(cfg_path)
-        version = None
-        for key in ("version_info", "version"):
-            m = re.match(r"(\d+\.\d+)", cfg.get(key, ""))
-            if m:
-                version = m[1]
-                break
-        real = view.resolve(candidate)
-        if version is None and real:
-            m = _PY_NAME.search(posixpath.basename(real))
-            version = m[1] if m else None
-        home = cfg.get("home", "")
-        base = posixpath.dirname(home.rstrip("/")) if home else ""
-        if version is None and base:
-            version = _lib_version(view, base, None)
-        if version is None or real is None or not view.is_file(real):
-            return None
-        if base and _lib_version(view, base, version) is None:
-            return None  # the base interpreter's stdlib is missing
-        exe = f"{venv}/bin/python{version}"
-        return _Python(
-            exe if view.is_file(exe) else candidate,
-            version,
-            venv,
-            f"{venv}/lib/python{version}/site-packages",
-        )
-    return None
-
-
-def _system_python(view: _View, candidate: str) -> _Python | None:
-    real = view.resolve(candidate)
-    if real is None or not view.is_file(real):
-        return None
-    bindir = posixpath.dirname(real)
-    if posixpath.basename(bindir) != "bin":
-        return None
-    prefix = posixpath.dirname(bindir)
-    m = _PY_NAME.search(posixpath.basename(real))
-    version = _lib_version(view, prefix, m[1] if m else None)
-    if version is None or not version.startswith("3."):
-        return None
-    stdlib = _stdlib_dir(view, prefix, version)
-    site_py = view.text(f"{stdlib}/site.py") or ""
-    if view.is_dir(f"{prefix}/conda-meta"):
-        site = f"{prefix}/lib/python{version}/site-packages"
-    elif "dist-packages" in site_py:
-        # Debian's patched site.py: pip installs to <prefix>/local/lib/pythonX.Y/dist-packages.
-        site = f"{prefix.rstrip('/')}/local/lib/python{version}/dist-packages"
-        if prefix == "/usr/local":
-            site = f"/usr/local/lib/python{version}/dist-packages"
-    else:
-        site = f"{prefix}/lib/python{version}/site-packages"
-    return _Python(real, version, prefix, site)
-
-
-def _config_path(config: Mapping[str, object]) -> list[str]:
-    inner = config.get("config")
-    env = inner.get("Env") if isinstance(inner, dict) else None
-    path = DEFAULT_PATH
-    for item in env if isinstance(env, list) else []:
-        if isinstance(item, str) and item.startswith("PATH="):
-            path = item[5:]
-    dirs = [d for d in path.split(":") if d.startswith("/")]
-    return list(dict.fromkeys([*dirs, *FALLBACK_BIN_DIRS]))
-
-
-def _find_python(view: _View, bindirs: list[str]) -> _Python | None:
-    for d in bindirs:
-        names = ["python3", "python"]
-        names += sorted(
-            (n for n in view.listdir(d) if _PY_NAME.fullmatch(n)),
-            key=lambda n: tuple(int(x) for x in n[6:].split(".")),
-            reverse=True,
-        )
-        for name in names:
-            candidate = f"{d.rstrip('/')}/{name}"
-            if view.entry(candidate) is None:
-                continue
-            found = _venv(view, candidate) or _system_python(view, candidate)
-            if found is not None:
-                return found
-    return None
-
-
 def _libc_dirs(arch: str) -> list[str]:
     triplet = {"amd64": "x86_64", "arm64": "aarch64", "ppc64le": "powerpc64le", "s390x": "s390x"}
     t = triplet.get(arch, arch) + "-linux-gnu"
     return [f"/usr/lib/{t}", f"/lib/{t}", "/usr/lib64", "/lib64", "/usr/lib", "/lib"]
 
 
-def _glibc(view: _View, arch: str) -> str | None:
+def _glibc(view: PathView, arch: str) -> str | None:
     for d in _libc_dirs(arch):
         real = view.resolve(f"{d}/libc.so.6")
         if real is None:
@@ -383,7 +203,7 @@ def _glibc(view: _View, arch: str) -> str | None:
     return _dpkg_libc6(view)
 
 
-def _dpkg_libc6(view: _View) -> str | None:
+def _dpkg_libc6(view: PathView) -> str | None:
     texts = [view.text("/var/lib/dpkg/status") or ""]
     texts += [
         view.text(f"/var/lib/dpkg/status.d/{n}") or ""
@@ -477,8 +297,8 @@ def probe_image(image: Image) -> BaseProbe:
         raise IntegrityError(f"base image: {exc}; re-pull or re-create the base image") from exc
     config = image.config()
     arch = str(config.get("architecture") or "")
-    view = _View(merged, data)
-    py = _find_python(view, _config_path(config))
+    view = PathView(merged, data)
+    py = find_python(view, search_path(config))
     shell = next((s for s in SHELLS if view.is_file(s)), None)
     return BaseProbe(
         python_exe=py.exe if py else None,

@@ -15,8 +15,8 @@ from torchslim.atomic import write_atomic
 from torchslim.deps.audit import DevFinding
 from torchslim.oci.image import Image
 from torchslim.oci.layer import Layer
-from torchslim.oci.push import PushResult
 from torchslim.oci.sink import Written
+from torchslim.oci.upload import PushResult
 from torchslim.slim.ledger import Ledger
 from torchslim.units import BANDWIDTHS, human, pull_seconds
 

@@ -10,7 +10,7 @@ recorded: those, and only those, are wasted bytes. Used by the base probe and ``
 from __future__ import annotations
 
 import posixpath
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from torchslim.oci.image import Image
@@ -168,6 +168,52 @@ class MergedView:
             seen.add(node.path)
             node = self.nodes.get(node.link)
         return node
+
+
+class PathView:
+    """Absolute-path questions over a merged view (which keys paths without the ``/``),
+    with the content of the files a reader captured (keyed by absolute path)."""
+
+    def __init__(self, view: MergedView, data: Mapping[str, bytes]) -> None:
+        self.view = view
+        self.data = data
+
+    def resolve(self, path: str) -> str | None:
+        """``path`` with every symlink followed; None when it does not exist (or loops)."""
+        real = self.view.resolve(path)
+        if real is None or (real and real not in self.view.nodes):
+            return None
+        return "/" + real
+
+    def entry(self, path: str) -> Node | None:
+        real = self.view.resolve(path)
+        if real is None:
+            return None
+        if real == "":
+            return Node("", "dir", 0, 0o755, 0, 0)
+        return self.view.get(real)
+
+    def is_file(self, path: str) -> bool:
+        e = self.entry(path)
+        return e is not None and e.kind == "file"
+
+    def is_dir(self, path: str) -> bool:
+        e = self.entry(path)
+        return e is not None and e.kind == "dir"
+
+    def read(self, path: str) -> bytes | None:
+        e = self.entry(path)
+        return self.data.get("/" + e.path) if e is not None else None
+
+    def text(self, path: str) -> str | None:
+        raw = self.read(path)
+        return raw.decode("utf-8", "replace") if raw is not None else None
+
+    def listdir(self, path: str) -> list[str]:
+        real = self.view.resolve(path)
+        if real is None:
+            return []
+        return sorted(posixpath.basename(c) for c in self.view.children.get(real, ()))
 
 
 def normalize(name: str) -> tuple[str | None, str]:

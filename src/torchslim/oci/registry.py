@@ -10,8 +10,9 @@ from __future__ import annotations
 from torchslim.oci.auth import Credentials
 from torchslim.oci.distribution import RegistryClient, TransportFailed, pull_scope, push_scope
 from torchslim.oci.pull import RegistryImage, read_registry_image
-from torchslim.oci.push import CHUNK_SIZE, CHUNKED_THRESHOLD, PushResult, push_image, push_index
+from torchslim.oci.push import push_image, push_index
 from torchslim.oci.reference import Reference, as_reference, is_loopback, parse_reference
+from torchslim.oci.upload import CHUNK_SIZE, CHUNKED_THRESHOLD, PushResult
 
 __all__ = [
     "CHUNKED_THRESHOLD",

@@ -17,9 +17,10 @@ from torchslim.errors import ConfigError
 from torchslim.oci.archive import write_docker_archive
 from torchslim.oci.image import Image
 from torchslim.oci.layout import write_oci_index_layout, write_oci_layout
-from torchslim.oci.push import PushResult, push_image, push_index
+from torchslim.oci.push import push_image, push_index
 from torchslim.oci.reference import parse_reference
 from torchslim.oci.transport import Location
+from torchslim.oci.upload import PushResult
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,8 @@ import pytest
 from imagebuilder import Entry, file, layer
 
 from torchslim.analyze import Analysis, diff, gate_exit_code, parse_size
-from torchslim.analyze.report import diff_to_markdown, to_html, to_json, to_sarif
+from torchslim.analyze.html import to_html
+from torchslim.analyze.report import diff_to_markdown, to_json, to_sarif
 from torchslim.errors import ConfigError
 
 Run = Callable[..., Analysis]

@@ -181,7 +181,8 @@ def test_non_utf8_names(analyze_layers: Run) -> None:
         ti.size = 3
         tar.addfile(ti, io.BytesIO(b"abc"))
     a = analyze_layers(layer(raw.getvalue()))
-    from torchslim.analyze.report import to_html, to_json
+    from torchslim.analyze.html import to_html
+    from torchslim.analyze.report import to_json
 
     doc = json.dumps(to_json(a))  # must not raise
     assert a.files_bytes == 3 and "app/caf" in doc

@@ -14,7 +14,7 @@ from imagebuilder import file, layer
 from pngread import colors
 
 from torchslim.analyze import Analysis
-from torchslim.analyze.report import to_html
+from torchslim.analyze.html import to_html
 
 Run = Callable[..., Analysis]
 SITE = "usr/local/lib/python3.11/site-packages"

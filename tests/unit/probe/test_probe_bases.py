@@ -10,10 +10,10 @@ import pytest
 from probekit import ImageMaker
 from probetrees import conda_tree, debian_tree, link, slim_tree, write
 
+from torchslim.build.probe import BaseProbe, duplicate_cuda, lib_family, probe_image, require_python
 from torchslim.cache import BlobStore
 from torchslim.errors import BuildError, IntegrityError
 from torchslim.oci.layout import read_oci_layout, write_oci_layout
-from torchslim.build.probe import BaseProbe, duplicate_cuda, lib_family, probe_image, require_python
 
 HOST_GLIBC = os.confstr("CS_GNU_LIBC_VERSION") or ""  # "glibc 2.36"
 GLIBC = HOST_GLIBC.split()[-1] if HOST_GLIBC.startswith("glibc") else "?"

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from probekit import ImageMaker
 
+from torchslim.build.probe import probe_image, require_python
 from torchslim.cache import BlobStore
 from torchslim.debian import DebianSpec, assemble, resolve
-from torchslim.build.probe import probe_image, require_python
 
 pytestmark = pytest.mark.network
 

@@ -8,8 +8,8 @@ import pytest
 from probekit import ImageMaker
 from probetrees import PASSWD_ROOT, slim_tree, write
 
-from torchslim.errors import BuildError
 from torchslim.build.probe import probe_image, require_python
+from torchslim.errors import BuildError
 
 
 def test_whiteout_removes_the_shell(tmp_path: Path, make_image: ImageMaker) -> None:

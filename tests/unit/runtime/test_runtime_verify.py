@@ -15,11 +15,10 @@ from runtimeimage import PORT, build_image, write_archive, write_layout
 
 from torchslim.oci.mutate import with_config
 from torchslim.runtime.engine import Engine, detect_engine
+from torchslim.runtime.load import TEMP_REPO, image_cuda
 from torchslim.runtime.verify import (
-    TEMP_REPO,
     VerifyResult,
     gpu_cause,
-    image_cuda,
     render_verify,
     verify_image,
 )

@@ -1,0 +1,3 @@
+from torchslim.cli import main
+
+main()

@@ -1,0 +1,177 @@
+"""`build`, `push`, `deps`: make an image, move it, show what goes into it."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from torchslim.cli.app import CliSteps, err_console, friendly_errors, main, out_console
+
+
+@main.command()
+@click.argument("project", default=".", type=click.Path(path_type=Path))
+@click.option(
+    "--output",
+    "-o",
+    "output",
+    metavar="oci:DIR|docker-archive:FILE|docker://REF",
+    help="Where to write the image (as skopeo names transports).",
+)
+@click.option("--force", is_flag=True, help="Replace an existing output.")
+@click.option("--profile", help="Slimming profile: inference, compile, distributed, full.")
+@click.option("--keep", multiple=True, metavar="GLOB", help="Keep files a rule would remove.")
+@click.option("--no-slim", is_flag=True, help="Install wheels as they come; remove nothing.")
+@click.option(
+    "--compression", type=click.Choice(["gzip", "zstd"]), default="gzip", show_default=True
+)
+@click.option("--tag", help="Image tag (default v{version}-pytorch{X.Y}-{variant}).")
+@click.option("--allow-latest", is_flag=True, help="Allow the tag 'latest'.")
+@click.option("--platform", help="linux/amd64 or linux/arm64 (default: from the config).")
+@click.option("--mirror", help="Debian mirror URL (default: deb.debian.org).")
+@click.option("--strict", is_flag=True, help="Dev-only packages in prod are an error.")
+@click.option("--relock", is_flag=True, help="Resolve again and replace pylock.toml.")
+@click.option(
+    "--json", "json_path", type=click.Path(path_type=Path), help="Write the report as JSON."
+)
+@click.option(
+    "--target",
+    type=click.Choice(["image", "base", "os"]),
+    default="image",
+    show_default=True,
+    help="image: the service; base: OS + torch + deps, a shared base; os: the OS alone.",
+)
+@click.option(
+    "--tls-verify",
+    type=bool,
+    default=True,
+    show_default=True,
+    help="Verify registry TLS; false allows plain http (a loopback registry).",
+)
+@friendly_errors
+def build(
+    project: Path,
+    output: str | None,
+    force: bool,
+    profile: str | None,
+    keep: tuple[str, ...],
+    no_slim: bool,
+    compression: str,
+    tag: str | None,
+    allow_latest: bool,
+    platform: str | None,
+    mirror: str | None,
+    strict: bool,
+    relock: bool,
+    json_path: Path | None,
+    target: str,
+    tls_verify: bool,
+) -> None:
+    """Build PROJECT (a folder with torchslim.toml) into an image."""
+    from torchslim.build import BuildOptions, build, check_output, plan_build, publish
+    from torchslim.build.report import render_outcome, write_json
+    from torchslim.config import load_config
+    from torchslim.deps.pipconf import load_pip_settings
+
+    cfg = load_config(project)
+    opts = BuildOptions(
+        output=output,
+        force=force,
+        profile=profile,
+        keep=keep,
+        no_slim=no_slim,
+        compression=compression,  # type: ignore[arg-type]
+        tag=tag,
+        allow_latest=allow_latest,
+        platform=platform,
+        mirror=mirror,
+        strict=strict,
+        relock=relock,
+        target=target,  # type: ignore[arg-type]
+        tls_verify=tls_verify,
+    )
+    bp = plan_build(cfg, opts, load_pip_settings())
+    with CliSteps(err_console) as steps:
+        check_output(bp, steps)
+        results = [build(plan, steps) for plan in bp.plans]
+        written = publish(bp, results, steps)
+    render_outcome(results, written, out_console)
+    if json_path is not None:
+        write_json(results, written, json_path)
+
+
+@main.command()
+@click.argument("source")
+@click.argument("destination")
+@click.option(
+    "--tls-verify",
+    type=bool,
+    default=True,
+    show_default=True,
+    help="Verify TLS; false allows plain http (a loopback registry).",
+)
+@click.option(
+    "--mount-from",
+    multiple=True,
+    metavar="REPO",
+    help="Mount blobs from this repository of the same registry.",
+)
+@friendly_errors
+def push(source: str, destination: str, tls_verify: bool, mount_from: tuple[str, ...]) -> None:
+    """Push SOURCE (oci:DIR[:ref] or docker-archive:FILE) to DESTINATION (docker://REF).
+
+    Blobs the registry has are skipped; the tag moves only once every blob is there.
+    """
+    from torchslim.build.report import render_push
+    from torchslim.oci.push import push_image
+    from torchslim.oci.transport import open_image, parse_location
+
+    src = parse_location(source, what="source", allowed=("oci", "docker-archive"))
+    dest = parse_location(destination, what="destination", allowed=("docker",))
+    image = open_image(src)
+    with CliSteps(err_console) as steps:
+        result = push_image(
+            image,
+            dest.target,
+            tls_verify=tls_verify,
+            progress=steps.progress,
+            mount_from=mount_from,
+        )
+    render_push(result, out_console)
+
+
+@main.command()
+@click.argument("project", default=".", type=click.Path(path_type=Path))
+@click.option("--platform", help="linux/amd64 or linux/arm64 (default: from the config).")
+@click.option("--strict", is_flag=True, help="Exit non-zero when dev-only packages are found.")
+@friendly_errors
+def deps(project: Path, platform: str | None, strict: bool) -> None:
+    """Resolve PROJECT's prod requirements for the target; audit dev-only packages."""
+    from rich.table import Table
+
+    from torchslim.build import BuildOptions, plan_build, resolve_lock
+    from torchslim.config import load_config
+    from torchslim.deps.audit import audit, format_audit
+    from torchslim.deps.pipconf import load_pip_settings
+
+    cfg = load_config(project)
+    bp = plan_build(cfg, BuildOptions(platform=platform), load_pip_settings())
+    plan = bp.plans[0]
+    with CliSteps(err_console) as steps:
+        lock = resolve_lock(plan, steps)
+    table = Table(title=f"Prod packages for {plan.platform}", title_justify="left")
+    table.add_column("package")
+    table.add_column("version")
+    table.add_column("wheel")
+    table.add_column("brought by")
+    for w in sorted(lock.packages, key=lambda w: w.name):
+        table.add_row(w.name, w.version, w.filename, ", ".join(lock.parents.get(w.name, ())))
+    out_console.print(table)
+    findings = audit(lock)
+    for line in format_audit(findings):
+        out_console.print(line, soft_wrap=True)
+    if not findings:
+        out_console.print("No dev-only packages in the prod requirements.")
+    if findings and strict:
+        sys.exit(3)

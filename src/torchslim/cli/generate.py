@@ -1,0 +1,131 @@
+"""`dockerfile`, `lint`, `ci`, `k8s`: for teams that build with `docker build` and deploy."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from torchslim.cli.app import friendly_errors, main, out_console
+
+
+@main.command()
+@click.argument("project", default=".", type=click.Path(path_type=Path))
+@click.option("--builder-image", help="Builder stage base (ARG BUILDER_IMAGE default).")
+@click.option("--runtime-image", help="Runtime stage base (ARG RUNTIME_IMAGE default).")
+@click.option("--force", is_flag=True, help="Replace an existing Dockerfile/.dockerignore.")
+@click.option("--stdout", "to_stdout", is_flag=True, help="Print the Dockerfile instead.")
+@friendly_errors
+def dockerfile(
+    project: Path,
+    builder_image: str | None,
+    runtime_image: str | None,
+    force: bool,
+    to_stdout: bool,
+) -> None:
+    """Write a multi-stage Dockerfile and .dockerignore for PROJECT."""
+    from torchslim.config import load_config
+    from torchslim.generate.dockerfile import (
+        render_dockerfile,
+        render_dockerignore,
+        write_generated,
+    )
+
+    cfg = load_config(project)
+    text = render_dockerfile(cfg, builder_base=builder_image, runtime_base=runtime_image)
+    if to_stdout:
+        click.echo(text, nl=False)
+        return
+    files = {"Dockerfile": text, ".dockerignore": render_dockerignore(cfg)}
+    for path in write_generated(cfg.root, files, force=force):
+        out_console.print(f"wrote {path}")
+
+
+@main.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["tty", "json", "sarif", "gitlab"]),
+    default="tty",
+    show_default=True,
+)
+@click.option(
+    "--config",
+    type=click.Path(path_type=Path),
+    help="Lint config (default ./.torchslim-lint.toml when present).",
+)
+@click.option(
+    "--fail-on",
+    type=click.Choice(["error", "warning", "info", "none"]),
+    default="error",
+    show_default=True,
+    help="Exit 1 at or above this severity.",
+)
+@click.option(
+    "--min-severity",
+    type=click.Choice(["error", "warning", "info"]),
+    default="info",
+    show_default=True,
+    help="Hide findings below this.",
+)
+@friendly_errors
+def lint(
+    paths: tuple[Path, ...], fmt: str, config: Path | None, fail_on: str, min_severity: str
+) -> None:
+    """Lint Dockerfiles (default ./Dockerfile) for PyTorch image mistakes."""
+    from torchslim.lint import format_result, lint_paths
+
+    result = lint_paths(
+        list(paths) or [Path("Dockerfile")], config=config, min_severity=min_severity
+    )
+    click.echo(format_result(result, fmt), nl=False)  # type: ignore[arg-type]
+    sys.exit(result.exit_code(fail_on))
+
+
+@main.command()
+@click.argument("kind", type=click.Choice(["gitlab", "github"]))
+@click.argument("project", default=".", type=click.Path(path_type=Path))
+@click.option("--classic", is_flag=True, help="A docker build --target runtime pipeline.")
+@click.option("--max-size", help="Size gate for torchslim analyze (e.g. 1500MB).")
+@click.option("--force", is_flag=True, help="Replace existing CI files.")
+@friendly_errors
+def ci(kind: str, project: Path, classic: bool, max_size: str | None, force: bool) -> None:
+    """Write a CI pipeline (GitLab or GitHub) that builds, gates and pushes the image."""
+    from torchslim.config import load_config
+    from torchslim.generate.ci import render_ci
+    from torchslim.generate.dockerfile import write_generated
+
+    cfg = load_config(project)
+    files = render_ci(cfg, kind, classic=classic, max_size=max_size)  # type: ignore[arg-type]
+    for path in write_generated(cfg.root, files, force=force):
+        out_console.print(f"wrote {path}")
+
+
+@main.command()
+@click.argument("project", default=".", type=click.Path(path_type=Path))
+@click.option("--image", required=True, help="Image reference the Deployment runs.")
+@click.option("--replicas", type=int, default=1, show_default=True)
+@click.option(
+    "--output",
+    "-o",
+    "output",
+    type=click.Path(path_type=Path),
+    help="Write to this file instead of stdout.",
+)
+@click.option("--force", is_flag=True, help="Replace an existing output file.")
+@friendly_errors
+def k8s(project: Path, image: str, replicas: int, output: Path | None, force: bool) -> None:
+    """Kubernetes Deployment + Service with probes on the health path."""
+    from torchslim.config import load_config
+    from torchslim.generate.dockerfile import write_generated
+    from torchslim.generate.k8s import render_k8s
+
+    cfg = load_config(project)
+    text = render_k8s(cfg, image=image, replicas=replicas)
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    for path in write_generated(output.parent, {output.name: text}, force=force):
+        out_console.print(f"wrote {path}")
