@@ -7,10 +7,10 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests" / "unit" / "analyze"))
+sys.path.insert(0, str(ROOT / "tests"))
 
-from imagebuilder import Entry, Spec, file, layer, write_archive  # noqa: E402
-from realparts import CACHE, install_debs, install_wheels, torch_entries, tree, wheels  # noqa: E402
+from support.artifacts import CACHE, install_debs, install_wheels, torch_entries, tree, wheels  # noqa: E402
+from support.images import Entry, Spec, file, layer, write_archive  # noqa: E402
 
 
 def demo_archive(dest: Path) -> Path:

@@ -18,10 +18,10 @@ import time
 import zipfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "unit" / "analyze"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from imagebuilder import Blob, Spec, write_oci  # noqa: E402
-from realparts import CACHE, SITE, TORCH_WHEEL  # noqa: E402
+from support.artifacts import CACHE, SITE, TORCH_WHEEL  # noqa: E402
+from support.images import Blob, Spec, write_oci  # noqa: E402
 
 from torchslim.analyze import analyze, open_image  # noqa: E402
 

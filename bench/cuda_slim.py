@@ -27,8 +27,8 @@ from torchslim.slim.apply import slim_tree
 from torchslim.slim.closure import check_closure
 from torchslim.slim.ledger import Ledger
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "unit" / "slim"))
-from slimkit import CUDA_WHEEL_GLOBS  # noqa: E402 - the wheel list the CUDA tests use
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from support.slim import CUDA_WHEEL_GLOBS  # noqa: E402 - the wheel list the CUDA tests use
 
 SITE = "/usr/local/lib/python3.11/site-packages"
 SYS = "/usr/lib/x86_64-linux-gnu"

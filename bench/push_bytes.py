@@ -22,9 +22,9 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests" / "unit" / "registry"))
+sys.path.insert(0, str(REPO / "tests"))
 
-from registry_server import start_registry  # noqa: E402
+from support.registry import start_registry  # noqa: E402
 
 from torchslim.cache import BlobStore  # noqa: E402
 from torchslim.oci.empty import empty_image  # noqa: E402

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from support.images import analyze_layers
 
 PODMAN_CONF = Path(__file__).parent / "podman" / "containers.conf"
 
@@ -90,3 +91,6 @@ def podman_env() -> Iterator[dict[str, str]]:
 def podman(podman_env: dict[str, str]) -> PodmanRunner:
     """``run_podman``, available once podman is known to work here."""
     return run_podman
+
+
+__all__ = ["analyze_layers"]

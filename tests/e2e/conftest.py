@@ -74,7 +74,7 @@ def registry_host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if shutil.which("docker-registry") is None:
         pytest.skip("docker-registry is not installed (bash scripts/install.sh installs it)")
     sys.path.insert(0, str(REPO / "tests" / "unit" / "registry"))
-    from registry_server import start_registry
+    from support.registry import start_registry
 
     reg = start_registry(tmp_path_factory.mktemp("registry"))
     yield reg.host

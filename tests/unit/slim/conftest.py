@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from slimkit import TORCH_WHEEL, torch_slice_member, unzip
+from support.slim import TORCH_WHEEL, torch_slice_member, unzip
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,1 @@
+"""Test support: real images, trees, wheels, registries and hosts the tests build on."""

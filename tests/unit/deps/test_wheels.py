@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from support.wheels import make_wheel
+
+from torchslim.cache import BlobStore, sha256_file
+from torchslim.deps.lock import Lock, LockedWheel
+from torchslim.deps.pipconf import IndexSettings
+from torchslim.deps.wheels import fetch_wheels
+from torchslim.errors import IntegrityError, NetworkError
+
+
+def _lock_for(wheel: Path, sha: str) -> Lock:
+    w = LockedWheel("demo", "1.0", wheel.name, wheel.as_uri(), sha, wheel.stat().st_size)
+    return Lock(packages=(w,))
+
+
+def test_fetch_file_url_and_reuse_cache(tmp_path: Path) -> None:
+    wheel = make_wheel(tmp_path)
+    sha = sha256_file(wheel).removeprefix("sha256:")
+    store = BlobStore(tmp_path / "cache")
+    seen: list[tuple[str, int, int]] = []
+    got = fetch_wheels(_lock_for(wheel, sha), store, IndexSettings(), lambda *a: seen.append(a))
+    assert got["demo"].read_bytes() == wheel.read_bytes()
+    assert seen[-1] == (wheel.name, wheel.stat().st_size, wheel.stat().st_size)
+    lock = _lock_for(wheel, sha)
+    wheel.unlink()  # a cached hash is never fetched again
+    assert fetch_wheels(lock, store, IndexSettings())["demo"] == got["demo"]
+
+
+def test_corrupted_wheel_is_rejected_and_nothing_kept(tmp_path: Path) -> None:
+    good = make_wheel(tmp_path)
+    sha = sha256_file(good).removeprefix("sha256:")
+    bad_dir = tmp_path / "mirror"
+    bad_dir.mkdir()
+    bad = bad_dir / good.name
+    data = bytearray(good.read_bytes())
+    data[100] ^= 0xFF
+    bad.write_bytes(bytes(data))
+    store = BlobStore(tmp_path / "cache")
+    with pytest.raises(IntegrityError) as exc:
+        fetch_wheels(_lock_for(bad, sha), store, IndexSettings())
+    msg = str(exc.value)
+    assert good.name in msg and bad.as_uri() in msg and "\n" not in msg
+    assert not store.has("sha256:" + sha)
+    assert [p for p in store.root.iterdir()] == []  # no partial or wrong blob either
+
+
+def test_missing_local_wheel_is_one_line_network_error(tmp_path: Path) -> None:
+    missing = tmp_path / "demo-1.0-py3-none-any.whl"
+    lock = Lock(packages=(LockedWheel("demo", "1.0", missing.name, missing.as_uri(), "0" * 64, 1),))
+    with pytest.raises(NetworkError, match="does not exist") as exc:
+        fetch_wheels(lock, BlobStore(tmp_path / "cache"), IndexSettings())
+    assert "\n" not in str(exc.value)
