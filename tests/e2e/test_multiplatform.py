@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from torchslim.config import Platform
 from torchslim.oci.layout import read_oci_layout
 
 from .conftest import copy_example
@@ -55,7 +56,7 @@ def test_two_platforms_make_an_index(ts_cache: Path, tmp_path: Path) -> None:
     platforms = [m["platform"]["architecture"] for m in json.loads(blob.read_text())["manifests"]]
     assert platforms == ["amd64", "arm64"]
     for arch in ("amd64", "arm64"):
-        image = read_oci_layout(out, None, platform=("linux", arch))
+        image = read_oci_layout(out, None, platform=Platform("linux", arch))
         assert image.config()["architecture"] == arch
         assert image.digest() in {p["digest"] for p in report["platforms"]}
     if shutil.which("skopeo"):

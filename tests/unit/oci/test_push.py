@@ -12,6 +12,7 @@ import pytest
 from support.registry import ImageMaker, Registry
 
 from torchslim.cache import BlobStore
+from torchslim.config import Platform
 from torchslim.errors import BuildError
 from torchslim.oci.layout import read_oci_layout
 from torchslim.oci.mutate import with_config
@@ -186,7 +187,7 @@ def test_multi_platform_index(
     got_arm = read_registry_image(ref, platform="linux/arm64", tls_verify=False, store=store)
     assert got_arm.digest() == arm.digest()
     with pytest.raises(BuildError, match=r"no linux/s390x image.*linux/amd64, linux/arm64") as ei:
-        read_registry_image(ref, platform=("linux", "s390x"), tls_verify=False, store=store)
+        read_registry_image(ref, platform=Platform("linux", "s390x"), tls_verify=False, store=store)
     assert "\n" not in str(ei.value)
     if shutil.which("skopeo"):
         out = subprocess.run(

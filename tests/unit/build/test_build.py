@@ -1,0 +1,196 @@
+"""The build path end to end with a fake base image and a temporary cache, no network.
+
+As pypa/installer tests ``install()`` with a fake source and destination: the base is a
+real OCI layout made here from host files (a python:slim-like tree), the lock's one wheel
+is a tiny real ``torch`` wheel built here, and uv's resolve is replaced by that lock.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from support.trees import slim_tree
+from support.wheels import make_wheel
+
+import torchslim.build.lock as lock_step
+from torchslim.build import BuildOptions, build, plan_build, publish
+from torchslim.build.plan import BuildPlan
+from torchslim.cache import BlobStore
+from torchslim.config import load_config
+from torchslim.deps.lock import Target
+from torchslim.deps.pipconf import IndexSettings
+from torchslim.oci.empty import empty_image
+from torchslim.oci.layer import write_layer_from_dir
+from torchslim.oci.layout import read_oci_layout, write_oci_index_layout
+from torchslim.oci.mutate import append_layers, with_config
+from torchslim.oci.transport import open_image
+from torchslim.torchmeta import LABEL_TORCH
+
+EPOCH = 1_700_000_000  # 2023-11-14T22:13:20Z
+
+
+@pytest.fixture
+def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    root = tmp_path / "cache"
+    monkeypatch.setenv("TORCHSLIM_CACHE", str(root))
+    return root
+
+
+@pytest.fixture
+def base_layout(tmp_path: Path) -> Path:
+    """An OCI layout holding a python:slim-like base for linux/amd64 and linux/arm64."""
+    store = BlobStore(tmp_path / "base-blobs")
+    root = slim_tree(tmp_path / "base-root")
+    layer = write_layer_from_dir(root, store)
+    # The arm64 image finds its libc where an arm64 Debian keeps it (the bytes stay x86's:
+    # nothing here runs, the probe reads the version string).
+    arm = tmp_path / "arm-libc" / "usr/lib/aarch64-linux-gnu"
+    arm.mkdir(parents=True)
+    shutil.copyfile(root / "usr/lib/x86_64-linux-gnu/libc.so.6", arm / "libc.so.6")
+    arm_layer = write_layer_from_dir(tmp_path / "arm-libc", store)
+    images = [
+        with_config(
+            append_layers(empty_image(arch), [(lay, store, "fake base") for lay in layers]),
+            env={"PATH": "/usr/local/bin:/usr/bin:/bin"},
+        )
+        for arch, layers in (("amd64", [layer]), ("arm64", [layer, arm_layer]))
+    ]
+    dest = tmp_path / "base"
+    write_oci_index_layout(images, dest, ref_name="3.11")
+    return dest
+
+
+def _pylock(wheel: Path) -> str:
+    sha = hashlib.sha256(wheel.read_bytes()).hexdigest()
+    return (
+        'lock-version = "1.0"\ncreated-by = "test"\n\n[[packages]]\nname = "torch"\n'
+        f'version = "2.13.0"\n\n[[packages.wheels]]\nname = "{wheel.name}"\n'
+        f'url = "{wheel.as_uri()}"\nsize = {wheel.stat().st_size}\n'
+        f'upload-time = 2023-11-14T22:13:20Z\nhashes = {{sha256 = "{sha}"}}\n'
+    )
+
+
+@pytest.fixture
+def project(tmp_path: Path, base_layout: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A service on the fake base whose lock resolves to the fake torch wheel."""
+    root = tmp_path / "svc"
+    (root / "app" / "svc").mkdir(parents=True)
+    (root / "app" / "svc" / "__init__.py").write_text("VALUE = 42\n")
+    (root / "model.bin").write_bytes(b"\0" * 1000)
+    (root / "requirements.txt").write_text("")
+    (root / "torchslim.toml").write_text(
+        'name = "svc"\nversion = "1.0"\ntorch = "2.13.0"\napp = "app"\n'
+        'model = ["model.bin"]\ncmd = ["python3", "-m", "svc"]\nport = 8000\nhealth = "/health"\n'
+        f'base = "oci:{base_layout}:3.11"\nplatform = ["linux/amd64", "linux/arm64"]\n'
+    )
+    wheel = make_wheel(tmp_path, name="torch", version="2.13.0")
+    calls: list[str] = []
+
+    def fake_uv_lock(plan: object, target: Target, steps: object) -> str:
+        calls.append(target.describe())
+        return _pylock(wheel)
+
+    monkeypatch.setattr(lock_step, "_uv_lock", fake_uv_lock)
+    monkeypatch.setattr(lock_step, "UV_CALLS", calls, raising=False)
+    return root
+
+
+def _plan(project: Path, **opts: object) -> BuildPlan:
+    return plan_build(load_config(project), BuildOptions(**opts), IndexSettings(), environ={})  # type: ignore[arg-type]
+
+
+def test_build_returns_an_image_and_writes_nothing(project: Path, cache: Path) -> None:
+    bp = _plan(project, platform="linux/amd64")
+    result = build(bp.plans[0])
+    image = result.image
+    names = [layer.name for layer in result.layers]
+    assert names == ["base (1 layers)", "user", "torch", "app", "model"]
+    config = image.config()["config"]
+    assert config["User"] == "1000:1000" and config["WorkingDir"] == "/app"
+    assert config["Cmd"] == ["python3", "-m", "svc"]
+    assert config["Labels"][LABEL_TORCH] == "2.13.0+cpu"
+    assert config["Healthcheck"]["Test"][:2] == ["CMD", "/usr/local/bin/python3.11"]
+    assert image.config()["created"] == "2023-11-14T22:13:20Z"  # the lock's upload time
+    assert not any(p.name.startswith("out") for p in project.parent.iterdir())
+    lock_text = (project / "pylock.toml").read_text()
+    assert "[tool.torchslim.build]" in lock_text and "torch-2.13.0-py3-none-any.whl" in lock_text
+
+
+def test_lock_is_read_once_and_written_once(
+    project: Path, cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reads: list[Path] = []
+    writes: list[Path] = []
+    real_read, real_write = lock_step.read_project_lock, lock_step.write_project_lock
+
+    def counting_read(path: Path) -> object:
+        reads.append(path)
+        return real_read(path)
+
+    def counting_write(path: Path, lock: object) -> None:
+        writes.append(path)
+        real_write(path, lock)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(lock_step, "read_project_lock", counting_read)
+    monkeypatch.setattr(lock_step, "write_project_lock", counting_write)
+    plan = _plan(project, platform="linux/amd64").plans[0]
+    first = build(plan)
+    assert (len(reads), len(writes)) == (1, 1)
+    second = build(plan)
+    assert (len(reads), len(writes)) == (2, 1)  # unchanged inputs: read, nothing to write
+    assert lock_step.UV_CALLS == ["linux/amd64 cp311 glibc 2.36"]  # type: ignore[attr-defined]
+    assert second.digest == first.digest
+    assert all(layer.cached for layer in second.layers)
+
+
+def test_one_app_edit_rebuilds_one_layer(project: Path, cache: Path) -> None:
+    plan = _plan(project, platform="linux/amd64").plans[0]
+    first = build(plan)
+    (project / "app" / "svc" / "__init__.py").write_text("VALUE = 43\n")
+    second = build(plan)
+    rebuilt = [layer.name for layer in second.layers if not layer.cached]
+    assert rebuilt == ["app"]
+    assert second.digest != first.digest
+
+
+def test_two_platforms_publish_one_index(project: Path, cache: Path, tmp_path: Path) -> None:
+    bp = _plan(project, output=f"oci:{tmp_path / 'out'}", source_date_epoch=EPOCH)
+    results = [build(plan) for plan in bp.plans]
+    written = publish(bp, results)
+    assert written is not None
+    assert [r.platform for r in results] == ["linux/amd64", "linux/arm64"]
+    assert (project / "pylock.linux-arm64.toml").is_file()
+    index = json.loads((tmp_path / "out" / "index.json").read_text())
+    (top,) = index["manifests"]
+    assert top["digest"] == written.digest
+    assert top["annotations"]["org.opencontainers.image.ref.name"] == "v1.0-pytorch2.13-cpu"
+    for result in results:
+        arch = result.platform.split("/")[1]
+        back = read_oci_layout(tmp_path / "out", None, platform=result.image.platform)
+        assert back.digest() == result.digest and back.platform.arch == arch
+        assert back.config()["created"] == "2023-11-14T22:13:20Z"  # SOURCE_DATE_EPOCH
+
+
+def test_publish_refuses_an_existing_output_before_building(
+    project: Path, cache: Path, tmp_path: Path
+) -> None:
+    from torchslim.build import check_output
+    from torchslim.errors import OutputExistsError
+
+    out = tmp_path / "taken.tar"
+    out.write_text("mine")
+    bp = _plan(project, platform="linux/amd64", output=f"docker-archive:{out}")
+    with pytest.raises(OutputExistsError, match="--force"):
+        check_output(bp)
+    assert out.read_text() == "mine"
+    forced = _plan(project, platform="linux/amd64", output=f"docker-archive:{out}", force=True)
+    result = build(forced.plans[0])
+    written = publish(forced, [result])
+    assert written is not None and written.digest == result.digest
+    # The archive names the image in Docker's manifest form: the same config and layers.
+    back = open_image(f"docker-archive:{out}")
+    assert back.config_bytes() == result.image.config_bytes()

@@ -1,0 +1,75 @@
+"""The plan: every decision from the config and the options, all configuration errors at once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from torchslim.build.plan import BuildOptions, plan_build
+from torchslim.config import ProjectConfig, parse_config
+from torchslim.deps.pipconf import IndexSettings
+from torchslim.errors import ConfigError
+
+SETTINGS = IndexSettings()
+
+
+def config(tmp_path: Path, **keys: object) -> ProjectConfig:
+    data: dict[str, object] = {"name": "svc", "version": "1.0", "torch": "2.13.0", "cmd": ["x"]}
+    data.update(keys)
+    return parse_config(data, file=tmp_path / "torchslim.toml", root=tmp_path)
+
+
+def test_defaults_make_one_debian_image(tmp_path: Path) -> None:
+    bp = plan_build(config(tmp_path), BuildOptions(), SETTINGS, environ={})
+    (plan,) = bp.plans
+    assert str(plan.platform) == "linux/amd64"
+    assert plan.tag == "v1.0-pytorch2.13-cpu"
+    assert plan.debian_base and plan.debian.suite == "bookworm"
+    assert plan.lock_path == tmp_path / "pylock.toml"
+    assert plan.profile == "inference" and plan.slim
+    assert plan.source_date_epoch is None and bp.output is None
+
+
+def test_platforms_targets_and_locks(tmp_path: Path) -> None:
+    opts = BuildOptions(platform="linux/amd64,linux/arm64", target="base", output="oci:out")
+    bp = plan_build(config(tmp_path), opts, SETTINGS, environ={"SOURCE_DATE_EPOCH": "7"})
+    assert [str(p.platform) for p in bp.plans] == ["linux/amd64", "linux/arm64"]
+    assert [p.lock_path.name for p in bp.plans] == ["pylock.toml", "pylock.linux-arm64.toml"]
+    assert bp.tag == "v1.0-pytorch2.13-cpu-base"
+    assert all(p.source_date_epoch == 7 for p in bp.plans)
+    assert bp.output is not None and bp.output.transport == "oci"
+    os_plan = plan_build(config(tmp_path), BuildOptions(target="os"), SETTINGS, environ={})
+    assert os_plan.tag == "python3.11-bookworm"
+
+
+def test_external_base_is_a_location(tmp_path: Path) -> None:
+    bp = plan_build(config(tmp_path, base="python:3.11-slim"), BuildOptions(), SETTINGS, {})
+    base = bp.plans[0].base
+    assert base is not None and base.transport == "docker" and base.target == "python:3.11-slim"
+    layout = plan_build(config(tmp_path, base="oci:/b:v1"), BuildOptions(), SETTINGS, {})
+    loc = layout.plans[0].base
+    assert loc is not None and (loc.transport, loc.target, loc.ref) == ("oci", "/b", "v1")
+
+
+def test_every_configuration_error_is_reported_together(tmp_path: Path) -> None:
+    cfg = config(tmp_path, profile="tiny", base="python:3.11-slim", apt=["curl"])
+    opts = BuildOptions(
+        tag="latest",
+        output="docker-archive:x.tar",
+        platform="linux/amd64,linux/arm64",
+    )
+    with pytest.raises(ConfigError) as err:
+        plan_build(cfg, opts, SETTINGS, environ={"SOURCE_DATE_EPOCH": "yesterday"})
+    text = str(err.value)
+    assert text.startswith("5 configuration errors:")
+    for part in ("unknown profile 'tiny'", "key `apt`", "--tag latest", "SOURCE_DATE_EPOCH"):
+        assert part in text
+    assert "docker-archive holds one platform" in text
+
+
+def test_one_error_is_one_line(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"^--output 'tar:x' is not an image reference"):
+        plan_build(config(tmp_path), BuildOptions(output="tar:x"), SETTINGS, environ={})
+    with pytest.raises(ConfigError, match="linux/amd64 or linux/arm64"):
+        plan_build(config(tmp_path), BuildOptions(platform="linux/s390x"), SETTINGS, {})
