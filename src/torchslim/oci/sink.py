@@ -42,8 +42,8 @@ class Sink(Protocol):
         """One image, or several platforms as one index."""
 
 
-class LayoutSink:
-    """An OCI image layout directory; the tag becomes the ref name."""
+class _FileSink:
+    """A path on this machine: refused when it exists, unless ``force``."""
 
     def __init__(self, location: Location, *, force: bool) -> None:
         self.location = location
@@ -51,6 +51,10 @@ class LayoutSink:
 
     def check(self) -> None:
         refuse_existing(self.location.path, self.force)
+
+
+class LayoutSink(_FileSink):
+    """An OCI image layout directory; the tag becomes the ref name."""
 
     def write(self, images: Sequence[Image], *, name: str, tag: str) -> Written:
         ref = self.location.ref or tag
@@ -62,15 +66,8 @@ class LayoutSink:
         return Written(f"oci:{path}:{ref}", digest)
 
 
-class ArchiveSink:
+class ArchiveSink(_FileSink):
     """A ``docker load``-able tarball tagged ``localhost/NAME:TAG``; it holds one platform."""
-
-    def __init__(self, location: Location, *, force: bool) -> None:
-        self.location = location
-        self.force = force
-
-    def check(self) -> None:
-        refuse_existing(self.location.path, self.force)
 
     def write(self, images: Sequence[Image], *, name: str, tag: str) -> Written:
         if len(images) != 1:

@@ -42,7 +42,7 @@ def auth_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry
     reg.stop()
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture
 def no_host_logins(
     tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
 ) -> Path:

@@ -15,7 +15,7 @@ from torchslim.errors import NetworkError
 from torchslim.oci.auth import Credentials
 from torchslim.oci.registry import RegistryClient, push_image, read_registry_image
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("no_host_logins")]
 
 
 def _b64(user: str, password: str) -> str:

@@ -25,7 +25,7 @@ from support.registry import ImageMaker, Registry, write_docker_config
 from torchslim.errors import NetworkError
 from torchslim.oci.registry import push_image, read_registry_image
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("no_host_logins")]
 
 USER, PASSWORD = "tok-user", "tok-Secret-123"
 

@@ -18,7 +18,7 @@ from torchslim.oci.layout import read_oci_layout
 from torchslim.oci.mutate import with_config
 from torchslim.oci.registry import push_image, push_index, read_registry_image
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("no_host_logins")]
 
 BASE = ({"usr/lib/libbase.so": 200_000}, {"opt/torch/lib.so": 300_000})
 
@@ -184,7 +184,8 @@ def test_multi_platform_index(
     store = BlobStore(tmp_path / "c")
     ref = f"{registry.host}/{repo}:multi"
     assert read_registry_image(ref, tls_verify=False, store=store).digest() == amd.digest()
-    got_arm = read_registry_image(ref, platform="linux/arm64", tls_verify=False, store=store)
+    arm64 = Platform.parse("linux/arm64")
+    got_arm = read_registry_image(ref, platform=arm64, tls_verify=False, store=store)
     assert got_arm.digest() == arm.digest()
     with pytest.raises(BuildError, match=r"no linux/s390x image.*linux/amd64, linux/arm64") as ei:
         read_registry_image(ref, platform=Platform("linux", "s390x"), tls_verify=False, store=store)

@@ -13,6 +13,9 @@ from torchslim.errors import ConfigError
 from torchslim.oci.auth import Credentials, load_credentials, parse_challenge, registry_host
 from torchslim.oci.registry import Reference, parse_reference, push_scope
 
+# The developer's own ~/.docker and podman logins are never read.
+pytestmark = pytest.mark.usefixtures("no_host_logins")
+
 D = "sha256:" + "ab" * 32
 
 

@@ -16,7 +16,7 @@ from torchslim.cache import BlobStore
 from torchslim.errors import BuildError, IntegrityError, NetworkError
 from torchslim.oci.registry import RegistryClient, push_image, read_registry_image
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("no_host_logins")]
 
 BIG = 3 << 20  # incompressible bytes: the gzip layer stays about this size
 
