@@ -95,6 +95,7 @@ def test_bookworm_rootfs_end_to_end(tmp_path: Path) -> None:
     assert (dest / "etc/ld.so.cache").stat().st_size > 0
     assert not (dest / "var/cache/ldconfig/aux-cache").exists()
     assert "ID=debian" in (dest / "etc/os-release").read_text()
+    assert 'VERSION_ID="12"' in (dest / "etc/os-release").read_text()
     status = (dest / "var/lib/dpkg/status.d/libc6").read_text()
     assert "Package: libc6\nStatus: install ok installed\n" in status
     assert info.skipped and not (dest / "usr/share/man").exists()
