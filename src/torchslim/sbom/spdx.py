@@ -115,14 +115,16 @@ def _deb(doc: _Doc, image_id: str, pkg: DebianPackage) -> None:
 
 
 def _python(doc: _Doc, image_id: str, dists: tuple[PythonDist, ...]) -> None:
-    sid_of = {d.location: ids.spdx_id("pypi", canonicalize_name(d.name), d.version, d.location) for d in dists}
-    top = {canonicalize_name(d.name): sid_of[d.location] for d in dists if d.vendored_by is None}
+    def sid(d: PythonDist) -> str:
+        return ids.spdx_id("pypi", canonicalize_name(d.name), d.version, d.location)
+
+    top = {canonicalize_name(d.name): sid(d) for d in dists if d.vendored_by is None}
     for d in dists:
         # SPDX's downloadLocation is a network location; a local wheel is a note instead.
         remote = d.url if d.url and d.url.startswith(("https://", "http://")) else None
         local = [(f"{ids.PROP}:python:url", d.url)] if d.url and not remote else []
         doc.package(
-            sid_of[d.location],
+            sid(d),
             d.name,
             d.version,
             purpose="LIBRARY",
@@ -133,7 +135,7 @@ def _python(doc: _Doc, image_id: str, dists: tuple[PythonDist, ...]) -> None:
             notes=ids.python_properties(d)[1:] + local,
         )
         parent = top.get(d.vendored_by, image_id) if d.vendored_by else image_id
-        doc.relate(parent, "CONTAINS", sid_of[d.location])
+        doc.relate(parent, "CONTAINS", sid(d))
 
 
 def _image_and_base(doc: _Doc) -> str:
