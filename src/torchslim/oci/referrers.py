@@ -228,7 +228,7 @@ def _put_manifest(client: RegistryClient, repo: str, ident: str, data: bytes, me
             f"registry {client.registry} rejected manifest {ident} for {repo} "
             f"({registry_errors(resp)}); the image was pushed, its SBOM was not"
         )
-    return resp.headers.get(SUBJECT_HEADER, "")
+    return str(resp.headers.get(SUBJECT_HEADER, ""))
 
 
 def _get_index(client: RegistryClient, path: str, repo: str) -> dict[str, Any] | None:
@@ -292,7 +292,9 @@ def registry_document(client: RegistryClient, repo: str, descriptor: dict[str, A
     data, _, _ = client.get_manifest(repo, str(descriptor["digest"]))
     layers = parse_json_object(data, "artifact manifest").get("layers") or []
     if not layers:
-        raise IntegrityError(f"{client.registry}/{repo}: artifact {descriptor['digest']} has no layer")
+        raise IntegrityError(
+            f"{client.registry}/{repo}: artifact {descriptor['digest']} has no layer"
+        )
     digest = str(layers[0]["digest"])
     resp = client.send("GET", f"/v2/{repo}/blobs/{digest}", scope=pull_scope(repo))
     if resp.status_code != 200:

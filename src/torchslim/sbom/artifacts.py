@@ -8,8 +8,8 @@ and, with ``--sbom DIR``, beside any output (``write_documents``).
 from __future__ import annotations
 
 import os
-from dataclasses import replace
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from torchslim.oci.referrers import Artifact

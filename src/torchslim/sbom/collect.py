@@ -44,7 +44,10 @@ def torch_info(dists: Iterable[PythonDist]) -> TorchInfo | None:
 def _with_torch(dist: PythonDist, torch: TorchInfo | None) -> PythonDist:
     if torch is None or dist.name.lower() != "torch" or dist.vendored_by is not None:
         return dist
-    props = (("torchslim:torch:variant", torch.variant), ("torchslim:torch:cuda", torch.cuda or "none"))
+    props = (
+        ("torchslim:torch:variant", torch.variant),
+        ("torchslim:torch:cuda", torch.cuda or "none"),
+    )
     return replace(dist, properties=dist.properties + props)
 
 
@@ -84,4 +87,3 @@ def collect(
         tool_version=tool_version,
         unattributed=orphans,
     )
-

@@ -26,7 +26,6 @@ from cyclonedx.model.license import LicenseExpression
 from cyclonedx.model.tool import ToolRepository
 from cyclonedx.output.json import JsonV1Dot6
 from packageurl import PackageURL
-
 from packaging.utils import canonicalize_name
 
 from torchslim.sbom import ids
@@ -113,7 +112,9 @@ def _base_and_os(inputs: SbomInputs) -> list[Component]:
                 type=ComponentType.OPERATING_SYSTEM,
                 bom_ref=f"os:{os_.id}@{os_.version_id or os_.codename}",
                 description=os_.pretty_name or None,
-                properties=_props([(f"{ids.PROP}:os:codename", os_.codename)] if os_.codename else []),
+                properties=_props(
+                    [(f"{ids.PROP}:os:codename", os_.codename)] if os_.codename else []
+                ),
             )
         )
     base = inputs.base
@@ -146,8 +147,10 @@ def _image(inputs: SbomInputs) -> Component:
         props.append((f"{ids.PROP}:torch:version", inputs.torch.version))
         props.append((f"{ids.PROP}:torch:variant", inputs.torch.variant))
         props.append((f"{ids.PROP}:torch:cuda", inputs.torch.cuda or "none"))
-    props += [(k.replace(":removed:", ":removed-unattributed:"), v)
-              for k, v in ids.removed_properties(inputs.unattributed)]
+    props += [
+        (k.replace(":removed:", ":removed-unattributed:"), v)
+        for k, v in ids.removed_properties(inputs.unattributed)
+    ]
     return Component(
         name=img.name,
         version=img.tag or img.digest,

@@ -66,7 +66,9 @@ _CLASSIFIERS = {
     "Eclipse Public License 2.0 (EPL-2.0)": "EPL-2.0",
 }
 _CLASSIFIER_PREFIX = "License :: "
-_COMMON_LICENSES = re.compile(r"/usr/share/common-licenses/([A-Za-z0-9][A-Za-z0-9.+_-]*[A-Za-z0-9+])")
+_COMMON_LICENSES = re.compile(
+    r"/usr/share/common-licenses/([A-Za-z0-9][A-Za-z0-9.+_-]*[A-Za-z0-9+])"
+)
 _TOKEN = re.compile(r"\(|\)|[^\s()]+")
 
 
@@ -93,7 +95,9 @@ def valid_spdx(expression: str) -> bool:
             if not _is_exception(tok):
                 return False
             want_term = False
-        elif want_term and (is_supported_id(tok) or re.fullmatch(r"LicenseRef-[A-Za-z0-9.-]+", tok)):
+        elif want_term and (
+            is_supported_id(tok) or re.fullmatch(r"LicenseRef-[A-Za-z0-9.-]+", tok)
+        ):
             want_term = False
         else:
             return False

@@ -34,7 +34,7 @@ Json = Any
 
 @dataclass(frozen=True)
 class Material:
-    """One input by digest (a SLSA ResourceDescriptor): ``{"sha256": hex}`` or ``{"gitCommit": sha}``."""
+    """One input by digest, a SLSA ResourceDescriptor (``sha256`` or ``gitCommit``)."""
 
     name: str
     uri: str
@@ -103,8 +103,14 @@ def git_material(root: Path) -> Material | None:
     if not commit:
         return None
     remote = _git(root, "config", "--get", "remote.origin.url")
-    uri = f"git+{remote}" if remote else "git+file:" + (_git(root, "rev-parse", "--show-toplevel") or "")
-    annotations = {"dirty": "true"} if _git(root, "status", "--porcelain", "--untracked-files=no") else {}
+    uri = (
+        f"git+{remote}"
+        if remote
+        else "git+file:" + (_git(root, "rev-parse", "--show-toplevel") or "")
+    )
+    annotations = (
+        {"dirty": "true"} if _git(root, "status", "--porcelain", "--untracked-files=no") else {}
+    )
     return Material("source", uri, {"gitCommit": commit}, annotations)
 
 
@@ -129,7 +135,9 @@ def statement(inputs: ProvenanceInputs) -> dict[str, Json]:
     }
     if inputs.byproducts:
         run["byproducts"] = [m.to_json() for m in inputs.byproducts]
-    subject_name = f"{inputs.image.name}:{inputs.image.tag}" if inputs.image.tag else inputs.image.name
+    subject_name = (
+        f"{inputs.image.name}:{inputs.image.tag}" if inputs.image.tag else inputs.image.name
+    )
     return {
         "_type": STATEMENT_TYPE,
         "subject": [{"name": subject_name, "digest": {algo: hexpart}}],

@@ -130,7 +130,7 @@ def python_dists(tree: MetaTree, *, locked: Iterable[LockedWheelLike] = ()) -> l
     for path in vendor_lists:
         found += _vendor_txt(tree, path)
 
-    wheels = {canonicalize_name(w.name): w for w in locked}
+    wheels: dict[str, LockedWheelLike] = {canonicalize_name(w.name): w for w in locked}
     out: list[Installed] = []
     for inst in found:
         marker = inst.dist.location + ("/METADATA" if inst.dist.location.endswith("-info") else "")

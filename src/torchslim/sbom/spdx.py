@@ -59,7 +59,7 @@ class _Doc:
         download: str | None = None,
         sha256: str | None = None,
         notes: list[tuple[str, str]] | None = None,
-        **extra: str,
+        extra: dict[str, str] | None = None,
     ) -> None:
         pkg: dict[str, Any] = {
             "SPDXID": spdxid,
@@ -70,14 +70,18 @@ class _Doc:
             "licenseDeclared": lic.spdx if lic else NOASSERTION,
             "copyrightText": NOASSERTION,
             "primaryPackagePurpose": purpose,
-            **extra,
+            **(extra or {}),
         }
         if version:
             pkg["versionInfo"] = version
         if lic is not None:
             pkg["licenseComments"] = f"declared license read from: {lic.source}"
             for ref in lic.refs:
-                self.refs[ref.id] = {"licenseId": ref.id, "name": ref.name, "extractedText": ref.text}
+                self.refs[ref.id] = {
+                    "licenseId": ref.id,
+                    "name": ref.name,
+                    "extractedText": ref.text,
+                }
         if purl:
             pkg["externalRefs"] = [
                 {
@@ -108,8 +112,7 @@ def _deb(doc: _Doc, image_id: str, pkg: DebianPackage) -> None:
         download=ids.deb_download(pkg),
         sha256=pkg.sha256,
         notes=ids.deb_properties(pkg)[1:],
-        sourceInfo=source,
-        supplier="Organization: Debian",
+        extra={"sourceInfo": source, "supplier": "Organization: Debian"},
     )
     doc.relate(image_id, "CONTAINS", sid)
 
@@ -118,7 +121,7 @@ def _python(doc: _Doc, image_id: str, dists: tuple[PythonDist, ...]) -> None:
     def sid(d: PythonDist) -> str:
         return ids.spdx_id("pypi", canonicalize_name(d.name), d.version, d.location)
 
-    top = {canonicalize_name(d.name): sid(d) for d in dists if d.vendored_by is None}
+    top: dict[str, str] = {canonicalize_name(d.name): sid(d) for d in dists if not d.vendored_by}
     for d in dists:
         # SPDX's downloadLocation is a network location; a local wheel is a note instead.
         remote = d.url if d.url and d.url.startswith(("https://", "http://")) else None
@@ -142,30 +145,55 @@ def _image_and_base(doc: _Doc) -> str:
     inputs = doc.inputs
     img = inputs.image
     image_id = ids.spdx_id("image", img.name)
-    notes = [(f"{ids.PROP}:platform", img.platform), ("org.opencontainers.image.base.name", inputs.base.name)]
+    notes = [
+        (f"{ids.PROP}:platform", img.platform),
+        ("org.opencontainers.image.base.name", inputs.base.name),
+    ]
     if inputs.torch is not None:
         notes += [
             (f"{ids.PROP}:torch:version", inputs.torch.version),
             (f"{ids.PROP}:torch:variant", inputs.torch.variant),
             (f"{ids.PROP}:torch:cuda", inputs.torch.cuda or "none"),
         ]
-    notes += [(k.replace(":removed:", ":removed-unattributed:"), v)
-              for k, v in ids.removed_properties(inputs.unattributed)]
+    notes += [
+        (k.replace(":removed:", ":removed-unattributed:"), v)
+        for k, v in ids.removed_properties(inputs.unattributed)
+    ]
     lic = License(img.licenses, "org.opencontainers.image.licenses") if img.licenses else None
-    extra = {"description": img.description} if img.description else {}
-    doc.package(image_id, img.name, img.tag or img.digest, purpose="CONTAINER", lic=lic,
-                purl=ids.image_purl(img), sha256=img.digest.removeprefix("sha256:"), notes=notes, **extra)
+    extra = {"description": img.description} if img.description else None
+    doc.package(
+        image_id,
+        img.name,
+        img.tag or img.digest,
+        purpose="CONTAINER",
+        lic=lic,
+        purl=ids.image_purl(img),
+        sha256=img.digest.removeprefix("sha256:"),
+        notes=notes,
+        extra=extra,
+    )
     doc.relate(DOCUMENT_ID, "DESCRIBES", image_id)
     os_ = inputs.os
     if os_.id:
         os_id = ids.spdx_id("os", os_.id, os_.version_id or os_.codename)
-        doc.package(os_id, os_.id, os_.version_id or os_.codename or None, purpose="OPERATING_SYSTEM",
-                    **({"description": os_.pretty_name} if os_.pretty_name else {}))
+        doc.package(
+            os_id,
+            os_.id,
+            os_.version_id or os_.codename or None,
+            purpose="OPERATING_SYSTEM",
+            extra={"description": os_.pretty_name} if os_.pretty_name else None,
+        )
         doc.relate(image_id, "CONTAINS", os_id)
     if inputs.base.digest:
         base_id = ids.spdx_id("base", inputs.base.name, inputs.base.digest)
-        doc.package(base_id, inputs.base.name, inputs.base.digest, purpose="CONTAINER",
-                    purl=ids.base_purl(inputs.base), sha256=inputs.base.digest.removeprefix("sha256:"))
+        doc.package(
+            base_id,
+            inputs.base.name,
+            inputs.base.digest,
+            purpose="CONTAINER",
+            purl=ids.base_purl(inputs.base),
+            sha256=inputs.base.digest.removeprefix("sha256:"),
+        )
         doc.relate(image_id, "DESCENDANT_OF", base_id)
     return image_id
 

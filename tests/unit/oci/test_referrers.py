@@ -65,7 +65,11 @@ def test_artifact_manifest_is_an_oci_1_1_artifact(layout: tuple[Path, object]) -
     assert m["mediaType"] == OCI_MANIFEST and m["artifactType"] == CDX
     assert m["config"]["mediaType"] == EMPTY_MEDIA_TYPE and m["config"]["digest"] == EMPTY_DIGEST
     assert m["config"]["size"] == 2 and sha256_bytes(b"{}") == EMPTY_DIGEST
-    assert m["subject"] == {"mediaType": OCI_MANIFEST, "digest": subject.digest, "size": subject.size}
+    assert m["subject"] == {
+        "mediaType": OCI_MANIFEST,
+        "digest": subject.digest,
+        "size": subject.size,
+    }
     assert m["layers"][0]["digest"] == sha256_bytes(_artifacts()[0].data)
     assert m["annotations"] == {"org.opencontainers.image.created": CREATED}
     # Same inputs, same bytes.
@@ -141,6 +145,7 @@ def test_push_then_query_returns_the_three_artifacts(
         assert sorted(d["artifactType"] for d in found) == sorted([CDX, SPDX, INTOTO])
         docs = {d["artifactType"]: registry_document(client, "t/referrers", d) for d in found}
         assert docs == {a.artifact_type: a.data for a in _artifacts()}
-        assert registry_referrers(client, "t/referrers", subject.digest, INTOTO)[0][
-            "artifactType"
-        ] == INTOTO
+        assert (
+            registry_referrers(client, "t/referrers", subject.digest, INTOTO)[0]["artifactType"]
+            == INTOTO
+        )

@@ -87,8 +87,14 @@ def test_python_dists_vendored_and_locked(tree: MetaTree) -> None:
 @pytest.mark.parametrize(
     ("url", "index"),
     [
-        ("https://files.pythonhosted.org/packages/a9/16/x/anyio-4.16.0-py3-none-any.whl", "https://pypi.org/simple"),
-        ("https://mirror.example/simple/anyio/anyio-4.16.0-py3-none-any.whl", "https://mirror.example/simple"),
+        (
+            "https://files.pythonhosted.org/packages/a9/16/x/anyio-4.16.0-py3-none-any.whl",
+            "https://pypi.org/simple",
+        ),
+        (
+            "https://mirror.example/simple/anyio/anyio-4.16.0-py3-none-any.whl",
+            "https://mirror.example/simple",
+        ),
         ("file:///opt/pypi/files/h11-0.16.0-py3-none-any.whl", "file:///opt/pypi/files"),
     ],
 )
@@ -101,7 +107,9 @@ def test_removals_are_booked_to_their_component(tree: MetaTree) -> None:
         Removal("torch-headers", f"/{SITE}/torch/include/ATen/Tensor.h", 1000),
         Removal("torch-headers", f"/{SITE}/torch/include/c10/core/Device.h", 500),
         Removal("strip-symbols", f"/{SITE}/torch/lib/libtorch_cpu.so", 7000),
-        Removal("pycache", f"/{SITE}/setuptools/_vendor/packaging/__pycache__/tags.cpython-311.pyc", 30),
+        Removal(
+            "pycache", f"/{SITE}/setuptools/_vendor/packaging/__pycache__/tags.cpython-311.pyc", 30
+        ),
         Removal("package-test-suites", f"/{SITE}/setuptools/tests/test_dist.py", 40),
         Removal("pycache", "/opt/elsewhere/x.pyc", 3),
         *removals_from_skipped([SkippedFile("libssl3", "/usr/share/doc/libssl3/changelog.gz", 77)]),

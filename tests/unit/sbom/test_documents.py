@@ -93,13 +93,21 @@ def test_cyclonedx_components(inputs: SbomInputs) -> None:
     doc = json.loads(render_cyclonedx(inputs))
     comps = _components(doc)
     purls = {c.get("purl") for c in comps}
-    assert "pkg:deb/debian/libssl3@3.0.20-1~deb12u2?arch=amd64&distro=debian-12&upstream=openssl" in purls
-    assert "pkg:deb/debian/libbz2-1.0@1.0.8-5%2Bb1?arch=amd64&distro=debian-12&upstream=bzip2%401.0.8-5" in purls
+    assert (
+        "pkg:deb/debian/libssl3@3.0.20-1~deb12u2?arch=amd64&distro=debian-12&upstream=openssl"
+        in purls
+    )
+    assert (
+        "pkg:deb/debian/libbz2-1.0@1.0.8-5%2Bb1?arch=amd64&distro=debian-12&upstream=bzip2%401.0.8-5"
+        in purls
+    )
     assert "pkg:pypi/torch@2.13.0%2Bcpu" in purls
     ssl = next(c for c in comps if c["name"] == "libssl3")
     assert ssl["hashes"] == [{"alg": "SHA-256", "content": "ef" * 32}]
     assert ssl["licenses"] == [{"expression": "Apache-2.0 AND (Artistic-1.0 OR GPL-1.0-or-later)"}]
-    assert ssl["externalReferences"][0]["url"].endswith("/pool/main/o/openssl/libssl3_3.0.20-1~deb12u2_amd64.deb")
+    assert ssl["externalReferences"][0]["url"].endswith(
+        "/pool/main/o/openssl/libssl3_3.0.20-1~deb12u2_amd64.deb"
+    )
     click = next(c for c in comps if c["name"] == "click")
     assert click["hashes"][0]["content"] == CLICK.sha256
     cprops = {p["name"]: p["value"] for p in click["properties"]}
@@ -133,7 +141,10 @@ def test_spdx_packages_and_relationships(inputs: SbomInputs) -> None:
     by_name = {p["name"]: p for p in doc["packages"]}
     image = by_name["registry.example.com/team/hello-torch"]
     assert image["primaryPackagePurpose"] == "CONTAINER"
-    rels = {(r["spdxElementId"], r["relationshipType"], r["relatedSpdxElement"]) for r in doc["relationships"]}
+    rels = {
+        (r["spdxElementId"], r["relationshipType"], r["relatedSpdxElement"])
+        for r in doc["relationships"]
+    }
     assert ("SPDXRef-DOCUMENT", "DESCRIBES", image["SPDXID"]) in rels
     assert (image["SPDXID"], "CONTAINS", by_name["libssl3"]["SPDXID"]) in rels
     autocommand = by_name["autocommand"]["SPDXID"]
@@ -163,6 +174,9 @@ def test_a_registry_base_is_named_by_digest(inputs: SbomInputs) -> None:
     assert {"spdxElementId": spdx["packages"][0]["SPDXID"], "relationshipType": "DESCENDANT_OF",
             "relatedSpdxElement": base_pkg["SPDXID"]} in spdx["relationships"]  # fmt: skip
     # Another image digest: other ids, so documents of two images never collide.
-    assert json.loads(render_cyclonedx(replace(inputs, image=replace(IMAGE, digest="sha256:" + "99" * 32))))[
-        "serialNumber"
-    ] != json.loads(render_cyclonedx(inputs))["serialNumber"]
+    assert (
+        json.loads(
+            render_cyclonedx(replace(inputs, image=replace(IMAGE, digest="sha256:" + "99" * 32)))
+        )["serialNumber"]
+        != json.loads(render_cyclonedx(inputs))["serialNumber"]
+    )

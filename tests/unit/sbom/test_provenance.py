@@ -84,7 +84,10 @@ def test_statement_names_inputs_and_is_byte_identical(tmp_path: Path) -> None:
     from dataclasses import replace
 
     other = json.loads(render_provenance(replace(inputs, command=["torchslim", "build", "x"])))
-    assert other["predicate"]["runDetails"]["metadata"]["invocationId"] != run["metadata"]["invocationId"]
+    assert (
+        other["predicate"]["runDetails"]["metadata"]["invocationId"]
+        != run["metadata"]["invocationId"]
+    )
     bare = json.loads(render_provenance(replace(inputs, source_date_epoch=None)))
     assert "startedOn" not in bare["predicate"]["runDetails"]["metadata"]
 
@@ -113,4 +116,3 @@ def test_git_revision_of_a_checkout(tmp_path: Path) -> None:
     (repo / "torchslim.toml").write_text("changed\n")
     dirty = git_material(repo)
     assert dirty is not None and dirty.annotations == {"dirty": "true"}
-

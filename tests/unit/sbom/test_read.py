@@ -46,7 +46,9 @@ def test_documents_order_names_and_byproducts(image: Image, tmp_path: Path) -> N
     assert [d.title for d in docs] == ["sbom.cdx.json", "sbom.spdx.json", "sbom.provenance.json"]
     assert [d.data for d in _docs(image)] == [d.data for d in docs]  # byte-identical
     statement = json.loads(docs[2].data)
-    byproducts = {b["name"]: b["digest"]["sha256"] for b in statement["predicate"]["runDetails"]["byproducts"]}
+    byproducts = {
+        b["name"]: b["digest"]["sha256"] for b in statement["predicate"]["runDetails"]["byproducts"]
+    }
     assert byproducts == {d.title: d.digest.removeprefix("sha256:") for d in docs[:2]}
     paths = write_documents(tmp_path / "sbom", docs)
     assert [p.read_bytes() for p in paths] == [d.data for d in docs]

@@ -64,10 +64,24 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     if os.environ.get("TORCHSLIM_TEST_CACHE"):
         env["TORCHSLIM_CACHE"] = os.environ["TORCHSLIM_TEST_CACHE"]
     layout = work / "oci"
-    cmd = [sys.executable, "-m", "torchslim.cli", "build", str(project), "--output", f"oci:{layout}"]
-    proc = subprocess.run([*cmd, "--json", str(work / "r.json")], capture_output=True, text=True, env=env)
+    cmd = [
+        sys.executable,
+        "-m",
+        "torchslim.cli",
+        "build",
+        str(project),
+        "--output",
+        f"oci:{layout}",
+    ]
+    proc = subprocess.run(
+        [*cmd, "--json", str(work / "r.json")], capture_output=True, text=True, env=env
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    return {"project": project, "layout": layout, "report": json.loads((work / "r.json").read_text())}
+    return {
+        "project": project,
+        "layout": layout,
+        "report": json.loads((work / "r.json").read_text()),
+    }
 
 
 def _inputs(built: dict[str, Any]) -> SbomInputs:
@@ -104,7 +118,9 @@ def test_syft_sees_the_same_packages(built: dict[str, Any], tmp_path: Path) -> N
     assert ours_debs == syft_debs
     assert ours_py == syft_py
     # Same purls for Debian packages (syft's own spelling of the qualifiers).
-    ours_purls = {c["purl"] for c in _cdx_components(inputs) if c.get("purl", "").startswith("pkg:deb")}
+    ours_purls = {
+        c["purl"] for c in _cdx_components(inputs) if c.get("purl", "").startswith("pkg:deb")
+    }
     assert ours_purls == {a["purl"] for a in arts if a["type"] == "deb"}
     # Vendored distributions are there, and setuptools vendors them.
     assert {d.vendored_by for d in inputs.python} == {None, "setuptools"}
@@ -150,7 +166,10 @@ def test_ledger_examples_are_booked_to_the_distribution_that_shipped_them(
             assert owner is not None, path
             top = path.removeprefix(site).split("/")[0]
             owner_files = next(i.files for i in dists if i.dist.location == owner)
-            assert any(f.startswith(site + top + "/") for f in owner_files), (path, by_location[owner])
+            assert any(f.startswith(site + top + "/") for f in owner_files), (
+                path,
+                by_location[owner],
+            )
 
 
 def test_attached_to_the_layout_and_read_back(built: dict[str, Any], tmp_path: Path) -> None:
