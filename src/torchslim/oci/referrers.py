@@ -185,6 +185,20 @@ def layout_document(root: Path, descriptor: dict[str, Any]) -> bytes:
     return read_layout_blob(root, str(layers[0]["digest"]))
 
 
+def layout_artifacts(root: Path, subject_digest: str) -> list[tuple[Artifact, str]]:
+    """The artifacts attached to ``subject_digest`` in a layout, with their created dates:
+    pushing them again (``push_referrers``) gives the same manifest digests."""
+    out = []
+    for entry in layout_referrers(root, subject_digest):
+        manifest = parse_json_object(read_layout_blob(root, str(entry["digest"])), "artifact")
+        layer = (manifest.get("layers") or [{}])[0]
+        title = (layer.get("annotations") or {}).get(TITLE_ANNOTATION)
+        created = str((manifest.get("annotations") or {}).get(CREATED_ANNOTATION, ""))
+        data = layout_document(root, entry)
+        out.append((Artifact(str(manifest.get("artifactType")), data, title), created))
+    return out
+
+
 # -- registry
 
 

@@ -87,6 +87,15 @@ class Removal:
     # name, or a Python distribution name); else it is found from RECORD ownership.
     owner: str | None = None
 
+    def to_json(self) -> list[str | int | None]:
+        """``[rule, path, bytes, owner]``: compact, for a layer cache entry."""
+        return [self.rule, self.path, self.bytes, self.owner]
+
+    @classmethod
+    def from_json(cls, row: list[str | int | None]) -> Removal:
+        rule, path, nbytes, owner = (row + [None])[:4]
+        return cls(str(rule), str(path), int(nbytes or 0), None if owner is None else str(owner))
+
 
 @dataclass(frozen=True)
 class RemovedByRule:

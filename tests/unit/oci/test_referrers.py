@@ -24,6 +24,7 @@ from torchslim.oci.referrers import (
     add_referrers_to_layout,
     artifact_manifest,
     fallback_tag,
+    layout_artifacts,
     layout_document,
     layout_referrers,
     push_referrers,
@@ -149,3 +150,10 @@ def test_push_then_query_returns_the_three_artifacts(
             registry_referrers(client, "t/referrers", subject.digest, INTOTO)[0]["artifactType"]
             == INTOTO
         )
+        # A layout's referrers pushed again are the same manifests (what `push` can carry).
+        root = layout[0]
+        add_referrers_to_layout(root, subject, _artifacts(), CREATED)
+        carried = layout_artifacts(root, subject.digest)
+        assert [a for a, _ in carried] == _artifacts() and {c for _, c in carried} == {CREATED}
+        again, _ = push_referrers(client, "t/referrers", subject, [a for a, _ in carried], CREATED)
+        assert [r.digest for r in again] == [r.digest for r in made]

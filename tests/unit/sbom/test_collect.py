@@ -141,3 +141,8 @@ def test_collect_accepts_a_rootfs_path(tmp_path: Path, tree: MetaTree) -> None:
     assert collect(root, IMAGE, BaseRef("debian:bookworm")) == collect(
         tree, IMAGE, BaseRef("debian:bookworm")
     )
+
+
+def test_removals_round_trip_through_json() -> None:
+    rows = [Removal("pycache", "/a/b.pyc", 3), Removal("debian-docs", "/usr/share/doc/x/y", 9, "x")]
+    assert [Removal.from_json(r.to_json()) for r in rows] == rows
