@@ -1,4 +1,4 @@
-"""`analyze`, `diff`, `verify`, `doctor`, `rules`: read images, run them, check hosts."""
+"""`analyze`, `diff`, `sbom`, `verify`, `doctor`, `rules`: read images, run them, check hosts."""
 
 from __future__ import annotations
 
@@ -176,3 +176,43 @@ def diff(before: str, after: str, md_path: Path | None) -> None:
     render_diff(result, out_console)
     if md_path:
         write_atomic(md_path, diff_to_markdown(result))
+
+
+@main.command()
+@click.argument("image")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["cyclonedx", "spdx"]),
+    default="cyclonedx",
+    show_default=True,
+    help="CycloneDX 1.6 JSON or SPDX 2.3 JSON.",
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the SBOM to FILE instead of standard output.",
+)
+@click.option(
+    "--tls-verify",
+    type=bool,
+    default=True,
+    show_default=True,
+    help="Verify TLS; false allows plain http (a loopback registry).",
+)
+@friendly_errors
+def sbom(image: str, fmt: str, output: Path | None, tls_verify: bool) -> None:
+    """The SBOM torchslim attached to IMAGE (oci:DIR[:tag] or docker://REF).
+
+    Exit code 1, with one line saying so, when the image carries none.
+    """
+    from torchslim.atomic import write_atomic
+    from torchslim.sbom.read import read_sbom
+
+    data = read_sbom(image, fmt, tls_verify=tls_verify)
+    if output is None:
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+    else:
+        write_atomic(output, data)

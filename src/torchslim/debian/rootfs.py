@@ -91,13 +91,21 @@ def _dirs(dest: Path) -> None:
         (dest / d).mkdir(parents=True, exist_ok=True)
 
 
+# Debian release numbers: scanners match vulnerabilities on os-release's ID + VERSION_ID.
+DEBIAN_VERSIONS = {"bullseye": "11", "bookworm": "12", "trixie": "13", "forky": "14"}
+
+
 def _os_release(dest: Path, spec: DebianSpec) -> None:
-    """base-files ships /etc/os-release (a link to ../usr/lib/os-release); write one if not."""
+    """base-files ships /etc/os-release (a link to ../usr/lib/os-release); write one if not,
+    with VERSION_ID when the suite is a numbered release."""
     if (dest / "etc/os-release").exists():
         return
+    number = DEBIAN_VERSIONS.get(spec.suite)
+    version = f'VERSION_ID="{number}"\nVERSION="{number} ({spec.suite})"\n' if number else ""
+    pretty = f"{number} ({spec.suite})" if number else f"({spec.suite})"
     _write(
         dest / "etc/os-release",
-        f'PRETTY_NAME="Debian GNU/Linux ({spec.suite})"\nNAME="Debian GNU/Linux"\n'
+        f'PRETTY_NAME="Debian GNU/Linux {pretty}"\nNAME="Debian GNU/Linux"\n{version}'
         f"VERSION_CODENAME={spec.suite}\nID=debian\n",
     )
 

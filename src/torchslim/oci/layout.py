@@ -110,7 +110,9 @@ def read_oci_layout(
     if not (root / "oci-layout").is_file() or not (root / "index.json").is_file():
         raise BuildError(f"{root} is not an OCI image layout (no oci-layout or index.json)")
     index = parse_json_object((root / "index.json").read_bytes(), f"{root}/index.json")
-    desc = _pick(list(index.get("manifests") or []), ref, str(root))
+    # Referrers (SBOMs, provenance: see oci.referrers) sit beside images; they are not images.
+    images = [m for m in index.get("manifests") or [] if "artifactType" not in m]
+    desc = _pick(images, ref, str(root))
     # An image index (multi-platform): descend to the platform's manifest.
     seen = 0
     while desc.get("mediaType") in INDEX_TYPES:

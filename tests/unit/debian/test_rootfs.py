@@ -1,4 +1,5 @@
-"""Against the real Debian archive: signatures, cached indices, and a rootfs that runs."""
+"""rootfs: the files it writes where maintainer scripts would have (os-release), and, against
+the real Debian archive (network): signatures, cached indices, and a rootfs that runs."""
 
 from __future__ import annotations
 
@@ -16,9 +17,35 @@ from torchslim.debian import DEFAULT_MIRROR, DebianSpec, assemble, resolve
 from torchslim.debian.fetch import Fetcher
 from torchslim.debian.index import fetch_packages, fetch_release
 from torchslim.debian.release import verify_clearsigned
+from torchslim.debian.rootfs import _os_release
 from torchslim.errors import IntegrityError
 
-pytestmark = pytest.mark.network
+
+def _fields(path: Path) -> dict[str, str]:
+    lines = path.read_text().splitlines()
+    return {k: v.strip('"') for k, _, v in (line.partition("=") for line in lines)}
+
+
+def test_os_release_written_when_base_files_has_none_carries_version_id(tmp_path: Path) -> None:
+    _os_release(tmp_path, DebianSpec("trixie"))
+    fields = _fields(tmp_path / "etc/os-release")
+    assert fields["ID"] == "debian"
+    assert fields["VERSION_ID"] == "13"  # what scanners key vulnerability data on
+    assert fields["VERSION_CODENAME"] == "trixie"
+
+
+def test_os_release_of_an_unnumbered_suite_has_no_version_id(tmp_path: Path) -> None:
+    _os_release(tmp_path, DebianSpec("sid"))
+    fields = _fields(tmp_path / "etc/os-release")
+    assert "VERSION_ID" not in fields and fields["VERSION_CODENAME"] == "sid"
+
+
+def test_base_files_os_release_is_kept(tmp_path: Path) -> None:
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc/os-release").write_text('ID=debian\nVERSION_ID="12"\n')
+    _os_release(tmp_path, DebianSpec("bookworm"))
+    assert (tmp_path / "etc/os-release").read_text() == 'ID=debian\nVERSION_ID="12"\n'
+
 
 INRELEASE = f"{DEFAULT_MIRROR}/dists/bookworm/InRelease"
 
@@ -31,12 +58,14 @@ def inrelease() -> bytes:
     return data
 
 
+@pytest.mark.network
 def test_real_inrelease_verifies(inrelease: bytes) -> None:
     text = verify_clearsigned(inrelease, INRELEASE).decode()
     assert "Codename: bookworm" in text
     assert "BEGIN PGP" not in text  # only the signed body comes back
 
 
+@pytest.mark.network
 def test_tampered_inrelease_fails(inrelease: bytes) -> None:
     # Change one hex digit of a signed hash line: the signature must no longer match.
     i = inrelease.index(b"main/binary-amd64/Packages.xz") - 20
@@ -46,12 +75,14 @@ def test_tampered_inrelease_fails(inrelease: bytes) -> None:
         verify_clearsigned(tampered, INRELEASE)
 
 
+@pytest.mark.network
 def test_unsigned_inrelease_fails(inrelease: bytes) -> None:
     body = inrelease.split(b"\n\n", 1)[1].split(b"-----BEGIN PGP SIGNATURE-----")[0]
     with pytest.raises(IntegrityError, match="InRelease"):
         verify_clearsigned(body, INRELEASE)
 
 
+@pytest.mark.network
 def test_warm_index_is_read_from_store(tmp_path: Path) -> None:
     store = BlobStore(tmp_path / "cache")
     with Fetcher(DEFAULT_MIRROR) as f:
@@ -65,6 +96,7 @@ def test_warm_index_is_read_from_store(tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("chroot"), reason="needs root+chroot")
+@pytest.mark.network
 def test_bookworm_rootfs_end_to_end(tmp_path: Path) -> None:
     store = BlobStore(tmp_path / "cache")
     spec = DebianSpec("bookworm", arch="amd64")
@@ -95,6 +127,7 @@ def test_bookworm_rootfs_end_to_end(tmp_path: Path) -> None:
     assert (dest / "etc/ld.so.cache").stat().st_size > 0
     assert not (dest / "var/cache/ldconfig/aux-cache").exists()
     assert "ID=debian" in (dest / "etc/os-release").read_text()
+    assert 'VERSION_ID="12"' in (dest / "etc/os-release").read_text()
     status = (dest / "var/lib/dpkg/status.d/libc6").read_text()
     assert "Package: libc6\nStatus: install ok installed\n" in status
     assert info.skipped and not (dest / "usr/share/man").exists()
