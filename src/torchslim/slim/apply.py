@@ -22,12 +22,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from torchslim.errors import BuildError
-from torchslim.slim.elf import strip_tool, strip_unneeded
+from torchslim.slim.elf import strip_tool
 from torchslim.slim.globs import match_self_or_parent
 from torchslim.slim.ledger import Ledger
 from torchslim.slim.record import rewrite_records
 from torchslim.slim.rules import RULES, Rule, check_profile
 from torchslim.slim.site import SiteView
+from torchslim.slim.strip import strip_checked
 
 log = logging.getLogger(__name__)
 
@@ -187,7 +188,7 @@ def _strip(view: SiteView, files: list[str], profile: str, keep: _Keep, ledger: 
         rule = next((r for r in strippers if r.applies(view, rel)), None)
         if rule is None:
             continue
-        saved = strip_unneeded(view.site / rel, tool)
+        saved = strip_checked(view.site / rel, tool).saved
         if saved > 0:
             ledger.add(rule.id, posixpath.join(site_packages, rel), saved)
             changed.add(rel)
