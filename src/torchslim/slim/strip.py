@@ -29,6 +29,7 @@ class StripResult:
     saved: int = 0
     reverted: str | None = None  # the stripped copy broke an invariant; original kept
     skipped: str | None = None  # strip was not tried or failed; original kept
+    kept: int = 0  # bytes the refused stripped copy would have saved
 
 
 def strip_checked(path: Path, tool: str, *, original_to: Path | None = None) -> StripResult:
@@ -73,7 +74,7 @@ def strip_checked(path: Path, tool: str, *, original_to: Path | None = None) -> 
     if reason:
         tmp.unlink()
         log.warning("strip-symbols: kept %s unstripped: %s", path, reason)
-        return StripResult(reverted=f"stripped copy: {reason}")
+        return StripResult(reverted=f"stripped copy: {reason}", kept=size - after_size)
     if original_to is not None:
         _keep_original(path, original_to)
     os.chmod(tmp, path.stat().st_mode & 0o7777)
