@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from torchslim.errors import BuildError
+from torchslim.slim.backup import Backup
 from torchslim.slim.elf import ElfInfo, elf_info
 from torchslim.slim.globs import glob_match
 from torchslim.slim.image import ImageView
@@ -227,6 +228,10 @@ def check_closure(
     every tree still provides libraries. ``interpreter`` is the image path of Python.
     """
     removed = dict(removed or {})
+    if backup is not None:
+        for change in Backup.load(backup).changes.values():
+            if change.action == "remove":
+                removed.setdefault(change.path, change.rule)
     allow = dict(allow_missing or {})
     args = (check_prefixes, system_lib_dirs, driver_libs, machine, interpreter)
     view = ImageView(trees)
@@ -242,6 +247,10 @@ def check_closure(
     by_name: dict[str, tuple[str, str]] = {}
     for path, rule in sorted(removed.items()):
         by_name.setdefault(posixpath.basename(path), (rule, path))
+        kept = backup_files / path.lstrip("/") if backup_files is not None else None
+        info = elf_info(kept) if kept is not None and kept.is_file() else None
+        if info is not None and info.soname:
+            by_name.setdefault(info.soname, (rule, path))
     owners = package_owners(view)
     names: dict[str, str] = {}
     for path in view.paths:
