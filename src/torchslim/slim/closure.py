@@ -258,18 +258,18 @@ def check_closure(
     out = []
     for rm in found:
         m = rm.miss
-        rule, rpath = by_name.get(m.needed, (None, None))
+        hit = by_name.get(m.needed)
         out.append(
             Missing(
                 file=m.file,
                 needed=m.needed,
-                removed_by=rule,
+                removed_by=hit[0] if hit else None,
                 optional=_optional([m.file, rm.root]),
                 root=rm.root,
                 package=owner_of(m.file, owners) or owner_of(rm.root, owners),
                 upstream=(m.file, m.needed) in before,
                 allowed=allow.get(m.needed),
-                removed_path=rpath,
+                removed_path=hit[1] if hit else None,
                 found_at=names.get(m.needed),
             )
         )
@@ -277,15 +277,20 @@ def check_closure(
 
 
 def _grouped(missing: Sequence[Missing]) -> list[str]:
-    """One line per distribution: each file, the names it misses and why."""
+    """Per distribution: each file, the names it misses and why (one line when one file)."""
     groups: dict[str, dict[tuple[str, str], list[str]]] = defaultdict(dict)
     for m in missing:
         per_file = groups[m.package or "files of no installed package"]
         per_file.setdefault((m.subject(), m.category()), []).append(m.needed)
     lines = []
     for pkg, per_file in sorted(groups.items()):
-        items = [f"{subj} needs {', '.join(names)} ({why})" for (subj, why), names in per_file.items()]
-        lines.append(f"  {pkg}: " + "; ".join(items))
+        items = [
+            f"{subj} needs {', '.join(names)} ({why})" for (subj, why), names in per_file.items()
+        ]
+        if len(items) == 1:
+            lines.append(f"  {pkg}: {items[0]}")
+        else:
+            lines += [f"  {pkg}:", *(f"    {item}" for item in items)]
     return lines
 
 

@@ -27,7 +27,7 @@ FLAG_ELF_LIBC6 = 0x0003
 # ldconfig's machine flags (sysdeps/generic/ldconfig.h)
 MACHINE_FLAGS: dict[str, int] = {
     "EM_X86_64": FLAG_ELF_LIBC6 | 0x0300,  # FLAG_X8664_LIB64
-    "EM_AARCH64": FLAG_ELF_LIBC6 | 0x0a00,  # FLAG_AARCH64_LIB64
+    "EM_AARCH64": FLAG_ELF_LIBC6 | 0x0A00,  # FLAG_AARCH64_LIB64
 }
 
 

@@ -174,11 +174,11 @@ class Process:
         return misses
 
     def _search(self, name: str, loader: Obj) -> str | None:
-        sys = self.system
+        system = self.system
         origin = posixpath.dirname(loader.path)
         if "/" in name:
             path = name.replace("${ORIGIN}", origin).replace("$ORIGIN", origin)
-            return sys.resolve(posixpath.join(origin, path))
+            return system.resolve(posixpath.join(origin, path))
         dirs: list[str] = []
         if not loader.runpath:
             chain: Obj | None = loader
@@ -194,14 +194,17 @@ class Process:
         if found is not None:
             return found
         nodeflib = loader.info is not None and loader.info.nodeflib
-        default = tuple(sys.default_dirs)
-        indexed = [*sys.cache.get(name, []), *(posixpath.join(d, name) for d in sys.conf_dirs)]
+        default = tuple(system.default_dirs)
+        indexed = [
+            *system.cache.get(name, []),
+            *(posixpath.join(d, name) for d in system.conf_dirs),
+        ]
         for cached in indexed:
             if nodeflib and posixpath.dirname(cached) in default:
                 continue
-            path = sys.resolve(cached)
-            if path is not None and sys.usable(path):
-                return path
+            hit = system.resolve(cached)
+            if hit is not None and system.usable(hit):
+                return hit
         return None if nodeflib else self._first(name, default)
 
     def _dirs(self, entries: Sequence[str], owner: Obj) -> list[str]:

@@ -55,7 +55,9 @@ def _layout(sections: Sequence[Section]) -> list[tuple[int, str, int, bool]]:
     return sorted((s.addr, s.name, s.size, s.nobits) for s in sections)
 
 
-def mapped_problem(before: Sequence[Section], after: Sequence[Section], loads: Sequence[Load]) -> str | None:
+def mapped_problem(
+    before: Sequence[Section], after: Sequence[Section], loads: Sequence[Load]
+) -> str | None:
     """Why the stripped file no longer maps what the original mapped; None when it does.
 
     strip may only drop what the loader never maps: every allocated section must keep its

@@ -202,3 +202,25 @@ def real_run(exe: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(exe)], capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"}, check=False
     )
+
+
+PT_LOAD = 1
+
+
+def shift_load_offset(path: Path, index: int, delta: int) -> None:
+    """Move the file offset of the ``index``-th PT_LOAD by ``delta`` bytes (ELF64 LE), the
+    way GNU strip leaves numpy 2.x's OpenBLAS: address and offset no longer congruent."""
+    data = bytearray(path.read_bytes())
+    phoff = int.from_bytes(data[32:40], "little")
+    phentsize = int.from_bytes(data[54:56], "little")
+    phnum = int.from_bytes(data[56:58], "little")
+    loads = [
+        phoff + i * phentsize
+        for i in range(phnum)
+        if int.from_bytes(data[phoff + i * phentsize : phoff + i * phentsize + 4], "little")
+        == PT_LOAD
+    ]
+    at = loads[index] + 8  # p_offset
+    value = int.from_bytes(data[at : at + 8], "little") + delta
+    data[at : at + 8] = value.to_bytes(8, "little")
+    path.write_bytes(bytes(data))

@@ -73,8 +73,9 @@ def test_miss_present_before_slimming_is_the_packages_warning(
     assert missing[0].found_at == f"{SITE}/tpkg/lib/libcore.so"
     with caplog.at_level(logging.WARNING):
         raise_for_missing(missing)  # no error: slimming did not cause it
-    assert "tpkg 1.0: tpkg/bin/test_shim needs libcore.so (in the image, not on its search path)" in (
-        caplog.text
+    assert (
+        "tpkg 1.0: tpkg/bin/test_shim needs libcore.so (in the image, not on its search path)"
+        in (caplog.text)
     )
     assert "--keep" not in caplog.text
 
@@ -96,7 +97,8 @@ def test_every_miss_is_listed_grouped_by_package(tmp_path: Path) -> None:
     lines = str(err.value).splitlines()
     assert lines[0].startswith("slimming removed 4 libraries")
     assert lines[1:] == [
-        "  one 1.0: one/libone.so needs libdep0.so, libdep1.so, libdep2.so (removed by rule rule-a)",
+        "  one 1.0: one/libone.so needs libdep0.so, libdep1.so, libdep2.so"
+        " (removed by rule rule-a)",
         "  two 1.0: two/libtwo.so needs libdep3.so (removed by rule rule-b)",
     ]
     assert "more)" not in str(err.value)
@@ -125,7 +127,9 @@ def test_slimming_tells_its_misses_from_upstream(tmp_path: Path, judge: str) -> 
     name (the safety net does not keep it); ``libuser.so`` found it beside itself."""
     site = tmp_path / SITE.lstrip("/")
     dup = _lib(site / "torch/lib/libdup_test.so", soname="libdup_test.so")
-    build_so(site / "other/libdup_test.so", "int y(void) { return 0; }\n", "-Wl,-soname,libdup_test.so")
+    build_so(
+        site / "other/libdup_test.so", "int y(void) { return 0; }\n", "-Wl,-soname,libdup_test.so"
+    )
     _lib(site / "torch/lib/libuser.so", dup, runpath="$ORIGIN")
     _lib(site / "torch/lib/libother.so", _lib(tmp_path / "x/libnowhere.so"))
     backup = tmp_path / "bk"

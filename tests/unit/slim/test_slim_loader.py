@@ -21,7 +21,9 @@ def so(path: Path, *needs: Path, rpath: str | None = None, runpath: str | None =
     """A library whose DT_NEEDED are ``needs`` (by soname = file name)."""
     stem = path.name.split(".")[0].replace("-", "_")
     args = link_args(*needs, rpath=rpath, runpath=runpath)
-    return build_so(path, f"int {stem}_f(void) {{ return 0; }}\n", f"-Wl,-soname,{path.name}", *args)
+    return build_so(
+        path, f"int {stem}_f(void) {{ return 0; }}\n", f"-Wl,-soname,{path.name}", *args
+    )
 
 
 def exe(path: Path, *needs: Path, rpath: str | None = None, runpath: str | None = None) -> Path:
@@ -115,7 +117,9 @@ def test_loaded_object_satisfies_a_later_need_by_soname(tmp_path: Path) -> None:
     """``import torch`` loads ``libc10.so`` through ``torch/_C``'s RPATH; torchvision's
     ``_C.so`` (no search path) then finds it among the loaded objects."""
     c10 = so(tmp_path / "site/torch/lib/libc10.so")
-    torch_c = so(tmp_path / "site/torch/_C.cpython-311-x86_64-linux-gnu.so", c10, rpath="$ORIGIN/lib")
+    torch_c = so(
+        tmp_path / "site/torch/_C.cpython-311-x86_64-linux-gnu.so", c10, rpath="$ORIGIN/lib"
+    )
     vision = so(tmp_path / "site/torchvision/_C.so", c10)
     assert real_dlopen(vision).returncode != 0
     assert model_dlopen(tmp_path, vision) == [Miss(str(vision), "libc10.so")]
