@@ -28,9 +28,11 @@ from torchslim.deps.wheels import fetch_wheels
 from torchslim.errors import ResolveError
 from torchslim.oci.layer import Layer
 from torchslim.slim.apply import slim_tree
-from torchslim.slim.closure import check_closure, raise_for_missing
+from torchslim.slim.closure import check_closure, raise_for_missing, upstream_warnings
 from torchslim.slim.ledger import Ledger
 from torchslim.slim.pyc import precompile
+
+ELF_MACHINE = {"amd64": "EM_X86_64", "arm64": "EM_AARCH64"}
 
 
 class _RoutingLedger(Ledger):
@@ -45,6 +47,13 @@ class _RoutingLedger(Ledger):
     def add(self, rule_id: str, path: str, nbytes: int) -> None:
         super().add(rule_id, path, nbytes)
         self.per_layer[_owner_of(path, self.owner, self.site, "deps")].add(rule_id, path, nbytes)
+
+    def revert(
+        self, rule_id: str, path: str, nbytes: int, reason: str, *, applied: bool = True
+    ) -> None:
+        super().revert(rule_id, path, nbytes, reason, applied=applied)
+        layer = self.per_layer[_owner_of(path, self.owner, self.site, "deps")]
+        layer.revert(rule_id, path, nbytes, reason, applied=applied)
 
 
 def _owner_of(path: str, owner: dict[str, str], site: str, default: str) -> str:
@@ -164,13 +173,17 @@ def python_layers(
         steps.step("Checking that every kept shared library finds its dependencies")
         with staging("libs") as stub:
             _stub_libraries(stub, base_libs)
-            raise_for_missing(
-                check_closure(
-                    [(root, "/"), (stub, "/")],
-                    removed=removed,
-                    check_prefixes=[rootfs.site_packages],
-                )
+            missing = check_closure(
+                [(root, "/"), (stub, "/")],
+                removed=removed,
+                check_prefixes=[rootfs.site_packages],
+                allow_missing=None,
+                interpreter=rootfs.python_exe,
+                machine=ELF_MACHINE.get(plan.platform.arch, "EM_X86_64"),
             )
+        for warning in upstream_warnings(missing):
+            steps.warn(warning)
+        raise_for_missing(missing)
         precompile(root, rootfs.site_packages, rootfs.python_version)
         _split_tree(root, split, owner, rootfs.site_packages, [g for g, _ in groups])
         out: list[tuple[Layer, LayerReport]] = []
