@@ -328,12 +328,12 @@ def dockerfile(
 def lint(
     paths: tuple[Path, ...], fmt: str, config: Path | None, fail_on: str, min_severity: str
 ) -> None:
-    """Lint Dockerfiles (default ./Dockerfile) for PyTorch image mistakes."""
+    """Lint Dockerfiles (default ./Dockerfile, ./dockerfile or ./Containerfile)."""
     from torchslim.lint import format_result, lint_paths
+    from torchslim.lint.engine import find_dockerfiles
 
-    result = lint_paths(
-        list(paths) or [Path("Dockerfile")], config=config, min_severity=min_severity
-    )
+    default = find_dockerfiles(Path(".")) or [Path("Dockerfile")]
+    result = lint_paths(list(paths) or default, config=config, min_severity=min_severity)
     click.echo(format_result(result, fmt), nl=False)  # type: ignore[arg-type]
     sys.exit(result.exit_code(fail_on))
 
