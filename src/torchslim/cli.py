@@ -188,6 +188,26 @@ def build(
 
 
 @main.command()
+@click.argument("directory", default=".", type=click.Path(path_type=Path, file_okay=False))
+@click.option("--pyproject", is_flag=True, help="Write [tool.torchslim] into pyproject.toml.")
+@click.option("--cmd", help="How the service starts, when the project does not say.")
+@friendly_errors
+def init(directory: Path, pyproject: bool, cmd: str | None) -> None:
+    """Write torchslim.toml for DIRECTORY from its Dockerfile, Procfile, requirements and models.
+
+    Every value is printed with where it came from; an existing config is never replaced.
+    """
+    from torchslim.errors import ConfigError
+    from torchslim.project import plan_init, write_config
+    from torchslim.project.initreport import render_init
+
+    if not directory.is_dir():
+        raise ConfigError(f"{directory}: no such project directory")
+    plan = plan_init(directory, cmd=cmd)
+    render_init(plan, write_config(plan, pyproject=pyproject), out_console)
+
+
+@main.command()
 @click.argument("source")
 @click.argument("destination")
 @click.option(
@@ -268,7 +288,7 @@ def deps(project: Path, platform: str | None, strict: bool) -> None:
 @click.argument("project", default=".", type=click.Path(path_type=Path))
 @click.option("--builder-image", help="Builder stage base (ARG BUILDER_IMAGE default).")
 @click.option("--runtime-image", help="Runtime stage base (ARG RUNTIME_IMAGE default).")
-@click.option("--force", is_flag=True, help="Replace an existing Dockerfile/.dockerignore.")
+@click.option("--force", is_flag=True, help="Replace an existing Dockerfile.")
 @click.option("--stdout", "to_stdout", is_flag=True, help="Print the Dockerfile instead.")
 @friendly_errors
 def dockerfile(
@@ -281,8 +301,8 @@ def dockerfile(
     """Write a multi-stage Dockerfile and .dockerignore for PROJECT."""
     from torchslim.config import load_config
     from torchslim.generate.dockerfile import (
+        dockerignore_text,
         render_dockerfile,
-        render_dockerignore,
         write_generated,
     )
 
@@ -291,8 +311,10 @@ def dockerfile(
     if to_stdout:
         click.echo(text, nl=False)
         return
-    files = {"Dockerfile": text, ".dockerignore": render_dockerignore(cfg)}
-    for path in write_generated(cfg.root, files, force=force):
+    written = write_generated(cfg.root, {"Dockerfile": text}, force=force)
+    # An existing .dockerignore is merged (the user's lines kept), never refused or replaced.
+    written += write_generated(cfg.root, {".dockerignore": dockerignore_text(cfg)}, force=True)
+    for path in written:
         out_console.print(f"wrote {path}")
 
 

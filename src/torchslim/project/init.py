@@ -137,7 +137,7 @@ class _Planner:
             self.plan.choose("requirements", given, where)
             reqs = find_requirements(self.root, given)
         else:
-            self.plan.choose("requirements", None, f"found: {auto.source} (no need to write it)")
+            self.plan.choose("requirements", None, f"found {auto.source}")
             reqs = auto
         self.plan.notes += list(reqs.notes)
         return reqs
@@ -303,13 +303,21 @@ class _Planner:
                 "the image runs as uid 1000"
             )
         env = dict(self.plan.get("env") or {})
+        workdir = facts.workdir.value.rstrip("/") if facts.workdir else ""
         for found in facts.env:
             name, value = found.value
             if DROPPED_ENV.match(name) or "$" in value:
                 continue
+            if workdir and workdir != "/app" and (value + "/").startswith(workdir + "/"):
+                moved = "/app" + value[len(workdir) :]
+                self.plan.notes.append(
+                    f"{found.where}: {name}={value} is under WORKDIR {workdir}; the image's "
+                    f"WORKDIR is /app, so it becomes {moved}"
+                )
+                value = moved
             env[name] = value
         if env:
-            wheres = [f.where for f in facts.env if f.value[0] in env]
+            wheres = list(dict.fromkeys(f.where for f in facts.env if f.value[0] in env))
             earlier = [c.source for c in self.plan.choices if c.key == "env"]
             self.plan.choices = [c for c in self.plan.choices if c.key != "env"]
             self.plan.choose("env", env, ", ".join([*earlier, *(f"ENV in {w}" for w in wheres)]))
