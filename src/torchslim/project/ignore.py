@@ -193,7 +193,12 @@ def select_app_files(
             if rule is not None:
                 (chosen if named else secrets).append(SecretFile(rel, rule))
             files.append(AppFile(path, rel, f"{APP_ROOT}/{rel}"))
-    return Selection(tuple(files), tuple(secrets), tuple(chosen), tuple(sorted(links)))
+    return Selection(
+        tuple(sorted(files, key=lambda f: f.rel)),
+        tuple(sorted(secrets, key=lambda s: s.rel)),
+        tuple(sorted(chosen, key=lambda s: s.rel)),
+        tuple(sorted(links)),
+    )
 
 
 def _named(wanted: PatternList, rel: str) -> bool:

@@ -124,7 +124,8 @@ class _Finder:
             lock = pipfile.read_pipfile_lock(lock_path)
             if data is None or pipfile.lock_is_fresh(lock, data):
                 items = pipfile.lock_items(lock, "default")
-                return _Prod(items, pipfile.PIPFILE_LOCK, "pinned", [lock_path])
+                read = [lock_path, *([pf] if data is not None else [])]
+                return _Prod(items, pipfile.PIPFILE_LOCK, "pinned", read)
             self.notes.append(
                 f"{pipfile.PIPFILE_LOCK} does not match {pipfile.PIPFILE} (run `pipenv lock`); "
                 f"resolving {pipfile.PIPFILE} instead"
