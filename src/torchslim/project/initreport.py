@@ -13,7 +13,7 @@ from torchslim.project.initwrite import toml_value
 
 def render_init(plan: InitPlan, written: Path, console: Console) -> None:
     """One line per choice (written ones first), so nothing is cut on a narrow terminal."""
-    console.print(f"wrote {written}")
+    console.print(f"wrote {written}", soft_wrap=True)
     for choice in sorted(plan.choices, key=lambda c: not c.written):
         if choice.written:
             value = escape(toml_value(choice.value))

@@ -8,14 +8,19 @@ import pytest
 from projectkit import seed_project, write_tree
 
 from torchslim.lint import LintError
-from torchslim.lint.engine import find_dockerfiles, lint_files
 from torchslim.lint.config import LintConfig
-from torchslim.project import find_dockerfile, read_dockerfile_facts, read_procfile
+from torchslim.lint.engine import find_dockerfiles, lint_files
+from torchslim.project import (
+    DockerfileFacts,
+    find_dockerfile,
+    read_dockerfile_facts,
+    read_procfile,
+)
 
 CORPUS = Path(__file__).resolve().parents[2] / "corpus" / "dockerfiles"
 
 
-def facts_of(tmp_path: Path, text: str, name: str = "Dockerfile"):  # type: ignore[no-untyped-def]
+def facts_of(tmp_path: Path, text: str, name: str = "Dockerfile") -> DockerfileFacts:
     write_tree(tmp_path, {name: text})
     return read_dockerfile_facts(tmp_path / name)
 
@@ -47,7 +52,9 @@ def test_entrypoint_and_cmd_combine_and_shell_forms(tmp_path: Path) -> None:
     facts = facts_of(tmp_path, 'FROM python:3.12-slim\nENTRYPOINT ["python"]\nCMD ["app.py"]\n')
     assert facts.cmd is not None and facts.cmd.value == ["python", "app.py"]
     assert facts.cmd.where == "Dockerfile:2 + 3"
-    facts = facts_of(tmp_path, "FROM python:3.11\nENV PORT=9000\nCMD exec gunicorn -b :$PORT app:app\n")
+    facts = facts_of(
+        tmp_path, "FROM python:3.11\nENV PORT=9000\nCMD exec gunicorn -b :$PORT app:app\n"
+    )
     assert facts.cmd is not None and facts.cmd.value == ["gunicorn", "-b", ":9000", "app:app"]
     assert not facts.cmd_needs_shell
     facts = facts_of(tmp_path, "FROM python:3.11\nCMD python migrate.py && python serve.py\n")
@@ -74,15 +81,20 @@ def test_torch_pins_index_urls_inline_packages_and_bases(tmp_path: Path) -> None
     assert [f.value for f in facts.requirement_files] == ["requirements-prod.txt"]  # renamed copy
     assert facts.uid is not None and facts.uid.value == 1001
     assert [v.value for v in facts.volumes] == ["/data"]
-    pt = facts_of(tmp_path, "FROM pytorch/pytorch:2.3.1-cuda12.1-cudnn8-runtime\nCMD [\"python\"]\n")
+    pt = facts_of(tmp_path, 'FROM pytorch/pytorch:2.3.1-cuda12.1-cudnn8-runtime\nCMD ["python"]\n')
     assert pt.torch is not None and pt.torch.value == "torch==2.3.1"
     assert pt.variant is not None and pt.variant.value == "cu121"
 
 
 def test_procfile_and_dockerfile_names(tmp_path: Path) -> None:
-    write_tree(tmp_path, {"Procfile": "release: python migrate.py\nweb: uvicorn app:app --port $PORT\n"})
+    write_tree(
+        tmp_path, {"Procfile": "release: python migrate.py\nweb: uvicorn app:app --port $PORT\n"}
+    )
     proc = read_procfile(tmp_path)
-    assert proc is not None and (proc.value, proc.where) == ("uvicorn app:app --port $PORT", "Procfile:2")
+    assert proc is not None and (proc.value, proc.where) == (
+        "uvicorn app:app --port $PORT",
+        "Procfile:2",
+    )
     assert find_dockerfile(tmp_path) is None
     write_tree(tmp_path, {"Containerfile": "FROM python:3.11\nUSER 1000\n"})
     assert find_dockerfile(tmp_path) == tmp_path / "Containerfile"

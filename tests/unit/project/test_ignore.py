@@ -12,7 +12,10 @@ from torchslim.project import SecretFileError, ignore_lines, merge_dockerignore,
 from torchslim.project.dockerignore import PatternList
 from torchslim.project.ignore import BEGIN, DEFAULT_IGNORE, END
 
-PRIVATE_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\n"
+PRIVATE_KEY = (
+    "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n"
+    "-----END OPENSSH PRIVATE KEY-----\n"
+)
 
 
 def flat_repo(root: Path) -> Path:

@@ -37,7 +37,10 @@ def test_poetry_specifiers_mean_what_poetry_means(poetry: str, pep440: str) -> N
 def test_poetry_or_constraint_is_refused(tmp_path: Path) -> None:
     write_tree(
         tmp_path,
-        {"pyproject.toml": '[tool.poetry.dependencies]\npython = "^3.11"\nnumpy = "^1.0 || ^2.0"\n'},
+        {
+            "pyproject.toml": "[tool.poetry.dependencies]\n"
+            'python = "^3.11"\nnumpy = "^1.0 || ^2.0"\n'
+        },
     )
     with pytest.raises(ConfigError, match=r"numpy: constraint .*`\|\|`.*run `poetry lock`"):
         poetry_prod(tmp_path, read_pyproject(tmp_path) or {})
@@ -67,7 +70,9 @@ black = "*"
 
 
 def test_include_group_cycle_and_bad_requirement(tmp_path: Path) -> None:
-    write_tree(tmp_path, {"pyproject.toml": '[dependency-groups]\ndev = [{include-group = "dev"}]\n'})
+    write_tree(
+        tmp_path, {"pyproject.toml": '[dependency-groups]\ndev = [{include-group = "dev"}]\n'}
+    )
     with pytest.raises(ConfigError, match="include each other"):
         dev_items(tmp_path, read_pyproject(tmp_path) or {})
     write_tree(tmp_path, {"pyproject.toml": '[dependency-groups]\ntest = ["pytest >>> 1"]\n'})

@@ -166,7 +166,10 @@ def test_requirement_files_prod_dev_and_unused(tmp_path: Path) -> None:
     write_tree(tmp_path, {"requirements-gpu.txt": "cupy\n", "requirements.txt": "everything\n"})
     reqs = find_requirements(tmp_path)
     assert reqs.source == "requirements-prod.txt"  # explicit prod wins over requirements.txt
-    assert [(i.text, i.source) for i in reqs.prod][0] == ("torch==2.13.0", "requirements-prod.txt:1")
+    assert [(i.text, i.source) for i in reqs.prod][0] == (
+        "torch==2.13.0",
+        "requirements-prod.txt:1",
+    )
     # dev lines only: the -r include of the prod file is not counted again
     assert [(i.text, i.source) for i in reqs.dev] == [
         ("pytest==8.3.3", "requirements-dev.txt:2"),
