@@ -58,22 +58,21 @@ HEALTHCHECK --interval=15s --timeout=2s CMD curl -fsS http://localhost:8080/heal
 CMD ["uvicorn", "app.main:app", "--host", "0.0.0.0", "--port", "8080"]
 """
 
-SEED_MAIN = """\
+SEED_MAIN = '''\
 import os
 
 import torch
 from fastapi import FastAPI
 
 app = FastAPI()
-model = torch.nn.Linear(4, 2)
-if os.path.exists(os.environ.get("MODEL_PATH", "")):
-    model.load_state_dict(torch.load(os.environ["MODEL_PATH"]))
+# The Dockerfile points MODEL_PATH at its WORKDIR (/srv); init moves it under /app.
+model = torch.jit.load(os.environ.get("MODEL_PATH", "weights/classifier.pt"), map_location="cpu")
 
 
 @app.get("/healthz")
 def health() -> dict[str, str]:
     return {"status": "ok"}
-"""
+'''
 
 
 def seed_project(root: Path, weights: bytes = b"not really weights") -> Path:
