@@ -79,6 +79,8 @@ DEFAULT_IGNORE: tuple[tuple[str, str], ...] = (
     ("*.Dockerfile", "Docker build files describe the build, not the service"),
     ("dockerfile", "Docker build files describe the build, not the service"),
     ("Containerfile", "Docker build files describe the build, not the service"),
+    ("Containerfile.*", "Docker build files describe the build, not the service"),
+    ("containerfile", "Docker build files describe the build, not the service"),
     (".dockerignore", "Docker build files describe the build, not the service"),
     ("docker-compose*.yml", "Docker build files describe the build, not the service"),
     ("compose*.yaml", "Docker build files describe the build, not the service"),

@@ -19,6 +19,7 @@ from torchslim.config import NAME_PATTERN
 from torchslim.debian.spec import PYTHON_SUITES
 from torchslim.deps.requirements import read_requirements
 from torchslim.errors import ConfigError
+from torchslim.lint.errors import LintError
 from torchslim.project import guess
 from torchslim.project.dockerfile_facts import (
     DockerfileFacts,
@@ -89,7 +90,11 @@ class _Planner:
         self.cmd_option = cmd
         self.pyproject = read_pyproject(root) or {}
         path = find_dockerfile(root)
-        self.docker: DockerfileFacts | None = read_dockerfile_facts(path) if path else None
+        self.docker: DockerfileFacts | None = None
+        try:
+            self.docker = read_dockerfile_facts(path) if path else None
+        except LintError as exc:  # init still works from the other facts
+            self.plan.notes.append(f"Dockerfile not read: {exc}")
         if self.docker is not None:
             self.plan.notes += self.docker.notes
 
@@ -126,7 +131,10 @@ class _Planner:
         if facts is not None:
             files = [f for f in facts.requirement_files if (self.root / f.value).is_file()]
             prod = [f for f in files if not is_dev_file(f.value)]
-            auto_files = {p.relative_to(self.root.resolve()).as_posix() for p in auto.files}
+            root = self.root.resolve()
+            auto_files = {
+                p.relative_to(root).as_posix() for p in auto.files if p.is_relative_to(root)
+            }
             if prod and {f.value for f in prod} != auto_files:
                 given = list(dict.fromkeys(f.value for f in prod))
                 where = ", ".join(dict.fromkeys(f.where for f in prod))

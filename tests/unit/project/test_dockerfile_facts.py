@@ -112,3 +112,17 @@ def test_every_corpus_dockerfile_reads(path: Path) -> None:
     except LintError:
         pytest.skip("the corpus file is deliberately unparseable")
     assert facts.base
+
+
+def test_lint_without_paths_finds_a_containerfile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+
+    from torchslim.cli import main
+
+    write_tree(tmp_path, {"Containerfile": "FROM pytorch/pytorch:latest\nUSER 1000\n"})
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["lint", "--format", "json", "--fail-on", "none"])
+    assert result.exit_code == 0, result.output
+    assert "Containerfile" in result.output and "TS1" in result.output

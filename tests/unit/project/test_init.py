@@ -204,3 +204,13 @@ def test_cli_prints_every_choice_with_its_source(tmp_path: Path) -> None:
 )
 def test_names_fit_the_config_pattern(raw: str, name: str) -> None:
     assert normalise_name(raw) == name
+
+
+def test_an_unreadable_dockerfile_is_a_note_not_a_failure(tmp_path: Path) -> None:
+    root = write_tree(
+        tmp_path / "u",
+        {"Dockerfile": "FROM python:3.11\nRUNN pip install x\n", "main.py": FASTAPI_MAIN},
+    )
+    plan = plan_init(root)
+    assert plan.get("cmd")[3] == "main:api"
+    assert any(n.startswith("Dockerfile not read:") and "RUNN" in n for n in plan.notes)
