@@ -287,6 +287,18 @@ def _created_uid(argv: list[str], user: str) -> int | None:
     return None
 
 
+def copied_file_path(src: str, dest: str, workdir: str) -> str:
+    """Where ``COPY src dest`` puts a file, with WORKDIR mapped to /app."""
+    name = Path(src).name
+    if dest.startswith("/") and not dest.startswith(workdir + "/") and dest != workdir:
+        return dest + name if dest.endswith("/") else dest
+    rel = dest.removeprefix(workdir + "/") if dest.startswith("/") else dest
+    rel = rel.removeprefix("./").rstrip("/") if rel not in (".", "./", workdir) else ""
+    if dest.endswith("/") or not rel:
+        return f"/app/{rel + '/' if rel else ''}{name}"
+    return f"/app/{rel}"
+
+
 def read_dockerfile_facts(path: Path) -> DockerfileFacts:
     return _Reader(path).read()
 
@@ -305,6 +317,7 @@ def read_procfile(root: Path) -> Found[str] | None:
 
 __all__ = [
     "DockerfileFacts",
+    "copied_file_path",
     "Found",
     "find_dockerfile",
     "read_dockerfile_facts",

@@ -23,6 +23,7 @@ from torchslim.lint.errors import LintError
 from torchslim.project import guess
 from torchslim.project.dockerfile_facts import (
     DockerfileFacts,
+    copied_file_path,
     find_dockerfile,
     read_dockerfile_facts,
     read_procfile,
@@ -35,6 +36,7 @@ from torchslim.project.reqfiles import is_dev_file
 from torchslim.project.sources import find_requirements
 from torchslim.project.torchpin import (
     choose_torch,
+    nearest_cuda_variant,
     newest_known_torch,
     torch_pins,
     variant_of_index,
@@ -182,7 +184,7 @@ class _Planner:
             if self.docker.variant is not None:
                 variant, source = self.docker.variant.value, self.docker.variant.where
             elif self.docker.cuda is not None:
-                variant = _nearest_cuda(torch, self.docker.cuda.value)
+                variant = nearest_cuda_variant(torch, self.docker.cuda.value)
                 source = f"CUDA {self.docker.cuda.value} base image in {self.docker.cuda.where}"
         shipped = shipped_variants(torch)
         if variant is not None and shipped and variant not in shipped:
@@ -191,7 +193,9 @@ class _Planner:
                 f"{', '.join(shipped)} as `variant`"
             )
             variant = (
-                _nearest_cuda(torch, f"{variant[2:-1]}.{variant[-1]}") if variant != "cpu" else None
+                nearest_cuda_variant(torch, f"{variant[2:-1]}.{variant[-1]}")
+                if variant != "cpu"
+                else None
             )
         if variant is None:
             self.plan.choose(
@@ -276,7 +280,7 @@ class _Planner:
             path = self.root / src
             if app == "." or not path.is_file() or src.startswith(app + "/"):
                 continue
-            files[src] = _image_file(src, dest, workdir)
+            files[src] = copied_file_path(src, dest, workdir)
         if files:
             self.plan.choose("files", files, "COPY of single files in the Dockerfile")
         return app
@@ -357,27 +361,6 @@ class _Planner:
             self.plan.notes.append(
                 f"left out {', '.join(rels)}: to ship one deliberately, move it to `include`"
             )
-
-
-def _image_file(src: str, dest: str, workdir: str) -> str:
-    """Where ``COPY src dest`` puts a file, with WORKDIR mapped to /app."""
-    name = Path(src).name
-    if dest.startswith("/") and not dest.startswith(workdir + "/") and dest != workdir:
-        return dest + name if dest.endswith("/") else dest
-    rel = dest.removeprefix(workdir + "/") if dest.startswith("/") else dest
-    rel = rel.removeprefix("./").rstrip("/") if rel not in (".", "./", workdir) else ""
-    if dest.endswith("/") or not rel:
-        return f"/app/{rel + '/' if rel else ''}{name}"
-    return f"/app/{rel}"
-
-
-def _nearest_cuda(torch: str, cuda: str) -> str | None:
-    """The torch variant closest to CUDA ``cuda`` of the same major, not newer."""
-    major, minor = (int(x) for x in cuda.split("."))
-    options = [v for v in shipped_variants(torch) if v.startswith(f"cu{major}")]
-    fits = [v for v in options if int(v[len(str(major)) + 2 :] or 0) <= minor]
-    chosen = fits or options
-    return chosen[-1] if chosen else None
 
 
 def _duration_ok(value: object) -> bool:

@@ -80,6 +80,10 @@ class ProjectRequirements:
         items = self.prod if which == "prod" else self.dev
         return list(dict.fromkeys(i.name for i in items if i.name))
 
+    def rows(self) -> list[tuple[str, str]]:
+        """(requirement, where it came from) per prod item, for ``torchslim deps``."""
+        return [(i.text, i.source + (f" ← {i.via}" if i.via else "")) for i in self.prod]
+
     def requirements_text(self) -> str:
         """The prod set as one requirements.txt (hashes kept for pinned entries)."""
         return "".join(f"{item.pip_line}\n" for item in self.prod)

@@ -130,6 +130,15 @@ def check_torch_pin(
             )
 
 
+def nearest_cuda_variant(torch: str, cuda: str) -> str | None:
+    """The torch variant closest to CUDA ``cuda`` of the same major, not newer."""
+    major, minor = (int(x) for x in cuda.split("."))
+    options = [v for v in shipped_variants(torch) if v.startswith(f"cu{major}")]
+    fits = [v for v in options if int(v[len(str(major)) + 2 :] or 0) <= minor]
+    chosen = fits or options
+    return chosen[-1] if chosen else None
+
+
 def newest_known_torch() -> str:
     """The newest torch release torchmeta knows, as ``X.Y.0``."""
     known = [m for m in range(0, 100) if shipped_variants(f"2.{m}")]
@@ -154,6 +163,7 @@ __all__ = [
     "TorchPin",
     "check_torch_pin",
     "choose_torch",
+    "nearest_cuda_variant",
     "newest_known_torch",
     "torch_pins",
     "variant_of_index",

@@ -58,7 +58,7 @@ HEALTHCHECK --interval=15s --timeout=2s CMD curl -fsS http://localhost:8080/heal
 CMD ["uvicorn", "app.main:app", "--host", "0.0.0.0", "--port", "8080"]
 """
 
-SEED_MAIN = '''\
+SEED_MAIN = """\
 import os
 
 import torch
@@ -72,7 +72,7 @@ model = torch.jit.load(os.environ.get("MODEL_PATH", "weights/classifier.pt"), ma
 @app.get("/healthz")
 def health() -> dict[str, str]:
     return {"status": "ok"}
-'''
+"""
 
 
 def seed_project(root: Path, weights: bytes = b"not really weights") -> Path:

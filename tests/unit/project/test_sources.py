@@ -73,6 +73,7 @@ def test_uv_lock_is_pinned_with_hashes_markers_and_parents() -> None:
     assert by[("numpy", "2.5.5")].marker == "python_full_version >= '3.12'"
     # the extra brought uvicorn, and uvicorn brought click
     assert by[("click", "8.5.1")].via == "uvicorn"
+    assert ("click==8.5.1", "uv.lock ← uvicorn") in reqs.rows()
     locked = {p["name"]: p for p in lock["package"]}
     fastapi = by[("fastapi", locked["fastapi"]["version"])]
     assert fastapi.index == "https://pypi.org/simple"
