@@ -14,36 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from torchslim.build.layercache import LayerCache
-from torchslim.build.plan import APP_ROOT, LOCK_NAME, Plan
+from torchslim.build.plan import APP_ROOT, Files, Plan
 from torchslim.build.report import LayerReport
 from torchslim.cache import sha256_file
 from torchslim.oci.layer import Layer
 from torchslim.slim.pyc import precompile
-
-IGNORED_NAMES = {"__pycache__", ".git", ".hg", ".svn", ".venv", ".mypy_cache", ".pytest_cache"}
-
-Files = list[tuple[Path, str]]  # (source on this machine, absolute path in the image)
-
-
-def app_files(plan: Plan) -> Files:
-    """The app's files: everything under ``app`` except the config, lock, models, VCS, caches."""
-    cfg = plan.cfg
-    app = cfg.app_path.resolve()
-    models = {cfg.path(m).resolve() for m in cfg.model}
-    skip = models | {cfg.file.resolve(), (cfg.root / LOCK_NAME).resolve()}
-    out: Files = []
-    rel_app = app.relative_to(cfg.root) if app != cfg.root else Path()
-    for path in sorted(app.rglob("*")):
-        rel = path.relative_to(app)
-        if any(part in IGNORED_NAMES for part in rel.parts) or path.suffix == ".pyc":
-            continue
-        if path.is_file() and not path.is_symlink() and path.resolve() not in skip:
-            out.append((path, f"{APP_ROOT}/{(rel_app / rel).as_posix()}"))
-    return out
-
-
-def model_files(plan: Plan) -> Files:
-    return [(plan.cfg.path(m), f"{APP_ROOT}/{Path(m).as_posix()}") for m in plan.cfg.model]
 
 
 def files_layer(
@@ -76,14 +51,13 @@ def files_layer(
 def service_layers(
     plan: Plan, python_version: str, mtime: int, layers: LayerCache
 ) -> list[tuple[Layer, LayerReport]]:
-    """The app layer and the model layer (each only when it has files)."""
+    """The app layer (app files and single ``files``) and the model layer, when not empty."""
     out = []
-    app = app_files(plan)
+    app = (*plan.app_files, *plan.extra_files)
     if app:
         out.append(files_layer("app", app, python_version, mtime, layers))
-    models = model_files(plan)
-    if models:
-        out.append(files_layer("model", models, None, mtime, layers))
+    if plan.model_files:
+        out.append(files_layer("model", plan.model_files, None, mtime, layers))
     return out
 
 

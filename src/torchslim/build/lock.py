@@ -31,7 +31,7 @@ from torchslim.deps.audit import DevFinding, audit
 from torchslim.deps.lock import Lock, Target, parse_lock
 from torchslim.deps.lock import resolve as uv_resolve
 from torchslim.deps.requirements import parse_requirements
-from torchslim.errors import BuildError, ConfigError, ResolveError
+from torchslim.errors import BuildError, ConfigError, IntegrityError, ResolveError
 
 # glibc of the Debian suites torchslim builds bases from: which manylinux wheels fit.
 SUITE_GLIBC = {"bookworm": "2.36", "trixie": "2.41"}
@@ -134,18 +134,59 @@ def target_of(plan: Plan, glibc: str | None) -> Target:
 
 
 def _inputs(plan: Plan, target: Target) -> str:
-    cfg = plan.cfg
-    reqs = [parse_requirements(cfg.path(r)) for r in cfg.requirements]
+    reqs = plan.requirements
+    files = [parse_requirements(f) for f in reqs.requirement_files]
     return input_key(
-        reqs, plan.torch.requirement, str(plan.platform), cfg.python, dataclasses.asdict(target)
+        reqs.requirements_text(),
+        files,
+        plan.torch.requirement,
+        str(plan.platform),
+        plan.cfg.python,
+        dataclasses.asdict(target),
     )
+
+
+def _requirement_files(plan: Plan, tmp: Path) -> list[Path]:
+    """What uv resolves: the project's pip files as they are (their options apply), plus one
+    file for requirements from anywhere else (pyproject, a lock given as input, the config)."""
+    reqs = plan.requirements
+    files = list(reqs.requirement_files)
+    names = {f.name for f in files} | {
+        f.relative_to(plan.cfg.root).as_posix() for f in files if f.is_relative_to(plan.cfg.root)
+    }
+    rest = [i for i in reqs.prod if i.source.split(":", 1)[0] not in names]
+    if rest:
+        other = tmp / "project-requirements.txt"
+        lines = [
+            f"{i.text} ; {i.marker}" if i.marker and ";" not in i.text else i.text for i in rest
+        ]
+        other.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
+        files.append(other)
+    return files
+
+
+def _check_pinned_hashes(plan: Plan, python: Lock) -> None:
+    """A lock the project gave as input is honoured: a wheel it names keeps its hash."""
+    pinned = {i.name: i for i in plan.requirements.prod if i.kind == "pinned"}
+    for wheel in python.packages:
+        item = pinned.get(wheel.name)
+        if item is None or item.version not in (None, wheel.version):
+            continue
+        listed = {a.filename: a.hash for a in item.artifacts}
+        want = listed.get(wheel.filename)
+        if want is not None and want != wheel.digest:
+            raise IntegrityError(
+                f"{wheel.filename}: {item.source} pins {want} but the index serves "
+                f"{wheel.digest}; the file changed upstream, check the index or re-lock "
+                "the project's own lock"
+            )
 
 
 def _uv_lock(plan: Plan, target: Target, steps: Steps) -> str:
     """uv's lock for ``target`` (the PyTorch index is added when the user's lack torch)."""
-    reqs = [plan.cfg.path(r) for r in plan.cfg.requirements]
     pin = [plan.torch.requirement]
     with staging("lock") as tmp:
+        reqs = _requirement_files(plan, tmp)
         out = tmp / LOCK_NAME
         try:
             uv_resolve(reqs, target, plan.settings, extra=pin, out=out)
@@ -188,6 +229,7 @@ def resolve(
             project.inputs = inputs
             changed = True
         python = parse_lock(project.python_text, plan.lock_path, target)
+        _check_pinned_hashes(plan, python)
     packages: list[debian.DebPackage] = []
     if plan.debian_base:
         key = input_key(dataclasses.asdict(plan.debian))

@@ -177,7 +177,7 @@ def python_layers(
                 [(root, "/"), (stub, "/")],
                 removed=removed,
                 check_prefixes=[rootfs.site_packages],
-                allow_missing=None,
+                allow_missing=plan.cfg.allow_missing,
                 interpreter=rootfs.python_exe,
                 machine=ELF_MACHINE.get(plan.platform.arch, "EM_X86_64"),
             )

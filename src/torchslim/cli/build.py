@@ -168,6 +168,14 @@ def deps(project: Path, platform: str | None, strict: bool) -> None:
     for w in sorted(lock.packages, key=lambda w: w.name):
         table.add_row(w.name, w.version, w.filename, ", ".join(lock.parents.get(w.name, ())))
     out_console.print(table)
+    sources = Table(title=f"Requirements ({plan.requirements.source})", title_justify="left")
+    sources.add_column("requirement")
+    sources.add_column("from")
+    for requirement, origin in plan.requirements.rows():
+        sources.add_row(requirement, origin)
+    out_console.print(sources)
+    for note in plan.requirements.notes:
+        out_console.print(f"note: {note}", soft_wrap=True)
     findings = audit(lock)
     for line in format_audit(findings):
         out_console.print(line, soft_wrap=True)
