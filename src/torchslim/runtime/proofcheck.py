@@ -1,0 +1,374 @@
+"""The proof's checker: runs with the *image's* Python (3.9-3.13) inside the image's root.
+
+``proof.py`` passes this file's source to ``python -c`` in the sandbox and a JSON
+request on stdin. It finds every ELF shared object and extension module under the
+interpreter's site directories and the working directory, then loads them the way
+the runtime would: ``import torch`` first (its preloads are then real), extension
+modules by importing their dotted name, the remaining shared libraries with
+``ctypes.CDLL`` (RTLD_LOCAL, a plain dlopen). Last it checks the app's entry
+(see ``entry.py``) without running it.
+
+Results stream as tagged lines on the original stdout, written unbuffered (``T``
+targets, ``S`` skipped counts, ``B i`` before loading target i, ``R`` its result,
+``E`` the entry's result, ``D`` done); the imports' own prints go to stderr. A
+crash while loading target i leaves ``B i`` without ``R``: the host reports that
+file and resumes after it. Standard library only; no syntax newer than 3.9.
+"""
+
+from __future__ import annotations
+
+import ast
+import ctypes
+import importlib
+import importlib.machinery
+import importlib.util
+import json
+import keyword
+import os
+import re
+import site
+import struct
+import sys
+import sysconfig
+import time
+import traceback
+import warnings
+from typing import Any
+
+ET_EXEC, ET_DYN, ET_REL = 2, 3, 1
+PT_LOAD, PT_INTERP = 1, 3
+SHT_DYNSYM = 11
+NOT_ELF_SUFFIXES = (
+    ".py", ".pyc", ".pyi", ".pxd", ".pyx", ".h", ".hpp", ".cuh", ".c", ".cpp", ".txt",
+    ".json", ".md", ".rst", ".typed", ".html", ".js", ".css", ".png", ".svg", ".yaml",
+    ".yml", ".toml", ".cfg", ".ini", ".csv",
+)  # fmt: skip
+OTHER_ABI = re.compile(r"\.(cpython-\d+\w*|pypy\d*\w*|graalpy\w*)-[^.]+\.so$")
+# Loaded from the host by the NVIDIA container toolkit at run time, never in an image.
+DRIVER_LIB = re.compile(
+    r"(libcuda\.so[.\d]*|libnvidia-[\w.-]+?\.so[.\d]*|libcudadebugger\.so[.\d]*|"
+    r"libnvcuvid\.so[.\d]*|libnvoptix\.so[.\d]*): cannot open shared object file"
+)
+MAX_MESSAGE = 400
+
+
+# ------------------------------------------------------------------ ELF
+
+
+def elf_kind(path: str) -> str | None:
+    """``so`` (a loadable shared object), ``exe``, ``debug``, ``other`` (ELF), or None."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(64)
+            if len(head) < 52 or head[:4] != b"\x7fELF":
+                return None
+            end = "<" if head[5] == 1 else ">"
+            wide = head[4] == 2
+            e_type = struct.unpack(end + "H", head[16:18])[0]
+            if e_type != ET_DYN:
+                return "exe" if e_type == ET_EXEC else "other"
+            if wide:
+                phoff, = struct.unpack(end + "Q", head[32:40])
+                phentsize, phnum = struct.unpack(end + "HH", head[54:58])
+            else:
+                phoff, = struct.unpack(end + "I", head[28:32])
+                phentsize, phnum = struct.unpack(end + "HH", head[42:46])
+            f.seek(phoff)
+            table = f.read(phentsize * phnum)
+    except (OSError, struct.error):
+        return None
+    types = {
+        struct.unpack(end + "I", table[i : i + 4])[0]
+        for i in range(0, len(table) - 3, max(phentsize, 1))
+    }
+    name = os.path.basename(path)
+    if PT_LOAD not in types or name.endswith(".debug"):
+        return "debug"
+    if PT_INTERP in types and ".so" not in name:
+        return "exe"  # a PIE program (torch/bin/*), not meant for dlopen
+    return "so"
+
+
+def exports_symbol(path: str, symbol: str) -> bool:
+    """Whether the dynamic string table of ``path`` names ``symbol`` (e.g. PyInit_foo)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(64)
+            end = "<" if head[5] == 1 else ">"
+            if head[4] == 2:
+                shoff, = struct.unpack(end + "Q", head[40:48])
+                shentsize, shnum = struct.unpack(end + "HH", head[58:62])
+                fmt, size = end + "IIQQQQI", 4 + 4 + 8 * 4 + 4
+            else:
+                shoff, = struct.unpack(end + "I", head[32:36])
+                shentsize, shnum = struct.unpack(end + "HH", head[46:50])
+                fmt, size = end + "IIIIIII", 28
+            f.seek(shoff)
+            table = f.read(shentsize * shnum)
+            sections = [
+                struct.unpack(fmt, table[i : i + size])
+                for i in range(0, len(table) - size + 1, max(shentsize, 1))
+            ]
+            for sec in sections:
+                if sec[1] == SHT_DYNSYM and sec[6] < len(sections):
+                    strtab = sections[sec[6]]
+                    f.seek(strtab[4])
+                    names = b"\0" + f.read(strtab[5])
+                    return b"\0" + symbol.encode() + b"\0" in names
+    except (OSError, struct.error, IndexError):
+        return False
+    return False
+
+
+# ------------------------------------------------------------------ discovery
+
+
+def module_name(rel: str, suffixes: list[str]) -> str | None:
+    """``pkg/sub/_ext.cpython-311-x86_64-linux-gnu.so`` → ``pkg.sub._ext``; None: no module."""
+    parts = rel.split("/")
+    name = parts[-1]
+    suffix = next((s for s in sorted(suffixes, key=len, reverse=True) if name.endswith(s)), None)
+    if suffix is None:
+        return None
+    stem = name[: -len(suffix)]
+    dotted = parts[:-1] + ([] if stem == "__init__" else [stem])
+    if not dotted or not all(p.isidentifier() and not keyword.iskeyword(p) for p in dotted):
+        return None
+    return ".".join(dotted)
+
+
+def search_roots(workdir: str) -> list[str]:
+    """The interpreter's site directories (site + sys.path, not the stdlib), then workdir."""
+    paths = sysconfig.get_paths()
+    stdlib = {os.path.realpath(paths[k]) for k in ("stdlib", "platstdlib")}
+    stdlib |= {os.path.join(s, "lib-dynload") for s in stdlib}
+    roots: list[str] = []
+    for d in list(site.getsitepackages()) + list(sys.path):
+        real = os.path.realpath(d) if d else ""
+        if real and os.path.isdir(real) and real not in stdlib and real not in roots:
+            roots.append(real)
+    app = os.path.realpath(workdir)
+    inside = [r for r in roots + sorted(stdlib) if r == app or r.startswith(app.rstrip("/") + "/")]
+    if os.path.isdir(app) and app not in roots and not inside:
+        roots.append(app)  # a workdir holding the interpreter's own files is no app dir
+    return roots
+
+
+def discover(
+    workdir: str, only: list[str] | None
+) -> tuple[list[list[str]], dict[str, int]]:
+    """Targets ``[kind, path, module]`` (ext sorted by module, then lib by path) and skips."""
+    suffixes = list(importlib.machinery.EXTENSION_SUFFIXES)
+    plain = [s for s in suffixes if s.count(".") == 1]  # ".so": a module only with PyInit_
+    wanted = {os.path.realpath(p) for p in only} if only is not None else None
+    roots = search_roots(workdir)
+    seen: set[str] = set()
+    exts: list[list[str]] = []
+    libs: list[list[str]] = []
+    skipped: dict[str, int] = {}
+    for root in roots:
+        for dirpath, dirnames, filenames in os.walk(root):
+            dirnames[:] = sorted(
+                d for d in dirnames if os.path.join(dirpath, d) not in roots and d != "__pycache__"
+            )
+            for name in sorted(filenames):
+                if name.endswith(NOT_ELF_SUFFIXES):
+                    continue
+                path = os.path.join(dirpath, name)
+                if os.path.islink(path) or path in seen:
+                    continue
+                if wanted is not None and path not in wanted:
+                    continue
+                seen.add(path)
+                kind = elf_kind(path)
+                if kind is None:
+                    continue
+                if kind != "so":
+                    skipped[kind] = skipped.get(kind, 0) + 1
+                    continue
+                rel = os.path.relpath(path, root)
+                module = module_name(rel, suffixes)
+                if module and any(name.endswith(s) for s in plain) and not any(
+                    name.endswith(s) for s in suffixes if s not in plain
+                ):
+                    leaf = module.rsplit(".", 1)[-1]
+                    if not exports_symbol(path, "PyInit_" + leaf):
+                        module = None
+                if module:
+                    exts.append(["ext", path, module])
+                elif OTHER_ABI.search(name):
+                    skipped["other-python"] = skipped.get("other-python", 0) + 1
+                else:
+                    libs.append(["lib", path, ""])
+    exts.sort(key=lambda t: (t[2].count("."), t[2], t[1]))
+    libs.sort(key=lambda t: t[1])
+    return exts + libs, skipped
+
+
+# ------------------------------------------------------------------ loading
+
+
+def one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    msg = type(exc).__name__ + (": " + text[0] if text else "")
+    return msg[:MAX_MESSAGE]
+
+
+def where(exc: BaseException) -> str:
+    """``(file, line N)`` of a syntax error or the innermost frame outside importlib."""
+    if isinstance(exc, SyntaxError) and exc.filename:
+        return " ({}, line {})".format(exc.filename, exc.lineno)
+    frames = [
+        fr for fr in traceback.extract_tb(exc.__traceback__) if not fr.filename.startswith("<")
+    ]
+    return " ({}, line {})".format(frames[-1].filename, frames[-1].lineno) if frames else ""
+
+
+def load(kind: str, path: str, module: str) -> dict[str, Any]:
+    try:
+        if kind in ("torch", "ext"):
+            mod = importlib.import_module(module)
+            got = getattr(mod, "__file__", None)
+            if kind == "ext" and got and os.path.realpath(got) != path:
+                ctypes.CDLL(path, mode=os.RTLD_LOCAL)  # another file wins the name; still load it
+        else:
+            ctypes.CDLL(path, mode=os.RTLD_LOCAL)
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - every failure is a finding
+        msg = one_line(exc)
+        driver = DRIVER_LIB.search(str(exc))
+        if driver:
+            return {"ok": True, "deferred": driver.group(1)}
+        return {"ok": False, "error": msg}
+    return {"ok": True}
+
+
+# ------------------------------------------------------------------ entry
+
+
+def _imports(tree: ast.Module) -> list[tuple[str, int]]:
+    found: list[tuple[str, int]] = []
+    for node in tree.body:
+        if isinstance(node, ast.Import):
+            found += [(a.name.split(".")[0], node.lineno) for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.append((node.module.split(".")[0], node.lineno))
+    return found
+
+
+def _compile_and_resolve(source: str, filename: str) -> str | None:
+    try:
+        tree = ast.parse(source, filename)
+        compile(tree, filename, "exec")
+    except SyntaxError as exc:
+        return "SyntaxError: {}{}".format(exc.msg, where(exc))
+    for name, line in _imports(tree):
+        if name in sys.builtin_module_names or name == "__future__":
+            continue
+        if importlib.util.find_spec(name) is None:
+            return "import {}: no module named {!r} ({}, line {})".format(
+                name, name, filename, line
+            )
+    return None
+
+
+def _module_of_file(path: str) -> tuple[str, str]:
+    """(module name, directory to put on sys.path): walk up the dirs holding __init__.py."""
+    directory, name = os.path.split(path)
+    parts = [name[:-3]] if name != "__init__.py" else []
+    while os.path.isfile(os.path.join(directory, "__init__.py")):
+        directory, pkg = os.path.split(directory)
+        parts.insert(0, pkg)
+    return ".".join(parts), directory
+
+
+def _import_app(module: str, attrs: list[str]) -> str | None:
+    try:
+        mod = importlib.import_module(module)
+    except (Exception, SystemExit) as exc:  # noqa: BLE001
+        return "{}: {}{}".format(module, one_line(exc), where(exc))
+    if attrs and not any(hasattr(mod, a) for a in attrs):
+        return "{} has no attribute {} ({})".format(
+            module, " or ".join(repr(a) for a in attrs), getattr(mod, "__file__", "?")
+        )
+    return None
+
+
+def check_entry(entry: dict[str, Any]) -> str | None:
+    """None when the entry imports/compiles; else one line naming module, error, file, line."""
+    for d in reversed(entry.get("sys_path") or []):
+        sys.path.insert(0, d)
+    runner = entry.get("runner")
+    if runner and importlib.util.find_spec(runner) is None:
+        return "python -m {}: no module named {!r}".format(runner, runner)
+    kind = entry["kind"]
+    try:
+        if kind == "app":
+            return _import_app(entry["module"], entry.get("attrs") or [])
+        if kind == "module":
+            name = entry["module"]
+            spec = importlib.util.find_spec(name)
+            if spec is not None and spec.submodule_search_locations is not None:
+                name += ".__main__"
+                spec = importlib.util.find_spec(name)
+            if spec is None or spec.loader is None:
+                return "python -m {}: no module named {!r}".format(entry["module"], name)
+            get_code = getattr(spec.loader, "get_code", None)
+            if get_code is not None:
+                get_code(name)
+            return None
+        if kind in ("script", "code"):
+            if kind == "code":
+                return _compile_and_resolve(entry["code"], "<string>")
+            with open(entry["path"], "rb") as f:
+                source = f.read().decode("utf-8", "replace")
+            return _compile_and_resolve(source, entry["path"])
+        if kind == "file":
+            paths = [entry["path"]] if entry.get("path") else entry.get("candidates") or []
+            found = next((p for p in paths if os.path.isfile(p)), None)
+            if found is None:
+                return "no app file: {} does not exist".format(" or ".join(paths))
+            module, directory = _module_of_file(found)
+            sys.path.insert(0, directory)
+            return _import_app(module, entry.get("attrs") or [])
+    except (Exception, SystemExit) as exc:  # noqa: BLE001
+        return "{}: {}{}".format(entry.get("module") or entry.get("path"), one_line(exc), where(exc))
+    return None
+
+
+# ------------------------------------------------------------------ main
+
+
+def main() -> None:
+    request = json.loads(sys.stdin.read() or "{}")
+    out = os.dup(1)
+    os.dup2(2, 1)  # whatever the imports print goes to stderr, not into the results
+
+    def emit(tag: str, value: Any) -> None:
+        os.write(out, (tag + " " + json.dumps(value) + "\n").encode())
+
+    warnings.simplefilter("ignore")
+    start = time.monotonic()
+    workdir = request.get("workdir") or os.getcwd()
+    targets, skipped = discover(workdir, request.get("check_paths"))
+    if importlib.util.find_spec("torch") is not None:
+        targets.insert(0, ["torch", "", "torch"])
+    emit("T", targets)
+    emit("S", skipped)
+    resume = int(request.get("resume") or 0)
+    if resume and targets and targets[0][0] == "torch" and request.get("torch_context", True):
+        load(*targets[0])  # the context later loads rely on; reported by the first run
+    for i, (kind, path, module) in enumerate(targets):
+        if i < resume:
+            continue
+        emit("B", i)
+        result = load(kind, path, module)
+        result["i"] = i
+        emit("R", result)
+    entry = request.get("entry")
+    if entry and entry.get("kind") != "none":
+        emit("E", {"error": check_entry(entry)})
+    emit("D", round(time.monotonic() - start, 3))
+
+
+if __name__ == "__main__":
+    main()
