@@ -177,7 +177,10 @@ def _fastapi(args: list[str], workdir: str, runner: str | None) -> EntryPoint:
         elif opt == "--app":
             attrs = (value if eq else next(it, "app"),)
         elif opt.startswith("-"):
-            if opt in ("--host", "--port", "--root-path", "--workers", "--proxy-headers") and not eq:
+            if (
+                opt in ("--host", "--port", "--root-path", "--workers", "--proxy-headers")
+                and not eq
+            ):
                 next(it, None)
         elif path is None:
             path = arg
@@ -202,9 +205,7 @@ def _flask(args: list[str], workdir: str, env: dict[str, str], runner: str | Non
             runner=runner,
         )
     found = _app_ref(app, workdir, FLASK_DEFAULT_ATTRS)
-    return EntryPoint(
-        found.kind, found.module, found.attrs, path=found.path, runner=runner
-    )
+    return EntryPoint(found.kind, found.module, found.attrs, path=found.path, runner=runner)
 
 
 def _python(args: list[str], workdir: str, env: dict[str, str]) -> EntryPoint:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import shlex
+import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -137,7 +138,8 @@ class CheckerOutcome:
     entry_done: bool = False
     done: bool = False
     pending: int | None = None  # B without R: the target being loaded when it died
-    failures: list[Failure] = field(default_factory=list)
+    crashes: dict[int, str] = field(default_factory=dict)  # target → how the checker died
+    failures: list[Failure] = field(default_factory=list)  # not tied to one target
     runs: int = 0
 
 
@@ -168,6 +170,16 @@ def parse_checker_output(stdout: str, outcome: CheckerOutcome) -> None:
 def _crash_note(result: SandboxResult) -> str:
     fatal = [ln for ln in result.stderr.splitlines() if ln.startswith("Fatal Python error")]
     return result.exit_text() + (f" ({fatal[-1]})" if fatal else "")
+
+
+def _broken(outcome: CheckerOutcome) -> str:
+    """Names of the truncated files found so far: the likely cause of a SIGBUS."""
+    names = [
+        Path(outcome.targets[i][1]).name
+        for i, r in sorted(outcome.results.items())
+        if str(r.get("error", "")).startswith("truncated")
+    ]
+    return f"; truncated: {', '.join(names[:3])}" if names else ""
 
 
 def _subject(target: list[str]) -> tuple[Check, str]:
@@ -220,19 +232,27 @@ def run_checker(
         if outcome.pending is None:
             # Died outside a load: before discovery (the interpreter does not start) or in
             # the entry check.
-            subject, check = (entry.describe(), "entry") if outcome.targets else (python_exe, "checker")
-            outcome.failures.append(Failure(check, subject, f"{_crash_note(result)}: {result.tail(3)}"))
+            subject, check = (
+                (entry.describe(), "entry") if outcome.targets else (python_exe, "checker")
+            )
+            bus = result.returncode == -signal.SIGBUS
+            note = _crash_note(result) + (_broken(outcome) if bus else "")
+            stderr = [ln.strip() for ln in result.stderr.splitlines() if ln.strip()]
+            tail = " | ".join(stderr[-3:])
+            outcome.failures.append(Failure(check, subject, f"{note}: {tail}" if tail else note))
             return outcome
-        check, subject = _subject(outcome.targets[outcome.pending])
-        outcome.failures.append(Failure(check, subject, _crash_note(result)))
+        bus = result.returncode == -signal.SIGBUS
+        outcome.crashes[outcome.pending] = _crash_note(result) + (_broken(outcome) if bus else "")
         if outcome.pending == 0 and outcome.targets[0][0] == "torch":
             request["torch_context"] = False
         request["resume"] = outcome.pending + 1
-        crashes = sum(1 for f in outcome.failures)
+        crashes = len(outcome.crashes)
         if crashes >= MAX_CRASHES or time.monotonic() >= deadline:
             left = len(outcome.targets) - request["resume"]
             why = "too many crashes" if crashes >= MAX_CRASHES else f"{timeout:.0f}s spent"
-            outcome.failures.append(Failure("checker", python_exe, f"{left} files not checked: {why}"))
+            outcome.failures.append(
+                Failure("checker", python_exe, f"{left} files not checked: {why}")
+            )
             return outcome
 
 
@@ -242,9 +262,11 @@ def _loads(outcome: CheckerOutcome) -> tuple[int, int, list[str], list[Failure]]
     failures: list[Failure] = []
     for i, target in enumerate(outcome.targets):
         result = outcome.results.get(i)
+        check, subject = _subject(target)
+        if i in outcome.crashes:
+            failures.append(Failure(check, subject, outcome.crashes[i]))
         if result is None:
             continue
-        check, subject = _subject(target)
         if not result.get("ok"):
             failures.append(Failure(check, subject, str(result.get("error"))))
         elif result.get("deferred"):
@@ -291,44 +313,39 @@ def prove_rootfs(
     """
     start = time.monotonic()
     entry = entry_from_cmd(cmd, workdir, env)
-    failures: list[Failure] = []
-    path_var = env.get("PATH", DEFAULT_PATH)
-    if cmd:
-        problem = cmd_problem(root, cmd[0], path_var, workdir)
-        if problem:
-            failures.append(Failure("cmd", cmd[0], problem))
-    base = {
-        "cmd": cmd[0] if cmd and not failures else None,
+    problem = cmd_problem(root, cmd[0], env.get("PATH", DEFAULT_PATH), workdir) if cmd else None
+    failures = [Failure("cmd", cmd[0], problem)] if problem else []
+    common: dict[str, Any] = {
+        "cmd": cmd[0] if cmd and not problem else None,
         "entry_note": entry.note,
         "smoke": "not-run" if smoke else "not-configured",
     }
     emulation = emulation_for(arch)
-    reason = sandbox_available() or (emulation if isinstance(emulation, str) else None)
     method = sandbox_method()
-    if reason is not None or isinstance(emulation, str):
+    reason = sandbox_available() or (emulation if isinstance(emulation, str) else None)
+    if reason is None and not isinstance(emulation, str):
+        method = f"{method}+{emulation.method}" if emulation else method
+        try:
+            outcome = run_checker(
+                root, python_exe, env=env, user=user, workdir=workdir, entry=entry,
+                check_paths=check_paths, emulation=emulation, timeout=timeout,
+            )  # fmt: skip
+            smoke_failure = (
+                _smoke(root, smoke, env, user, workdir, emulation, smoke_timeout) if smoke else None
+            )
+        except SandboxError as exc:
+            reason = str(exc)
+    if reason is not None:
         status: Status = "failed" if failures else "not-proven"
         return Proof(status, method, reason, failures=tuple(failures),
-                     seconds=time.monotonic() - start, **base)  # type: ignore[arg-type]  # fmt: skip
-    method = str(method) + (f"+{emulation.method}" if emulation else "")
-    try:
-        outcome = run_checker(
-            root, python_exe, env=env, user=user, workdir=workdir, entry=entry,
-            check_paths=check_paths, emulation=emulation, timeout=timeout,
-        )  # fmt: skip
-        smoke_failure = (
-            _smoke(root, smoke, env, user, workdir, emulation, smoke_timeout) if smoke else None
-        )
-    except SandboxError as exc:
-        return Proof("not-proven", method, str(exc), failures=tuple(failures),
-                     seconds=time.monotonic() - start, **base)  # type: ignore[arg-type]  # fmt: skip
+                     seconds=time.monotonic() - start, **common)  # fmt: skip
     libraries, extensions, deferred, load_failures = _loads(outcome)
     failures += load_failures + outcome.failures
     if outcome.entry_error:
         failures.append(Failure("entry", entry.describe(), outcome.entry_error))
-    if smoke_failure:
-        failures.append(smoke_failure)
     if smoke:
-        base["smoke"] = "failed" if smoke_failure else "passed"
+        common["smoke"] = "failed" if smoke_failure else "passed"
+        failures += [smoke_failure] if smoke_failure else []
     return Proof(
         "failed" if failures else "proven",
         method,
@@ -340,5 +357,5 @@ def prove_rootfs(
         failures=tuple(failures),
         seconds=time.monotonic() - start,
         checker_runs=outcome.runs,
-        **base,  # type: ignore[arg-type]
+        **common,
     )

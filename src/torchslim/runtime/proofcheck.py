@@ -55,38 +55,66 @@ MAX_MESSAGE = 400
 # ------------------------------------------------------------------ ELF
 
 
-def elf_kind(path: str) -> str | None:
-    """``so`` (a loadable shared object), ``exe``, ``debug``, ``other`` (ELF), or None."""
+def read_elf(path: str) -> tuple[int, set[int], int] | None:
+    """(e_type, program header types, bytes the PT_LOAD segments need) or None (not ELF)."""
     try:
         with open(path, "rb") as f:
             head = f.read(64)
             if len(head) < 52 or head[:4] != b"\x7fELF":
                 return None
             end = "<" if head[5] == 1 else ">"
-            wide = head[4] == 2
             e_type = struct.unpack(end + "H", head[16:18])[0]
-            if e_type != ET_DYN:
-                return "exe" if e_type == ET_EXEC else "other"
-            if wide:
-                phoff, = struct.unpack(end + "Q", head[32:40])
+            if head[4] == 2:
+                phoff = struct.unpack(end + "Q", head[32:40])[0]
                 phentsize, phnum = struct.unpack(end + "HH", head[54:58])
+                fmt, size = end + "IIQQQQ", 40  # type, flags, offset, vaddr, paddr, filesz
             else:
-                phoff, = struct.unpack(end + "I", head[28:32])
+                phoff = struct.unpack(end + "I", head[28:32])[0]
                 phentsize, phnum = struct.unpack(end + "HH", head[42:46])
+                fmt, size = end + "IIIII", 20  # type, offset, vaddr, paddr, filesz
             f.seek(phoff)
             table = f.read(phentsize * phnum)
     except (OSError, struct.error):
         return None
-    types = {
-        struct.unpack(end + "I", table[i : i + 4])[0]
-        for i in range(0, len(table) - 3, max(phentsize, 1))
-    }
+    types: set[int] = set()
+    need = 0
+    for i in range(0, len(table) - size + 1, max(phentsize, 1)):
+        fields = struct.unpack(fmt, table[i : i + size])
+        offset, filesz = (fields[2], fields[5]) if size == 40 else (fields[1], fields[4])
+        types.add(fields[0])
+        if fields[0] == PT_LOAD:
+            need = max(need, offset + filesz)
+    return e_type, types, need
+
+
+def elf_kind(path: str) -> str | None:
+    """``so`` (a loadable shared object), ``exe``, ``debug``, ``other`` (ELF), or None."""
+    info = read_elf(path)
+    if info is None:
+        return None
+    e_type, types, _ = info
+    if e_type != ET_DYN:
+        return "exe" if e_type == ET_EXEC else "other"
     name = os.path.basename(path)
     if PT_LOAD not in types or name.endswith(".debug"):
         return "debug"
     if PT_INTERP in types and ".so" not in name:
         return "exe"  # a PIE program (torch/bin/*), not meant for dlopen
     return "so"
+
+
+def truncated(path: str) -> str | None:
+    """Why ``path`` cannot be mapped (its segments reach past its end), or None.
+
+    dlopen of such a file dies of SIGBUS instead of failing, so it is never loaded.
+    """
+    info = read_elf(path)
+    if info is None:
+        return "not an ELF file"
+    size = os.path.getsize(path)
+    if info[2] > size:
+        return f"truncated: the file has {size} bytes, its segments need {info[2]}"
+    return None
 
 
 def exports_symbol(path: str, symbol: str) -> bool:
@@ -96,11 +124,11 @@ def exports_symbol(path: str, symbol: str) -> bool:
             head = f.read(64)
             end = "<" if head[5] == 1 else ">"
             if head[4] == 2:
-                shoff, = struct.unpack(end + "Q", head[40:48])
+                (shoff,) = struct.unpack(end + "Q", head[40:48])
                 shentsize, shnum = struct.unpack(end + "HH", head[58:62])
                 fmt, size = end + "IIQQQQI", 4 + 4 + 8 * 4 + 4
             else:
-                shoff, = struct.unpack(end + "I", head[32:36])
+                (shoff,) = struct.unpack(end + "I", head[32:36])
                 shentsize, shnum = struct.unpack(end + "HH", head[46:50])
                 fmt, size = end + "IIIIIII", 28
             f.seek(shoff)
@@ -154,9 +182,7 @@ def search_roots(workdir: str) -> list[str]:
     return roots
 
 
-def discover(
-    workdir: str, only: list[str] | None
-) -> tuple[list[list[str]], dict[str, int]]:
+def discover(workdir: str, only: list[str] | None) -> tuple[list[list[str]], dict[str, int]]:
     """Targets ``[kind, path, module]`` (ext sorted by module, then lib by path) and skips."""
     suffixes = list(importlib.machinery.EXTENSION_SUFFIXES)
     plain = [s for s in suffixes if s.count(".") == 1]  # ".so": a module only with PyInit_
@@ -188,8 +214,10 @@ def discover(
                     continue
                 rel = os.path.relpath(path, root)
                 module = module_name(rel, suffixes)
-                if module and any(name.endswith(s) for s in plain) and not any(
-                    name.endswith(s) for s in suffixes if s not in plain
+                if (
+                    module
+                    and any(name.endswith(s) for s in plain)
+                    and not any(name.endswith(s) for s in suffixes if s not in plain)
                 ):
                     leaf = module.rsplit(".", 1)[-1]
                     if not exports_symbol(path, "PyInit_" + leaf):
@@ -209,7 +237,7 @@ def discover(
 
 
 def one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
+    text = str(exc.msg if isinstance(exc, SyntaxError) else exc).strip().splitlines()
     msg = type(exc).__name__ + (": " + text[0] if text else "")
     return msg[:MAX_MESSAGE]
 
@@ -217,11 +245,11 @@ def one_line(exc: BaseException) -> str:
 def where(exc: BaseException) -> str:
     """``(file, line N)`` of a syntax error or the innermost frame outside importlib."""
     if isinstance(exc, SyntaxError) and exc.filename:
-        return " ({}, line {})".format(exc.filename, exc.lineno)
+        return f" ({exc.filename}, line {exc.lineno})"
     frames = [
         fr for fr in traceback.extract_tb(exc.__traceback__) if not fr.filename.startswith("<")
     ]
-    return " ({}, line {})".format(frames[-1].filename, frames[-1].lineno) if frames else ""
+    return f" ({frames[-1].filename}, line {frames[-1].lineno})" if frames else ""
 
 
 def load(kind: str, path: str, module: str) -> dict[str, Any]:
@@ -234,11 +262,8 @@ def load(kind: str, path: str, module: str) -> dict[str, Any]:
         else:
             ctypes.CDLL(path, mode=os.RTLD_LOCAL)
     except (Exception, SystemExit) as exc:  # noqa: BLE001 - every failure is a finding
-        msg = one_line(exc)
         driver = DRIVER_LIB.search(str(exc))
-        if driver:
-            return {"ok": True, "deferred": driver.group(1)}
-        return {"ok": False, "error": msg}
+        return {"ok": True, "deferred": driver.group(1)} if driver else {"error": one_line(exc)}
     return {"ok": True}
 
 
@@ -260,14 +285,12 @@ def _compile_and_resolve(source: str, filename: str) -> str | None:
         tree = ast.parse(source, filename)
         compile(tree, filename, "exec")
     except SyntaxError as exc:
-        return "SyntaxError: {}{}".format(exc.msg, where(exc))
+        return f"SyntaxError: {exc.msg}{where(exc)}"
     for name, line in _imports(tree):
         if name in sys.builtin_module_names or name == "__future__":
             continue
         if importlib.util.find_spec(name) is None:
-            return "import {}: no module named {!r} ({}, line {})".format(
-                name, name, filename, line
-            )
+            return f"import {name}: no module named {name!r} ({filename}, line {line})"
     return None
 
 
@@ -285,11 +308,10 @@ def _import_app(module: str, attrs: list[str]) -> str | None:
     try:
         mod = importlib.import_module(module)
     except (Exception, SystemExit) as exc:  # noqa: BLE001
-        return "{}: {}{}".format(module, one_line(exc), where(exc))
+        return f"{module}: {one_line(exc)}{where(exc)}"
     if attrs and not any(hasattr(mod, a) for a in attrs):
-        return "{} has no attribute {} ({})".format(
-            module, " or ".join(repr(a) for a in attrs), getattr(mod, "__file__", "?")
-        )
+        names = " or ".join(repr(a) for a in attrs)
+        return f"{module} has no attribute {names} ({getattr(mod, '__file__', '?')})"
     return None
 
 
@@ -299,7 +321,7 @@ def check_entry(entry: dict[str, Any]) -> str | None:
         sys.path.insert(0, d)
     runner = entry.get("runner")
     if runner and importlib.util.find_spec(runner) is None:
-        return "python -m {}: no module named {!r}".format(runner, runner)
+        return f"python -m {runner}: no module named {runner!r}"
     kind = entry["kind"]
     try:
         if kind == "app":
@@ -312,13 +334,13 @@ def check_entry(entry: dict[str, Any]) -> str | None:
                 spec = importlib.util.find_spec(name)
             if spec is None or spec.loader is None:
                 return "python -m {}: no module named {!r}".format(entry["module"], name)
-            get_code = getattr(spec.loader, "get_code", None)
-            if get_code is not None:
-                get_code(name)
+            getattr(spec.loader, "get_code", lambda _: None)(name)  # compiles, never runs
             return None
-        if kind in ("script", "code"):
-            if kind == "code":
-                return _compile_and_resolve(entry["code"], "<string>")
+        if kind == "code":
+            return _compile_and_resolve(entry["code"], "<string>")
+        if kind == "script":
+            if not os.path.isfile(entry["path"]):
+                return "{} does not exist".format(entry["path"])
             with open(entry["path"], "rb") as f:
                 source = f.read().decode("utf-8", "replace")
             return _compile_and_resolve(source, entry["path"])
@@ -331,7 +353,7 @@ def check_entry(entry: dict[str, Any]) -> str | None:
             sys.path.insert(0, directory)
             return _import_app(module, entry.get("attrs") or [])
     except (Exception, SystemExit) as exc:  # noqa: BLE001
-        return "{}: {}{}".format(entry.get("module") or entry.get("path"), one_line(exc), where(exc))
+        return f"{entry.get('module') or entry.get('path')}: {one_line(exc)}{where(exc)}"
     return None
 
 
@@ -355,10 +377,14 @@ def main() -> None:
     emit("T", targets)
     emit("S", skipped)
     resume = int(request.get("resume") or 0)
+    broken = {i: truncated(t[1]) for i, t in enumerate(targets) if t[0] != "torch"}
+    for i, why in broken.items():
+        if why:
+            emit("R", {"i": i, "error": why})  # never loaded: dlopen would die of SIGBUS
     if resume and targets and targets[0][0] == "torch" and request.get("torch_context", True):
         load(*targets[0])  # the context later loads rely on; reported by the first run
     for i, (kind, path, module) in enumerate(targets):
-        if i < resume:
+        if i < resume or broken.get(i):
             continue
         emit("B", i)
         result = load(kind, path, module)

@@ -105,8 +105,10 @@ def cmd_problem(root: Path, argv0: str, path_var: str, workdir: str) -> str | No
     """
     image_path = which_in_root(root, argv0, path_var, workdir)
     if image_path is None:
-        where = "does not exist in the image" if "/" in argv0 else (
-            f"is not on the image's PATH ({path_var})"
+        where = (
+            "does not exist in the image"
+            if "/" in argv0
+            else (f"is not on the image's PATH ({path_var})")
         )
         similar = _similar(root, argv0, path_var)
         hint = f"; the image has {', '.join(similar)}" if similar else ""
@@ -114,5 +116,5 @@ def cmd_problem(root: Path, argv0: str, path_var: str, workdir: str) -> str | No
     host = resolve_in_root(root, image_path)
     for interpreter in _shebang(host) if host is not None else []:
         if which_in_root(root, interpreter, path_var, "/") is None:
-            return f"cmd[0] {argv0!r} ({image_path}) needs {interpreter} (its #! line), which the image lacks"
+            return f"cmd[0] {argv0!r} ({image_path}) needs {interpreter} (#!), which is missing"
     return None

@@ -28,6 +28,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from torchslim.errors import BuildError
 from torchslim.runtime import sandboxinit
@@ -134,7 +135,9 @@ def _binfmt_fixed(qemu: str, binfmt: Path) -> bool:
             text = (binfmt / entry).read_text()
         except OSError:
             continue
-        flags = next((ln.split(":", 1)[1] for ln in text.splitlines() if ln.startswith("flags")), "")
+        flags = next(
+            (ln.split(":", 1)[1] for ln in text.splitlines() if ln.startswith("flags")), ""
+        )
         if text.startswith("enabled") and "F" in flags:
             return True
     return False
@@ -221,14 +224,16 @@ def sandbox_method() -> str | None:
 class _Tail:
     """Reads a pipe to its end, keeping only the last ``limit`` bytes."""
 
-    def __init__(self, pipe: object, limit: int) -> None:
+    def __init__(self, pipe: IO[bytes] | None, limit: int) -> None:
         self.data = bytearray()
         self.limit = limit
         self.thread = threading.Thread(target=self._read, args=(pipe,), daemon=True)
         self.thread.start()
 
-    def _read(self, pipe: object) -> None:
-        fd = pipe.fileno()  # type: ignore[attr-defined]
+    def _read(self, pipe: IO[bytes] | None) -> None:
+        if pipe is None:
+            return
+        fd = pipe.fileno()
         while chunk := os.read(fd, 1 << 16):
             self.data += chunk
             if len(self.data) > 2 * self.limit:
@@ -310,20 +315,30 @@ def run_in_root(
         # unshare --kill-child takes the namespace's init, and with it every process inside.
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
+    returncode, stderr = _status(proc.returncode, err.text())
     return SandboxResult(
         argv=tuple(argv),
-        returncode=proc.returncode,
+        returncode=returncode,
         stdout=out.text(),
-        stderr=err.text(),
+        stderr=stderr,
         seconds=time.monotonic() - start,
         timed_out=timed_out,
         method=method,
     )
 
 
-def _feed(pipe: object, data: bytes) -> None:
+def _status(code: int, stderr: str) -> tuple[int, str]:
+    """The command's status and stderr; a signal the init reported (exit 128+N) becomes -N."""
+    mark = f"{sandboxinit.MARK}{sandboxinit.SIGNALED}{code - 128}"
+    text = stderr.rstrip("\n")
+    if code > 128 and text.endswith(mark):
+        return -(code - 128), text[: -len(mark)]
+    return code, stderr
+
+
+def _feed(pipe: IO[bytes], data: bytes) -> None:
     try:
-        pipe.write(data)  # type: ignore[attr-defined]
-        pipe.close()  # type: ignore[attr-defined]
+        pipe.write(data)
+        pipe.close()
     except OSError:  # the command exited without reading it all
         pass

@@ -4,8 +4,9 @@
 util-linux ``unshare`` (mount, pid, net, ipc and usually user namespaces). Here, as
 root of those namespaces, it binds the image's root filesystem onto itself, mounts
 /proc, /sys, a small /dev (null, zero, full, random, urandom, shm) and a tmpfs on
-/tmp, remounts the root read-only, chroots into it, drops every capability and
-execs the command with the image's environment. Nothing is written to the root
+/tmp, remounts the root read-only, chroots into it, and forks: the child drops every
+capability and execs the command with the image's environment, this process stays
+as the namespace's init and exits as the command did. Nothing is written to the root
 directory on disk: every mount lives in the private mount namespace.
 
 Errors of the sandbox itself exit 125 with one ``torchslim-sandbox:`` line on
@@ -23,6 +24,7 @@ from typing import Any, NoReturn
 
 MARK = "torchslim-sandbox: "
 EXIT_SETUP, EXIT_CANNOT_RUN, EXIT_NOT_FOUND = 125, 126, 127
+SIGNALED = "killed by signal "  # then the number; the exit status is 128 + it
 
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
 MS_REMOUNT, MS_NOATIME, MS_NODIRATIME, MS_BIND, MS_REC = 32, 1024, 2048, 4096, 16384
@@ -145,6 +147,44 @@ def _drop_privileges(spec: dict[str, Any]) -> None:
     _libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
 
 
+def _exec(spec: dict[str, Any], emulator: str | None) -> NoReturn:
+    _drop_privileges(spec)
+    argv: list[str] = list(spec["argv"])
+    env: dict[str, str] = dict(spec["env"])
+    exe = _which(argv[0], env.get("PATH", ""))
+    if exe is None:
+        _die(EXIT_NOT_FOUND, f"{argv[0]!r} is not on PATH ({env.get('PATH', '')})")
+    try:
+        if emulator is not None:
+            os.execve(emulator, [emulator, "-0", argv[0], exe, *argv[1:]], env)
+        os.execve(exe, argv, env)
+    except FileNotFoundError:
+        _die(EXIT_NOT_FOUND, f"{exe}: no such file (or its ELF interpreter is missing)")
+    except OSError as exc:
+        _die(EXIT_CANNOT_RUN, f"{exe}: {exc.strerror}")
+
+
+def _init(child: int) -> NoReturn:
+    """PID 1 of the namespace: reap every process, exit as the command did.
+
+    The command does not run as PID 1, where the kernel drops the signals a process
+    sends itself (``raise(SIGSEGV)``, ``abort``) instead of letting them kill it.
+    """
+    while True:
+        try:
+            pid, status = os.wait()
+        except ChildProcessError:
+            os._exit(EXIT_SETUP)
+        if pid != child:
+            continue
+        if os.WIFSIGNALED(status):
+            sig = os.WTERMSIG(status)
+            sys.stderr.write(f"{MARK}{SIGNALED}{sig}\n")
+            sys.stderr.flush()
+            os._exit(128 + sig)
+        os._exit(os.WEXITSTATUS(status))
+
+
 def main(spec: dict[str, Any]) -> NoReturn:
     root = os.path.realpath(spec["root"])
     _must(_mount(root, root, None, MS_BIND | MS_REC), f"bind {root}")
@@ -162,20 +202,10 @@ def main(spec: dict[str, Any]) -> NoReturn:
         os.chdir(spec["cwd"])
     except OSError as exc:
         _die(EXIT_CANNOT_RUN, f"working directory {spec['cwd']}: {exc.strerror}")
-    _drop_privileges(spec)
-    argv: list[str] = list(spec["argv"])
-    env: dict[str, str] = dict(spec["env"])
-    exe = _which(argv[0], env.get("PATH", ""))
-    if exe is None:
-        _die(EXIT_NOT_FOUND, f"{argv[0]!r} is not on PATH ({env.get('PATH', '')})")
-    try:
-        if emulator is not None:
-            os.execve(emulator, [emulator, "-0", argv[0], exe, *argv[1:]], env)
-        os.execve(exe, argv, env)
-    except FileNotFoundError:
-        _die(EXIT_NOT_FOUND, f"{exe}: no such file (or its ELF interpreter is missing)")
-    except OSError as exc:
-        _die(EXIT_CANNOT_RUN, f"{exe}: {exc.strerror}")
+    child = os.fork()
+    if child == 0:
+        _exec(spec, emulator)
+    _init(child)
 
 
 if __name__ == "__main__":
