@@ -152,8 +152,9 @@ def _exec(spec: dict[str, Any], emulator: str | None) -> NoReturn:
     argv: list[str] = list(spec["argv"])
     env: dict[str, str] = dict(spec["env"])
     exe = _which(argv[0], env.get("PATH", ""))
-    if exe is None:
-        _die(EXIT_NOT_FOUND, f"{argv[0]!r} is not on PATH ({env.get('PATH', '')})")
+    if exe is None or not os.path.lexists(exe):
+        where = "does not exist" if "/" in argv[0] else f"is not on PATH ({env.get('PATH', '')})"
+        _die(EXIT_NOT_FOUND, f"{argv[0]!r} {where}")
     try:
         if emulator is not None:
             os.execve(emulator, [emulator, "-0", argv[0], exe, *argv[1:]], env)
