@@ -44,10 +44,12 @@ NOT_ELF_SUFFIXES = (
     ".yml", ".toml", ".cfg", ".ini", ".csv",
 )  # fmt: skip
 OTHER_ABI = re.compile(r"\.(cpython-\d+\w*|pypy\d*\w*|graalpy\w*)-[^.]+\.so$")
-# Loaded from the host by the NVIDIA container toolkit at run time, never in an image.
-DRIVER_LIB = re.compile(
-    r"(libcuda\.so[.\d]*|libnvidia-[\w.-]+?\.so[.\d]*|libcudadebugger\.so[.\d]*|"
-    r"libnvcuvid\.so[.\d]*|libnvoptix\.so[.\d]*): cannot open shared object file"
+# Never in an image: the driver (the NVIDIA container toolkit injects it at run time), and
+# the RDMA/MPI/UCX stacks that transport plugins (NVSHMEM, cuFile) are dlopen'ed for.
+EXTERNAL = re.compile(
+    r"((?:(?P<driver>libcuda|libnvidia-[\w.-]+?|libcudadebugger|libnvcuvid|libnvoptix)|"
+    r"(?P<interconnect>libmlx[45]|libibverbs|librdmacm|libmpi\w*|liboshmem|libpmix|libfabric"
+    r"|libuc[pstm]))\.so[.\d]*): cannot open shared object file"
 )
 MAX_MESSAGE = 400
 
@@ -151,16 +153,19 @@ def exports_symbol(path: str, symbol: str) -> bool:
 # ------------------------------------------------------------------ discovery
 
 
-def module_name(rel: str, suffixes: list[str]) -> str | None:
-    """``pkg/sub/_ext.cpython-311-x86_64-linux-gnu.so`` → ``pkg.sub._ext``; None: no module."""
+def module_name(rel: str, suffixes: list[str], path: str | None = None) -> str | None:
+    """``pkg/sub/_ext.cpython-311-x86_64-linux-gnu.so`` → ``pkg.sub._ext``; None: no module.
+
+    A bare ``.so`` name is a module only if ``path`` exports its ``PyInit_`` function
+    (``torch/lib/libtorch.so`` is a library, ``triton/_C/libtriton.so`` a module).
+    """
     parts = rel.split("/")
-    name = parts[-1]
-    suffix = next((s for s in sorted(suffixes, key=len, reverse=True) if name.endswith(s)), None)
-    if suffix is None:
-        return None
-    stem = name[: -len(suffix)]
+    suffix = next((s for s in sorted(suffixes, key=len, reverse=True) if rel.endswith(s)), "")
+    stem = parts[-1][: -len(suffix)] if suffix else ""
     dotted = parts[:-1] + ([] if stem == "__init__" else [stem])
-    if not dotted or not all(p.isidentifier() and not keyword.iskeyword(p) for p in dotted):
+    if not stem or not all(p.isidentifier() and not keyword.iskeyword(p) for p in dotted):
+        return None
+    if path and suffix.count(".") == 1 and not exports_symbol(path, "PyInit_" + dotted[-1]):
         return None
     return ".".join(dotted)
 
@@ -185,7 +190,6 @@ def search_roots(workdir: str) -> list[str]:
 def discover(workdir: str, only: list[str] | None) -> tuple[list[list[str]], dict[str, int]]:
     """Targets ``[kind, path, module]`` (ext sorted by module, then lib by path) and skips."""
     suffixes = list(importlib.machinery.EXTENSION_SUFFIXES)
-    plain = [s for s in suffixes if s.count(".") == 1]  # ".so": a module only with PyInit_
     wanted = {os.path.realpath(p) for p in only} if only is not None else None
     roots = search_roots(workdir)
     seen: set[str] = set()
@@ -198,30 +202,18 @@ def discover(workdir: str, only: list[str] | None) -> tuple[list[list[str]], dic
                 d for d in dirnames if os.path.join(dirpath, d) not in roots and d != "__pycache__"
             )
             for name in sorted(filenames):
-                if name.endswith(NOT_ELF_SUFFIXES):
-                    continue
                 path = os.path.join(dirpath, name)
-                if os.path.islink(path) or path in seen:
+                if name.endswith(NOT_ELF_SUFFIXES) or os.path.islink(path) or path in seen:
                     continue
                 if wanted is not None and path not in wanted:
                     continue
                 seen.add(path)
                 kind = elf_kind(path)
-                if kind is None:
-                    continue
+                if kind not in (None, "so"):
+                    skipped[str(kind)] = skipped.get(str(kind), 0) + 1
                 if kind != "so":
-                    skipped[kind] = skipped.get(kind, 0) + 1
                     continue
-                rel = os.path.relpath(path, root)
-                module = module_name(rel, suffixes)
-                if (
-                    module
-                    and any(name.endswith(s) for s in plain)
-                    and not any(name.endswith(s) for s in suffixes if s not in plain)
-                ):
-                    leaf = module.rsplit(".", 1)[-1]
-                    if not exports_symbol(path, "PyInit_" + leaf):
-                        module = None
+                module = module_name(os.path.relpath(path, root), suffixes, path)
                 if module:
                     exts.append(["ext", path, module])
                 elif OTHER_ABI.search(name):
@@ -262,8 +254,11 @@ def load(kind: str, path: str, module: str) -> dict[str, Any]:
         else:
             ctypes.CDLL(path, mode=os.RTLD_LOCAL)
     except (Exception, SystemExit) as exc:  # noqa: BLE001 - every failure is a finding
-        driver = DRIVER_LIB.search(str(exc))
-        return {"ok": True, "deferred": driver.group(1)} if driver else {"error": one_line(exc)}
+        m = EXTERNAL.search(str(exc))
+        if m:
+            source = "driver" if m.group("driver") else "interconnect"
+            return {"ok": True, "deferred": m.group(1), "source": source}
+        return {"error": one_line(exc)}
     return {"ok": True}
 
 

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from torchslim.runtime import proof, sandbox
-from torchslim.runtime.proof import CHECKER, Failure, Proof, prove_rootfs
+from torchslim.runtime import proofrun, sandbox
+from torchslim.runtime.proof import CHECKER, Deferred, Failure, Proof, prove_rootfs
 from torchslim.runtime.sandbox import host_arch, sandbox_available
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -136,8 +136,8 @@ def test_library_that_needs_the_nvidia_driver_is_deferred(root: Path, tmp_path: 
     lib.parent.mkdir()
     gcc_library(lib, "int cuInit(int);\nint go(void) { return cuInit(0); }\n", str(stub))
     result = prove(root)
-    assert result.ok and result.deferred == (image_path(root, lib),)
-    assert "(1 need the NVIDIA driver)" in result.summary()
+    assert result.ok and result.deferred == (Deferred(image_path(root, lib), "libcuda.so.1", "driver"),)
+    assert "load (1 need the NVIDIA driver, injected at run time); entry" in result.summary()
 
 
 def test_syntax_error_in_the_app_names_file_and_line(root: Path) -> None:
@@ -232,7 +232,7 @@ def test_checker_source_runs_on_python_3_9() -> None:
 
 
 def test_parse_checker_output_finds_the_crashing_target() -> None:
-    outcome = proof.CheckerOutcome()
+    outcome = proofrun.CheckerOutcome()
     lines = [
         'T [["torch", "", "torch"], ["lib", "/a.so", ""], ["lib", "/b.so", ""]]',
         'S {"exe": 2}',
@@ -243,12 +243,12 @@ def test_parse_checker_output_finds_the_crashing_target() -> None:
         'R {"i": 1, "error": "OSError: x"}',
         "B 2",
     ]
-    proof.parse_checker_output("\n".join(lines), outcome)
+    proofrun.parse_checker_output("\n".join(lines), outcome)
     assert (outcome.pending, outcome.done, outcome.skipped) == (2, False, {"exe": 2})
     assert outcome.results[1] == {"i": 1, "error": "OSError: x"}
-    proof.parse_checker_output('R {"i": 2, "ok": true}\nE {"error": null}\nD 0.5', outcome)
+    proofrun.parse_checker_output('R {"i": 2, "ok": true}\nE {"error": null}\nD 0.5', outcome)
     assert (outcome.pending, outcome.done, outcome.entry_done) == (None, True, True)
-    libs, exts, deferred, failures = proof._loads(outcome)
+    libs, exts, deferred, failures = proofrun.loads(outcome)
     assert (libs, exts, deferred) == (1, 1, [])
     assert [f.line() for f in failures] == ["library /a.so: OSError: x"]
 
