@@ -14,7 +14,6 @@ import re
 import shutil
 import subprocess
 import sys
-import sysconfig
 from pathlib import Path
 
 import pytest
@@ -116,7 +115,9 @@ def make_root(dest: Path) -> Path:
     link_or_copy(libz, site / "vendored/libz.so.1")
     link_or_copy(libssl, site / "vendored/libssl.so.3")
     (dest / "etc").mkdir()
-    (dest / "etc/passwd").write_text("root:x:0:0::/root:/sbin/nologin\napp:x:1000:1000::/home/app:/x\n")
+    (dest / "etc/passwd").write_text(
+        "root:x:0:0::/root:/sbin/nologin\napp:x:1000:1000::/home/app:/x\n"
+    )
     for d in ("proc", "sys", "dev", "tmp", "app/service", "home/app"):
         (dest / d).mkdir(parents=True, exist_ok=True)
     (dest / "tmp").chmod(0o1777)

@@ -92,7 +92,9 @@ def test_truncated_library_is_named_and_never_mapped(root: Path) -> None:
     replace(lib, lib.read_bytes()[:4000])
     failure = only_failure(prove(root))
     assert failure.check == "library" and failure.subject == image_path(root, lib)
-    assert re.fullmatch(r"truncated: the file has 4000 bytes, its segments need \d+", failure.message)
+    assert re.fullmatch(
+        r"truncated: the file has 4000 bytes, its segments need \d+", failure.message
+    )
 
 
 def test_library_whose_dependency_is_gone(root: Path) -> None:
@@ -122,7 +124,7 @@ def test_extension_module_that_does_not_match_its_name(root: Path) -> None:
 def test_segfaulting_library_is_named_and_the_rest_still_load(root: Path) -> None:
     crash = site_of(root) / "crashy/libcrash.so"
     crash.parent.mkdir()
-    source = "#include <signal.h>\n__attribute__((constructor)) static void f(void) { raise(SIGSEGV); }\n"
+    source = "#include <signal.h>\n__attribute__((constructor)) void f(void) { raise(SIGSEGV); }\n"
     gcc_library(crash, source)
     result = prove(root)
     assert only_failure(result).line() == f"library {image_path(root, crash)}: killed by SIGSEGV"
@@ -131,12 +133,16 @@ def test_segfaulting_library_is_named_and_the_rest_still_load(root: Path) -> Non
 
 
 def test_library_that_needs_the_nvidia_driver_is_deferred(root: Path, tmp_path: Path) -> None:
-    stub = gcc_library(tmp_path / "libcuda.so.1", "int cuInit(int f) { return f; }\n", "-Wl,-soname,libcuda.so.1")
+    stub = gcc_library(
+        tmp_path / "libcuda.so.1", "int cuInit(int f) { return f; }\n", "-Wl,-soname,libcuda.so.1"
+    )
     lib = site_of(root) / "gpu/libuses_cuda.so"
     lib.parent.mkdir()
     gcc_library(lib, "int cuInit(int);\nint go(void) { return cuInit(0); }\n", str(stub))
     result = prove(root)
-    assert result.ok and result.deferred == (Deferred(image_path(root, lib), "libcuda.so.1", "driver"),)
+    assert result.ok and result.deferred == (
+        Deferred(image_path(root, lib), "libcuda.so.1", "driver"),
+    )
     assert "load (1 need the NVIDIA driver, injected at run time); entry" in result.summary()
 
 
@@ -206,16 +212,24 @@ def test_missing_interpreter_is_a_failure(root: Path) -> None:
     )
 
 
-def test_not_proven_without_a_sandbox_never_passes(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_not_proven_without_a_sandbox_never_passes(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     why = "cannot create a user namespace: unshare: unshare failed: Operation not permitted"
     monkeypatch.setattr(sandbox, "_probe", lambda: (None, why))
     result = prove(root)
-    assert (result.status, result.ok, result.summary()) == ("not-proven", False, f"not proven: {why}")
+    assert (result.status, result.ok, result.summary()) == (
+        "not-proven",
+        False,
+        f"not proven: {why}",
+    )
     result = prove(root, cmd=["python", "x.py"])  # what can be seen without running still fails
     assert result.status == "failed" and result.failures[0].check == "cmd"
 
 
-def test_foreign_arch_without_qemu_is_not_proven(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_foreign_arch_without_qemu_is_not_proven(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(sandbox.shutil, "which", lambda name: None)
     monkeypatch.setattr(sandbox, "_binfmt_fixed", lambda qemu, binfmt: False)
     foreign = "arm64" if host_arch() != "arm64" else "amd64"
@@ -257,7 +271,11 @@ def test_summary_of_a_failed_proof_is_one_line() -> None:
     failures = (Failure("cmd", "python", "missing"), Failure("smoke", "x", "exited 1: a\nb"))
     result = Proof("failed", "userns+chroot", failures=failures)
     assert result.summary() == "proof failed: cmd python: missing (+1 more)"
-    assert result.to_dict()["failures"][1] == {"check": "smoke", "subject": "x", "message": "exited 1: a\nb"}
+    assert result.to_dict()["failures"][1] == {
+        "check": "smoke",
+        "subject": "x",
+        "message": "exited 1: a\nb",
+    }
 
 
 # ------------------------------------------------------------------ the example image (e2e)
@@ -319,8 +337,13 @@ def test_example_truncated_torch_library(example_copy: Path) -> None:
     replace(lib, lib.read_bytes()[:3000])
     result = prove_example(example_copy)
     lines = [f.line() for f in result.failures]
-    assert f"library {image_path(example_copy, lib)}: truncated: the file has 3000 bytes" in "\n".join(lines)
-    assert result.failures[0].line().startswith("torch torch: killed by SIGBUS; truncated: libshm.so")
+    assert (
+        f"library {image_path(example_copy, lib)}: truncated: the file has 3000 bytes"
+        in "\n".join(lines)
+    )
+    assert (
+        result.failures[0].line().startswith("torch torch: killed by SIGBUS; truncated: libshm.so")
+    )
 
 
 @pytest.mark.e2e
@@ -329,7 +352,8 @@ def test_example_deleted_library_another_needs(example_copy: Path) -> None:
     torch_lib(example_copy, "libc10.so").unlink()
     result = prove_example(example_copy)
     assert result.failures[0].line() == (
-        "torch torch: ImportError: libc10.so: cannot open shared object file: No such file or directory"
+        "torch torch: ImportError: libc10.so: cannot open shared object file: "
+        "No such file or directory"
     )
     assert result.summary().startswith("proof failed: torch torch: ImportError: libc10.so")
 
@@ -344,7 +368,9 @@ def test_example_syntax_error_in_the_service(example_copy: Path) -> None:
     result = prove_example(example_copy, smoke=[])
     failure = only_failure(result)
     assert failure.check == "entry" and failure.subject == "service.main:app"
-    assert re.fullmatch(r"service\.main: SyntaxError: .* \(/app/service/main\.py, line \d+\)", failure.message)
+    assert re.fullmatch(
+        r"service\.main: SyntaxError: .* \(/app/service/main\.py, line \d+\)", failure.message
+    )
 
 
 @pytest.mark.e2e

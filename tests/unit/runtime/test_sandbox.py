@@ -38,13 +38,18 @@ def py(root: Path, code: str, **kw: object) -> sandbox.SandboxResult:
 
 
 def test_runs_as_the_image_user_in_its_workdir_with_its_env(root: Path) -> None:
-    code = "import os; print(os.getuid(), os.getgid(), os.getcwd(), os.environ['HOME'], os.getpid())"
+    code = (
+        "import os; print(os.getuid(), os.getgid(), os.getcwd(), os.environ['HOME'], os.getpid())"
+    )
     result = py(root, code, env={**ENV, "GREETING": "hi"})
     assert result.returncode == 0, result.stderr
     uid, gid, cwd, home, pid = result.stdout.split()
     assert (uid, gid, cwd, home) == ("1000", "1000", "/app", "/home/app")
     assert pid == "2"  # its own pid namespace; pid 1 is the sandbox's init
-    assert py(root, "import os; print(os.environ['GREETING'])", env={**ENV, "GREETING": "hi"}).stdout == "hi\n"
+    assert (
+        py(root, "import os; print(os.environ['GREETING'])", env={**ENV, "GREETING": "hi"}).stdout
+        == "hi\n"
+    )
     assert result.method in ("userns+chroot", "chroot")
 
 
@@ -59,7 +64,8 @@ for path in ("/app/new", "/usr/x"):
     except OSError as e:
         print(path, e.strerror)
 open("/tmp/t", "w").write("x"); open("/dev/shm/s", "w").write("y")
-print(len(open("/dev/urandom", "rb").read(8)), open("/dev/zero", "rb").read(2), open("/dev/null").read())
+rnd, zero = open("/dev/urandom", "rb").read(8), open("/dev/zero", "rb").read(2)
+print(len(rnd), zero, open("/dev/null").read())
 import service.main  # would write __pycache__ if it could
 print(sorted(os.listdir("/proc/self/fd"))[:3])
 """
@@ -87,7 +93,10 @@ def test_exit_codes_signals_and_the_sandboxs_own_errors(root: Path) -> None:
     assert missing.returncode == 127
     assert missing.setup_error == "'python' is not on PATH (/usr/local/bin:/usr/bin:/bin)"
     nowd = run_in_root(root, ["python3", "-V"], env=ENV, user=USER, cwd="/srv")
-    assert (nowd.returncode, nowd.setup_error) == (126, "working directory /srv: No such file or directory")
+    assert (nowd.returncode, nowd.setup_error) == (
+        126,
+        "working directory /srv: No such file or directory",
+    )
 
 
 def test_timeout_kills_every_process_inside(root: Path) -> None:
@@ -120,7 +129,9 @@ def test_stdin_goes_in_and_output_is_bounded_to_its_tail(root: Path) -> None:
     assert result.stdout.endswith("last 200000\n")
 
 
-def test_unavailable_sandbox_raises_one_line(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_unavailable_sandbox_raises_one_line(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     why = "cannot create a user namespace: unshare failed: Operation not permitted"
     monkeypatch.setattr(sandbox, "_probe", lambda: (None, why))
     assert sandbox_available() == why
@@ -132,7 +143,10 @@ def test_probe_says_why_when_unshare_is_missing(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setattr(sandbox.shutil, "which", lambda name: None)
     sandbox._probe.cache_clear()
     try:
-        assert sandbox._probe() == (None, "util-linux `unshare` is not installed; install util-linux")
+        assert sandbox._probe() == (
+            None,
+            "util-linux `unshare` is not installed; install util-linux",
+        )
     finally:
         monkeypatch.undo()
         sandbox._probe.cache_clear()
@@ -144,15 +158,22 @@ def test_signal_status_from_the_init_becomes_negative() -> None:
     assert sandbox._status(139, "exit(139) of its own\n") == (139, "exit(139) of its own\n")
 
 
-def test_emulation_native_binfmt_or_why_not(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_emulation_native_binfmt_or_why_not(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     assert emulation_for(host_arch()) is None
     assert emulation_for(f"linux/{host_arch()}") is None
     foreign = "arm64" if host_arch() != "arm64" else "amd64"
     qemu = sandbox.QEMU_NAMES[foreign]
-    (tmp_path / f"qemu-{qemu}").write_text(f"enabled\ninterpreter /usr/bin/qemu-{qemu}-static\nflags: OCF\n")
+    (tmp_path / f"qemu-{qemu}").write_text(
+        f"enabled\ninterpreter /usr/bin/qemu-{qemu}-static\nflags: OCF\n"
+    )
     assert emulation_for(foreign, binfmt=tmp_path) == Emulation(qemu, None)
     monkeypatch.setattr(sandbox.shutil, "which", lambda name: None)
     (tmp_path / f"qemu-{qemu}").write_text("enabled\nflags: \n")  # no F: the chroot lacks qemu
     why = emulation_for(f"linux/{foreign}", binfmt=tmp_path)
     assert isinstance(why, str) and f"qemu-{qemu}-static" in why and f"linux/{foreign}" in why
-    assert emulation_for("mips64", binfmt=tmp_path) == "no qemu-user emulator is known for architecture mips64"
+    assert (
+        emulation_for("mips64", binfmt=tmp_path)
+        == "no qemu-user emulator is known for architecture mips64"
+    )
