@@ -91,6 +91,10 @@ class EntryPoint:
             return f"app file {self.path or ' or '.join(self.candidates)}"
         return "none"
 
+    def proven_as(self) -> str:
+        """What passing means, for the summary: ``imports`` or ``compiles`` (never run)."""
+        return "imports" if self.kind in ("app", "file") else "compiles"
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "kind": self.kind,

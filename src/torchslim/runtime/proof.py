@@ -27,7 +27,7 @@ from typing import Any
 from torchslim.runtime.entry import EntryPoint, entry_from_cmd
 from torchslim.runtime.proofresult import Deferred, Failure, Proof, Status
 from torchslim.runtime.proofrun import CHECKER, loads, run_checker
-from torchslim.runtime.rootpath import cmd_problem
+from torchslim.runtime.rootpath import cmd_problem, resolve_in_root
 from torchslim.runtime.sandbox import (
     DEFAULT_PATH,
     Emulation,
@@ -86,6 +86,10 @@ def prove_rootfs(
     entry = entry_from_cmd(cmd, workdir, env)
     problem = cmd_problem(root, cmd[0], env.get("PATH", DEFAULT_PATH), workdir) if cmd else None
     failures = [Failure("cmd", cmd[0], problem)] if problem else []
+    found = resolve_in_root(root, workdir or "/")
+    if found is None or not found.is_dir():  # nothing runs without it
+        failures.append(Failure("workdir", workdir, "the working directory is not in the image"))
+        return Proof("failed", sandbox_method(), failures=tuple(failures))
     common: dict[str, Any] = {
         "cmd": cmd[0] if cmd and not problem else None,
         "entry_note": entry.note,
@@ -129,6 +133,7 @@ def prove_rootfs(
         deferred=tuple(deferred),
         skipped=dict(outcome.skipped),
         entry=entry.describe() if outcome.entry_done else None,
+        entry_check=entry.proven_as() if outcome.entry_done else None,
         failures=tuple(failures),
         seconds=time.monotonic() - start,
         checker_runs=outcome.runs,

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 Status = Literal["proven", "failed", "not-proven"]
-Check = Literal["torch", "extension", "library", "entry", "cmd", "smoke", "checker"]
+Check = Literal["torch", "extension", "library", "entry", "cmd", "workdir", "smoke", "checker"]
 DeferredSource = Literal["driver", "interconnect"]
 DEFERRED_WHY: dict[str, str] = {
     "driver": "need the NVIDIA driver, injected at run time",
@@ -62,6 +62,7 @@ class Proof:
     deferred: tuple[Deferred, ...] = ()  # files that load only with what the host provides
     skipped: dict[str, int] = field(default_factory=dict)  # ELF files not meant for dlopen
     entry: str | None = None  # the entry checked (EntryPoint.describe), None: none
+    entry_check: str | None = None  # "imports" or "compiles" (never run)
     entry_note: str | None = None  # why no entry was checked
     cmd: str | None = None  # cmd[0], checked on PATH
     smoke: Literal["passed", "failed", "not-configured", "not-run"] = "not-configured"
@@ -85,7 +86,7 @@ class Proof:
             f"{self.libraries:,} shared objects and {self.extensions:,} extension modules load"
             + self._deferred_note()
         ]
-        parts.append(f"entry {self.entry} imports" if self.entry else "no Python entry")
+        parts.append(f"entry {self.entry} {self.entry_check}" if self.entry else "no Python entry")
         if self.cmd:
             parts.append(f"cmd {self.cmd} on PATH")
         if self.smoke == "passed":
@@ -108,6 +109,7 @@ class Proof:
             "deferred": [d.to_dict() for d in self.deferred],
             "skipped": dict(self.skipped),
             "entry": self.entry,
+            "entry_check": self.entry_check,
             "entry_note": self.entry_note,
             "cmd": self.cmd,
             "smoke": self.smoke,

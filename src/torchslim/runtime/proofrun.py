@@ -65,9 +65,11 @@ def parse_checker_output(stdout: str, outcome: CheckerOutcome) -> None:
             outcome.done = True
 
 
-def _crash_note(result: SandboxResult) -> str:
+def _crash_note(result: SandboxResult, outcome: CheckerOutcome) -> str:
+    """``killed by SIGSEGV (Fatal Python error: …)``; for SIGBUS, the truncated files."""
     fatal = [ln for ln in result.stderr.splitlines() if ln.startswith("Fatal Python error")]
-    return result.exit_text() + (f" ({fatal[-1]})" if fatal else "")
+    bus = _broken(outcome) if result.returncode == -signal.SIGBUS else ""
+    return result.exit_text() + (f" ({fatal[-1]})" if fatal else "") + bus
 
 
 def _broken(outcome: CheckerOutcome) -> str:
@@ -121,8 +123,7 @@ def run_checker(
             emulation=emulation,
         )
         if result.setup_error and not outcome.targets:
-            check: Check = "cmd" if "working directory" in result.setup_error else "checker"
-            outcome.failures.append(Failure(check, python_exe, result.setup_error))
+            outcome.failures.append(Failure("checker", python_exe, result.setup_error))
             return outcome
         parse_checker_output(result.stdout, outcome)
         if outcome.done:
@@ -130,17 +131,13 @@ def run_checker(
         if outcome.pending is None:
             # Died outside a load: before discovery (the interpreter does not start) or in
             # the entry check.
-            subject, check = (
-                (entry.describe(), "entry") if outcome.targets else (python_exe, "checker")
-            )
-            bus = result.returncode == -signal.SIGBUS
-            note = _crash_note(result) + (_broken(outcome) if bus else "")
+            check: Check = "entry" if outcome.targets else "checker"
+            subject = entry.describe() if outcome.targets else python_exe
             stderr = [ln.strip() for ln in result.stderr.splitlines() if ln.strip()]
-            tail = " | ".join(stderr[-3:])
-            outcome.failures.append(Failure(check, subject, f"{note}: {tail}" if tail else note))
+            note = _crash_note(result, outcome) + (": " if stderr else "") + " | ".join(stderr[-3:])
+            outcome.failures.append(Failure(check, subject, note))
             return outcome
-        bus = result.returncode == -signal.SIGBUS
-        outcome.crashes[outcome.pending] = _crash_note(result) + (_broken(outcome) if bus else "")
+        outcome.crashes[outcome.pending] = _crash_note(result, outcome)
         if outcome.pending == 0 and outcome.targets[0][0] == "torch":
             request["torch_context"] = False
         request["resume"] = outcome.pending + 1

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 
-def build_and_unpack(example: Path, work: Path) -> Path:
+def build_and_unpack(example: Path, work: Path, *build_args: str) -> Path:
     """Build ``example`` to ``work/oci`` and unpack it; returns the rootfs directory."""
     if shutil.which("umoci") is None:
         pytest.skip("umoci is not installed (bash scripts/install.sh installs it)")
@@ -27,7 +27,8 @@ def build_and_unpack(example: Path, work: Path) -> Path:
     env = {**os.environ, "TORCHSLIM_CACHE": cache, "PYTHONPATH": str(src)}
     oci = work / "oci"
     build = subprocess.run(
-        [sys.executable, "-m", "torchslim.cli", "build", str(project), "--output", f"oci:{oci}"],
+        [sys.executable, "-m", "torchslim.cli", "build", str(project), "--output", f"oci:{oci}"]
+        + list(build_args),
         capture_output=True,
         text=True,
         env=env,
@@ -45,3 +46,13 @@ def build_and_unpack(example: Path, work: Path) -> Path:
         timeout=600,
     )
     return bundle / "rootfs"
+
+
+def download_wheel(requirement: str, platform: str, dest: Path) -> Path:
+    """One real binary wheel for ``platform`` (PyPI), unpacked nowhere: the file."""
+    subprocess.run(
+        [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary", ":all:",
+         "--platform", platform, "--python-version", "3.11", "-d", str(dest), requirement],
+        capture_output=True, check=True, timeout=600,
+    )  # fmt: skip
+    return next(dest.glob("*.whl"))

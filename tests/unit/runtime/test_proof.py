@@ -7,7 +7,9 @@ import ast
 import json
 import re
 import shlex
+import shutil
 import sys
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -202,6 +204,12 @@ def test_check_paths_limits_what_is_loaded(root: Path) -> None:
     assert result.ok and (result.libraries, result.extensions) == (1, 0)
 
 
+def test_missing_workdir_is_a_failure(root: Path) -> None:
+    shutil.rmtree(root / "app")
+    result = prove(root, cmd=["python3", "-m", "service.main"])
+    assert only_failure(result).line() == "workdir /app: the working directory is not in the image"
+
+
 def test_missing_interpreter_is_a_failure(root: Path) -> None:
     result = prove_rootfs(
         root, python_exe="/usr/bin/python3.99", env=ENV, user=USER, workdir="/app",
@@ -388,3 +396,29 @@ def test_example_cmd_python_and_failing_smoke(example_copy: Path) -> None:
     assert "the image has python3" in lines[0]
     assert lines[-1].endswith("exited 4: no model")
     assert len(lines) == 2
+
+
+@pytest.mark.e2e
+@pytest.mark.network
+def test_arm64_root_is_proven_under_qemu(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The example's OS image for linux/arm64 plus a real aarch64 extension module."""
+    from proofimage import build_and_unpack, download_wheel
+
+    if host_arch() == "arm64" or not isinstance(sandbox.emulation_for("arm64"), sandbox.Emulation):
+        pytest.skip("needs an amd64 host with qemu-user-static (apt-get install qemu-user-static)")
+    work = tmp_path_factory.mktemp("arm64")
+    root = build_and_unpack(EXAMPLE, work, "--target", "os", "--platform", "linux/arm64")
+    wheel = download_wheel("markupsafe==3.0.2", "manylinux2014_aarch64", work / "wheels")
+    site = root / "usr/local/lib/python3.11/dist-packages"
+    site.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(wheel) as whl:
+        whl.extractall(site)
+    result = prove_rootfs(
+        root, python_exe="/usr/bin/python3.11", env=ENV, user=USER, workdir="/",
+        cmd=["python3", "-c", "import markupsafe"],
+        smoke=["python3", "-c", "import platform, sys; sys.exit(platform.machine() != 'aarch64')"],
+        arch="linux/arm64",
+    )  # fmt: skip
+    assert result.ok, result.summary()
+    assert result.method is not None and result.method.endswith("+qemu-aarch64")
+    assert result.extensions == 1 and result.smoke == "passed"
