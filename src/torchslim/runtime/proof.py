@@ -18,6 +18,7 @@ checker resumes after it (``proofrun``).
 
 from __future__ import annotations
 
+import os
 import shlex
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -83,6 +84,8 @@ def prove_rootfs(
     ``check_paths`` (image paths) limits the loading to those files; None loads all.
     """
     start = time.monotonic()
+    if not os.access(root, os.R_OK | os.X_OK) or not root.is_dir():
+        return Proof("not-proven", sandbox_method(), f"cannot read the image's root {root}")
     entry = entry_from_cmd(cmd, workdir, env)
     problem = cmd_problem(root, cmd[0], env.get("PATH", DEFAULT_PATH), workdir) if cmd else None
     failures = [Failure("cmd", cmd[0], problem)] if problem else []

@@ -1,6 +1,7 @@
 """The proof's result: what was proven about an image, how, and what failed (one line each).
 
-``Proof.summary()`` is one line for the build report and an image label;
+``Proof.summary()`` is one line for the build report (``label()`` the same without time
+and method, for an image label);
 ``Proof.to_dict()`` is the JSON report's ``proof`` object.
 """
 
@@ -92,6 +93,14 @@ class Proof:
         if self.smoke == "passed":
             parts.append("smoke passed")
         return f"proven: {'; '.join(parts)} ({self.seconds:.1f} s, {self.method})"
+
+    def label(self) -> str:
+        """The summary without time and method: the same on every host, so a label keeps
+        the image digest reproducible."""
+        text = self.summary()
+        if self.status == "proven":
+            text = text[: text.rindex(" (")]
+        return text
 
     def _deferred_note(self) -> str:
         counts = {s: sum(1 for d in self.deferred if d.source == s) for s in DEFERRED_WHY}

@@ -244,16 +244,41 @@ class _Tail:
         return bytes(self.data[-self.limit :]).decode("utf-8", "replace")
 
 
+def _table(root: Path, name: str) -> list[list[str]]:
+    try:
+        text = (root / "etc" / name).read_text(errors="replace")
+    except OSError:
+        return []
+    return [line.split(":") for line in text.splitlines() if line.count(":") >= 2]
+
+
+def image_user(root: Path, user: str) -> tuple[int, int]:
+    """An image config's ``User`` (``1000``, ``1000:1000``, ``app``, ``app:app``, empty) as
+    numeric uid:gid, read from the root's /etc/passwd and /etc/group like runc does."""
+    name, _, group = (user or "0").partition(":")
+    passwd = {row[0]: row for row in _table(root, "passwd")}
+    if name.isdigit():
+        uid = int(name)
+        row = next((r for r in passwd.values() if r[2] == name), None)
+    elif name in passwd:
+        row = passwd[name]
+        uid = int(row[2])
+    else:
+        raise SandboxError(f"image user {name!r} is not in the image's /etc/passwd")
+    if not group:
+        return uid, int(row[3]) if row is not None and len(row) > 3 and row[3].isdigit() else uid
+    if group.isdigit():
+        return uid, int(group)
+    gid = next((int(r[2]) for r in _table(root, "group") if r[0] == group), None)
+    if gid is None:
+        raise SandboxError(f"image group {group!r} is not in the image's /etc/group")
+    return uid, gid
+
+
 def home_of(root: Path, uid: int) -> str:
     """The user's home from the root's /etc/passwd, as runc sets HOME; ``/`` when absent."""
-    try:
-        for line in (root / "etc/passwd").read_text(errors="replace").splitlines():
-            parts = line.split(":")
-            if len(parts) >= 6 and parts[2] == str(uid):
-                return parts[5] or "/"
-    except OSError:
-        pass
-    return "/"
+    row = next((r for r in _table(root, "passwd") if r[2] == str(uid) and len(r) >= 6), None)
+    return (row[5] or "/") if row else "/"
 
 
 def run_in_root(
@@ -270,8 +295,9 @@ def run_in_root(
 ) -> SandboxResult:
     """Run ``argv`` in ``root`` as ``user`` with ``env`` (PATH lookup inside the root).
 
-    Raises SandboxError when no sandbox can run on this host; a command that fails or
-    cannot be found is a result (exit 126/127 with ``setup_error``), not an exception.
+    Raises SandboxError when no sandbox can run on this host or the root cannot be
+    mounted (exit 125); a command that fails or cannot be found is a result (exit
+    126/127 with ``setup_error``), not an exception.
     """
     method = sandbox_method()
     if method is None:
@@ -316,7 +342,7 @@ def run_in_root(
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
     returncode, stderr = _status(proc.returncode, err.text())
-    return SandboxResult(
+    result = SandboxResult(
         argv=tuple(argv),
         returncode=returncode,
         stdout=out.text(),
@@ -325,6 +351,9 @@ def run_in_root(
         timed_out=timed_out,
         method=method,
     )
+    if returncode == sandboxinit.EXIT_SETUP and result.setup_error:
+        raise SandboxError(f"cannot run in {root}: {result.setup_error}")
+    return result
 
 
 def _status(code: int, stderr: str) -> tuple[int, str]:

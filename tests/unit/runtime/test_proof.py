@@ -86,6 +86,10 @@ def test_a_good_root_is_proven_and_left_unchanged(base_root: Path) -> None:
         result.summary(),
     )
     assert json.loads(json.dumps(result.to_dict()))["status"] == "proven"
+    assert result.label() == (
+        "proven: 2 shared objects and 1 extension modules load; entry service.main:app "
+        "imports; cmd python3 on PATH; smoke passed"
+    )
     assert snapshot(base_root) == before
 
 
@@ -208,6 +212,11 @@ def test_missing_workdir_is_a_failure(root: Path) -> None:
     shutil.rmtree(root / "app")
     result = prove(root, cmd=["python3", "-m", "service.main"])
     assert only_failure(result).line() == "workdir /app: the working directory is not in the image"
+
+
+def test_unreadable_root_is_not_proven(tmp_path: Path) -> None:
+    result = prove(tmp_path / "nowhere")
+    assert result.summary() == f"not proven: cannot read the image's root {tmp_path / 'nowhere'}"
 
 
 def test_missing_interpreter_is_a_failure(root: Path) -> None:

@@ -16,6 +16,7 @@ from torchslim.runtime.sandbox import (
     SandboxError,
     emulation_for,
     host_arch,
+    image_user,
     run_in_root,
     sandbox_available,
 )
@@ -177,3 +178,26 @@ def test_emulation_native_binfmt_or_why_not(
         emulation_for("mips64", binfmt=tmp_path)
         == "no qemu-user emulator is known for architecture mips64"
     )
+
+
+def test_a_root_that_cannot_be_mounted_is_the_sandboxs_error(tmp_path: Path) -> None:
+    if sandbox_available() is not None:
+        pytest.skip(f"no sandbox on this host: {sandbox_available()}")
+    with pytest.raises(SandboxError, match=r"cannot run in .*missing: bind .*No such file"):
+        run_in_root(tmp_path / "missing", ["true"], env={}, user=(1000, 1000))
+
+
+def test_image_user_like_runc(tmp_path: Path) -> None:
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc/passwd").write_text("root:x:0:0::/root:/x\napp:x:1000:1001::/home/app:/x\n")
+    (tmp_path / "etc/group").write_text("root:x:0:\nstaff:x:50:\n")
+    assert image_user(tmp_path, "") == (0, 0)
+    assert image_user(tmp_path, "app") == (1000, 1001)
+    assert image_user(tmp_path, "1000") == (1000, 1001)
+    assert image_user(tmp_path, "1000:1000") == (1000, 1000)
+    assert image_user(tmp_path, "app:staff") == (1000, 50)
+    assert image_user(tmp_path, "4242") == (4242, 4242)  # numeric and unknown: runc allows it
+    with pytest.raises(SandboxError, match="image user 'bob' is not in the image's /etc/passwd"):
+        image_user(tmp_path, "bob")
+    assert sandbox.home_of(tmp_path, 1000) == "/home/app"
+    assert sandbox.home_of(tmp_path, 4242) == "/"
