@@ -39,6 +39,12 @@ DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"  #
 MAX_OUTPUT = 1 << 20
 _NAMESPACES = ["--mount", "--pid", "--net", "--ipc", "--uts", "--fork", "--kill-child"]
 _HELPER = Path(sandboxinit.__file__).read_text(encoding="utf-8")
+_PROBE_MOUNT = (
+    "import ctypes, os, sys\n"
+    "libc = ctypes.CDLL(None, use_errno=True)\n"
+    "if libc.mount(b'tmpfs', b'/tmp', b'tmpfs', 0, None):\n"
+    "    sys.exit('mount in the new namespaces: ' + os.strerror(ctypes.get_errno()))\n"
+)
 
 # OCI architecture → qemu-user's name for it.
 QEMU_NAMES = {
@@ -194,12 +200,12 @@ def _probe() -> tuple[str | None, str | None]:
     """(method, None) or (None, why the sandbox cannot run on this host)."""
     if shutil.which("unshare") is None:
         return None, "util-linux `unshare` is not installed; install util-linux"
-    true = shutil.which("true") or "/bin/true"
     uid, gid = os.getuid(), os.getgid()
     methods = [METHOD_USERNS] + ([METHOD_ROOT] if os.geteuid() == 0 else [])
     error = ""
     for method in methods:
-        argv = [*_unshare_argv(method, uid, gid), true]
+        # A namespace whose mounts fail (AppArmor's userns restriction) is no use either.
+        argv = [*_unshare_argv(method, uid, gid), sys.executable, "-I", "-S", "-c", _PROBE_MOUNT]
         try:
             proc = subprocess.run(argv, capture_output=True, text=True, timeout=30)
         except (OSError, subprocess.TimeoutExpired) as exc:
