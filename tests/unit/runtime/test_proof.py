@@ -431,3 +431,39 @@ def test_arm64_root_is_proven_under_qemu(tmp_path_factory: pytest.TempPathFactor
     assert result.ok, result.summary()
     assert result.method is not None and result.method.endswith("+qemu-aarch64")
     assert result.extensions == 1 and result.smoke == "passed"
+
+
+@pytest.mark.e2e
+@pytest.mark.network
+def test_cuda_inference_stack_is_proven_with_driver_libraries_deferred(
+    example_rootfs: Path, tmp_path: Path
+) -> None:
+    """The example with torch 2.14.1 + its CUDA 13 wheels (local indexes), slimmed for
+    inference: every kept library loads on a host without a GPU, except what needs
+    libcuda.so.1 (deferred); ~4 GB, ~1 min to unpack."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "slim"))
+    from slimkit import CUDA_WHEEL_GLOBS
+
+    from torchslim.slim.apply import slim_tree
+    from torchslim.slim.ledger import Ledger
+
+    wheels = sorted(
+        {w for d in Path("/opt").glob("pypi*/files") for g in CUDA_WHEEL_GLOBS for w in d.glob(g)}
+    )
+    if not any(w.name.startswith("torch-2.14") for w in wheels):
+        pytest.skip("torch 2.14.1 CUDA wheels are not in /opt/pypi*/files")
+    root = tmp_path / "rootfs"
+    shutil.copytree(example_rootfs, root, symlinks=True)  # slimming rewrites RECORD files
+    site = next(root.glob("usr/local/lib/python3*/dist-packages"))
+    for old in [*site.glob("torch*"), site / "functorch"]:
+        shutil.rmtree(old) if old.is_dir() else old.unlink()
+    for wheel in wheels:
+        with zipfile.ZipFile(wheel) as whl:
+            whl.extractall(site)
+    slim_tree(root, "/" + str(site.relative_to(root)), profile="inference", ledger=Ledger())
+    result = prove_example(root)
+    assert result.ok, [f.line() for f in result.failures]
+    assert result.libraries >= 20  # cuBLAS, cuDNN, NCCL, libtorch_cuda …
+    needs = {d.needs for d in result.deferred}
+    assert needs <= {"libcuda.so.1"} and all(d.source == "driver" for d in result.deferred)
+    assert result.seconds < 30, result.summary()
