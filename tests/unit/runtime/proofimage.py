@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -16,12 +17,19 @@ from pathlib import Path
 import pytest
 
 
-def build_and_unpack(example: Path, work: Path, *build_args: str) -> Path:
-    """Build ``example`` to ``work/oci`` and unpack it; returns the rootfs directory."""
+def build_and_unpack(
+    example: Path, work: Path, *build_args: str, python: str | None = None
+) -> Path:
+    """Build ``example`` (with ``python = PYTHON``) to ``work/oci`` and unpack it; returns
+    the rootfs directory."""
     if shutil.which("umoci") is None:
         pytest.skip("umoci is not installed (bash scripts/install.sh installs it)")
     project = work / "project"
     shutil.copytree(example, project, ignore=shutil.ignore_patterns("pylock.toml", "__pycache__"))
+    if python is not None:
+        config = project / "torchslim.toml"
+        text = re.sub(r'(?m)^python = ".*"$', f'python = "{python}"', config.read_text())
+        config.write_text(text)
     cache = os.environ.get("TORCHSLIM_TEST_CACHE") or str(work / "cache")
     src = Path(__file__).resolve().parents[3] / "src"
     env = {**os.environ, "TORCHSLIM_CACHE": cache, "PYTHONPATH": str(src)}

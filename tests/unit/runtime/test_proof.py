@@ -467,3 +467,31 @@ def test_cuda_inference_stack_is_proven_with_driver_libraries_deferred(
     needs = {d.needs for d in result.deferred}
     assert needs <= {"libcuda.so.1"} and all(d.source == "driver" for d in result.deferred)
     assert result.seconds < 30, result.summary()
+
+
+@pytest.mark.e2e
+@pytest.mark.network
+def test_checker_runs_on_python_3_13(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The example's OS image for python = "3.13" (Debian trixie) and an extension module."""
+    from proofimage import build_and_unpack
+
+    if sandbox_available() is not None:
+        pytest.skip(f"no sandbox on this host: {sandbox_available()}")
+    root = build_and_unpack(
+        EXAMPLE, tmp_path_factory.mktemp("py313"), "--target", "os", python="3.13"
+    )
+    ext = next(root.glob("usr/lib/python3.13/lib-dynload/_bz2.*.so"))
+    pkg = root / "usr/local/lib/python3.13/dist-packages/fast"
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    shutil.copy(ext, pkg / ext.name)
+    (root / "app/svc").mkdir(parents=True)
+    (root / "app/svc/__init__.py").write_text("")
+    (root / "app/svc/main.py").write_text("from fast import _bz2\napp = _bz2\n")
+    result = prove_rootfs(
+        root, python_exe="/usr/bin/python3.13", env=ENV, user=USER, workdir="/app",
+        cmd=["python3", "-c", "import svc.main"], smoke=["python3", "-m", "svc.main"],
+        arch=host_arch(),
+    )  # fmt: skip
+    assert result.ok, result.summary()
+    assert (result.extensions, result.entry) == (1, "python -c code")
