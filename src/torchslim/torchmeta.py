@@ -251,6 +251,7 @@ LABEL_TORCH = "dev.torchslim.torch"  # "2.14.1+cu130": version and variant
 LABEL_PROFILE = "dev.torchslim.profile"  # slimming profile, "none" for --no-slim
 LABEL_CUDA = "dev.torchslim.cuda"  # "13.0" (CUDA variants only)
 LABEL_MIN_DRIVER = "dev.torchslim.min-driver"  # "580.65.06" (CUDA variants only)
+LABEL_PROOF = "dev.torchslim.proof"  # what the build's proof run showed (runtime.proof)
 
 
 def torch_labels(build: TorchBuild, profile: str | None = None) -> dict[str, str]:

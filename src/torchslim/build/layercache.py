@@ -25,7 +25,7 @@ from torchslim.config import Compression, Steps
 from torchslim.oci.layer import Layer, OwnerFn, write_layer_from_dir
 
 # Bump when what a layer contains for the same inputs changes.
-BUILD_FORMAT = 2
+BUILD_FORMAT = 3  # 3: the Debian base has /usr/bin/python
 
 Fill = Callable[[Path], dict[str, Any]]
 

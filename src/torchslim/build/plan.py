@@ -53,6 +53,7 @@ class BuildOptions:
     # image: everything; base: OS + torch + deps (a shared base for services); os: OS only
     target: Target = "image"
     tls_verify: bool = True
+    prove: bool = True  # --no-prove skips running the image before it is written
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,7 @@ class Plan:
     source_date_epoch: int | None
     tls_verify: bool
     settings: IndexSettings = field(repr=False)
+    prove: bool = True
     requirements: ProjectRequirements = field(default_factory=ProjectRequirements, repr=False)
     app_files: Files = ()
     model_files: Files = ()
@@ -298,6 +300,7 @@ def plan_build(
             source_date_epoch=sde,
             tls_verify=opts.tls_verify,
             settings=settings,
+            prove=opts.prove,
             requirements=reqs,
             app_files=files[0],
             model_files=files[1],

@@ -29,7 +29,7 @@ from torchslim.errors import ResolveError
 from torchslim.oci.layer import Layer
 from torchslim.slim.apply import slim_tree
 from torchslim.slim.closure import check_closure, raise_for_missing, upstream_warnings
-from torchslim.slim.ledger import Ledger
+from torchslim.slim.ledger import Ledger, Revert
 from torchslim.slim.pyc import precompile
 
 ELF_MACHINE = {"amd64": "EM_X86_64", "arm64": "EM_AARCH64"}
@@ -94,7 +94,7 @@ def _split_tree(
             os.replace(Path(dirpath) / name, dest)
 
 
-def _stub_libraries(root: Path, libs: Sequence[str]) -> None:
+def stub_libraries(root: Path, libs: Sequence[str]) -> None:
     """Empty files at the base's library paths: enough for the closure check to find names."""
     for lib in libs:
         path = root / lib.lstrip("/")
@@ -122,9 +122,15 @@ def python_layers(
     layers: LayerCache,
     store: BlobStore,
     steps: Steps,
+    reverts: Sequence[Revert] = (),
 ) -> list[tuple[Layer, LayerReport]]:
-    """The Python layers of ``lock``, from the cache when every one of them is there."""
+    """The Python layers of ``lock``, from the cache when every one of them is there.
+
+    ``reverts``: slimming changes a proof showed to break a file; they are not made
+    (their files are kept) and each is listed in the ledger with the loader's message.
+    """
     scheme = scheme_for(rootfs)
+    keep = [*plan.keep, *(r.path for r in reverts)]
     wheels = {w.name: w for w in lock.packages}
     if "torch" not in wheels:
         raise ResolveError(f"the lock has no torch wheel for {plan.torch.requirement}")
@@ -143,7 +149,8 @@ def python_layers(
                 rootfs.python_exe,
                 plan.slim,
                 plan.profile,
-                sorted(plan.keep),
+                sorted(keep),
+                sorted((r.rule, r.path, r.reason) for r in reverts),
             ),
         )
     hits = {g: layers.hit(g, key) for g, (_, key) in keys.items()}
@@ -163,16 +170,15 @@ def python_layers(
         removed: dict[str, str] = {}
         if plan.slim:
             steps.step(f"Slimming (profile {plan.profile})")
+            routing = _RoutingLedger(ledgers, owner, rootfs.site_packages)
             removed = slim_tree(
-                root,
-                rootfs.site_packages,
-                profile=plan.profile,
-                keep=plan.keep,
-                ledger=_RoutingLedger(ledgers, owner, rootfs.site_packages),
+                root, rootfs.site_packages, profile=plan.profile, keep=keep, ledger=routing
             )
+            for r in reverts:
+                routing.revert(r.rule, r.path, r.bytes, r.reason, applied=False)
         steps.step("Checking that every kept shared library finds its dependencies")
         with staging("libs") as stub:
-            _stub_libraries(stub, base_libs)
+            stub_libraries(stub, base_libs)
             missing = check_closure(
                 [(root, "/"), (stub, "/")],
                 removed=removed,

@@ -49,6 +49,11 @@ from torchslim.cli.app import CliSteps, err_console, friendly_errors, main, out_
     show_default=True,
     help="Verify registry TLS; false allows plain http (a loopback registry).",
 )
+@click.option(
+    "--no-prove",
+    is_flag=True,
+    help="Do not run the image before writing it (the report says it was not proven).",
+)
 @friendly_errors
 def build(
     project: Path,
@@ -67,6 +72,7 @@ def build(
     json_path: Path | None,
     target: str,
     tls_verify: bool,
+    no_prove: bool,
 ) -> None:
     """Build PROJECT (a folder with torchslim.toml) into an image."""
     from torchslim.build import BuildOptions, build, check_output, plan_build, publish
@@ -90,6 +96,7 @@ def build(
         relock=relock,
         target=target,  # type: ignore[arg-type]
         tls_verify=tls_verify,
+        prove=not no_prove,
     )
     bp = plan_build(cfg, opts, load_pip_settings())
     with CliSteps(err_console) as steps:

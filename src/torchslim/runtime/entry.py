@@ -12,11 +12,13 @@ working directory on ``sys.path`` (as ``python -m`` and the servers put it there
   file names it): nothing is imported, and the result says so.
 - ``python -m pkg.mod``: ``pkg.mod`` is found (``importlib.util.find_spec``, which
   imports its parent packages) and compiled, never executed, since running it
-  would start the server. A package means its ``__main__``. ``python -m uvicorn
-  …`` also checks that ``uvicorn`` is found.
+  would start the server; every module its top level imports is found as for a
+  script. A package means its ``__main__``. ``python -m uvicorn …`` also checks
+  that ``uvicorn`` is found.
 - ``python app.py``: the script is compiled (a syntax error names file and line)
-  and every import at its top level is resolved with ``find_spec`` of the
-  top-level name, the script's directory first on ``sys.path``; it is not run.
+  and every module its top level imports (``import a.b``, ``from a.b import c``:
+  ``a.b``) is found with ``find_spec``, which imports the parent packages as the
+  import would, the script's directory first on ``sys.path``; it is not run.
 - ``python -c CODE``: the same, for CODE.
 - ``fastapi run|dev [FILE] [--app NAME]``: FILE (default: the first of main.py,
   app.py, api.py, app/main.py, app/app.py, app/api.py in the working directory)

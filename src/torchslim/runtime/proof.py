@@ -25,10 +25,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from torchslim.oci.unpack import resolve_in_root
 from torchslim.runtime.entry import EntryPoint, entry_from_cmd
 from torchslim.runtime.proofresult import Deferred, Failure, Proof, Status
 from torchslim.runtime.proofrun import CHECKER, loads, run_checker
-from torchslim.runtime.rootpath import cmd_problem, resolve_in_root
+from torchslim.runtime.rootpath import cmd_problem
 from torchslim.runtime.sandbox import (
     DEFAULT_PATH,
     Emulation,

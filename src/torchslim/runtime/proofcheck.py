@@ -266,16 +266,19 @@ def load(kind: str, path: str, module: str) -> dict[str, Any]:
 
 
 def _imports(tree: ast.Module) -> list[tuple[str, int]]:
+    """Modules the top level imports, by full dotted name (``from a.b import c``: ``a.b``)."""
     found: list[tuple[str, int]] = []
     for node in tree.body:
         if isinstance(node, ast.Import):
-            found += [(a.name.split(".")[0], node.lineno) for a in node.names]
+            found += [(a.name, node.lineno) for a in node.names]
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            found.append((node.module.split(".")[0], node.lineno))
+            found.append((node.module, node.lineno))
     return found
 
 
 def _compile_and_resolve(source: str, filename: str) -> str | None:
+    """Compile ``source``; find every module its top level imports (parents are imported,
+    as the import itself would; the source is not run)."""
     try:
         tree = ast.parse(source, filename)
         compile(tree, filename, "exec")
@@ -284,7 +287,11 @@ def _compile_and_resolve(source: str, filename: str) -> str | None:
     for name, line in _imports(tree):
         if name in sys.builtin_module_names or name == "__future__":
             continue
-        if importlib.util.find_spec(name) is None:
+        try:
+            spec = importlib.util.find_spec(name)
+        except ModuleNotFoundError as exc:
+            spec, name = None, exc.name or name
+        if spec is None:
             return f"import {name}: no module named {name!r} ({filename}, line {line})"
     return None
 
@@ -329,8 +336,11 @@ def check_entry(entry: dict[str, Any]) -> str | None:
                 spec = importlib.util.find_spec(name)
             if spec is None or spec.loader is None:
                 return "python -m {}: no module named {!r}".format(entry["module"], name)
-            getattr(spec.loader, "get_code", lambda _: None)(name)  # compiles, never runs
-            return None
+            source = getattr(spec.loader, "get_source", lambda _: None)(name)
+            if source is None:  # no source (a compiled module): compiling is all there is
+                getattr(spec.loader, "get_code", lambda _: None)(name)
+                return None
+            return _compile_and_resolve(source, spec.origin or name)
         if kind == "code":
             return _compile_and_resolve(entry["code"], "<string>")
         if kind == "script":

@@ -1,4 +1,5 @@
-"""Paths inside an image's root directory, resolved as the image would see them.
+"""Paths inside an image's root directory, resolved as the image would see them
+(``oci.unpack.resolve_in_root``).
 
 Symlinks are followed with the root as ``/`` (an absolute link target never escapes
 to the host), so ``cmd``'s executable can be checked on the image's PATH without
@@ -7,43 +8,11 @@ running anything.
 
 from __future__ import annotations
 
-import os
 import posixpath
 import stat
 from pathlib import Path
 
-MAX_LINKS = 40
-
-
-def resolve_in_root(root: Path, path: str) -> Path | None:
-    """The host path of image path ``path`` (absolute) after symlinks; None if it is missing."""
-    parts = [p for p in path.split("/") if p]
-    done: list[str] = []
-    links = 0
-    while parts:
-        part = parts.pop(0)
-        if part == ".":
-            continue
-        if part == "..":
-            if done:
-                done.pop()
-            continue
-        host = root.joinpath(*done, part)
-        try:
-            st = host.lstat()
-        except OSError:
-            return None
-        if stat.S_ISLNK(st.st_mode):
-            links += 1
-            if links > MAX_LINKS:
-                return None
-            target = os.readlink(host)
-            if target.startswith("/"):
-                done = []
-            parts = [p for p in target.split("/") if p] + parts
-            continue
-        done.append(part)
-    return root.joinpath(*done)
+from torchslim.oci.unpack import resolve_in_root
 
 
 def _executable(host: Path) -> bool:

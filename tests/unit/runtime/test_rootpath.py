@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from torchslim.runtime.rootpath import cmd_problem, resolve_in_root, which_in_root
+from torchslim.oci.unpack import resolve_in_root
+from torchslim.runtime.rootpath import cmd_problem, which_in_root
 
 PATH = "/usr/local/bin:/usr/bin:/bin"
 
