@@ -90,6 +90,9 @@ def prove_image(
     user = plan.cfg.user
     with staging("rootfs") as scratch:
         root = unpack_image(image, scratch / "root")
+        workdir = root / APP_ROOT.lstrip("/")
+        if not workdir.exists() and not workdir.is_symlink():
+            workdir.mkdir(parents=True)  # as a runtime creates a missing WorkingDir
         proof = prove_rootfs(
             root,
             python_exe=rootfs.python_exe,
