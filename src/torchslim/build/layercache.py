@@ -25,7 +25,7 @@ from torchslim.config import Compression, Steps
 from torchslim.oci.layer import Layer, OwnerFn, write_layer_from_dir
 
 # Bump when what a layer contains for the same inputs changes.
-BUILD_FORMAT = 3  # 3: the Debian base has /usr/bin/python
+BUILD_FORMAT = 4  # 3: the Debian base has /usr/bin/python; 4: entries keep every removal
 
 Fill = Callable[[Path], dict[str, Any]]
 
@@ -91,7 +91,7 @@ class LayerCache:
             return None
         layer = Layer.from_dict(entry["layer"])
         extra: dict[str, Any] = entry.get("extra", {})
-        return layer, LayerReport.of(name, layer, True, 0.0, extra.get("ledger", {})), extra
+        return layer, LayerReport.of(name, layer, True, 0.0, extra), extra
 
     def write(
         self,
@@ -124,7 +124,7 @@ class LayerCache:
         self.root.mkdir(parents=True, exist_ok=True)
         write_atomic(self._path(key), json.dumps({"layer": layer.to_dict(), "extra": extra}))
         seconds = time.monotonic() - started
-        return layer, LayerReport.of(name, layer, False, seconds, extra.get("ledger", {}))
+        return layer, LayerReport.of(name, layer, False, seconds, extra)
 
     def get_or_build(
         self,

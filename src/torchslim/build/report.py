@@ -16,9 +16,11 @@ from torchslim.atomic import write_atomic
 from torchslim.deps.audit import DevFinding
 from torchslim.oci.image import Image
 from torchslim.oci.layer import Layer
+from torchslim.oci.referrers import Artifact
 from torchslim.oci.sink import Written
 from torchslim.oci.upload import PushResult
 from torchslim.runtime.proofresult import Proof
+from torchslim.sbom.model import Removal
 from torchslim.slim.ledger import Ledger
 from torchslim.units import BANDWIDTHS, human, pull_seconds
 
@@ -32,13 +34,21 @@ class LayerReport:
     cached: bool
     seconds: float
     ledger: dict[str, Any] = field(default_factory=dict)
+    # Every path slimming (or the Debian unpacker) took out of this layer: the SBOM's
+    # per-component removals. Kept in the layer cache, so a warm build has them too.
+    removals: list[Removal] = field(default_factory=list)
 
     @classmethod
     def of(
-        cls, name: str, layer: Layer, cached: bool, seconds: float, ledger: dict[str, Any]
+        cls, name: str, layer: Layer, cached: bool, seconds: float, extra: dict[str, Any]
     ) -> LayerReport:
+        """The report of a layer from what the layer cache keeps beside it."""
         d = layer.descriptor
-        return cls(name, d.digest, d.size, layer.uncompressed_size, cached, seconds, ledger)
+        removals = [Removal.from_json(row) for row in extra.get("removals", [])]
+        ledger = extra.get("ledger", {})
+        return cls(
+            name, d.digest, d.size, layer.uncompressed_size, cached, seconds, ledger, removals
+        )
 
 
 @dataclass
@@ -56,6 +66,8 @@ class BuildResult:
     profile: str
     slimmed: bool
     proof: Proof | None = None
+    # CycloneDX, SPDX and provenance of ``image`` (sbom.documents): attached when written.
+    artifacts: list[Artifact] = field(default_factory=list)
 
     @property
     def digest(self) -> str:
