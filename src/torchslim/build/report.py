@@ -120,6 +120,10 @@ def to_dict(result: BuildResult, written: Written | None = None) -> dict[str, An
         ],
         "ledger": result.ledger.to_dict(),
         "proof": result.proof.to_dict() if result.proof is not None else None,
+        "sbom": [
+            {"file": a.title, "artifact_type": a.artifact_type, "digest": a.digest}
+            for a in result.artifacts
+        ],
         "dev_packages": [
             {"package": f.package, "brought_by": list(f.chain[1:])} for f in result.dev_findings
         ],
@@ -147,6 +151,8 @@ def outcome_dict(results: Sequence[BuildResult], written: Written | None) -> dic
         data = {"digest": digest, "platforms": [to_dict(r, written) for r in results]}
     if written is not None and written.push is not None:
         data["push"] = push_dict(written.push)
+    if written is not None and written.referrers:
+        data["referrers"] = list(written.referrers)
     return data
 
 
@@ -173,6 +179,12 @@ def render_outcome(
         console.print(f"Index digest: {written.digest}", soft_wrap=True)
     if written is not None and written.push is not None:
         render_push(written.push, console)
+    if written is not None and written.referrers:
+        where = " (under the tag sha256-…: no referrers API)" if written.referrers_tag else ""
+        console.print(
+            f"Attached {len(written.referrers)} referrer(s): SBOMs and provenance{where}",
+            soft_wrap=True,
+        )
     if written is not None:
         console.print(f"Wrote {written.location}", soft_wrap=True)
 
