@@ -9,9 +9,9 @@ import shutil
 from pathlib import Path
 
 import pytest
-from support.proofroot import make_root
 
 import torchslim.build.lock as lock_step
+from support.proofroot import make_root
 from torchslim.build import BuildOptions, plan_build
 from torchslim.build.plan import BuildPlan
 from torchslim.cache import BlobStore

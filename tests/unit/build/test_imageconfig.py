@@ -56,3 +56,19 @@ def test_external_base_keeps_its_path(tmp_path: Path) -> None:
     c = image_config(plan(tmp_path, base="python:3.11-slim"), ROOTFS, facts)
     assert not any(e.startswith("PATH=") for e in c["env"])
     assert c["labels"]["org.opencontainers.image.base.digest"] == "sha256:" + "a" * 64
+
+
+def test_licenses_and_description_labels_unless_the_user_sets_them(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    facts = replace(FACTS, licenses="Apache-2.0", description="A service.")
+    labels = image_config(plan(tmp_path), ROOTFS, facts)["labels"]
+    assert labels["org.opencontainers.image.licenses"] == "Apache-2.0"
+    assert labels["org.opencontainers.image.description"] == "A service."
+    mine = {"org.opencontainers.image.licenses": "LicenseRef-Proprietary"}
+    labels = image_config(plan(tmp_path, labels=mine), ROOTFS, facts)["labels"]
+    assert labels["org.opencontainers.image.licenses"] == "LicenseRef-Proprietary"
+    assert (
+        "org.opencontainers.image.licenses"
+        not in image_config(plan(tmp_path), ROOTFS, FACTS)["labels"]
+    )

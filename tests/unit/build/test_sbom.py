@@ -127,7 +127,9 @@ def test_the_build_carries_cyclonedx_spdx_and_provenance(
     assert run["metadata"]["startedOn"] == CREATED  # SOURCE_DATE_EPOCH, never the clock
     assert run["builder"]["id"] == "urn:torchslim:builder:local"
     byproducts = {b["name"]: b["digest"]["sha256"] for b in run["byproducts"]}
-    assert byproducts == {t: a.digest[7:] for t, a in zip(TITLES[:2], result.artifacts[:2])}
+    assert byproducts == {
+        t: a.digest[7:] for t, a in zip(TITLES[:2], result.artifacts[:2], strict=True)
+    }
 
     # The labels and the manifest say the same.
     labels = result.image.config()["config"]["Labels"]
@@ -183,9 +185,7 @@ def test_a_layout_output_holds_the_referrers_and_sbom_dir_the_files(
     index = json.loads((out / "index.json").read_text())
     assert [e.get("artifactType") for e in index["manifests"]] == [None, *TYPES]
     found = layout_referrers(out, image.digest())
-    assert [layout_document(out, d) for d in found] == [
-        (files / t).read_bytes() for t in TITLES
-    ]
+    assert [layout_document(out, d) for d in found] == [(files / t).read_bytes() for t in TITLES]
     assert sorted(p.name for p in files.iterdir()) == sorted(TITLES)
     assert _cli("sbom", f"oci:{out}") == (files / "sbom.cdx.json").read_bytes()
     assert read_sbom(f"oci:{out}", "spdx") == (files / "sbom.spdx.json").read_bytes()
@@ -213,7 +213,9 @@ def test_two_platforms_each_get_referrers_and_the_index_their_shared_annotations
     top = index["manifests"][0]
     nested = json.loads((out / "blobs" / "sha256" / top["digest"][7:]).read_bytes())
     shared = nested["annotations"]
-    assert shared[OCI + "base.name"] == results[0].image.manifest()["annotations"][OCI + "base.name"]
+    assert (
+        shared[OCI + "base.name"] == results[0].image.manifest()["annotations"][OCI + "base.name"]
+    )
     assert shared[OCI + "licenses"] == "Apache-2.0" and shared[OCI + "created"] == CREATED
     # Each platform is built on its own base manifest: no one base digest for the index.
     base_digests = {r.image.manifest()["annotations"][OCI + "base.digest"] for r in results}
@@ -236,4 +238,6 @@ def test_sbom_dir_of_two_platforms_has_one_folder_each(
     paths = write_sbom_files(tmp_path / "sbom", results)
     rel = sorted(p.relative_to(tmp_path / "sbom").as_posix() for p in paths)
     assert rel == sorted(f"{d}/{t}" for d in ("linux-amd64", "linux-arm64") for t in TITLES)
-    assert (tmp_path / "sbom/linux-arm64/sbom.cdx.json").read_bytes() == results[1].artifacts[0].data
+    assert (tmp_path / "sbom/linux-arm64/sbom.cdx.json").read_bytes() == results[1].artifacts[
+        0
+    ].data
