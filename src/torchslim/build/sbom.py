@@ -53,7 +53,9 @@ class Invocation:
 
     @classmethod
     def of(cls, command: Sequence[str], opts: BuildOptions, **kw: Any) -> Invocation:
-        """``command`` as typed, and the options that differ from their defaults."""
+        """``command`` (``torchslim build PROJECT``) and the options that differ from their
+        defaults. What only says where reports go (``--json``, ``--sbom``) is not a build
+        parameter: it is left out, so it does not change the statement."""
         default = asdict(BuildOptions())
         given = {k: v for k, v in asdict(opts).items() if v != default.get(k)}
         return cls(tuple(command), given, **kw)

@@ -115,7 +115,7 @@ def build(
         prove=not no_prove,
     )
     bp = plan_build(cfg, opts, load_pip_settings())
-    invocation = Invocation.of(["torchslim", *sys.argv[1:]], opts)
+    invocation = Invocation.of(["torchslim", "build", str(project)], opts)
     with CliSteps(err_console) as steps:
         check_output(bp, steps)
         results = [build(plan, steps, invocation) for plan in bp.plans]

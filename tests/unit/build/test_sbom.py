@@ -187,6 +187,11 @@ def test_a_layout_output_holds_the_referrers_and_sbom_dir_the_files(
     found = layout_referrers(out, image.digest())
     assert [layout_document(out, d) for d in found] == [(files / t).read_bytes() for t in TITLES]
     assert sorted(p.name for p in files.iterdir()) == sorted(TITLES)
+    prov = json.loads((files / "sbom.provenance.json").read_bytes())
+    assert prov["predicate"]["buildDefinition"]["externalParameters"] == {
+        "command": ["torchslim", "build", str(project)],
+        "options": {"platform": "linux/amd64", "output": f"oci:{out}"},
+    }
     assert _cli("sbom", f"oci:{out}") == (files / "sbom.cdx.json").read_bytes()
     assert read_sbom(f"oci:{out}", "spdx") == (files / "sbom.spdx.json").read_bytes()
     annotations = image.manifest()["annotations"]
