@@ -14,7 +14,12 @@ from pathlib import Path
 import pytest
 
 from torchslim.oci.distribution import RegistryClient
-from torchslim.oci.referrers import fallback_tag, registry_document, registry_referrers
+from torchslim.oci.referrers import (
+    fallback_tag,
+    layout_referrers,
+    registry_document,
+    registry_referrers,
+)
 
 from .conftest import copy_example
 
@@ -74,4 +79,7 @@ def test_a_pushed_build_carries_its_sbom_and_provenance(
     assert "Attached 3 referrer(s)" in out
     with RegistryClient(host, tls_verify=False) as client:
         copied = registry_referrers(client, "team/copied", digest)
-    assert sorted(d["digest"] for d in copied) == sorted(built["referrers"])
+    in_layout = layout_referrers(layout, digest)
+    assert sorted(d["digest"] for d in copied) == sorted(d["digest"] for d in in_layout)
+    # The SBOMs are the pushed build's; its provenance names the other --output.
+    assert [d["digest"] for d in in_layout[:2]] == built["referrers"][:2]
