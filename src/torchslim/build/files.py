@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from torchslim.build.layercache import LayerCache
 from torchslim.build.plan import APP_ROOT, Files, Plan
 from torchslim.build.report import LayerReport
 from torchslim.cache import sha256_file
-from torchslim.oci.layer import Layer
+from torchslim.oci.layer import Layer, Ownership
 from torchslim.slim.pyc import precompile
 
 
@@ -27,12 +28,20 @@ def files_layer(
     python_version: str | None,
     mtime: int,
     layers: LayerCache,
+    writable: Sequence[str] = (),
 ) -> tuple[Layer, LayerReport]:
-    """Copy ``files``; root-owned, read-only for the app user; ``.py`` precompiled."""
+    """Copy ``files``; root-owned, read-only for the app user; ``.py`` precompiled.
+
+    ``writable``: directories made empty and owned by the app user (the ``writable`` key).
+    """
     listing = [(dest, os.stat(src).st_mode & 0o111 != 0, sha256_file(src)) for src, dest in files]
-    key = layers.key("files", mtime, name, listing, python_version)
+    key = layers.key("files", mtime, name, listing, python_version, sorted(writable))
+    uid = layers.uid
+    owner = Ownership(overrides={w.strip("/"): (uid, uid) for w in writable})
 
     def fill(root: Path) -> dict[str, Any]:
+        for w in writable:
+            (root / w.strip("/")).mkdir(parents=True, exist_ok=True)
         for src, dest in files:
             target = root / dest.lstrip("/")
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -44,7 +53,7 @@ def files_layer(
             precompile(root, APP_ROOT, python_version)
         return {}
 
-    layer, report, _ = layers.get_or_build(name, key, fill, mtime=mtime)
+    layer, report, _ = layers.get_or_build(name, key, fill, mtime=mtime, owner=owner)
     return layer, report
 
 
@@ -54,8 +63,9 @@ def service_layers(
     """The app layer (app files and single ``files``) and the model layer, when not empty."""
     out = []
     app = (*plan.app_files, *plan.extra_files)
-    if app:
-        out.append(files_layer("app", app, python_version, mtime, layers))
+    writable = plan.cfg.writable
+    if app or writable:
+        out.append(files_layer("app", app, python_version, mtime, layers, writable))
     if plan.model_files:
         out.append(files_layer("model", plan.model_files, None, mtime, layers))
     return out
