@@ -387,3 +387,18 @@ def build_platform(text: str) -> Platform:
     if text.strip() not in BUILD_PLATFORMS:
         raise ConfigError(f"platform {text!r}: expected linux/amd64 or linux/arm64")
     return Platform.parse(text)
+
+
+_TORCH = re.compile(r"^\d+\.\d+(\.\d+)?$")
+_VARIANT = re.compile(r"^(cpu|cu\d{3})$")
+
+
+def with_torch(cfg: ProjectConfig, torch: str | None, variant: str | None) -> ProjectConfig:
+    """``cfg`` with ``--torch`` / ``--variant`` from the command line (one project, CPU and
+    CUDA images, no edits)."""
+    if torch is not None and not _TORCH.match(torch):
+        raise ConfigError(f"--torch {torch!r}: expected a release such as 2.13.0")
+    if variant is not None and not _VARIANT.match(variant):
+        raise ConfigError(f"--variant {variant!r}: expected cpu or cuXYZ (e.g. cu130)")
+    update = {k: v for k, v in (("torch", torch), ("variant", variant)) if v is not None}
+    return cfg.model_copy(update=update) if update else cfg
