@@ -12,6 +12,7 @@ import html
 import re
 import urllib.parse
 from collections.abc import Iterator
+
 import httpx
 from packaging.utils import canonicalize_name
 
