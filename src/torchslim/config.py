@@ -273,7 +273,8 @@ def path_problems(data: dict[str, Any], root: Path) -> list[str]:
     return out
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
+def read_toml(path: Path) -> dict[str, Any]:
+    """A TOML file, or a one-line ConfigError naming it."""
     try:
         with path.open("rb") as f:
             return tomllib.load(f)
@@ -295,7 +296,7 @@ def find_config(project: Path) -> Path:
     if own.is_file():
         return own
     py = project / PYPROJECT
-    if py.is_file() and "torchslim" in _read_toml(py).get("tool", {}):
+    if py.is_file() and "torchslim" in read_toml(py).get("tool", {}):
         return py
     raise ConfigError(
         f"{own}: not found; create it (see README: 'torchslim.toml') "
@@ -305,14 +306,14 @@ def find_config(project: Path) -> Path:
 
 def load_config(project: Path) -> ProjectConfig:
     file = find_config(project)
-    data = _read_toml(file)
+    data = read_toml(file)
     pyproject = data if file.name == PYPROJECT else None
     if file.name == PYPROJECT:
         data = data["tool"]["torchslim"]
     root = file.parent.resolve()
     if "version" not in data:
         if pyproject is None and (root / PYPROJECT).is_file():
-            pyproject = _read_toml(root / PYPROJECT)
+            pyproject = read_toml(root / PYPROJECT)
         version = (pyproject or {}).get("project", {}).get("version")
         if isinstance(version, str):  # [project].version, unless it is dynamic
             data = {**data, "version": version}

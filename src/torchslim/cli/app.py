@@ -37,6 +37,16 @@ err_console = _console(stderr=True)
 out_console = _console(stderr=False)
 
 
+# Every command that talks to a registry takes the same switch.
+tls_verify_option = click.option(
+    "--tls-verify",
+    type=bool,
+    default=True,
+    show_default=True,
+    help="Verify registry TLS; false allows plain http (a loopback registry).",
+)
+
+
 def friendly_errors(fn: F) -> F:
     """One line on stderr and a non-zero exit instead of a traceback."""
 

@@ -7,7 +7,14 @@ from pathlib import Path
 
 import click
 
-from torchslim.cli.app import CliSteps, err_console, friendly_errors, main, out_console
+from torchslim.cli.app import (
+    CliSteps,
+    err_console,
+    friendly_errors,
+    main,
+    out_console,
+    tls_verify_option,
+)
 
 
 @main.command()
@@ -42,13 +49,7 @@ from torchslim.cli.app import CliSteps, err_console, friendly_errors, main, out_
     show_default=True,
     help="image: the service; base: OS + torch + deps, a shared base; os: the OS alone.",
 )
-@click.option(
-    "--tls-verify",
-    type=bool,
-    default=True,
-    show_default=True,
-    help="Verify registry TLS; false allows plain http (a loopback registry).",
-)
+@tls_verify_option
 @click.option("--torch", "torch_version", help="Another torch release than the config's.")
 @click.option("--variant", help="cpu or cuXYZ (e.g. cu130) instead of the config's.")
 @click.option(
@@ -117,13 +118,7 @@ def build(
 @main.command()
 @click.argument("source")
 @click.argument("destination")
-@click.option(
-    "--tls-verify",
-    type=bool,
-    default=True,
-    show_default=True,
-    help="Verify TLS; false allows plain http (a loopback registry).",
-)
+@tls_verify_option
 @click.option(
     "--mount-from",
     multiple=True,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from torchslim.cli.app import friendly_errors, main, out_console
+from torchslim.cli.app import friendly_errors, main, out_console, tls_verify_option
 
 
 @main.command()
@@ -194,13 +194,7 @@ def diff(before: str, after: str, md_path: Path | None) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write the SBOM to FILE instead of standard output.",
 )
-@click.option(
-    "--tls-verify",
-    type=bool,
-    default=True,
-    show_default=True,
-    help="Verify TLS; false allows plain http (a loopback registry).",
-)
+@tls_verify_option
 @friendly_errors
 def sbom(image: str, fmt: str, output: Path | None, tls_verify: bool) -> None:
     """The SBOM torchslim attached to IMAGE (oci:DIR[:tag] or docker://REF).
