@@ -32,6 +32,8 @@ def dockerfile(
     """Write a multi-stage Dockerfile and .dockerignore for PROJECT."""
     from torchslim.config import load_config, with_torch
     from torchslim.generate.dockerfile import (
+        LOCKED,
+        dockerfile_files,
         dockerignore_text,
         render_dockerfile,
         write_generated,
@@ -42,7 +44,11 @@ def dockerfile(
     if to_stdout:
         click.echo(text, nl=False)
         return
-    written = write_generated(cfg.root, {"Dockerfile": text}, force=force)
+    generated = {"Dockerfile": text}
+    locked = dockerfile_files(cfg).get(LOCKED)
+    if locked is not None:  # the wheels `torchslim build` installs, pinned by hash
+        generated[LOCKED] = locked
+    written = write_generated(cfg.root, generated, force=force)
     # An existing .dockerignore is merged (the user's lines kept), never refused or replaced.
     written += write_generated(cfg.root, {".dockerignore": dockerignore_text(cfg)}, force=True)
     for path in written:
