@@ -235,12 +235,14 @@ def assemble(
     fetch_debs(spec, packages, store, progress)
     _merged_usr(dest)
     skipped: list[SkippedFile] = []
-    for i, pkg in enumerate(packages):
+    total, done = sum(p.size for p in packages), 0  # progress is in bytes, as everywhere
+    for pkg in packages:
         un = unpack_deb(store.path(pkg.sha256), dest, pkg.name)
         skipped += un.skipped
         _status(dest, pkg, un.md5sums, {s.path for s in un.skipped})
+        done += pkg.size
         if progress:
-            progress("unpack", i + 1, len(packages))
+            progress("unpacking debian packages", done, total)
     _merged_usr(dest, after=True)
     _dirs(dest)
     _users(dest, spec)
