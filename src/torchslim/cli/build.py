@@ -160,17 +160,20 @@ def deps(project: Path, platform: str | None, strict: bool) -> None:
     plan = bp.plans[0]
     with CliSteps(err_console) as steps:
         lock = resolve_lock(plan, steps)
+    from torchslim.display import styled
+
     table = Table(title=f"Prod packages for {plan.platform}", title_justify="left")
     table.add_column("package")
     table.add_column("version")
     table.add_column("wheel")
     table.add_column("brought by")
     for w in sorted(lock.packages, key=lambda w: w.name):
-        table.add_row(w.name, w.version, w.filename, ", ".join(lock.parents.get(w.name, ())))
+        parents = ", ".join(lock.parents.get(w.name, ()))
+        table.add_row(styled(w.name), styled(w.version), styled(w.filename), styled(parents))
     out_console.print(table)
     findings = audit(lock)
     for line in format_audit(findings):
-        out_console.print(line, soft_wrap=True)
+        out_console.print(styled(line), soft_wrap=True)
     if not findings:
         out_console.print("No dev-only packages in the prod requirements.")
     if findings and strict:

@@ -14,6 +14,8 @@ _REPO_RE = re.compile(rf"^{_COMPONENT}(?:/{_COMPONENT})*$")
 _TAG_RE = re.compile(r"^[\w][\w.-]{0,127}$")
 _DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
 _HOST_RE = re.compile(r"^(?:[a-zA-Z0-9.-]+|\[[0-9a-fA-F:]+\])(?::[0-9]+)?$")
+# "user:password@host/repo": credentials written into a reference (never echoed)
+_USERINFO_RE = re.compile(r"^(docker://)?[^/@]+@(?!sha256:)")
 
 
 @dataclass(frozen=True)
@@ -46,15 +48,20 @@ def parse_reference(text: str) -> Reference:
     """``python:3.11-slim`` → ``docker.io/library/python:3.11-slim``; ``docker://`` is accepted."""
     raw = text.strip()
     name = raw.removeprefix("docker://")
+    userinfo = _USERINFO_RE.match(raw) is not None
+    shown = _USERINFO_RE.sub(lambda m: f"{m.group(1) or ''}***@", raw) if userinfo else raw
 
     def bad(why: str) -> ConfigError:
         return ConfigError(
-            f"invalid image reference {raw!r}: {why}; write REGISTRY/REPOSITORY[:TAG][@DIGEST], "
-            "e.g. python:3.11-slim or 127.0.0.1:5000/team/app:1.0"
+            f"invalid image reference {shown!r}: {why}; write "
+            "REGISTRY/REPOSITORY[:TAG][@DIGEST], e.g. python:3.11-slim or "
+            "127.0.0.1:5000/team/app:1.0"
         )
 
     if not name:
         raise bad("it is empty")
+    if userinfo:
+        raise bad("credentials do not belong in a reference; log in with `podman login`")
     digest: str | None = None
     if "@" in name:
         name, _, digest = name.partition("@")
