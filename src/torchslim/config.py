@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from torchslim.confined import confine, exists
 from torchslim.errors import ConfigError
 
 CONFIG_FILE = "torchslim.toml"
@@ -144,13 +145,15 @@ def _read_toml(path: Path) -> dict[str, Any]:
             return tomllib.load(f)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}; fix the syntax at that line") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: TOML nested too deep to be a configuration") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
 
 
 def find_config(project: Path) -> Path:
     """The file that configures ``project``: a directory or the file itself."""
-    if project.is_file():
+    if exists(project, "project") and project.is_file():
         return project
     if not project.is_dir():
         raise ConfigError(
@@ -179,14 +182,14 @@ def load_config(project: Path) -> ProjectConfig:
 
 
 def _check_paths(cfg: ProjectConfig) -> None:
-    if not cfg.app_path.is_dir():
+    if not confine(cfg, "app", cfg.app).is_dir():
         raise ConfigError(f"{cfg.file}: key `app`: directory {cfg.app!r} does not exist")
     for key, rels in (("requirements", cfg.requirements), ("model", cfg.model)):
         for rel in rels:
-            if not cfg.path(rel).is_file():
+            if not confine(cfg, key, rel).is_file():
                 raise ConfigError(f"{cfg.file}: key `{key}`: file {rel!r} does not exist")
     for rel in cfg.dev_requirements:
-        if not cfg.path(rel).is_file():
+        if not confine(cfg, "dev-requirements", rel).is_file():
             raise ConfigError(f"{cfg.file}: key `dev-requirements`: file {rel!r} does not exist")
     if not cfg.cmd:
         raise ConfigError(

@@ -8,7 +8,6 @@ update does not re-send the app and an app edit does not re-send the model.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from torchslim.build.layercache import LayerCache
 from torchslim.build.plan import APP_ROOT, LOCK_NAME, Plan
 from torchslim.build.report import LayerReport
 from torchslim.cache import sha256_file
+from torchslim.confined import ConfinedRoot, confine, image_path
 from torchslim.oci.layer import Layer
 from torchslim.slim.pyc import precompile
 
@@ -43,7 +43,8 @@ def app_files(plan: Plan) -> Files:
 
 
 def model_files(plan: Plan) -> Files:
-    return [(plan.cfg.path(m), f"{APP_ROOT}/{Path(m).as_posix()}") for m in plan.cfg.model]
+    cfg = plan.cfg
+    return [(confine(cfg, "model", m), f"{APP_ROOT}/{image_path(m)}") for m in cfg.model]
 
 
 def files_layer(
@@ -58,11 +59,11 @@ def files_layer(
     key = layers.key("files", mtime, name, listing, python_version)
 
     def fill(root: Path) -> dict[str, Any]:
+        staged = ConfinedRoot(root)  # names come from the project: writes cannot leave root
         for src, dest in files:
-            target = root / dest.lstrip("/")
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(src, target)
-            target.chmod(0o755 if os.stat(src).st_mode & 0o111 else 0o644)
+            staged.copy_file(
+                src, dest.lstrip("/"), 0o755 if os.stat(src).st_mode & 0o111 else 0o644
+            )
         for d in sorted(p for p in root.rglob("*") if p.is_dir()):
             d.chmod(0o755)
         if python_version is not None:
