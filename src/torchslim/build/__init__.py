@@ -45,7 +45,7 @@ def build(plan: Plan, steps: Steps | None = None) -> BuildResult:
     """The image ``plan`` describes, built and cached; nothing is written to an output."""
     steps = steps or QuietSteps()
     started = time.monotonic()
-    store = BlobStore()
+    store = BlobStore(warn=steps.warn)  # a corrupt cached blob is evicted with a warning
     layers = LayerCache(store, compression=plan.compression, uid=plan.cfg.user, steps=steps)
     existing = lock.read(plan)
     opened = base.open_base(plan, existing.base if existing else {}, steps)
@@ -123,7 +123,7 @@ def resolve_lock(plan: Plan, steps: Steps | None = None) -> Lock:
         existing,
         glibc=opened.glibc,
         base_pin=opened.pin(plan),
-        store=BlobStore(),
+        store=BlobStore(warn=steps.warn),
         steps=steps,
     )
     assert locked.python is not None  # plans for `deps` have target "image"
