@@ -74,6 +74,8 @@ def build(plan: Plan, steps: Steps | None = None) -> BuildResult:
         base_digest=opened.image.digest() if opened.image is not None else None,
         revision=files.git_revision(plan.cfg.root),
     )
+    for warning in imageconfig.risky_env(plan):
+        steps.warn(warning)
     image = with_config(image, **imageconfig.image_config(plan, os_.rootfs, facts))
     reports = [*os_.reports, *(report for _, report in new)]
     return BuildResult(

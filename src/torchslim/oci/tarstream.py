@@ -129,6 +129,7 @@ class Member:
     mode: int
     uid: int
     linkname: str
+    device: str = ""  # "char" or "block" for a device node (kind "other")
 
 
 _KINDS: dict[bytes, str] = {
@@ -204,7 +205,8 @@ def walk_layer(
                 f = tar.extractfile(_m)
                 return f.read(n) if f is not None else b""
 
-            visit(Member(m.name, kind, size, m.mode, m.uid, m.linkname), peek)
+            device = "char" if m.ischr() else "block" if m.isblk() else ""
+            visit(Member(m.name, kind, size, m.mode, m.uid, m.linkname, device), peek)
         while stream.read(CHUNK):
             pass  # the rest (end-of-archive padding): counts, and lets the digest check finish
         stats.compressed = raw.count
