@@ -25,6 +25,7 @@ from torchslim.oci.image import Image
 from torchslim.oci.layout import layout_ref_name, read_oci_layout
 from torchslim.oci.pull import read_registry_image
 from torchslim.oci.reference import parse_reference
+from torchslim.redact import quote
 
 Transport = Literal["oci", "docker-archive", "docker", "docker-daemon", "containers-storage"]
 Bare = Literal["registry", "path"]
@@ -100,7 +101,9 @@ def parse_location(
     kinds = allowed or ("oci", "docker-archive", "docker", "docker-daemon", "containers-storage")
     if loc is None or loc.transport not in kinds:
         forms = ", ".join(_FORMS[k] for k in kinds)
-        raise ConfigError(f"{what} {text!r} is not an image reference torchslim reads; use {forms}")
+        raise ConfigError(
+            f"{what} {quote(text)} is not an image reference torchslim reads; use {forms}"
+        )
     return loc
 
 
