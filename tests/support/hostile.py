@@ -9,6 +9,7 @@ no traceback, no ``internal error``, no file written outside, and bounded memory
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import io
 import json
@@ -25,7 +26,7 @@ from typing import Any
 
 import zstandard
 
-from support.images import Entry, Spec, layer, sha, tar_bytes, write_archive, write_oci
+from support.images import Entry, Spec, layer, sha, tar_bytes, write_oci
 
 MiB = 1 << 20
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -364,23 +365,16 @@ def archive_config_deep(tmp: Path) -> list[str]:
     return _archive(tmp, json.dumps(entry).encode(), {name: cfg})
 
 
-def archive_layer_missing_link_loop(tmp: Path) -> list[str]:
+def archive_layer_link_loop(tmp: Path) -> list[str]:
+    """manifest.json names its layer through a symlink loop: "missing", never a hang."""
+    entry = [{"Config": "c.json", "RepoTags": [], "Layers": ["loop1"]}]
     path = tmp / "img.tar"
-    spec = Spec([layer([Entry("f", b"x")])])
-    write_archive(path, spec)
+    _archive(tmp, json.dumps(entry).encode(), {"c.json": config_json([sha(b"")])})
     with tarfile.open(path, "a") as tar:
         for a, b in (("loop1", "loop2"), ("loop2", "loop1")):
             ti = tarfile.TarInfo(a)
             ti.type, ti.linkname = tarfile.SYMTYPE, b
             tar.addfile(ti)
-    # manifest.json names a layer through the loop: it must be "missing", not a hang
-    names = json.loads(tarfile.open(path).extractfile("manifest.json").read())  # type: ignore[union-attr]
-    names[0]["Layers"] = ["loop1"]
-    data = json.dumps(names).encode()
-    with tarfile.open(path, "a") as tar:
-        ti = tarfile.TarInfo("manifest.json")
-        ti.size = len(data)
-        tar.addfile(ti, io.BytesIO(data))
     return ["analyze", f"docker-archive:{path}"]
 
 
@@ -400,10 +394,8 @@ class _Answers(BaseHTTPRequestHandler):
         self.send_response(200)
         self.send_header("Content-Type", OCI_MANIFEST)
         self.end_headers()  # no Content-Length: the client must stop reading by itself
-        try:
+        with contextlib.suppress(OSError):  # the client hung up: it refused the rest
             self.wfile.write(self.body)
-        except OSError:
-            pass  # the client hung up: it refused the rest
 
     def log_message(self, *args: object) -> None:
         pass
@@ -527,7 +519,7 @@ CASES: list[Case] = [
     Case("archive-manifest-types", archive_manifest_types, 1, "not a list of image entries"),
     Case("archive-config-escape", archive_config_escape, 1, "missing from the archive"),
     Case("archive-config-deep", archive_config_deep, 1, "nests deeper"),
-    Case("archive-link-loop", archive_layer_missing_link_loop, 1, "missing from the archive"),
+    Case("archive-link-loop", archive_layer_link_loop, 1, "missing from the archive"),
     # text that rich or a terminal would obey
     Case("markup-names-user", markup_names, 0, "[/]big-[bold]"),
     Case("ansi-names-user-ref", ansi_names, 0, "\\x1b]0;pwned", not_in_output=("\x1b",)),
