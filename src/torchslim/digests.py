@@ -24,7 +24,7 @@ _DIGEST = re.compile(r"^(sha256):([0-9a-f]{64})$")
 
 def split_digest(digest: str, what: str = "") -> tuple[str, str]:
     """``sha256:<64 lowercase hex>`` → (``sha256``, hex); IntegrityError for anything else."""
-    m = _DIGEST.match(digest) if isinstance(digest, str) else None
+    m = _DIGEST.fullmatch(digest) if isinstance(digest, str) else None
     if m is None:
         shown = repr(digest)[:90]
         where = f"{what}: " if what else ""
@@ -36,7 +36,7 @@ def split_digest(digest: str, what: str = "") -> tuple[str, str]:
 
 
 def is_digest(digest: object) -> bool:
-    return isinstance(digest, str) and _DIGEST.match(digest) is not None
+    return isinstance(digest, str) and _DIGEST.fullmatch(digest) is not None
 
 
 def sha256_bytes(data: bytes) -> str:

@@ -65,12 +65,12 @@ def parse_reference(text: str) -> Reference:
     digest: str | None = None
     if "@" in name:
         name, _, digest = name.partition("@")
-        if not _DIGEST_RE.match(digest):
+        if not _DIGEST_RE.fullmatch(digest):
             raise bad("the digest must be sha256:<64 lowercase hex>")
     first, slash, rest = name.partition("/")
     if slash and ("." in first or ":" in first or first == "localhost" or first.startswith("[")):
         registry, path = first, rest
-        if not _HOST_RE.match(registry):
+        if not _HOST_RE.fullmatch(registry):
             raise bad(f"{registry!r} is not a registry host[:port]")
     else:
         registry, path = DOCKER_HUB, name
@@ -79,13 +79,13 @@ def parse_reference(text: str) -> Reference:
     colon = path.rfind(":")
     if colon > last_slash:
         path, tag = path[:colon], path[colon + 1 :]
-        if not _TAG_RE.match(tag):
+        if not _TAG_RE.fullmatch(tag):
             raise bad(f"tag {tag!r} has characters a tag may not have")
     if registry in ("index.docker.io", "registry-1.docker.io"):
         registry = DOCKER_HUB
     if registry == DOCKER_HUB and "/" not in path:
         path = f"library/{path}"
-    if not _REPO_RE.match(path):
+    if not _REPO_RE.fullmatch(path):
         raise bad(f"repository {path!r} must be lowercase letters, digits and . _ - separators")
     if tag is None and digest is None:
         tag = "latest"
