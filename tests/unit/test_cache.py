@@ -53,9 +53,11 @@ def test_open_checks_the_digest_as_it_streams_and_evicts(tmp_path: Path) -> None
     data = bytearray(store.path(digest).read_bytes())
     data[5] ^= 0xFF
     store.path(digest).write_bytes(bytes(data))
-    with pytest.raises(IntegrityError, match="removed from the cache.*run the command again"):
-        with store.open(digest) as f:
-            f.read()
+    with (
+        pytest.raises(IntegrityError, match="removed from the cache.*run the command again"),
+        store.open(digest) as f,
+    ):
+        f.read()
     assert not store.path(digest).exists() and warnings
 
 
