@@ -137,6 +137,8 @@ class ConfinedRoot:
     def _open(self, rel: str | PurePosixPath, mode: int) -> tuple[Path, int]:
         parts = self._parts(rel)
         target = self._dir(parts[:-1], create=True) / parts[-1]
+        if target.is_symlink():
+            raise BuildError(f"refusing to write through the symlink {target}")
         flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
         try:
             fd = os.open(target, flags, mode)

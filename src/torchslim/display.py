@@ -47,8 +47,15 @@ def one_line(value: object) -> str:
 
 
 def safe(value: object) -> str:
-    """``plain`` text escaped for rich markup: to interpolate into a markup string."""
-    return escape(plain(value))
+    """``plain`` text escaped for rich markup: to interpolate into a markup string.
+
+    A final backslash would escape whatever markup follows it (or, escaped, show twice
+    when nothing does), so it is shown as ``\x5c``.
+    """
+    text = plain(value)
+    if text.endswith("\\"):
+        text = text[:-1] + "\\x5c"
+    return escape(text)
 
 
 def styled(value: object, style: str = "") -> Text:
