@@ -25,6 +25,8 @@ from torchslim.errors import IntegrityError
 
 log = logging.getLogger(__name__)
 
+__all__ = ["CHUNK", "BlobStore", "BlobWriter", "cache_root", "sha256_file", "split_digest"]
+
 Warn = Callable[[str], None]
 
 

@@ -35,7 +35,8 @@ from torchslim.oci.limits import MANIFEST_MAX
 from torchslim.oci.media import DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST
 from torchslim.oci.reference import is_loopback
 from torchslim.oci.responses import one_line as _one_line
-from torchslim.oci.responses import read_capped_response, registry_errors
+from torchslim.oci.responses import read_capped_response as read_capped_response
+from torchslim.oci.responses import registry_errors as registry_errors
 
 log = logging.getLogger(__name__)
 

@@ -290,12 +290,12 @@ class LayerCollector:
             self.view.opaque(parent, self.layer)
             return
         if base.startswith(WH_PREFIX):
-            target = base[len(WH_PREFIX) :]
-            why = malformed_whiteout(target)
+            hidden = base[len(WH_PREFIX) :]
+            why = malformed_whiteout(hidden)
             if why:
                 self.view.bad_whiteouts.append(UnsafeName(self.layer, display(m.name), why))
             else:
-                self.view.whiteout(posixpath.join(parent, target), self.layer)
+                self.view.whiteout(posixpath.join(parent, hidden), self.layer)
             return
         if m.device and m.mode & 0o002:
             why = f"{m.device} device, mode {m.mode & 0o7777:04o}: any user can open it"

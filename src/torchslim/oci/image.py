@@ -146,7 +146,7 @@ def manifest_parts(manifest: dict[str, Any], where: str) -> tuple[Descriptor, li
     layers = manifest.get("layers") or []
     if not isinstance(layers, list):
         raise IntegrityError(f"{where}: manifest `layers` is not a list; the image is corrupt")
-    config = Descriptor.from_json(manifest.get("config"), f"{where}: manifest config")
+    config = Descriptor.from_json(manifest.get("config") or {}, f"{where}: manifest config")
     return config, [Descriptor.from_json(d, f"{where}: manifest layer") for d in layers]
 
 

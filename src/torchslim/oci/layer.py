@@ -70,6 +70,8 @@ class Descriptor:
         ann = data.get("annotations")
         if not isinstance(media_type, str):
             raise bad("mediaType is missing or not a string")
+        if not isinstance(digest, str):
+            raise bad("digest is missing or not a string")
         if not isinstance(size, int) or isinstance(size, bool) or size < 0:
             raise bad("size is missing or not a non-negative integer")
         if ann is not None and not (
@@ -105,12 +107,17 @@ class Layer:
         """A layer as ``to_dict`` wrote it; IntegrityError for anything else."""
         if not isinstance(data, Mapping):
             raise IntegrityError("cached layer: not an object; the layer cache entry is corrupt")
-        diff_id = data.get("diffID")
-        size = data.get("uncompressedSize", -1)
+        diff_id, size, desc = (
+            data.get("diffID"),
+            data.get("uncompressedSize", -1),
+            data.get("descriptor"),
+        )
+        if not isinstance(diff_id, str) or not isinstance(desc, Mapping):
+            raise IntegrityError("cached layer: diffID or descriptor missing; the entry is corrupt")
         split_digest(diff_id, "cached layer diffID")
         if not isinstance(size, int) or isinstance(size, bool):
             raise IntegrityError("cached layer: uncompressedSize is not an integer")
-        return cls(Descriptor.from_json(data.get("descriptor"), "cached layer"), diff_id, size)
+        return cls(Descriptor.from_json(desc, "cached layer"), diff_id, size)
 
 
 @dataclass(frozen=True)
