@@ -9,7 +9,6 @@ lazily: it indexes member offsets and slices layer bytes out on demand.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import posixpath
 import re
@@ -20,6 +19,7 @@ from typing import Any, BinaryIO
 
 from torchslim.atomic import atomic_output
 from torchslim.cache import CHUNK
+from torchslim.digests import sha256_stream
 from torchslim.errors import BuildError, IntegrityError
 from torchslim.oci.blobio import check_bytes, open_slice, sha256_bytes, verified
 from torchslim.oci.image import (
@@ -207,8 +207,11 @@ class _TarIndex:
         self.path = path
         self.files: dict[str, _Member] = {}
         self._links: dict[str, str] = {}
-        with path.open("rb") as f:
-            head = f.read(4)
+        try:
+            with path.open("rb") as f:
+                head = f.read(4)
+        except OSError as exc:
+            raise BuildError(f"{path}: cannot read it ({exc.strerror})") from None
         if head.startswith(b"\x1f\x8b") or head.startswith(b"\x28\xb5\x2f\xfd"):
             raise BuildError(
                 f"{path} is a compressed archive; decompress it first (gunzip / unzstd)"
@@ -226,8 +229,8 @@ class _TarIndex:
                         self._links[name] = posixpath.normpath(target)
                     elif m.islnk():
                         self._links[name] = posixpath.normpath(m.linkname.lstrip("/"))
-        except tarfile.TarError as exc:
-            raise BuildError(f"{path} is not a readable tar archive ({exc})") from exc
+        except (tarfile.TarError, OSError, ValueError) as exc:
+            raise BuildError(f"{path} is not a readable tar archive ({exc})") from None
 
     def find(self, name: str) -> _Member | None:
         name = posixpath.normpath(name.lstrip("/"))
@@ -325,18 +328,14 @@ def _oci_manifest_for(tar: _TarIndex, config_digest: str) -> tuple[bytes, list[D
         check_bytes(data, d.digest, f"{tar.path}: manifest")
         manifest = parse_json_object(data, f"{tar.path}: manifest")
         cdesc, layers = manifest_parts(manifest, f"{tar.path}: manifest {d.digest[:19]}")
-        if cdesc.digest != config_digest:
-            continue
-        return data, layers
+        if cdesc.digest == config_digest:
+            return data, layers
     return None
 
 
 def _hash_member(tar: _TarIndex, m: _Member) -> str:
-    h = hashlib.sha256()
     with open_slice(tar.path, m.offset, m.size) as f:
-        while chunk := f.read(CHUNK):
-            h.update(chunk)
-    return "sha256:" + h.hexdigest()
+        return sha256_stream(f)
 
 
 def read_docker_archive(path: Path, ref: str | None = None) -> Image:

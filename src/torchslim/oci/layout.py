@@ -59,7 +59,10 @@ def open_layout_blob(root: Path, digest: str, what: str) -> BinaryIO:
             f"{root}: {what} blob {digest} is a link out of blobs/; the layout is hostile, "
             "refusing to read it"
         )
-    return path.open("rb")
+    try:
+        return path.open("rb")
+    except OSError as exc:
+        raise BuildError(f"{root}: cannot read {what} blob {digest} ({exc.strerror})") from None
 
 
 def read_layout_blob(root: Path, digest: str, what: str, cap: int, size: int = -1) -> bytes:
