@@ -245,6 +245,20 @@ def digest_path_traversal(tmp: Path) -> list[str]:
     )
 
 
+def blob_symlink_out(tmp: Path) -> list[str]:
+    """The layer blob is a symlink to a host file with the right bytes: still refused."""
+    raw = tar_bytes([Entry("f", b"x")])
+    data = gzip.compress(raw, mtime=0)
+    img = raw_layout(tmp / "img", config_json([sha(raw)]), [(data, "gzip")])
+    host = tmp / "outside" / "host-file"
+    host.parent.mkdir(exist_ok=True)
+    host.write_bytes(data)
+    blob = img / "blobs" / "sha256" / sha(data).split(":")[1]
+    blob.unlink()
+    blob.symlink_to(host)
+    return _analyze(img)
+
+
 def config_claims_600mb(tmp: Path) -> list[str]:
     cfg = config_json([], extra_field="x" * (20 * MiB))
     return _analyze(raw_layout(tmp / "img", cfg, [], config_size=600 * MiB))
@@ -499,6 +513,7 @@ CASES: list[Case] = [
     Case("config-digest-lie", config_digest_lie, 1, "config"),
     Case("manifest-digest-lie", manifest_digest_lie, 1, "manifest"),
     Case("digest-dotdot", digest_path_traversal, 1, "invalid digest"),
+    Case("blob-symlink-out", blob_symlink_out, 1, "is a link out of blobs/"),
     # JSON: huge and deep, in every document
     Case("config-claims-600MB", config_claims_600mb, 1, "MiB limit", memory_mib=600),
     Case("config-20MB-claims-100B", config_20mb_claims_small, 1, "larger than 16 MiB", 600),
