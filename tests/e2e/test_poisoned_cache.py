@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -47,10 +48,8 @@ def test_the_build_after_a_damaged_cache_succeeds_by_itself(
     store = BlobStore(ts_cache)
     _flip(store.path(layers["base"]))  # the Debian base layer: assembled again
     _flip(store.path(layers["torch"]))  # the torch layer: installed again
-    torch_wheel = next(
-        line.split('"')[1] for line in lock.splitlines() if line.startswith("hashes = {sha256")
-    )
-    wheel_blob = store.path("sha256:" + torch_wheel)
+    torch = next(p for p in tomllib.loads(lock)["packages"] if p["name"] == "torch")
+    wheel_blob = store.path("sha256:" + torch["wheels"][0]["hashes"]["sha256"])
     if wheel_blob.exists():
         wheel_blob.write_bytes(wheel_blob.read_bytes()[:-4096])  # once "zlib Error -3"
     debs = sorted(p for p in store.root.iterdir() if p.stat().st_size > 100_000)
