@@ -11,16 +11,18 @@ import shlex
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Annotated, Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from torchslim.confined import confine, exists
+from torchslim.confined import escape_problem, exists
 from torchslim.errors import ConfigError
 
 CONFIG_FILE = "torchslim.toml"
 PYPROJECT = "pyproject.toml"
+NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]*$"
+DEFAULT_VERSION = "0.1.0"  # when neither the config nor pyproject.toml's [project] says
 
 _DURATION = re.compile(r"^(\d+)(ms|s|m|h)$")
 _DURATION_NS = {"ms": 1_000_000, "s": 1_000_000_000, "m": 60_000_000_000, "h": 3_600_000_000_000}
@@ -61,16 +63,75 @@ def _as_list(v: Any) -> Any:
     return [v] if isinstance(v, str) else v
 
 
+def _image_path(path: str) -> None:
+    """An absolute, normalised path inside the image that is not ``/`` itself."""
+    p = PurePosixPath(path)
+    if not p.is_absolute() or ".." in p.parts or str(p) == "/" or str(p) != path.rstrip("/"):
+        raise ValueError(f"{path!r} must be an absolute path in the image, like '/app/uploads'")
+
+
+# Names that mean a file, whatever else they parse as.
+_FILE_SUFFIXES = (".txt", ".in", ".lock", ".toml")
+_FILE_NAMES = ("Pipfile",)
+
+
+def requirement_entry(entry: str, root: Path) -> Literal["file", "inline"]:
+    """Whether an entry of ``requirements`` names a file or is a PEP 508 requirement.
+
+    A URL requirement (``pkg @ https://…``) is inline; a name ending in .txt, .in,
+    .lock or .toml, ``Pipfile``, or any path with a ``/`` is a file. Anything else is
+    inline, unless it also names a file in the project: then it is ambiguous.
+    Raises ValueError with the fix.
+    """
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    def parses() -> str | None:
+        try:
+            Requirement(entry)
+            return None
+        except InvalidRequirement as exc:
+            return str(exc).splitlines()[0]
+
+    if "://" in entry or "@" in entry:
+        error = parses()
+        if error:
+            raise ValueError(f"{entry!r} is not a valid requirement ({error})")
+        return "inline"
+    if entry.endswith(_FILE_SUFFIXES) or entry in _FILE_NAMES or "/" in entry:
+        return "file"
+    error = parses()
+    if (root / entry).is_file():
+        if error is None:
+            raise ValueError(
+                f"{entry!r} names a file in the project and is also a valid requirement; "
+                f"write './{entry}' for the file or '{entry}>=0' for the package"
+            )
+        return "file"
+    if error:
+        raise ValueError(
+            f"{entry!r} is neither a file in the project nor a valid requirement ({error}); "
+            "write a requirements file name or a PEP 508 string like 'fastapi>=0.110'"
+        )
+    return "inline"
+
+
 class ProjectConfig(_Model):
-    name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")]
-    version: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")]
+    name: Annotated[str, Field(pattern=NAME_PATTERN)]
+    version: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")] = DEFAULT_VERSION
     python: Annotated[str, Field(pattern=r"^3\.\d+$")] = "3.11"
     torch: Annotated[str, Field(pattern=r"^\d+\.\d+(\.\d+)?$")]
     variant: Annotated[str, Field(pattern=r"^(cpu|cu\d{3})$")] = "cpu"
-    requirements: list[str] = ["requirements.txt"]
-    dev_requirements: list[str] = []
+    # None: found where the project keeps them (torchslim.project.find_requirements).
+    requirements: list[Annotated[str, Field(min_length=1)]] | None = None
+    dev_requirements: list[Annotated[str, Field(min_length=1)]] | None = None
+    extras: list[str] = []
     app: str = "."
-    model: list[str] = []
+    include: list[Annotated[str, Field(min_length=1)]] = []
+    exclude: list[Annotated[str, Field(min_length=1)]] = []
+    files: dict[str, str] = {}
+    model: list[Annotated[str, Field(min_length=1)]] = []
+    writable: list[str] = []
+    allow_missing: dict[str, Annotated[str, Field(min_length=1)]] = {}
     cmd: list[str]
     port: Annotated[int, Field(ge=1, le=65535)] | None = None
     health: Annotated[str, Field(pattern=r"^/")] | None = None
@@ -92,8 +153,34 @@ class ProjectConfig(_Model):
     file: Path = Field(default=Path(CONFIG_FILE), exclude=True)
 
     _lists = field_validator(
-        "requirements", "dev_requirements", "model", "keep", "apt", "platform", mode="before"
+        "requirements",
+        "dev_requirements",
+        "extras",
+        "include",
+        "exclude",
+        "model",
+        "writable",
+        "keep",
+        "apt",
+        "platform",
+        mode="before",
     )(_as_list)
+
+    @field_validator("writable")
+    @classmethod
+    def _image_dirs(cls, v: list[str]) -> list[str]:
+        for p in v:
+            _image_path(p)
+        return v
+
+    @field_validator("files")
+    @classmethod
+    def _file_map(cls, v: dict[str, str]) -> dict[str, str]:
+        for src, dest in v.items():
+            if not src or src.startswith("/") or ".." in PurePosixPath(src).parts:
+                raise ValueError(f"source {src!r} must be a path inside the project")
+            _image_path(dest)
+        return v
 
     @field_validator("cmd", "smoke", mode="before")
     @classmethod
@@ -130,13 +217,72 @@ def _describe(err: dict[str, Any]) -> str:
     return f"key `{loc}`: {msg} (got {err.get('input')!r})"
 
 
+def _problems_text(file: Path, problems: list[str]) -> str:
+    """One problem: one line. Several: a count, then one problem per line."""
+    if len(problems) == 1:
+        return f"{file}: {problems[0]}"
+    return f"{file}: {len(problems)} configuration errors:\n" + "\n".join(
+        f"  {p}" for p in problems
+    )
+
+
 def parse_config(data: dict[str, Any], *, file: Path, root: Path) -> ProjectConfig:
+    """Validate ``data``; every problem of the file (types, keys, paths) in one ConfigError."""
+    problems: list[str] = []
+    cfg = None
     try:
         cfg = ProjectConfig.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        raise ConfigError(f"{file}: {_describe(dict(first))}") from None
+        problems += [_describe(dict(e)) for e in exc.errors()]
+    problems += path_problems(data, root)
+    if problems:
+        raise ConfigError(_problems_text(file, problems))
+    assert cfg is not None
     return cfg.model_copy(update={"root": root, "file": file})
+
+
+def _strings(value: Any) -> list[str]:
+    value = _as_list(value)
+    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
+
+
+def _outside(out: list[str], root: Path, key: str, rel: str) -> bool:
+    """Whether ``rel`` leaves the project (or cannot be looked up): said in ``out``."""
+    why = escape_problem(root, key, rel)
+    if why:
+        out.append(why)
+    return why is not None
+
+
+def path_problems(data: dict[str, Any], root: Path) -> list[str]:
+    """Files and folders the config names that are not there (read from the raw values,
+    so they are reported together with type errors)."""
+    out: list[str] = []
+    app = data.get("app", ".")
+    if isinstance(app, str) and not _outside(out, root, "app", app) and not (root / app).is_dir():
+        out.append(f"key `app`: directory {app!r} does not exist")
+    for key in ("requirements", "dev-requirements"):
+        for entry in _strings(data.get(key, [])):
+            try:
+                kind = requirement_entry(entry, root)
+            except ValueError as exc:
+                out.append(f"key `{key}`: {exc}")
+                continue
+            inside = kind == "file" and not _outside(out, root, key, entry)
+            if inside and not (root / entry).is_file():
+                out.append(f"key `{key}`: file {entry!r} does not exist")
+    for entry in _strings(data.get("model", [])):
+        inside = not _outside(out, root, "model", entry)
+        if inside and not any(c in entry for c in "*?[") and not (root / entry).exists():
+            out.append(f"key `model`: file or folder {entry!r} does not exist")
+    files = data.get("files", {})
+    for src in files if isinstance(files, dict) else ():
+        inside = isinstance(src, str) and bool(src) and not _outside(out, root, "files", src)
+        if inside and not (root / src).is_file():
+            out.append(f"key `files`: file {src!r} does not exist")
+    if isinstance(data.get("cmd"), (list, str)) and not data["cmd"]:
+        out.append("key `cmd`: must not be empty; e.g. cmd = ['python', 'app.py']")
+    return out
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -174,27 +320,17 @@ def find_config(project: Path) -> Path:
 def load_config(project: Path) -> ProjectConfig:
     file = find_config(project)
     data = _read_toml(file)
+    pyproject = data if file.name == PYPROJECT else None
     if file.name == PYPROJECT:
         data = data["tool"]["torchslim"]
-    cfg = parse_config(data, file=file, root=file.parent.resolve())
-    _check_paths(cfg)
-    return cfg
-
-
-def _check_paths(cfg: ProjectConfig) -> None:
-    if not confine(cfg, "app", cfg.app).is_dir():
-        raise ConfigError(f"{cfg.file}: key `app`: directory {cfg.app!r} does not exist")
-    for key, rels in (("requirements", cfg.requirements), ("model", cfg.model)):
-        for rel in rels:
-            if not confine(cfg, key, rel).is_file():
-                raise ConfigError(f"{cfg.file}: key `{key}`: file {rel!r} does not exist")
-    for rel in cfg.dev_requirements:
-        if not confine(cfg, "dev-requirements", rel).is_file():
-            raise ConfigError(f"{cfg.file}: key `dev-requirements`: file {rel!r} does not exist")
-    if not cfg.cmd:
-        raise ConfigError(
-            f"{cfg.file}: key `cmd`: must not be empty; e.g. cmd = ['python', 'app.py']"
-        )
+    root = file.parent.resolve()
+    if "version" not in data:
+        if pyproject is None and (root / PYPROJECT).is_file():
+            pyproject = _read_toml(root / PYPROJECT)
+        version = (pyproject or {}).get("project", {}).get("version")
+        if isinstance(version, str):  # [project].version, unless it is dynamic
+            data = {**data, "version": version}
+    return parse_config(data, file=file, root=root)
 
 
 # ---- the shared small types -------------------------------------------------------------

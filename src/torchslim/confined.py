@@ -39,19 +39,18 @@ def _lexical(rel: str) -> str | None:
     return norm
 
 
-def confine(cfg: ProjectFiles, key: str, rel: str) -> Path:
-    """The real path of ``rel`` (config key ``key``), which must lie inside the project.
+def escape_problem(root: Path, key: str, rel: str) -> str | None:
+    """Why ``rel`` (config key ``key``) is not a path inside the project at ``root``, as
+    one ``key `…`: …`` phrase; None when it is inside (or absent, for the caller to say).
 
-    A ConfigError names the file and the key: an absolute path, ``..`` that climbs
-    out, or a symlink that leads out of the project folder are all refused.
+    Refused: an absolute path, ``..`` that climbs out as written, a symlink that leads out
+    once followed, and a path that cannot even be looked up (too long, a loop).
     """
-    where = f"{cfg.file}: key `{key}`"
-    root = cfg.root.resolve()
+    where = f"key `{key}`"
+    root = root.resolve()
     if _lexical(rel) is None:
         what = "is empty" if not rel else "is an absolute path or climbs out of the project"
-        raise ConfigError(
-            f"{where}: {quote(rel)} {what}; write a path relative to the project folder {root}"
-        )
+        return f"{where}: {quote(rel)} {what}; write a path relative to the project folder {root}"
     try:
         real = (root / rel).resolve()
         real.stat()
@@ -59,13 +58,22 @@ def confine(cfg: ProjectFiles, key: str, rel: str) -> Path:
         pass  # the caller says what is missing
     except (OSError, RuntimeError) as exc:  # too long, a symlink loop, no permission
         why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise ConfigError(f"{where}: {quote(rel)} cannot be read ({why}); fix the path") from None
+        return f"{where}: {quote(rel)} cannot be read ({why}); fix the path"
     if not real.is_relative_to(root):
-        raise ConfigError(
+        return (
             f"{where}: {quote(rel)} leads outside the project (to {real}); keep what the "
             f"image needs inside {root}, or copy it there"
         )
-    return real
+    return None
+
+
+def confine(cfg: ProjectFiles, key: str, rel: str) -> Path:
+    """The real path of ``rel`` (config key ``key``), which must lie inside the project;
+    a ConfigError naming the file and the key otherwise (see ``escape_problem``)."""
+    why = escape_problem(cfg.root, key, rel)
+    if why is not None:
+        raise ConfigError(f"{cfg.file}: {why}")
+    return (cfg.root.resolve() / rel).resolve()
 
 
 def exists(path: Path, what: str) -> bool:
@@ -162,4 +170,4 @@ class ConfinedRoot:
         return target
 
 
-__all__ = ["ConfinedRoot", "ProjectFiles", "confine", "exists", "image_path"]
+__all__ = ["ConfinedRoot", "ProjectFiles", "confine", "escape_problem", "exists", "image_path"]

@@ -46,6 +46,12 @@ def one_line(value: object) -> str:
     return plain(_BREAKS.sub(" ", _text(value)).strip())
 
 
+def lines(value: object) -> str:
+    """``plain`` for each line: a message torchslim split into lines (several configuration
+    errors, a failed proof's list) keeps them; ``\r`` and every other control shows."""
+    return "\n".join(plain(line.rstrip()) for line in _text(value).split("\n")).strip()
+
+
 def safe(value: object) -> str:
     """``plain`` text escaped for rich markup: to interpolate into a markup string.
 
@@ -63,4 +69,4 @@ def styled(value: object, style: str = "") -> Text:
     return Text(plain(value), style=style)
 
 
-__all__ = ["one_line", "plain", "safe", "styled"]
+__all__ = ["lines", "one_line", "plain", "safe", "styled"]

@@ -35,9 +35,7 @@ def _flip(path: Path) -> None:
     path.write_bytes(bytes(data))
 
 
-def test_the_build_after_a_damaged_cache_succeeds_by_itself(
-    ts_cache: Path, tmp_path: Path
-) -> None:
+def test_the_build_after_a_damaged_cache_succeeds_by_itself(ts_cache: Path, tmp_path: Path) -> None:
     project = copy_example(tmp_path / "hello-torch")
     first = tmp_path / "first.json"
     proc = torchslim("build", str(project), "-o", f"oci:{tmp_path / 'a'}", "--json", str(first))

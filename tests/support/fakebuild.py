@@ -1,17 +1,18 @@
-"""A service that builds without a network: a python:slim-like base made here as an OCI
+"""A service that builds without a network: a base made here from the host's Python as an OCI
 layout, a tiny real ``torch`` wheel, and a lock made once in-process (uv replaced), so
 later builds (in-process or the real CLI) read the lock and touch only the cache."""
 
 from __future__ import annotations
 
 import hashlib
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 import torchslim.build.lock as lock_step
-from support.trees import slim_tree
+from support.proofroot import make_root
 from support.wheels import make_wheel
 from torchslim.build import BuildOptions, BuildResult, build, plan_build, publish
 from torchslim.cache import BlobStore
@@ -31,9 +32,13 @@ class FakeService:
 
 
 def base_layout(tmp: Path) -> Path:
-    """A python:3.11-slim-like linux/amd64 base as an OCI layout named ``3.11``."""
+    """A linux/amd64 base made from this host's Python (so the prove step can run it), as
+    an OCI layout named ``3.11``."""
     store = BlobStore(tmp / "base-blobs")
-    layer = write_layer_from_dir(slim_tree(tmp / "base-root"), store)
+    root = make_root(tmp / "base-root")
+    shutil.rmtree(root / "app")
+    (root / "etc/passwd").write_text("root:x:0:0::/root:/sbin/nologin\n")  # no app user yet
+    layer = write_layer_from_dir(root, store)
     image = with_config(
         append_layers(empty_image("amd64"), [(layer, store, "fake base")]),
         env={"PATH": "/usr/local/bin:/usr/bin:/bin"},
@@ -59,11 +64,12 @@ def fake_service(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> FakeService:
     root = tmp / "svc"
     (root / "app" / "svc").mkdir(parents=True)
     (root / "app" / "svc" / "__init__.py").write_text("VALUE = 42\n")
+    (root / "app" / "svc" / "__main__.py").write_text("from app.svc import VALUE\n")
     (root / "model.bin").write_bytes(b"\1" * 5000)
     (root / "requirements.txt").write_text("")
     (root / "torchslim.toml").write_text(
         'name = "svc"\nversion = "1.0"\ntorch = "2.13.0"\napp = "app"\n'
-        'model = ["model.bin"]\ncmd = ["python3", "-m", "svc"]\nport = 8000\n'
+        'model = ["model.bin"]\ncmd = ["python3", "-m", "app.svc"]\nport = 8000\n'
         f'health = "/health"\nbase = "oci:{base}:3.11"\n'
     )
     (tmp / "wheels").mkdir()

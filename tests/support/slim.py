@@ -155,3 +155,72 @@ CUDA_WHEEL_GLOBS = (
         )
     ),
 )
+
+
+def build_exe(path: Path, source: str, *extra: str) -> Path:
+    """Compile ``source`` (C) into a program."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    src = path.with_name(path.name + ".c")
+    src.write_text(source)
+    gcc(["-o", str(path), str(src), *extra])
+    src.unlink()
+    return path
+
+
+def link_args(*needs: Path, rpath: str | None = None, runpath: str | None = None) -> list[str]:
+    """gcc flags: DT_NEEDED on each of ``needs`` (by soname) and the search paths asked for."""
+    out = ["-Wl,--no-as-needed"]
+    for dep in needs:
+        out += [f"-L{dep.parent}", f"-l:{dep.name}"]
+    if rpath is not None:
+        out.append(f"-Wl,--disable-new-dtags,-rpath,{rpath}")
+    if runpath is not None:
+        out.append(f"-Wl,--enable-new-dtags,-rpath,{runpath}")
+    return out
+
+
+# The Debian interpreter: no DT_RPATH/RUNPATH of its own, like the images' python.
+SYSTEM_PYTHON = Path("/usr/bin/python3.11")
+
+
+def real_dlopen(*paths: Path) -> subprocess.CompletedProcess[str]:
+    """``ctypes.CDLL`` each path in turn in a clean Python process (no LD_LIBRARY_PATH)."""
+    if not SYSTEM_PYTHON.exists():
+        pytest.skip(f"{SYSTEM_PYTHON} not present")
+    code = "import ctypes, sys\nfor p in sys.argv[1:]:\n    ctypes.CDLL(p)\n"
+    return subprocess.run(
+        [str(SYSTEM_PYTHON), "-c", code, *map(str, paths)],
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin"},
+        check=False,
+    )
+
+
+def real_run(exe: Path) -> subprocess.CompletedProcess[str]:
+    """Run a program with a clean environment."""
+    return subprocess.run(
+        [str(exe)], capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"}, check=False
+    )
+
+
+PT_LOAD = 1
+
+
+def shift_load_offset(path: Path, index: int, delta: int) -> None:
+    """Move the file offset of the ``index``-th PT_LOAD by ``delta`` bytes (ELF64 LE), the
+    way GNU strip leaves numpy 2.x's OpenBLAS: address and offset no longer congruent."""
+    data = bytearray(path.read_bytes())
+    phoff = int.from_bytes(data[32:40], "little")
+    phentsize = int.from_bytes(data[54:56], "little")
+    phnum = int.from_bytes(data[56:58], "little")
+    loads = [
+        phoff + i * phentsize
+        for i in range(phnum)
+        if int.from_bytes(data[phoff + i * phentsize : phoff + i * phentsize + 4], "little")
+        == PT_LOAD
+    ]
+    at = loads[index] + 8  # p_offset
+    value = int.from_bytes(data[at : at + 8], "little") + delta
+    data[at : at + 8] = value.to_bytes(8, "little")
+    path.write_bytes(bytes(data))

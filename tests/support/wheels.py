@@ -13,17 +13,24 @@ def _record_line(name: str, data: bytes) -> str:
     return f"{name},sha256={digest},{len(data)}"
 
 
-def make_wheel(directory: Path, name: str = "demo", version: str = "1.0") -> Path:
-    """``demo-1.0-py3-none-any.whl`` with a module, a console script and a data script."""
+def make_wheel(
+    directory: Path,
+    name: str = "demo",
+    version: str = "1.0",
+    extra: dict[str, bytes] | None = None,
+) -> Path:
+    """``demo-1.0-py3-none-any.whl`` with a module, a console script and a data script
+    (plus ``extra`` files, by their path in the wheel)."""
     info = f"{name}-{version}.dist-info"
     files: dict[str, bytes] = {
+        **(extra or {}),
         f"{name}/__init__.py": b"def main() -> None:\n    print('hi')\n",
         f"{name}/data.txt": b"payload\n",
-        f"{name}-{version}.data/scripts/demo-tool": b"#!python\nprint('tool')\n",
+        f"{name}-{version}.data/scripts/{name}-tool": b"#!python\nprint('tool')\n",
         f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode(),
         f"{info}/WHEEL": b"Wheel-Version: 1.0\nGenerator: hand\nRoot-Is-Purelib: true\n"
         b"Tag: py3-none-any\n",
-        f"{info}/entry_points.txt": f"[console_scripts]\ndemo = {name}:main\n".encode(),
+        f"{info}/entry_points.txt": f"[console_scripts]\n{name} = {name}:main\n".encode(),
     }
     record = "\n".join(_record_line(n, d) for n, d in files.items())
     record += f"\n{info}/RECORD,,\n"

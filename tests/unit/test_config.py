@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from torchslim.config import duration_ns, load_config
+from torchslim.config import duration_ns, load_config, requirement_entry
 from torchslim.errors import ConfigError
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "hello-torch"
@@ -37,7 +37,15 @@ def test_example_config_loads() -> None:
 def test_defaults_and_string_forms(tmp_path: Path) -> None:
     cfg = load_config(write(tmp_path, MINIMAL))
     assert cfg.cmd == ["python3", "-m", "app"]
-    assert cfg.requirements == ["requirements.txt"]
+    assert cfg.requirements is None  # found in the project (torchslim.project.sources)
+    assert cfg.dev_requirements is None
+    assert (cfg.version, cfg.extras, cfg.include, cfg.files, cfg.writable) == (
+        "1.0",
+        [],
+        [],
+        {},
+        [],
+    )
     assert (cfg.base, cfg.profile, cfg.variant, cfg.python) == (
         "debian",
         "inference",
@@ -98,8 +106,8 @@ def test_durations() -> None:
         duration_ns("30")
 
 
-@pytest.mark.parametrize("text", ["", "name = \n", "name = 'x'\n"])
-def test_cli_bad_config_is_one_line(tmp_path: Path, text: str) -> None:
+@pytest.mark.parametrize(("text", "lines"), [("", 1), ("name = \n", 1), ("name = 'x'\n", 3)])
+def test_cli_bad_config_reports_every_error(tmp_path: Path, text: str, lines: int) -> None:
     if text:
         write(tmp_path, text)
     exe = shutil.which("torchslim") or sys.executable
@@ -113,5 +121,77 @@ def test_cli_bad_config_is_one_line(tmp_path: Path, text: str) -> None:
     assert proc.returncode == 2
     assert proc.stderr.startswith("error: ")
     assert "Traceback" not in proc.stderr
-    assert len(proc.stderr.strip().splitlines()) == 1
+    out = proc.stderr.strip().splitlines()
+    assert len(out) == lines
+    if lines > 1:  # name = 'x' lacks torch and cmd: a count, then one line each
+        assert "2 configuration errors" in out[0]
+        assert "missing required key `torch`" in out[1] and "missing required key `cmd`" in out[2]
     assert not (tmp_path / "out").exists()
+
+
+def test_every_error_of_one_file_is_reported_together(tmp_path: Path) -> None:
+    text = (
+        MINIMAL + "port = 'eighty'\nuser = 0\nmodel = ['nope.pt']\nrequirements = ['missing.txt']\n"
+    )
+    with pytest.raises(ConfigError) as err:
+        load_config(write(tmp_path, text))
+    lines = str(err.value).splitlines()
+    assert lines[0].endswith("torchslim.toml: 4 configuration errors:")
+    body = "\n".join(lines[1:])
+    for needle in ("key `port`", "key `user`", "key `model`: file or folder 'nope.pt'",
+                   "key `requirements`: file 'missing.txt' does not exist"):  # fmt: skip
+        assert needle in body
+
+
+def test_inline_requirements_and_files_told_apart(tmp_path: Path) -> None:
+    # The example: inline strings are requirements, not missing files.
+    text = MINIMAL + 'requirements = ["torch==2.13.0", "fastapi", "requirements.txt"]\n'
+    cfg = load_config(write(tmp_path, text))
+    assert cfg.requirements == ["torch==2.13.0", "fastapi", "requirements.txt"]
+    assert requirement_entry("fastapi[standard]>=0.110", tmp_path) == "inline"
+    assert requirement_entry("pkg @ https://example.org/pkg-1.0-py3-none-any.whl", tmp_path) == (
+        "inline"
+    )
+    for name in ("requirements.txt", "reqs/prod.in", "uv.lock", "Pipfile", "pylock.toml"):
+        assert requirement_entry(name, tmp_path) == "file"
+    (tmp_path / "constraints").write_text("numpy<3\n")
+    with pytest.raises(ValueError, match="write './constraints' for the file"):
+        requirement_entry("constraints", tmp_path)
+    assert requirement_entry("./constraints", tmp_path) == "file"
+    with pytest.raises(ConfigError, match=r"key `requirements`: 'not valid !!' is neither a file"):
+        load_config(write(tmp_path, MINIMAL + 'requirements = ["not valid !!"]\n'))
+
+
+def test_version_from_pyproject_and_minimal_config(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "svc"\nversion = "2.4.1"\n')
+    (tmp_path / "torchslim.toml").write_text(
+        'name = "svc"\ntorch = "2.13.0"\ncmd = "python3 app.py"\n'
+    )
+    cfg = load_config(tmp_path)
+    assert (cfg.version, cfg.app, cfg.port, cfg.model) == ("2.4.1", ".", None, [])
+    (tmp_path / "pyproject.toml").unlink()
+    assert load_config(tmp_path).version == "0.1.0"
+
+
+def test_new_keys_validate_their_shape(tmp_path: Path) -> None:
+    (tmp_path / "models" / "hf").mkdir(parents=True)
+    (tmp_path / "config.json").write_text("{}")
+    good = MINIMAL + (
+        'files = { "config.json" = "/app/config.json" }\n'
+        'model = ["models/hf/", "models/**/*.safetensors"]\n'
+        'writable = ["/app/uploads"]\n'
+        'include = [".env.production"]\nexclude = ["notebooks/"]\nextras = ["serve"]\n'
+        '[allow-missing]\n"libcuda.so.1" = "injected by the NVIDIA toolkit"\n'
+    )
+    cfg = load_config(write(tmp_path, good))
+    assert cfg.files == {"config.json": "/app/config.json"}
+    assert cfg.allow_missing == {"libcuda.so.1": "injected by the NVIDIA toolkit"}
+    assert cfg.writable == ["/app/uploads"] and cfg.exclude == ["notebooks/"]
+    bad = MINIMAL + (
+        'files = { "../etc/passwd" = "relative/path" }\nwritable = ["uploads", "/"]\n'
+        '[allow-missing]\n"libfoo.so" = ""\n'
+    )
+    with pytest.raises(ConfigError) as err:
+        load_config(write(tmp_path, bad))
+    text = str(err.value)
+    assert "key `files`" in text and "key `writable`" in text and "key `allow-missing" in text

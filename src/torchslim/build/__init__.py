@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
-from torchslim.build import base, files, imageconfig, lock, python
+from torchslim.build import base, files, imageconfig, lock, prove, python, reverts
 from torchslim.build.dates import Dates
 from torchslim.build.layercache import LayerCache
 from torchslim.build.plan import BuildOptions, BuildPlan, Plan, plan_build
@@ -23,10 +23,12 @@ from torchslim.build.report import BuildResult, LayerReport
 from torchslim.cache import BlobStore
 from torchslim.config import QuietSteps, Steps
 from torchslim.deps.lock import Lock
+from torchslim.oci.image import Image
 from torchslim.oci.layer import Layer
 from torchslim.oci.mutate import append_layers, with_config
 from torchslim.oci.sink import Sink, Written, sink_for
-from torchslim.slim.ledger import Ledger
+from torchslim.slim.ledger import Ledger, Revert
+from torchslim.torchmeta import LABEL_PROOF
 
 __all__ = [
     "BuildOptions",
@@ -42,7 +44,7 @@ __all__ = [
 
 
 def build(plan: Plan, steps: Steps | None = None) -> BuildResult:
-    """The image ``plan`` describes, built and cached; nothing is written to an output."""
+    """The image ``plan`` describes, built, cached and proven; nothing is written to an output."""
     steps = steps or QuietSteps()
     started = time.monotonic()
     store = BlobStore(warn=steps.warn)  # a corrupt cached blob is evicted with a warning
@@ -55,19 +57,6 @@ def build(plan: Plan, steps: Steps | None = None) -> BuildResult:
     dates = Dates(plan.source_date_epoch, locked.project.upload_epochs())
     findings = lock.dev_findings(plan, locked.python, steps)
     os_ = base.base_layers(plan, opened, locked.debian, dates, layers, store, steps)
-    new = list(os_.new)
-    if locked.python is not None:
-        py = python.python_layers(
-            plan, locked.python, os_.rootfs, os_.libs, dates, layers, store, steps
-        )
-        new += _not_in_base(os_.image.config(), py, steps)
-    if plan.service:
-        new += files.service_layers(plan, os_.rootfs.python_version, dates.image_epoch, layers)
-    image = append_layers(
-        os_.image,
-        [(layer, store, f"torchslim: {report.name}") for layer, report in new],
-        created=dates.created,
-    )
     facts = imageconfig.ImageFacts(
         created=dates.created,
         base_name=f"debian:{plan.debian.suite}" if plan.debian_base else plan.cfg.base,
@@ -76,8 +65,51 @@ def build(plan: Plan, steps: Steps | None = None) -> BuildResult:
     )
     for warning in imageconfig.risky_env(plan):
         steps.warn(warning)
-    image = with_config(image, **imageconfig.image_config(plan, os_.rootfs, facts))
-    reports = [*os_.reports, *(report for _, report in new)]
+    py = locked.python
+    known = reverts.saved_reverts(plan, py, os_.rootfs) if py is not None else []
+
+    def assemble(undo: list[Revert]) -> tuple[Image, list[LayerReport]]:
+        new = list(os_.new)
+        if py is not None:
+            made = python.python_layers(
+                plan, py, os_.rootfs, os_.libs, dates, layers, store, steps, undo
+            )
+            new += _not_in_base(os_.image.config(), made, steps)
+        if plan.service:
+            new += files.service_layers(plan, os_.rootfs.python_version, dates.image_epoch, layers)
+        image = append_layers(
+            os_.image,
+            [(layer, store, f"torchslim: {report.name}") for layer, report in new],
+            created=dates.created,
+        )
+        image = with_config(image, **imageconfig.image_config(plan, os_.rootfs, facts))
+        return image, [*os_.reports, *(report for _, report in new)]
+
+    image, reports = assemble(known)
+    if not plan.prove:
+        proof = prove.not_proven("skipped with --no-prove")
+        steps.warn("the image was not proven to run (--no-prove)")
+    else:
+        proof = prove.prove_image(plan, image, os_.rootfs, steps)
+        # A load that fails slimmed but not unslimmed is slimming's fault: undo, prove again.
+        for _ in range(reverts.MAX_ROUNDS):
+            if proof.status != "failed" or not plan.slim or py is None:
+                break
+            found = reverts.find_reverts(
+                plan, py, os_.rootfs, os_.libs, proof.failures, known, store, steps
+            )
+            if not found:
+                break
+            known = [*known, *found]
+            reverts.save_reverts(plan, py, os_.rootfs, known)
+            for r in found:
+                steps.warn(f"slimming undone for {r.path} (rule {r.rule}): {r.reason}")
+            image, reports = assemble(known)
+            proof = prove.prove_image(plan, image, os_.rootfs, steps)
+        prove.raise_for_failures(proof, slimmed=plan.slim)
+        if proof.status == "not-proven":
+            steps.warn(f"the image was not proven to run: {proof.reason}")
+    image = with_config(image, labels={LABEL_PROOF: proof.label()})
     return BuildResult(
         name=plan.cfg.name,
         tag=plan.tag,
@@ -89,6 +121,7 @@ def build(plan: Plan, steps: Steps | None = None) -> BuildResult:
         seconds=time.monotonic() - started,
         profile=plan.profile,
         slimmed=plan.slim,
+        proof=proof,
     )
 
 

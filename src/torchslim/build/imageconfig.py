@@ -17,6 +17,15 @@ from torchslim.torchmeta import torch_labels
 
 DEBIAN_PATH = "/usr/local/bin:/usr/bin:/bin"
 GPU_ENV = {"NVIDIA_VISIBLE_DEVICES": "all", "NVIDIA_DRIVER_CAPABILITIES": "compute,utility"}
+# Where programs write by default, all under /tmp: the one place a read-only root
+# filesystem (podman run --read-only, readOnlyRootFilesystem: true) leaves writable.
+WRITABLE_ENV = {
+    "HOME": "/tmp",
+    "XDG_CACHE_HOME": "/tmp/.cache",
+    "HF_HOME": "/tmp/.cache/huggingface",
+    "TORCH_HOME": "/tmp/.cache/torch",
+    "TRITON_CACHE_DIR": "/tmp/.cache/triton",
+}
 
 
 @dataclass(frozen=True)
@@ -38,6 +47,7 @@ def environment(plan: Plan) -> dict[str, str]:
         "PYTHONUNBUFFERED": "1",
         "PYTHONDONTWRITEBYTECODE": "1",
         "LANG": "C.UTF-8",
+        **WRITABLE_ENV,
         **plan.cfg.env,
     }
 

@@ -26,7 +26,7 @@ from torchslim.errors import IntegrityError
 from torchslim.oci.layer import Layer, OwnerFn, write_layer_from_dir
 
 # Bump when what a layer contains for the same inputs changes.
-BUILD_FORMAT = 2
+BUILD_FORMAT = 3  # 3: the Debian base has /usr/bin/python
 
 Fill = Callable[[Path], dict[str, Any]]
 

@@ -18,10 +18,16 @@ from torchslim.config import Compression, Platform, ProjectConfig, build_platfor
 from torchslim.deps.pipconf import IndexSettings
 from torchslim.errors import ConfigError
 from torchslim.oci.transport import Location, parse_location
+from torchslim.project.ignore import select_app_files
+from torchslim.project.items import ProjectRequirements
+from torchslim.project.models import expand_files, expand_model_entries
+from torchslim.project.sources import find_requirements
+from torchslim.project.torchpin import check_torch_pin
 from torchslim.slim.rules import PROFILES
 from torchslim.torchmeta import TorchBuild, image_tag, torch_build
 
 Target = Literal["image", "base", "os"]
+Files = tuple[tuple[Path, str], ...]  # (source on this machine, absolute path in the image)
 LOCK_NAME = "pylock.toml"
 APP_ROOT = "/app"  # the WORKDIR: app files, model files
 T = TypeVar("T")
@@ -47,6 +53,7 @@ class BuildOptions:
     # image: everything; base: OS + torch + deps (a shared base for services); os: OS only
     target: Target = "image"
     tls_verify: bool = True
+    prove: bool = True  # --no-prove skips running the image before it is written
 
 
 @dataclass(frozen=True)
@@ -70,6 +77,11 @@ class Plan:
     source_date_epoch: int | None
     tls_verify: bool
     settings: IndexSettings = field(repr=False)
+    prove: bool = True
+    requirements: ProjectRequirements = field(default_factory=ProjectRequirements, repr=False)
+    app_files: Files = ()
+    model_files: Files = ()
+    extra_files: Files = ()  # the `files` key: single files to chosen image paths
 
     @property
     def debian_base(self) -> bool:
@@ -195,6 +207,47 @@ def _output(opts: BuildOptions, platforms: int) -> Location | None:
     return out
 
 
+@dataclass(frozen=True)
+class _Project:
+    requirements: ProjectRequirements
+    app_files: Files
+    model_files: Files
+    extra_files: Files
+
+
+def _in_file(cfg: ProjectConfig, fn: Callable[[], T]) -> Callable[[], T]:
+    """``fn`` with its ConfigError prefixed by the config file, when it does not name it."""
+
+    def run() -> T:
+        try:
+            return fn()
+        except ConfigError as exc:
+            if str(exc).startswith(str(cfg.file)):
+                raise
+            raise ConfigError(f"{cfg.file}: {exc}") from None
+
+    return run
+
+
+def _requirements(cfg: ProjectConfig) -> ProjectRequirements:
+    reqs = find_requirements(
+        cfg.root, cfg.requirements, cfg.extras, cfg.dev_requirements, config_file=cfg.file.name
+    )
+    check_torch_pin(reqs, cfg.torch, cfg.variant, config_file=cfg.file.name)
+    return reqs
+
+
+def _project_files(cfg: ProjectConfig) -> tuple[Files, Files, Files]:
+    """What goes under /app: the app (minus ignores and secrets), models, single files."""
+    models = tuple(expand_model_entries(cfg.root, cfg.model))
+    extra = tuple(expand_files(cfg.root, cfg.files))
+    skip = [src for src, _ in (*models, *extra)] + [cfg.file, *cfg.root.glob("pylock*.toml")]
+    selection = select_app_files(cfg.root, cfg.app, cfg.include, cfg.exclude, skip=skip)
+    selection.check_secrets(cfg.file.name)
+    app = tuple((f.source, f.image_path) for f in selection.files)
+    return app, models, extra
+
+
 def plan_build(
     cfg: ProjectConfig,
     opts: BuildOptions,
@@ -213,6 +266,12 @@ def plan_build(
     tag = errors.check(lambda: _tag(cfg, opts, torch)) if torch is not None else None
     sde = errors.check(lambda: source_date_epoch(opts.source_date_epoch, environ))
     output = errors.check(lambda: _output(opts, len(platforms)))
+    reqs = ProjectRequirements()
+    if opts.target != "os":
+        reqs = errors.check(_in_file(cfg, lambda: _requirements(cfg))) or reqs
+    files: tuple[Files, Files, Files] = ((), (), ())
+    if opts.target == "image":
+        files = errors.check(_in_file(cfg, lambda: _project_files(cfg))) or files
     errors.raise_any()
     assert torch is not None and profile is not None and tag is not None
     plans = tuple(
@@ -241,6 +300,11 @@ def plan_build(
             source_date_epoch=sde,
             tls_verify=opts.tls_verify,
             settings=settings,
+            prove=opts.prove,
+            requirements=reqs,
+            app_files=files[0],
+            model_files=files[1],
+            extra_files=files[2],
         )
         for platform in platforms
     )

@@ -28,9 +28,11 @@ from torchslim.deps.wheels import fetch_wheels
 from torchslim.errors import ResolveError
 from torchslim.oci.layer import Layer
 from torchslim.slim.apply import slim_tree
-from torchslim.slim.closure import check_closure, raise_for_missing
-from torchslim.slim.ledger import Ledger
+from torchslim.slim.closure import check_closure, raise_for_missing, upstream_warnings
+from torchslim.slim.ledger import Ledger, Revert
 from torchslim.slim.pyc import precompile
+
+ELF_MACHINE = {"amd64": "EM_X86_64", "arm64": "EM_AARCH64"}
 
 
 class _RoutingLedger(Ledger):
@@ -45,6 +47,13 @@ class _RoutingLedger(Ledger):
     def add(self, rule_id: str, path: str, nbytes: int) -> None:
         super().add(rule_id, path, nbytes)
         self.per_layer[_owner_of(path, self.owner, self.site, "deps")].add(rule_id, path, nbytes)
+
+    def revert(
+        self, rule_id: str, path: str, nbytes: int, reason: str, *, applied: bool = True
+    ) -> None:
+        super().revert(rule_id, path, nbytes, reason, applied=applied)
+        layer = self.per_layer[_owner_of(path, self.owner, self.site, "deps")]
+        layer.revert(rule_id, path, nbytes, reason, applied=applied)
 
 
 def _owner_of(path: str, owner: dict[str, str], site: str, default: str) -> str:
@@ -85,7 +94,7 @@ def _split_tree(
             os.replace(Path(dirpath) / name, dest)
 
 
-def _stub_libraries(root: Path, libs: Sequence[str]) -> None:
+def stub_libraries(root: Path, libs: Sequence[str]) -> None:
     """Empty files at the base's library paths: enough for the closure check to find names."""
     for lib in libs:
         path = root / lib.lstrip("/")
@@ -113,9 +122,15 @@ def python_layers(
     layers: LayerCache,
     store: BlobStore,
     steps: Steps,
+    reverts: Sequence[Revert] = (),
 ) -> list[tuple[Layer, LayerReport]]:
-    """The Python layers of ``lock``, from the cache when every one of them is there."""
+    """The Python layers of ``lock``, from the cache when every one of them is there.
+
+    ``reverts``: slimming changes a proof showed to break a file; they are not made
+    (their files are kept) and each is listed in the ledger with the loader's message.
+    """
     scheme = scheme_for(rootfs)
+    keep = [*plan.keep, *(r.path for r in reverts)]
     wheels = {w.name: w for w in lock.packages}
     if "torch" not in wheels:
         raise ResolveError(f"the lock has no torch wheel for {plan.torch.requirement}")
@@ -134,7 +149,8 @@ def python_layers(
                 rootfs.python_exe,
                 plan.slim,
                 plan.profile,
-                sorted(plan.keep),
+                sorted(keep),
+                sorted((r.rule, r.path, r.reason) for r in reverts),
             ),
         )
     hits = {g: layers.hit(g, key) for g, (_, key) in keys.items()}
@@ -154,23 +170,26 @@ def python_layers(
         removed: dict[str, str] = {}
         if plan.slim:
             steps.step(f"Slimming (profile {plan.profile})")
+            routing = _RoutingLedger(ledgers, owner, rootfs.site_packages)
             removed = slim_tree(
-                root,
-                rootfs.site_packages,
-                profile=plan.profile,
-                keep=plan.keep,
-                ledger=_RoutingLedger(ledgers, owner, rootfs.site_packages),
+                root, rootfs.site_packages, profile=plan.profile, keep=keep, ledger=routing
             )
+            for r in reverts:
+                routing.revert(r.rule, r.path, r.bytes, r.reason, applied=False)
         steps.step("Checking that every kept shared library finds its dependencies")
         with staging("libs") as stub:
-            _stub_libraries(stub, base_libs)
-            raise_for_missing(
-                check_closure(
-                    [(root, "/"), (stub, "/")],
-                    removed=removed,
-                    check_prefixes=[rootfs.site_packages],
-                )
+            stub_libraries(stub, base_libs)
+            missing = check_closure(
+                [(root, "/"), (stub, "/")],
+                removed=removed,
+                check_prefixes=[rootfs.site_packages],
+                allow_missing=plan.cfg.allow_missing,
+                interpreter=rootfs.python_exe,
+                machine=ELF_MACHINE.get(plan.platform.arch, "EM_X86_64"),
             )
+        for warning in upstream_warnings(missing):
+            steps.warn(warning)
+        raise_for_missing(missing)
         precompile(root, rootfs.site_packages, rootfs.python_version)
         _split_tree(root, split, owner, rootfs.site_packages, [g for g, _ in groups])
         out: list[tuple[Layer, LayerReport]] = []

@@ -10,6 +10,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from torchslim.atomic import write_atomic
 from torchslim.deps.audit import DevFinding
@@ -18,6 +19,7 @@ from torchslim.oci.image import Image
 from torchslim.oci.layer import Layer
 from torchslim.oci.sink import Written
 from torchslim.oci.upload import PushResult
+from torchslim.runtime.proofresult import Proof
 from torchslim.slim.ledger import Ledger
 from torchslim.units import BANDWIDTHS, human, pull_seconds
 
@@ -54,6 +56,7 @@ class BuildResult:
     seconds: float
     profile: str
     slimmed: bool
+    proof: Proof | None = None
 
     @property
     def digest(self) -> str:
@@ -105,6 +108,7 @@ def to_dict(result: BuildResult, written: Written | None = None) -> dict[str, An
             for layer in result.layers
         ],
         "ledger": result.ledger.to_dict(),
+        "proof": result.proof.to_dict() if result.proof is not None else None,
         "dev_packages": [
             {"package": f.package, "brought_by": list(f.chain[1:])} for f in result.dev_findings
         ],
@@ -200,6 +204,18 @@ def render(result: BuildResult, console: Console) -> None:
             f"Without slimming: {human(result.no_slim_uncompressed)} uncompressed; "
             f"this image is {ratio:.0%} of that."
         )
+    undone = result.ledger.reverts()
+    if undone:
+        table = Table(title="Slimming undone (kept in the image)", title_justify="left")
+        table.add_column("rule")
+        table.add_column("file")
+        table.add_column("bytes kept", justify="right")
+        table.add_column("why")
+        for r in undone:
+            table.add_row(r.rule, Text(r.path), human(r.bytes), Text(r.reason))
+        console.print(table)
+    if result.proof is not None:
+        console.print(f"Proof: {result.proof.summary()}", soft_wrap=True, markup=False)
     pulls = ", ".join(
         f"{pull_seconds(result.compressed, bps):.1f}s at {label}"
         for label, bps in BANDWIDTHS.items()

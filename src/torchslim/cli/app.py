@@ -21,7 +21,7 @@ from rich.progress import (
 from rich.text import Text
 
 from torchslim import __version__
-from torchslim.display import one_line, safe
+from torchslim.display import lines, one_line, safe
 from torchslim.errors import TorchslimError
 from torchslim.redact import redact
 
@@ -31,14 +31,17 @@ err_console = Console(stderr=True, highlight=False)
 out_console = Console(highlight=False)
 
 
-def report_error(message: object, code: int) -> NoReturn:
-    """``error: <message>`` as one line on stderr, then exit ``code``; this cannot raise.
+def report_error(message: object, code: int, *, fold: bool = False) -> NoReturn:
+    """``error: <message>`` on stderr, then exit ``code``; this cannot raise.
 
     The message often quotes what the user or an image gave (a path, a reference, a
-    config value): it is redacted and printed as plain text, never as rich markup.
+    config value): it is redacted and printed as plain text, never as rich markup, with
+    control characters shown as escapes. A message is one line unless torchslim made it
+    several (every configuration error of a file); ``fold`` makes it one line anyway.
     """
     try:
-        line = one_line(redact(str(message)))
+        text = redact(str(message))
+        line = one_line(text) if fold else lines(text)
     except Exception:  # a message that cannot even be turned into text
         line = "(the error message could not be shown)"
     try:
@@ -70,6 +73,7 @@ def friendly_errors(fn: F) -> F:
                 f"internal error: {type(exc).__name__}: {exc} "
                 "(rerun with TORCHSLIM_DEBUG=1 for the traceback and report it)",
                 70,
+                fold=True,
             )
 
     return wrapper  # type: ignore[return-value]
@@ -102,7 +106,7 @@ class CliSteps:
         self.console.print(Text.assemble(("•", "cyan"), " ", one_line(redact(text))))
 
     def warn(self, text: str) -> None:
-        line = one_line(redact(text))
+        line = lines(redact(text))
         self.console.print(Text.assemble(("warning:", "yellow"), " ", line), soft_wrap=True)
 
     def progress(self, label: str, done: int, total: int) -> None:

@@ -49,6 +49,11 @@ from torchslim.cli.app import CliSteps, err_console, friendly_errors, main, out_
     show_default=True,
     help="Verify registry TLS; false allows plain http (a loopback registry).",
 )
+@click.option(
+    "--no-prove",
+    is_flag=True,
+    help="Do not run the image before writing it (the report says it was not proven).",
+)
 @friendly_errors
 def build(
     project: Path,
@@ -67,6 +72,7 @@ def build(
     json_path: Path | None,
     target: str,
     tls_verify: bool,
+    no_prove: bool,
 ) -> None:
     """Build PROJECT (a folder with torchslim.toml) into an image."""
     from torchslim.build import BuildOptions, build, check_output, plan_build, publish
@@ -90,6 +96,7 @@ def build(
         relock=relock,
         target=target,  # type: ignore[arg-type]
         tls_verify=tls_verify,
+        prove=not no_prove,
     )
     bp = plan_build(cfg, opts, load_pip_settings())
     with CliSteps(err_console) as steps:
@@ -171,6 +178,14 @@ def deps(project: Path, platform: str | None, strict: bool) -> None:
         parents = ", ".join(lock.parents.get(w.name, ()))
         table.add_row(styled(w.name), styled(w.version), styled(w.filename), styled(parents))
     out_console.print(table)
+    sources = Table(title=f"Requirements ({plan.requirements.source})", title_justify="left")
+    sources.add_column("requirement")
+    sources.add_column("from")
+    for requirement, origin in plan.requirements.rows():
+        sources.add_row(requirement, origin)
+    out_console.print(sources)
+    for note in plan.requirements.notes:
+        out_console.print(f"note: {note}", soft_wrap=True)
     findings = audit(lock)
     for line in format_audit(findings):
         out_console.print(styled(line), soft_wrap=True)

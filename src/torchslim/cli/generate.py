@@ -1,4 +1,5 @@
-"""`dockerfile`, `lint`, `ci`, `k8s`: for teams that build with `docker build` and deploy."""
+"""`init`, `dockerfile`, `lint`, `ci`, `k8s`: a project's config, and for teams that build with
+`docker build` and deploy."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from torchslim.cli.app import friendly_errors, main, out_console
 @click.argument("project", default=".", type=click.Path(path_type=Path))
 @click.option("--builder-image", help="Builder stage base (ARG BUILDER_IMAGE default).")
 @click.option("--runtime-image", help="Runtime stage base (ARG RUNTIME_IMAGE default).")
-@click.option("--force", is_flag=True, help="Replace an existing Dockerfile/.dockerignore.")
+@click.option("--force", is_flag=True, help="Replace an existing Dockerfile.")
 @click.option("--stdout", "to_stdout", is_flag=True, help="Print the Dockerfile instead.")
 @friendly_errors
 def dockerfile(
@@ -27,8 +28,8 @@ def dockerfile(
     """Write a multi-stage Dockerfile and .dockerignore for PROJECT."""
     from torchslim.config import load_config
     from torchslim.generate.dockerfile import (
+        dockerignore_text,
         render_dockerfile,
-        render_dockerignore,
         write_generated,
     )
 
@@ -37,8 +38,10 @@ def dockerfile(
     if to_stdout:
         click.echo(text, nl=False)
         return
-    files = {"Dockerfile": text, ".dockerignore": render_dockerignore(cfg)}
-    for path in write_generated(cfg.root, files, force=force):
+    written = write_generated(cfg.root, {"Dockerfile": text}, force=force)
+    # An existing .dockerignore is merged (the user's lines kept), never refused or replaced.
+    written += write_generated(cfg.root, {".dockerignore": dockerignore_text(cfg)}, force=True)
+    for path in written:
         out_console.print(f"wrote {path}")
 
 
@@ -74,12 +77,12 @@ def dockerfile(
 def lint(
     paths: tuple[Path, ...], fmt: str, config: Path | None, fail_on: str, min_severity: str
 ) -> None:
-    """Lint Dockerfiles (default ./Dockerfile) for PyTorch image mistakes."""
+    """Lint Dockerfiles (default ./Dockerfile, ./dockerfile or ./Containerfile)."""
     from torchslim.lint import format_result, lint_paths
+    from torchslim.lint.engine import find_dockerfiles
 
-    result = lint_paths(
-        list(paths) or [Path("Dockerfile")], config=config, min_severity=min_severity
-    )
+    default = find_dockerfiles(Path(".")) or [Path("Dockerfile")]
+    result = lint_paths(list(paths) or default, config=config, min_severity=min_severity)
     click.echo(format_result(result, fmt), nl=False)  # type: ignore[arg-type]
     sys.exit(result.exit_code(fail_on))
 
@@ -129,3 +132,23 @@ def k8s(project: Path, image: str, replicas: int, output: Path | None, force: bo
         return
     for path in write_generated(output.parent, {output.name: text}, force=force):
         out_console.print(f"wrote {path}")
+
+
+@main.command()
+@click.argument("directory", default=".", type=click.Path(path_type=Path, file_okay=False))
+@click.option("--pyproject", is_flag=True, help="Write [tool.torchslim] into pyproject.toml.")
+@click.option("--cmd", help="How the service starts, when the project does not say.")
+@friendly_errors
+def init(directory: Path, pyproject: bool, cmd: str | None) -> None:
+    """Write torchslim.toml for DIRECTORY from its Dockerfile, Procfile, requirements and models.
+
+    Every value is printed with where it came from; an existing config is never replaced.
+    """
+    from torchslim.errors import ConfigError
+    from torchslim.project import plan_init, write_config
+    from torchslim.project.initreport import render_init
+
+    if not directory.is_dir():
+        raise ConfigError(f"{directory}: no such project directory")
+    plan = plan_init(directory, cmd=cmd)
+    render_init(plan, write_config(plan, pyproject=pyproject), out_console)

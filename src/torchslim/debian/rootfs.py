@@ -190,6 +190,8 @@ def _python(dest: Path, spec: DebianSpec) -> tuple[str, str]:
     if not (dest / exe.lstrip("/")).is_file():
         raise BuildError(f"python{spec.python} was not unpacked at {exe}; check field `python`")
     _symlink(dest / "usr/bin/python3", f"python{spec.python}")
+    # As the python images do: a `cmd = ["python", ...]` copied from a Dockerfile runs.
+    _symlink(dest / "usr/bin/python", f"python{spec.python}")
     site = f"/usr/local/lib/python{spec.python}/dist-packages"
     (dest / site.lstrip("/")).mkdir(parents=True, exist_ok=True)
     return exe, site

@@ -91,16 +91,34 @@ def lint_dockerfile(df: Dockerfile, config: LintConfig, min_severity: Severity) 
     return out
 
 
+# The names docker build and podman build look for, in the order they look.
+DOCKERFILE_NAMES = ("Dockerfile", "dockerfile", "Containerfile", "containerfile")
+
+
+def is_dockerfile_name(name: str) -> bool:
+    """``Dockerfile``, ``dockerfile``, ``Containerfile`` (and ``.x`` variants), ``*.dockerfile``."""
+    lower = name.lower()
+    return lower.split(".")[0] in ("dockerfile", "containerfile") or lower.endswith(
+        (".dockerfile", ".containerfile")
+    )
+
+
+def find_dockerfiles(root: Path) -> list[Path]:
+    """The default build files in ``root`` (Dockerfile, dockerfile, Containerfile)."""
+    found: list[Path] = []
+    for name in DOCKERFILE_NAMES:
+        path = root / name
+        # A case-insensitive file system answers for "dockerfile" with "Dockerfile".
+        if path.is_file() and not any(path.samefile(f) for f in found):
+            found.append(path)
+    return found
+
+
 def _expand(paths: list[Path]) -> list[Path]:
     files: list[Path] = []
     for p in paths:
         if p.is_dir():
-            found = sorted(
-                c
-                for c in p.iterdir()
-                if c.is_file()
-                and (c.name.startswith("Dockerfile") or c.name.lower().endswith(".dockerfile"))
-            )
+            found = sorted(c for c in p.iterdir() if c.is_file() and is_dockerfile_name(c.name))
             if not found:
                 raise LintError(f"{p}: no Dockerfile in this directory; pass the file itself")
             files.extend(found)

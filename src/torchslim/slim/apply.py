@@ -8,9 +8,13 @@ touched. Order of work:
 2. safety net: a planned shared library that a kept ELF names in DT_NEEDED is kept
    (warning), so slimming can never break the dynamic loader;
 3. remove, record each file's bytes in the ledger, drop emptied directories;
-4. strip-symbols on the kept ELF files (bytes saved go to the ledger);
+4. strip-symbols on the kept ELF files (bytes saved go to the ledger); a stripped copy
+   that fails the loader's checks (``slim.strip``) is dropped and listed as reverted;
 5. rewrite each ``*.dist-info/RECORD``: lines of removed files go, stripped files get
    new hashes and sizes, so pip and importlib.metadata stay consistent with the disk.
+
+With ``backup``, every removed file, every original of a stripped file and every RECORD
+is kept there (``slim.backup``), so ``slim.restore`` can undo a change file by file.
 """
 
 from __future__ import annotations
@@ -22,12 +26,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from torchslim.errors import BuildError
-from torchslim.slim.elf import strip_tool, strip_unneeded
+from torchslim.slim.backup import Backup
+from torchslim.slim.elf import strip_tool
 from torchslim.slim.globs import match_self_or_parent
 from torchslim.slim.ledger import Ledger
 from torchslim.slim.record import rewrite_records
 from torchslim.slim.rules import RULES, Rule, check_profile
 from torchslim.slim.site import SiteView
+from torchslim.slim.strip import strip_checked
 
 log = logging.getLogger(__name__)
 
@@ -132,13 +138,15 @@ def slim_tree(
     profile: str = "inference",
     keep: Sequence[str] = (),
     ledger: Ledger,
+    backup: Path | None = None,
 ) -> dict[str, str]:
     """Slim ``root + site_packages`` by the rules of ``profile``; record every byte in ``ledger``.
 
     ``keep`` globs (relative to site-packages, or absolute image paths; a glob matching a
     directory keeps all below it) override every rule. RECORD files are rewritten to match.
     Returns the removed files (image paths) and the rule that removed each, for
-    ``slim.closure.check_closure(removed=...)``.
+    ``slim.closure.check_closure(removed=...)``. ``backup``: a directory (created) that
+    keeps every original, for ``slim.restore.restore``.
     """
     check_profile(profile)
     site_packages = "/" + site_packages.strip("/")
@@ -154,24 +162,40 @@ def slim_tree(
     plan = _plan(view, files, profile, keeper)
     _protect_needed(view, files, plan)
 
+    saved = Backup(backup) if backup is not None else None
     removed: list[str] = []
     by_rule: dict[str, str] = {}
     for rel in sorted(plan):
         path = site / rel
         size = path.lstat().st_size
-        path.unlink()
         image_path = posixpath.join(site_packages, rel)
+        if saved is not None:
+            saved.move_removed(image_path, path, plan[rel].id, size)
+        else:
+            path.unlink()
         ledger.add(plan[rel].id, image_path, size)
         removed.append(rel)
         by_rule[image_path] = plan[rel].id
     _prune_empty_dirs(site, removed)
 
-    changed = _strip(view, [f for f in files if f not in plan], profile, keeper, ledger)
+    changed = _strip(view, [f for f in files if f not in plan], profile, keeper, ledger, saved)
+    if saved is not None:
+        for record in site.glob("*.dist-info/RECORD"):
+            rel = record.relative_to(site).as_posix()
+            saved.copy_record(posixpath.join(site_packages, rel), record)
+        saved.save()
     rewrite_records(site, set(removed), changed)
     return by_rule
 
 
-def _strip(view: SiteView, files: list[str], profile: str, keep: _Keep, ledger: Ledger) -> set[str]:
+def _strip(
+    view: SiteView,
+    files: list[str],
+    profile: str,
+    keep: _Keep,
+    ledger: Ledger,
+    backup: Backup | None,
+) -> set[str]:
     changed: set[str] = set()
     strippers = [r for r in RULES if r.action == "strip" and r.active_in(profile)]
     if not strippers:
@@ -187,8 +211,14 @@ def _strip(view: SiteView, files: list[str], profile: str, keep: _Keep, ledger: 
         rule = next((r for r in strippers if r.applies(view, rel)), None)
         if rule is None:
             continue
-        saved = strip_unneeded(view.site / rel, tool)
-        if saved > 0:
-            ledger.add(rule.id, posixpath.join(site_packages, rel), saved)
+        image_path = posixpath.join(site_packages, rel)
+        original = backup.file(image_path) if backup is not None else None
+        result = strip_checked(view.site / rel, tool, original_to=original)
+        if result.reverted:
+            ledger.revert(rule.id, image_path, result.kept, result.reverted, applied=False)
+        if result.saved > 0:
+            ledger.add(rule.id, image_path, result.saved)
+            if backup is not None:
+                backup.note_stripped(image_path, rule.id, result.saved)
             changed.add(rel)
     return changed

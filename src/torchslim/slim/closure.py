@@ -1,59 +1,45 @@
-"""The ELF closure check: every ``DT_NEEDED`` of every kept ELF file resolves in the image.
+"""The ELF closure check: every kept program, extension module and library loads in the image.
 
-The image filesystem is the union of ``trees``: (staging directory, image prefix) pairs,
-e.g. ``(rootfs, "/")`` and ``(site_stage, "/usr/local/lib/python3.11/site-packages")``.
-For each x86-64 ELF shared object or executable found there (symlinks are names, not
-objects), each needed name must be found the way ``ld.so`` finds it:
+The image filesystem is the union of ``trees`` (``slim.image``). Each ELF file under
+``check_prefixes`` is loaded the way the image would load it (``slim.roots``: programs,
+``import torch`` first, then every extension module and library as Python ``dlopen``s
+it), with the dynamic loader modelled by ``slim.loader`` (loaded objects by soname,
+DT_RPATH along the loading chain, DT_RUNPATH, the image's ``ld.so.cache`` and
+``ld.so.conf``, trusted directories). Driver libraries the NVIDIA container toolkit
+mounts at run time (``DRIVER_LIBS``) count as present.
 
-1. a name with a ``/`` is a path;
-2. ``DT_RPATH`` of the object (only when it has no ``DT_RUNPATH``), then ``DT_RUNPATH``,
-   with ``$ORIGIN``/``${ORIGIN}`` expanded to the object's image directory (the RPATH of
-   the loading chain, LD_LIBRARY_PATH and ``$LIB``/``$PLATFORM`` are not modelled: the
-   check can only be stricter than the loader);
-3. ``system_lib_dirs``: the ld.so.conf / ld.so.cache directories and the trusted defaults;
-4. a library that something loaded earlier by soname: torch's preload list
-   (``slim.preload``; ``import torch`` loads those from ``nvidia/*/lib`` before
-   ``torch._C``) and the Python extension ``triton/_C/libtriton.so`` (imported before
-   Triton loads any plugin that needs ``libtriton.so``) — the loader reuses an
-   already-loaded object whose soname matches a ``DT_NEEDED`` entry;
-5. a driver library the NVIDIA container toolkit mounts at run time (``DRIVER_LIBS``).
-
-Plugins that their host library only ``dlopen``s for hardware or cluster software a
-container base never carries (``OPTIONAL_PLUGINS``: GPUDirect-RDMA, NVSHMEM MPI/PMIx/UCX
-bootstraps and transports) are reported with ``optional=True``: a warning, not an error.
+A miss is judged against the tree before slimming (the ``removed`` files as they were, or
+the ``backup`` that ``slim_tree`` kept): when the unslimmed tree misses it too, it is the
+upstream package's (a warning naming the distribution that owns the file); only a miss
+slimming caused is an error. ``allow_missing`` (soname -> reason) and the plugins in
+``OPTIONAL_PLUGINS`` (dlopened only for hardware a container base never carries) are
+warnings too.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import posixpath
+from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from elftools.common.exceptions import ELFError
-from elftools.elf.dynamic import DynamicSection
-from elftools.elf.elffile import ELFFile
-
 from torchslim.errors import BuildError
-from torchslim.slim.elf import is_elf
+from torchslim.slim.backup import Backup
+from torchslim.slim.elf import ElfInfo, elf_info
 from torchslim.slim.globs import glob_match
-from torchslim.slim.preload import torch_preloads
+from torchslim.slim.image import ImageView
+from torchslim.slim.ldcache import ld_conf_dirs, parse_ld_cache
+from torchslim.slim.loader import System, trusted_dirs
+from torchslim.slim.owners import owner_of, package_owners
+from torchslim.slim.roots import RootMiss, load_roots
 
 log = logging.getLogger(__name__)
 
-# The directories of Debian's /etc/ld.so.conf.d (multiarch, /usr/local/lib) and the
-# loader's trusted defaults.
-SYSTEM_LIB_DIRS: tuple[str, ...] = (
-    "/usr/local/lib",
-    "/lib/x86_64-linux-gnu",
-    "/usr/lib/x86_64-linux-gnu",
-    "/lib64",
-    "/usr/lib64",
-    "/lib",
-    "/usr/lib",
-)
+# The loader's trusted directories, plus /usr/local/lib that every Debian-family
+# ld.so.conf lists (used when the image carries no ld.so.cache/ld.so.conf of its own).
+SYSTEM_LIB_DIRS: tuple[str, ...] = ("/usr/local/lib", *trusted_dirs())
 
 # User-space driver libraries the NVIDIA container toolkit injects (``compute`` and
 # ``utility`` capabilities). An entry ending in ``.so`` also covers the driver-versioned
@@ -85,139 +71,62 @@ OPTIONAL_PLUGINS: tuple[tuple[str, str], ...] = (
     ("nvidia/nvshmem/lib/nvshmem_transport_*.so*", "NVSHMEM transport for IB/UCX/libfabric"),
 )
 
-# Python extension modules imported before anything needs their soname.
-PYTHON_LOADED: tuple[str, ...] = ("triton/_C/libtriton.so",)
 
-_SITE_MARKER = "torch/__init__.py"
+def short(path: str) -> str:
+    """An image path relative to its ``*-packages`` directory (else without the leading /)."""
+    parts = path.split("/")
+    sites = [i for i, part in enumerate(parts) if part.endswith("-packages")]
+    return "/".join(parts[sites[-1] + 1 :]) if sites else path.lstrip("/")
 
 
 @dataclass(frozen=True)
 class Missing:
-    """``file`` (image path) lists ``needed`` in DT_NEEDED, and the image lacks it."""
+    """``file`` (image path) lists ``needed`` in DT_NEEDED, and the loader cannot find it."""
 
     file: str
     needed: str
     removed_by: str | None = None  # slim rule that removed a file of that name, if any
-    optional: bool = False
+    optional: bool = False  # an optional plugin's need (OPTIONAL_PLUGINS)
+    root: str | None = None  # the program, import or dlopen that loads ``file``
+    package: str | None = None  # ``Name Version`` of the distribution owning ``file``
+    upstream: bool = False  # the tree before slimming misses it too
+    allowed: str | None = None  # the allow-missing reason
+    removed_path: str | None = None  # the removed file that provided ``needed``
+    found_at: str | None = None  # a file of that name elsewhere in the image
+
+    @property
+    def fatal(self) -> bool:
+        """Slimming caused it and nothing excuses it."""
+        return not (self.optional or self.upstream or self.allowed is not None)
+
+    def subject(self) -> str:
+        """``file`` (and the root that loads it, when another)."""
+        via = f" (loaded by {short(self.root)})" if self.root and self.root != self.file else ""
+        return f"{short(self.file)}{via}"
+
+    def hint(self) -> str:
+        """Why the name is not found, in a few words."""
+        if self.removed_by:
+            gone = f" ({short(self.removed_path)})" if self.removed_path else ""
+            return f"removed by rule {self.removed_by}{gone}"
+        if self.found_at:
+            return f"{short(self.found_at)} is not on its search path"
+        return "no file of that name in the image"
+
+    def category(self) -> str:
+        """``hint`` without the file names, so that one file's misses group together."""
+        if self.removed_by:
+            return f"removed by rule {self.removed_by}"
+        if self.found_at:
+            return "in the image, not on its search path"
+        return "no file of that name in the image"
 
     def message(self) -> str:
-        where = f" (removed by rule {self.removed_by})" if self.removed_by else ""
-        return f"{self.file.lstrip('/')} needs {self.needed}, which is not in the image{where}"
+        return f"{self.subject()} needs {self.needed}: {self.hint()}"
 
 
 class ClosureError(BuildError):
-    """A kept ELF file needs a library that the image does not hold."""
-
-
-@dataclass(frozen=True)
-class _Dyn:
-    needed: tuple[str, ...]
-    rpath: tuple[str, ...]
-    runpath: tuple[str, ...]
-    soname: str | None
-
-
-def _dynamic(path: Path) -> _Dyn | None:
-    """DT_NEEDED/RPATH/RUNPATH/SONAME of an x86-64 ELF; None for other files."""
-    if not is_elf(path):
-        return None
-    try:
-        with path.open("rb") as f:
-            elf = ELFFile(f)
-            if elf["e_machine"] != "EM_X86_64" or elf["e_type"] not in ("ET_DYN", "ET_EXEC"):
-                return None
-            needed: list[str] = []
-            rpath: list[str] = []
-            runpath: list[str] = []
-            soname: str | None = None
-            for section in elf.iter_sections():
-                if not isinstance(section, DynamicSection):
-                    continue
-                for tag in section.iter_tags():
-                    kind = tag.entry.d_tag
-                    if kind == "DT_NEEDED":
-                        needed.append(str(tag.needed))  # type: ignore[attr-defined]
-                    elif kind == "DT_RPATH":
-                        rpath.extend(str(tag.rpath).split(":"))  # type: ignore[attr-defined]
-                    elif kind == "DT_RUNPATH":
-                        runpath.extend(str(tag.runpath).split(":"))  # type: ignore[attr-defined]
-                    elif kind == "DT_SONAME":
-                        soname = str(tag.soname)  # type: ignore[attr-defined]
-            return _Dyn(tuple(needed), tuple(rpath), tuple(runpath), soname)
-    except (ELFError, OSError, ValueError) as exc:
-        log.warning("closure: cannot read ELF %s (%s); not checked", path, exc)
-        return None
-
-
-class _Image:
-    """The union of the trees: image path -> host path, for files and symlinks."""
-
-    def __init__(self, trees: Sequence[tuple[Path, str]]) -> None:
-        self.paths: dict[str, Path] = {}
-        for host_root, prefix in trees:
-            prefix = "/" + prefix.strip("/")
-            for dirpath, dirnames, filenames in os.walk(host_root):
-                rel = Path(dirpath).relative_to(host_root).as_posix()
-                image_dir = prefix if rel == "." else posixpath.join(prefix, rel)
-                for name in filenames + [d for d in dirnames if Path(dirpath, d).is_symlink()]:
-                    self.paths[posixpath.join(image_dir, name)] = Path(dirpath, name)
-
-    def exists(self, image_path: str, depth: int = 0) -> bool:
-        """True when ``image_path`` is a file in the image (symlinks followed inside it)."""
-        image_path = posixpath.normpath(image_path)
-        host = self.paths.get(image_path)
-        if host is None:
-            return self._via_dir_link(image_path, depth)
-        if not host.is_symlink():
-            return True
-        if depth > 16:
-            return False
-        target = os.readlink(host)
-        if not target.startswith("/"):
-            target = posixpath.join(posixpath.dirname(image_path), target)
-        return self.exists(target, depth + 1)
-
-    def _via_dir_link(self, image_path: str, depth: int) -> bool:
-        """Follow a symlinked parent directory (``/lib`` -> ``usr/lib`` in merged-/usr)."""
-        parts = image_path.strip("/").split("/")
-        for i in range(len(parts) - 1, 0, -1):
-            parent = "/" + "/".join(parts[:i])
-            host = self.paths.get(parent)
-            if host is not None and host.is_symlink() and depth <= 16:
-                target = os.readlink(host)
-                if not target.startswith("/"):
-                    target = posixpath.join(posixpath.dirname(parent), target)
-                return self.exists(posixpath.join(target, *parts[i:]), depth + 1)
-        return False
-
-
-def _site_dirs(image: _Image) -> list[str]:
-    """Image directories that hold ``torch/__init__.py`` or ``triton/`` (site-packages)."""
-    sites = set()
-    for p in image.paths:
-        if p.endswith("/" + _SITE_MARKER):
-            sites.add(p[: -len(_SITE_MARKER) - 1])
-        elif p.endswith("/" + PYTHON_LOADED[0]):
-            sites.add(p[: -len(PYTHON_LOADED[0]) - 1])
-    return sorted(sites)
-
-
-def _loaded_names(image: _Image, sites: list[str]) -> set[str]:
-    """Sonames (and file names) of libraries torch preloads or Python imports first."""
-    names: set[str] = set()
-    for site in sites:
-        marker = image.paths.get(posixpath.join(site, _SITE_MARKER))
-        rels: set[str] = set()
-        if marker is not None:
-            rels |= torch_preloads(marker.parent.parent)
-        rels |= {p for p in PYTHON_LOADED if posixpath.join(site, p) in image.paths}
-        for rel in rels:
-            host = image.paths[posixpath.join(site, rel)]
-            names.add(posixpath.basename(rel))
-            dyn = _dynamic(host)
-            if dyn is not None and dyn.soname:
-                names.add(dyn.soname)
-    return names
+    """A kept ELF file needs a library that slimming removed."""
 
 
 def _is_driver(name: str, driver_libs: frozenset[str]) -> bool:
@@ -226,26 +135,74 @@ def _is_driver(name: str, driver_libs: frozenset[str]) -> bool:
     return any(d.endswith(".so") and name.startswith(d + ".") for d in driver_libs)
 
 
-def _expand(entry: str, origin: str) -> str | None:
-    if not entry:
-        return None  # an empty RUNPATH element means the current directory: not modelled
-    path = entry.replace("${ORIGIN}", origin).replace("$ORIGIN", origin)
-    if "$" in path or not path.startswith("/"):
-        return None
-    return posixpath.normpath(path)
+def image_system(
+    view: ImageView,
+    dirs: Sequence[str] = SYSTEM_LIB_DIRS,
+    driver_libs: frozenset[str] = DRIVER_LIBS,
+    machine: str = "EM_X86_64",
+) -> System:
+    """The loader facts of ``view``: its ELF files, ld.so.cache, ld.so.conf, trusted dirs."""
+    infos: dict[str, ElfInfo | None] = {}
+
+    def elf(path: str) -> ElfInfo | None:
+        if path not in infos:
+            host = view.host(path)
+            infos[path] = elf_info(host) if host is not None else None
+        return infos[path]
+
+    def read_text(path: str) -> str | None:
+        raw = view.read_bytes(path)
+        return raw.decode("utf-8", "replace") if raw is not None else None
+
+    cache_bytes = view.read_bytes("/etc/ld.so.cache")
+    return System(
+        resolve=view.resolve,
+        elf=elf,
+        cache=parse_ld_cache(cache_bytes, machine) if cache_bytes else {},
+        conf_dirs=ld_conf_dirs(read_text, view.glob),
+        default_dirs=tuple(dirs),
+        injected=lambda name: _is_driver(name, driver_libs),
+        machine=machine,
+    )
 
 
-def _resolves(image: _Image, name: str, origin: str, dirs: Sequence[str]) -> bool:
-    if "/" in name:
-        return image.exists(name if name.startswith("/") else posixpath.join(origin, name))
-    return any(image.exists(posixpath.join(d, name)) for d in dirs)
+def _misses(
+    view: ImageView,
+    prefixes: Sequence[str] | None,
+    dirs: Sequence[str],
+    driver_libs: frozenset[str],
+    machine: str,
+    interpreter: str | None,
+) -> list[RootMiss]:
+    system = image_system(view, dirs, driver_libs, machine)
+    candidates = []
+    for path, host in sorted(view.paths.items()):
+        if host is None or host.is_symlink():
+            continue
+        if prefixes is not None and not any(path.startswith(p.rstrip("/") + "/") for p in prefixes):
+            continue
+        info = system.elf(path)
+        if info is not None and info.kind in ("ET_DYN", "ET_EXEC") and system.usable(path):
+            candidates.append(path)
+    seen: set[tuple[str, str]] = set()
+    out = []
+    for rm in load_roots(view, system, candidates, interpreter):
+        key = (rm.miss.file, rm.miss.needed)
+        if key not in seen:
+            seen.add(key)
+            out.append(rm)
+    return sorted(out, key=lambda rm: (rm.miss.file, rm.miss.needed))
 
 
-def _optional(image_path: str, sites: list[str]) -> bool:
-    for site in sites:
-        if image_path.startswith(site + "/"):
-            rel = image_path[len(site) + 1 :]
-            return any(glob_match(g, rel) for g, _ in OPTIONAL_PLUGINS)
+def _optional(paths: Sequence[str | None]) -> bool:
+    """True when a path, relative to its ``*-packages`` directory, is an optional plugin."""
+    for path in paths:
+        parts = (path or "").split("/")
+        sites = [i for i, part in enumerate(parts) if part.endswith("-packages")]
+        if sites:
+            rel = "/".join(parts[sites[-1] + 1 :])
+            if any(glob_match(g, rel) for g, _ in OPTIONAL_PLUGINS):
+                return True
     return False
 
 
@@ -256,54 +213,131 @@ def check_closure(
     driver_libs: frozenset[str] = DRIVER_LIBS,
     removed: Mapping[str, str] | None = None,
     check_prefixes: Sequence[str] | None = None,
+    backup: Path | None = None,
+    allow_missing: Mapping[str, str] | None = None,
+    interpreter: str | None = None,
+    machine: str = "EM_X86_64",
 ) -> list[Missing]:
-    """Every unresolved DT_NEEDED of the image's ELF files, sorted by file then name.
+    """Every DT_NEEDED the image cannot satisfy, sorted by file then name.
 
     ``removed`` maps image paths a slimming step deleted to the rule that did it (what
-    ``slim_tree`` returns), so a Missing can name the rule. ``check_prefixes`` limits
-    which ELF files are checked (all by default); every tree still provides libraries.
+    ``slim_tree`` returns); ``backup`` is the directory ``slim_tree(backup=...)`` filled.
+    With either, each miss is checked against the tree as it was before slimming
+    (``upstream``); with neither, nothing was removed and every miss is upstream.
+    ``check_prefixes`` limits which ELF files are loaded as roots (all by default);
+    every tree still provides libraries. ``interpreter`` is the image path of Python.
     """
-    image = _Image(trees)
-    sites = _site_dirs(image)
-    loaded = _loaded_names(image, sites)
-    removed_names: dict[str, str] = {}
-    for path, rule in sorted((removed or {}).items()):
-        removed_names.setdefault(posixpath.basename(path), rule)
-    out: list[Missing] = []
-    for image_path, host in sorted(image.paths.items()):
-        if check_prefixes is not None and not any(
-            image_path.startswith(p.rstrip("/") + "/") for p in check_prefixes
-        ):
-            continue
-        dyn = _dynamic(host)
-        if dyn is None:
-            continue
-        origin = posixpath.dirname(image_path)
-        search = [] if dyn.runpath else list(dyn.rpath)
-        search += list(dyn.runpath)
-        dirs = [d for d in (_expand(e, origin) for e in search) if d is not None]
-        dirs += list(system_lib_dirs)
-        for name in dyn.needed:
-            if _resolves(image, name, origin, dirs) or name in loaded:
-                continue
-            if "/" not in name and _is_driver(name, driver_libs):
-                continue
-            out.append(
-                Missing(image_path, name, removed_names.get(name), _optional(image_path, sites))
+    removed = dict(removed or {})
+    if backup is not None:
+        for change in Backup.load(backup).changes.values():
+            if change.action == "remove":
+                removed.setdefault(change.path, change.rule)
+    allow = dict(allow_missing or {})
+    args = (check_prefixes, system_lib_dirs, driver_libs, machine, interpreter)
+    view = ImageView(trees)
+    found = _misses(view, *args)
+    if not found:
+        return []
+    before: set[tuple[str, str]] = {(rm.miss.file, rm.miss.needed) for rm in found}
+    backup_files = backup / "files" if backup is not None else None
+    if removed or (backup_files is not None and backup_files.is_dir()):
+        extra = [(backup_files, "/")] if backup_files is not None and backup_files.is_dir() else []
+        unslimmed = ImageView([*extra, *trees], virtual=removed)
+        before = {(rm.miss.file, rm.miss.needed) for rm in _misses(unslimmed, *args)}
+    by_name: dict[str, tuple[str, str]] = {}
+    for path, rule in sorted(removed.items()):
+        by_name.setdefault(posixpath.basename(path), (rule, path))
+        kept = backup_files / path.lstrip("/") if backup_files is not None else None
+        info = elf_info(kept) if kept is not None and kept.is_file() else None
+        if info is not None and info.soname:
+            by_name.setdefault(info.soname, (rule, path))
+    owners = package_owners(view)
+    names: dict[str, str] = {}
+    for path in view.paths:
+        names.setdefault(posixpath.basename(path), path)
+    out = []
+    for rm in found:
+        m = rm.miss
+        hit = by_name.get(m.needed)
+        out.append(
+            Missing(
+                file=m.file,
+                needed=m.needed,
+                removed_by=hit[0] if hit else None,
+                optional=_optional([m.file, rm.root]),
+                root=rm.root,
+                package=owner_of(m.file, owners) or owner_of(rm.root, owners),
+                upstream=(m.file, m.needed) in before,
+                allowed=allow.get(m.needed),
+                removed_path=hit[1] if hit else None,
+                found_at=names.get(m.needed),
             )
+        )
     return out
 
 
-def raise_for_missing(missing: Sequence[Missing]) -> None:
-    """Log optional misses; raise ClosureError naming the first required one (and a count)."""
+def _grouped(missing: Sequence[Missing]) -> list[str]:
+    """Per distribution: each file, the names it misses and why (one line when one file)."""
+    groups: dict[str, dict[tuple[str, str], list[str]]] = defaultdict(dict)
     for m in missing:
-        if m.optional:
+        per_file = groups[m.package or "files of no installed package"]
+        per_file.setdefault((m.subject(), m.category()), []).append(m.needed)
+    lines = []
+    for pkg, per_file in sorted(groups.items()):
+        items = [
+            f"{subj} needs {', '.join(names)} ({why})" for (subj, why), names in per_file.items()
+        ]
+        if len(items) == 1:
+            lines.append(f"  {pkg}: {items[0]}")
+        else:
+            lines += [f"  {pkg}:", *(f"    {item}" for item in items)]
+    return lines
+
+
+def upstream_warnings(missing: Sequence[Missing]) -> list[str]:
+    """One warning per distribution whose files miss libraries as published (not slimming's
+    doing): they fail to load only if used, so the build goes on and the proof decides."""
+    upstream = [m for m in missing if m.upstream and not m.optional and m.allowed is None]
+    by_package: dict[str, list[Missing]] = defaultdict(list)
+    for m in upstream:
+        by_package[m.package or "files of no installed package"].append(m)
+    return [
+        f"{pkg} as published: "
+        + "; ".join(f"{m.subject()} needs {m.needed}" for m in items[:3])
+        + (f" (and {len(items) - 3} more)" if len(items) > 3 else "")
+        + "; add the package that provides it or list it under allow-missing with a reason"
+        for pkg, items in sorted(by_package.items())
+    ]
+
+
+def raise_for_missing(missing: Sequence[Missing]) -> None:
+    """Warn about upstream, optional and allowed misses; raise ClosureError for the rest.
+
+    The error lists every miss slimming caused, one line per distribution, after a
+    first line that says what to do.
+    """
+    for m in missing:
+        if m.allowed is not None:
+            log.info("closure: allow-missing %s (%s): %s", m.needed, m.allowed, m.message())
+        elif m.optional:
             log.warning("closure: optional plugin %s", m.message())
-    required = [m for m in missing if not m.optional]
-    if not required:
+    upstream = [m for m in missing if m.upstream and not m.optional and m.allowed is None]
+    if upstream:
+        log.warning(
+            "closure: %d shared-library needs are unmet in the packages as published "
+            "(not caused by slimming); the files fail to load if used. Add the package "
+            "that provides each, or list the soname under allow-missing with a reason:\n%s",
+            len(upstream),
+            "\n".join(_grouped(upstream)),
+        )
+    fatal = [m for m in missing if m.fatal]
+    if not fatal:
         return
-    more = f" (and {len(required) - 1} more)" if len(required) > 1 else ""
+    kept = sorted({m.removed_path for m in fatal if m.removed_path})
+    how = "keep them with " + " ".join(f"--keep {p}" for p in kept) if kept else ""
+    how = (how + " or " if how else "use ") + "a lighter --profile"
     raise ClosureError(
-        f"{required[0].message()}{more}: keep it with --keep or a lighter slim profile, "
-        "or add the package that provides it"
+        f"slimming removed {len({m.needed for m in fatal})} libraries that kept files "
+        f"need: {how}, or list the soname under allow-missing with a reason\n"
+        + "\n".join(_grouped(fatal))
     )

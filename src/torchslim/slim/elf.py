@@ -1,11 +1,14 @@
-"""The few ELF facts slimming needs, read with pyelftools, and ``strip`` via binutils."""
+"""The one ELF reader of slimming and the closure check (pyelftools), and binutils ``strip``.
+
+``elf_info`` reads what the dynamic loader uses (soname, DT_NEEDED, DT_RPATH, DT_RUNPATH,
+DF_1_NODEFLIB, PT_INTERP), whether ``strip`` can save bytes, and the PT_LOAD program
+headers (``slim.segments`` checks them before a stripped file is kept).
+"""
 
 from __future__ import annotations
 
 import logging
-import os
 import shutil
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +19,8 @@ from elftools.elf.elffile import ELFFile
 log = logging.getLogger(__name__)
 
 ELF_MAGIC = b"\x7fELF"
+DF_1_NODEFLIB = 0x800
+SHF_ALLOC = 0x2
 
 
 def is_elf(path: Path) -> bool:
@@ -30,16 +35,56 @@ def is_elf(path: Path) -> bool:
 
 
 @dataclass(frozen=True)
+class Load:
+    """One PT_LOAD program header."""
+
+    offset: int
+    vaddr: int
+    filesz: int
+    memsz: int
+    align: int
+
+
+@dataclass(frozen=True)
+class Section:
+    """One allocated section (SHF_ALLOC): what the loader maps, by address."""
+
+    name: str
+    nobits: bool
+    addr: int
+    offset: int
+    size: int
+
+
+@dataclass(frozen=True)
 class ElfInfo:
-    """What the dynamic loader sees (soname, needed) and whether strip can save bytes."""
+    """What the dynamic loader sees and whether strip can save bytes."""
 
     soname: str | None
     needed: tuple[str, ...]
     strippable: bool  # has .symtab or .debug_* sections, which the loader never reads
+    rpath: tuple[str, ...] = ()  # DT_RPATH as written (the loader ignores it when runpath)
+    runpath: tuple[str, ...] = ()
+    machine: str = "EM_X86_64"
+    elfclass: int = 64
+    kind: str = "ET_DYN"  # e_type
+    interp: bool = False  # has PT_INTERP: runs as a program (ET_EXEC, PIE)
+    nodeflib: bool = False  # DF_1_NODEFLIB: no ld.so.cache, no default directories
+    loads: tuple[Load, ...] = ()
+    sections: tuple[Section, ...] = ()  # allocated ones only
+
+    @property
+    def loader_facts(self) -> tuple[object, ...]:
+        """What must not change when the file is stripped."""
+        return (self.soname, self.needed, self.rpath, self.runpath, self.nodeflib, self.interp)
+
+
+def _split(value: object) -> list[str]:
+    return str(value).split(":")
 
 
 def elf_info(path: Path) -> ElfInfo | None:
-    """Read soname, DT_NEEDED and strippability; None when the file is not a readable ELF."""
+    """Read an ELF file's loader facts; None when it is not a readable ELF file."""
     if not is_elf(path):
         return None
     try:
@@ -47,19 +92,69 @@ def elf_info(path: Path) -> ElfInfo | None:
             elf = ELFFile(f)
             soname: str | None = None
             needed: list[str] = []
+            rpath: list[str] = []
+            runpath: list[str] = []
+            nodeflib = False
             strippable = False
+            sections: list[Section] = []
             for section in elf.iter_sections():
                 name = section.name
                 if name == ".symtab" or name.startswith(".debug_"):
                     strippable = True
-                if isinstance(section, DynamicSection):
-                    for tag in section.iter_tags():
-                        if tag.entry.d_tag == "DT_NEEDED":
-                            needed.append(str(tag.needed))  # type: ignore[attr-defined]
-                        elif tag.entry.d_tag == "DT_SONAME":
-                            soname = str(tag.soname)  # type: ignore[attr-defined]
-            return ElfInfo(soname, tuple(needed), strippable)
-    except (ELFError, OSError, ValueError) as exc:
+                if int(section["sh_flags"]) & SHF_ALLOC and section["sh_size"]:
+                    sections.append(
+                        Section(
+                            name,
+                            section["sh_type"] == "SHT_NOBITS",
+                            int(section["sh_addr"]),
+                            int(section["sh_offset"]),
+                            int(section["sh_size"]),
+                        )
+                    )
+                if not isinstance(section, DynamicSection):
+                    continue
+                for tag in section.iter_tags():
+                    kind = tag.entry.d_tag
+                    if kind == "DT_NEEDED":
+                        needed.append(str(tag.needed))  # type: ignore[attr-defined]
+                    elif kind == "DT_SONAME":
+                        soname = str(tag.soname)  # type: ignore[attr-defined]
+                    elif kind == "DT_RPATH":
+                        rpath += _split(tag.rpath)  # type: ignore[attr-defined]
+                    elif kind == "DT_RUNPATH":
+                        runpath += _split(tag.runpath)  # type: ignore[attr-defined]
+                    elif kind == "DT_FLAGS_1":
+                        nodeflib = bool(int(tag.entry.d_val) & DF_1_NODEFLIB)
+            loads: list[Load] = []
+            interp = False
+            for seg in elf.iter_segments():
+                if seg["p_type"] == "PT_INTERP":
+                    interp = True
+                elif seg["p_type"] == "PT_LOAD":
+                    loads.append(
+                        Load(
+                            int(seg["p_offset"]),
+                            int(seg["p_vaddr"]),
+                            int(seg["p_filesz"]),
+                            int(seg["p_memsz"]),
+                            int(seg["p_align"]),
+                        )
+                    )
+            return ElfInfo(
+                soname=soname,
+                needed=tuple(needed),
+                strippable=strippable,
+                rpath=tuple(rpath),
+                runpath=tuple(runpath),
+                machine=str(elf["e_machine"]),
+                elfclass=int(elf.elfclass),
+                kind=str(elf["e_type"]),
+                interp=interp or elf["e_type"] == "ET_EXEC",
+                nodeflib=nodeflib,
+                loads=tuple(loads),
+                sections=tuple(sections),
+            )
+    except (ELFError, OSError, ValueError, AssertionError) as exc:
         log.warning("cannot read ELF %s (%s); leaving it alone", path, exc)
         return None
 
@@ -67,30 +162,3 @@ def elf_info(path: Path) -> ElfInfo | None:
 def strip_tool() -> str | None:
     """Path of binutils ``strip``, or None when the host has none."""
     return shutil.which("strip")
-
-
-def strip_unneeded(path: Path, strip: str) -> int:
-    """Run ``strip --strip-unneeded`` on ``path`` in place; return the bytes saved.
-
-    Writes to a sibling temporary file first, so a failing strip leaves the
-    original untouched. The file keeps its permission bits.
-    """
-    before = path.stat()
-    tmp = path.with_name(f".{path.name}.strip-tmp")
-    proc = subprocess.run(
-        [strip, "--strip-unneeded", "-o", str(tmp), str(path)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if proc.returncode != 0 or not tmp.exists():
-        tmp.unlink(missing_ok=True)
-        log.warning("strip failed on %s: %s; kept as is", path, proc.stderr.strip()[:200])
-        return 0
-    after = tmp.stat().st_size
-    if after >= before.st_size:
-        tmp.unlink()
-        return 0
-    os.chmod(tmp, before.st_mode & 0o7777)
-    os.replace(tmp, path)
-    return before.st_size - after

@@ -65,3 +65,35 @@ def rewrite_records(site: Path, removed: Set[str], changed: Set[str]) -> int:
             record.write_text("".join(out), encoding="utf-8")
             rewritten += 1
     return rewritten
+
+
+def restore_record_lines(record: Path, original: str, restored: Set[str]) -> bool:
+    """Put the original lines of ``restored`` files (site-relative) back into ``record``.
+
+    Lines of other files stay as they are now (fresh hashes of stripped files, lines added
+    after slimming); the original order is kept. Returns True when the file changed.
+    """
+    current = record.read_text(encoding="utf-8") if record.exists() else ""
+    now: dict[str, str] = {}
+    for line in current.splitlines(keepends=True):
+        rows = list(csv.reader([line]))
+        if rows and rows[0]:
+            now[posixpath.normpath(rows[0][0])] = line
+    out: list[str] = []
+    listed: set[str] = set()
+    for line in original.splitlines(keepends=True):
+        rows = list(csv.reader([line]))
+        if not rows or not rows[0]:
+            continue
+        rel = posixpath.normpath(rows[0][0])
+        listed.add(rel)
+        if rel in restored:
+            out.append(line)
+        elif rel in now:
+            out.append(now[rel])
+    out += [line for rel, line in now.items() if rel not in listed]
+    text = "".join(out)
+    if text == current:
+        return False
+    record.write_text(text, encoding="utf-8")
+    return True

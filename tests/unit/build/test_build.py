@@ -1,8 +1,9 @@
 """The build path end to end with a fake base image and a temporary cache, no network.
 
 As pypa/installer tests ``install()`` with a fake source and destination: the base is a
-real OCI layout made here from host files (a python:slim-like tree), the lock's one wheel
-is a tiny real ``torch`` wheel built here, and uv's resolve is replaced by that lock.
+real OCI layout made here from this host's Python (a root the proof can run), the lock's
+one wheel is a tiny real ``torch`` wheel built here, and uv's resolve is replaced by
+that lock.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from support.trees import slim_tree
+from support.proofroot import make_root
 from support.wheels import make_wheel
 
 import torchslim.build.lock as lock_step
@@ -28,7 +29,7 @@ from torchslim.oci.layer import write_layer_from_dir
 from torchslim.oci.layout import read_oci_layout, write_oci_index_layout
 from torchslim.oci.mutate import append_layers, with_config
 from torchslim.oci.transport import open_image
-from torchslim.torchmeta import LABEL_TORCH
+from torchslim.torchmeta import LABEL_PROOF, LABEL_TORCH
 
 EPOCH = 1_700_000_000  # 2023-11-14T22:13:20Z
 
@@ -44,13 +45,15 @@ def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def base_layout(tmp_path: Path) -> Path:
     """An OCI layout holding a python:slim-like base for linux/amd64 and linux/arm64."""
     store = BlobStore(tmp_path / "base-blobs")
-    root = slim_tree(tmp_path / "base-root")
+    root = make_root(tmp_path / "base-root")
+    shutil.rmtree(root / "app")
+    (root / "etc/passwd").write_text("root:x:0:0::/root:/sbin/nologin\n")  # no app user yet
     layer = write_layer_from_dir(root, store)
     # The arm64 image finds its libc where an arm64 Debian keeps it (the bytes stay x86's:
     # nothing here runs, the probe reads the version string).
     arm = tmp_path / "arm-libc" / "usr/lib/aarch64-linux-gnu"
     arm.mkdir(parents=True)
-    shutil.copyfile(root / "usr/lib/x86_64-linux-gnu/libc.so.6", arm / "libc.so.6")
+    shutil.copyfile(next(root.glob("usr/lib/x86_64-linux-gnu/libc.so.6")), arm / "libc.so.6")
     arm_layer = write_layer_from_dir(tmp_path / "arm-libc", store)
     images = [
         with_config(
@@ -64,14 +67,19 @@ def base_layout(tmp_path: Path) -> Path:
     return dest
 
 
-def _pylock(wheel: Path) -> str:
-    sha = hashlib.sha256(wheel.read_bytes()).hexdigest()
-    return (
-        'lock-version = "1.0"\ncreated-by = "test"\n\n[[packages]]\nname = "torch"\n'
-        f'version = "2.13.0"\n\n[[packages.wheels]]\nname = "{wheel.name}"\n'
-        f'url = "{wheel.as_uri()}"\nsize = {wheel.stat().st_size}\n'
-        f'upload-time = 2023-11-14T22:13:20Z\nhashes = {{sha256 = "{sha}"}}\n'
-    )
+def _pylock(*wheels: Path) -> str:
+    """A PEP 751 lock of ``wheels`` (``name-version-py3-none-any.whl``)."""
+    text = 'lock-version = "1.0"\ncreated-by = "test"\n'
+    for wheel in wheels:
+        name, version = wheel.name.split("-")[:2]
+        sha = hashlib.sha256(wheel.read_bytes()).hexdigest()
+        text += (
+            f'\n[[packages]]\nname = "{name}"\nversion = "{version}"\n\n'
+            f'[[packages.wheels]]\nname = "{wheel.name}"\nurl = "{wheel.as_uri()}"\n'
+            f"size = {wheel.stat().st_size}\nupload-time = 2023-11-14T22:13:20Z\n"
+            f'hashes = {{sha256 = "{sha}"}}\n'
+        )
+    return text
 
 
 @pytest.fixture
@@ -80,11 +88,13 @@ def project(tmp_path: Path, base_layout: Path, monkeypatch: pytest.MonkeyPatch) 
     root = tmp_path / "svc"
     (root / "app" / "svc").mkdir(parents=True)
     (root / "app" / "svc" / "__init__.py").write_text("VALUE = 42\n")
+    (root / "app" / "svc" / "__main__.py").write_text("from app.svc import VALUE\n")
     (root / "model.bin").write_bytes(b"\0" * 1000)
     (root / "requirements.txt").write_text("")
     (root / "torchslim.toml").write_text(
         'name = "svc"\nversion = "1.0"\ntorch = "2.13.0"\napp = "app"\n'
-        'model = ["model.bin"]\ncmd = ["python3", "-m", "svc"]\nport = 8000\nhealth = "/health"\n'
+        'model = ["model.bin"]\ncmd = ["python3", "-m", "app.svc"]\n'
+        'port = 8000\nhealth = "/health"\n'
         f'base = "oci:{base_layout}:3.11"\nplatform = ["linux/amd64", "linux/arm64"]\n'
     )
     wheel = make_wheel(tmp_path, name="torch", version="2.13.0")
@@ -111,9 +121,12 @@ def test_build_returns_an_image_and_writes_nothing(project: Path, cache: Path) -
     assert names == ["base (1 layers)", "user", "torch", "app", "model"]
     config = image.config()["config"]
     assert config["User"] == "1000:1000" and config["WorkingDir"] == "/app"
-    assert config["Cmd"] == ["python3", "-m", "svc"]
+    assert config["Cmd"] == ["python3", "-m", "app.svc"]
     assert config["Labels"][LABEL_TORCH] == "2.13.0+cpu"
-    assert config["Healthcheck"]["Test"][:2] == ["CMD", "/usr/local/bin/python3.11"]
+    assert config["Healthcheck"]["Test"][:2] == ["CMD", "/usr/bin/python3.11"]
+    assert result.proof is not None and result.proof.ok, result.proof
+    assert config["Labels"][LABEL_PROOF].startswith("proven: ")
+    assert "entry module app.svc compiles; cmd python3 on PATH" in config["Labels"][LABEL_PROOF]
     assert image.config()["created"] == "2023-11-14T22:13:20Z"  # the lock's upload time
     assert not any(p.name.startswith("out") for p in project.parent.iterdir())
     lock_text = (project / "pylock.toml").read_text()
@@ -158,7 +171,8 @@ def test_one_app_edit_rebuilds_one_layer(project: Path, cache: Path) -> None:
 
 
 def test_two_platforms_publish_one_index(project: Path, cache: Path, tmp_path: Path) -> None:
-    bp = _plan(project, output=f"oci:{tmp_path / 'out'}", source_date_epoch=EPOCH)
+    # The arm64 half is x86 files under an arm64 config: it cannot run, so no proof here.
+    bp = _plan(project, output=f"oci:{tmp_path / 'out'}", source_date_epoch=EPOCH, prove=False)
     results = [build(plan) for plan in bp.plans]
     written = publish(bp, results)
     assert written is not None
@@ -194,3 +208,60 @@ def test_publish_refuses_an_existing_output_before_building(
     # The archive names the image in Docker's manifest form: the same config and layers.
     back = open_image(f"docker-archive:{out}")
     assert back.config_bytes() == result.image.config_bytes()
+
+
+def test_slimming_that_breaks_the_app_is_undone_and_remembered(
+    project: Path, cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The app imports a helper from a package's tests/ folder, which the
+    package-test-suites rule removes: the proof fails, the removal is undone for that
+    package, the ledger says why, and the next build makes the same image directly."""
+    helper = make_wheel(
+        tmp_path,
+        name="helpers",
+        version="1.0",
+        extra={
+            "helpers/tests/__init__.py": b"",
+            "helpers/tests/test_all.py": b"def test_it() -> None:\n    pass\n",
+            "helpers/tests/fixtures.py": b"VALUE = 1\n",
+        },
+    )
+    torch = make_wheel(tmp_path, name="torch", version="2.13.0")
+    monkeypatch.setattr(lock_step, "_uv_lock", lambda *a: _pylock(torch, helper))
+    (project / "app" / "svc" / "__main__.py").write_text("from helpers.tests import fixtures\n")
+    plan = _plan(project, platform="linux/amd64").plans[0]
+    first = build(plan)
+    assert first.proof is not None and first.proof.ok
+    undone = {r.path.rsplit("/", 2)[-2:][-1]: r for r in first.ledger.reverts()}
+    assert {"__init__.py", "fixtures.py", "test_all.py"} <= set(undone)
+    assert all(r.rule == "package-test-suites" for r in undone.values())
+    assert "no module named 'helpers.tests'" in undone["fixtures.py"].reason
+    second = build(plan)
+    assert second.digest == first.digest
+    assert all(layer.cached for layer in second.layers)
+
+
+def test_a_project_error_is_one_error_not_a_revert(project: Path, cache: Path) -> None:
+    from torchslim.build.prove import ProofError
+
+    (project / "app" / "svc" / "__main__.py").write_text("import not_installed_anywhere\n")
+    plan = _plan(project, platform="linux/amd64").plans[0]
+    with pytest.raises(ProofError, match="not because of slimming.*not_installed_anywhere"):
+        build(plan)
+
+
+def test_writable_paths_belong_to_the_app_user(project: Path, cache: Path) -> None:
+    import tarfile
+
+    config = project / "torchslim.toml"
+    config.write_text(config.read_text() + 'writable = ["/app/uploads", "/var/cache/svc"]\n')
+    result = build(_plan(project, platform="linux/amd64").plans[0])
+    members: dict[str, tarfile.TarInfo] = {}
+    for layer in result.image.layers():
+        with result.image.open_layer(layer) as blob, tarfile.open(fileobj=blob, mode="r|*") as tar:
+            members.update({m.name.rstrip("/"): m for m in tar})
+    for path in ("app/uploads", "var/cache/svc"):
+        assert members[path].isdir() and (members[path].uid, members[path].gid) == (1000, 1000)
+    assert members["app"].uid == 0 and members["app/app/svc/__init__.py"].uid == 0
+    env = result.image.config()["config"]["Env"]
+    assert "HOME=/tmp" in env and "HF_HOME=/tmp/.cache/huggingface" in env

@@ -28,7 +28,8 @@ def _command(exc: BaseException) -> click.Command:
         (ConfigError("key `name`: should match '^[a-z0-9][a-z0-9._-]*$'"), 2, "'^[a-z0-9]"),
         (BuildError("image user [/][bold]x"), 1, "image user [/][bold]x"),
         (BuildError("name \x1b]0;pwned\x07 here"), 1, "name \\x1b]0;pwned\\x07 here"),
-        (BuildError("two\nlines"), 1, "two lines"),
+        (BuildError("name\r\x1b[2K"), 1, "name\\x0d\\x1b[2K"),
+        (RuntimeError("a bug\nover lines"), 70, "internal error: RuntimeError: a bug over lines"),
         (BuildError("from docker://bob:pw1234@host/x"), 1, "docker://bob:***@host/x"),
         (KeyError("[/]"), 70, "internal error: KeyError: '[/]'"),
     ],
@@ -76,3 +77,14 @@ def test_analyze_and_diff_take_tls_verify(command: list[str], monkeypatch: Any) 
     monkeypatch.setattr(analyze_pkg, "open_image", fake_open)
     result = CliRunner().invoke(main, [*command, "--tls-verify=false"])
     assert result.exit_code == 1 and seen == [False], result.output
+
+
+def test_several_configuration_errors_keep_one_line_each() -> None:
+    exc = ConfigError("t.toml: 2 configuration errors:\n  key `a`: x\x1b\n  key `b`: y")
+    result = CliRunner().invoke(_command(exc), [])
+    assert result.exit_code == 2
+    assert result.output.splitlines() == [
+        "error: t.toml: 2 configuration errors:",
+        "  key `a`: x\\x1b",
+        "  key `b`: y",
+    ]

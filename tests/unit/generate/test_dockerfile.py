@@ -174,3 +174,21 @@ def test_write_generated_refuses_then_forces(cfg: ProjectConfig, tmp_path: Path)
     write_generated(tmp_path, files, force=True)
     assert (tmp_path / "Dockerfile").read_text() == files["Dockerfile"]
     assert sorted(p.name for p in tmp_path.iterdir()) == [".dockerignore", "Dockerfile"]
+
+
+def test_dockerfile_command_merges_an_existing_dockerignore(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from torchslim.cli import main
+
+    project = tmp_path / "svc"
+    shutil.copytree(EXAMPLE, project, ignore=shutil.ignore_patterns("pylock.toml"))
+    mine = "# team rules\ndata/\n!.env.ci\n"
+    (project / ".dockerignore").write_text(mine)
+    result = CliRunner().invoke(main, ["dockerfile", str(project)])
+    assert result.exit_code == 0, result.output
+    merged = (project / ".dockerignore").read_text()
+    assert merged.endswith(mine)  # the user's lines kept, last, so they still decide
+    assert "**/.env" in merged and "!service" in merged and "**/__pycache__" in merged
+    again = CliRunner().invoke(main, ["dockerfile", str(project), "--force"])
+    assert again.exit_code == 0 and (project / ".dockerignore").read_text() == merged

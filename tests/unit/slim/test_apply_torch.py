@@ -11,6 +11,7 @@ import pytest
 from support.slim import SITE, TORCH_WHEEL, tree_bytes, unzip
 
 from torchslim.slim.apply import slim_tree
+from torchslim.slim.closure import check_closure, raise_for_missing
 from torchslim.slim.elf import elf_info
 from torchslim.slim.ledger import Ledger
 
@@ -46,3 +47,21 @@ def test_full_torch_wheel_inference(tmp_path: Path) -> None:
         assert not info.strippable or path.name.startswith("_C."), path
         missing = {n for n in info.needed if n in wheel_libs and n not in present}
         assert not missing, (path, missing)
+
+
+def test_full_torch_wheel_closure_no_slim_and_inference(tmp_path: Path) -> None:
+    """As published, only torch/bin/test_shim misses libraries (RUNPATH $ORIGIN, libraries
+    in torch/lib): a warning, so --no-slim builds; after slimming nothing is missing."""
+    sys_dir = Path("/usr/lib/x86_64-linux-gnu")
+    if not TORCH_WHEEL.exists() or not (sys_dir / "libc.so.6").exists():
+        pytest.skip(f"{TORCH_WHEEL} or {sys_dir} not present")
+    site = tmp_path / SITE.lstrip("/")
+    unzip(TORCH_WHEEL, site, lambda name: True)
+    trees = [(tmp_path, "/"), (sys_dir, str(sys_dir))]
+    published = check_closure(trees, check_prefixes=[SITE], removed={})
+    assert {(m.file.removeprefix(SITE + "/"), m.upstream) for m in published} == {
+        ("torch/bin/test_shim", True)
+    }
+    raise_for_missing(published)
+    removed = slim_tree(tmp_path, SITE, ledger=Ledger(), backup=tmp_path / "bk")
+    assert check_closure(trees, check_prefixes=[SITE], removed=removed) == []

@@ -36,3 +36,45 @@ def test_to_dict_round_trip_and_examples_capped() -> None:
 def test_unknown_rule_refused() -> None:
     with pytest.raises(KeyError):
         Ledger().add("not-a-rule", "/x", 1)
+
+
+def test_revert_of_a_booked_change_comes_off_the_totals() -> None:
+    ledger = Ledger()
+    ledger.add("strip-symbols", "/s/a.so", 100)
+    ledger.add("strip-symbols", "/s/b.so", 50)
+    ledger.add("static-libraries", "/s/c.a", 7)
+    ledger.revert(
+        "strip-symbols", "/s/a.so", 100, "a.so: ELF load command address/offset not page-aligned"
+    )
+    assert [(r[0], r[2], r[3]) for r in ledger.by_rule()] == [
+        ("strip-symbols", 1, 50),
+        ("static-libraries", 1, 7),
+    ]
+    assert ledger.total() == 57
+    data = ledger.to_dict()
+    assert data["rules"][0]["examples"] == ["/s/b.so"]
+    assert data["reverted"] == [
+        {
+            "rule": "strip-symbols",
+            "path": "/s/a.so",
+            "bytes": 100,
+            "reason": "a.so: ELF load command address/offset not page-aligned",
+        }
+    ]
+    assert Ledger.from_dict(data).to_dict() == data
+    ledger.revert("static-libraries", "/s/c.a", 7, "needed")
+    assert [r[0] for r in ledger.by_rule()] == ["strip-symbols"]  # nothing left of that rule
+
+
+def test_refused_change_is_listed_without_touching_totals() -> None:
+    ledger = Ledger()
+    ledger.add("strip-symbols", "/s/b.so", 50)
+    ledger.revert("strip-symbols", "/s/x.so", 900, "stripped copy: overlap", applied=False)
+    assert ledger.total() == 50
+    assert [(r.path, r.bytes) for r in ledger.reverts()] == [("/s/x.so", 900)]
+    other = Ledger()
+    other.merge(ledger)
+    assert other.to_dict() == ledger.to_dict()
+    assert "reverted" not in Ledger().to_dict()
+    with pytest.raises(KeyError):
+        ledger.revert("not-a-rule", "/x", 1, "r")

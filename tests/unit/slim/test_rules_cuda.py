@@ -172,20 +172,31 @@ def test_cpu_wheel_closure_after_inference(tmp_path: Path) -> None:
 
 @pytest.mark.e2e
 def test_cuda_stack_closure_after_inference(tmp_path: Path) -> None:
-    """torch 2.14.1 + its nvidia-* wheels + Triton (~5 GB unpacked, ~1 min)."""
+    """torch 2.14.1 + its nvidia-* wheels + Triton + torchvision 0.29.1 (~5 GB unpacked,
+    ~1 min). torchvision/_C_stable.so needs libc10.so etc. with no search path of its
+    own: checked after ``import torch``, which loaded them."""
     wheels = sorted(
         {w for d in Path("/opt").glob("pypi*/files") for g in CUDA_WHEEL_GLOBS for w in d.glob(g)}
     )
-    if not any(w.name.startswith("torch-") for w in wheels) or not Path(SYS).is_dir():
-        pytest.skip("torch 2.14.1 CUDA wheels not in /opt/pypi*/files")
+    vision = sorted(Path("/opt").glob("pypi*/files/torchvision-0.29.1-*.whl"))
+    if not any(w.name.startswith("torch-") for w in wheels) or not vision:
+        pytest.skip("torch 2.14.1 / torchvision 0.29.1 wheels not in /opt/pypi*/files")
+    if not Path(SYS).is_dir():
+        pytest.skip(f"{SYS} not present")
     site = tmp_path / SITE.lstrip("/")
-    for wheel in wheels:
+    for wheel in [*wheels, vision[0]]:
         unzip(wheel, site, lambda _: True)
-    removed = slim_tree(tmp_path, SITE, profile="inference", ledger=Ledger())
-    missing = check_closure([(tmp_path, "/"), (Path(SYS), SYS)], check_prefixes=[SITE])
+    trees = [(tmp_path, "/"), (Path(SYS), SYS)]
+    published = check_closure(trees, check_prefixes=[SITE])
+    assert [m.message() for m in published if not m.optional] == []
+    backup = tmp_path / "backup"
+    removed = slim_tree(tmp_path, SITE, profile="inference", ledger=Ledger(), backup=backup)
+    missing = check_closure(trees, check_prefixes=[SITE], removed=removed, backup=backup)
     assert [m.message() for m in missing if not m.optional] == []
+    raise_for_missing(missing)
     kept = {p.relative_to(site).as_posix() for p in site.rglob("*.so*")}
     assert "nvidia/nccl/lib/libnccl.so.2" in kept  # libtorch_cuda needs it
     assert "nvidia/cu13/lib/libcupti.so.13" in kept  # libtorch_cpu needs it
+    assert {"torchvision/_C_stable.so", "torchvision/image_stable.so"} <= kept
     assert not (site / "triton").exists() or not any((site / "triton").rglob("*.so"))
     assert any(r == "triton" for r in removed.values())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.metadata
+import logging
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from support.slim import (
 )
 
 from torchslim.slim.apply import slim_tree
+from torchslim.slim.closure import check_closure, raise_for_missing
 from torchslim.slim.elf import elf_info
 from torchslim.slim.ledger import Ledger
 
@@ -158,3 +160,36 @@ def test_ledger_examples_are_image_paths(inference: tuple[Path, Ledger]) -> None
     _, ledger = inference
     for row in ledger.to_dict()["rules"]:
         assert all(p.startswith(SITE + "/") for p in row["examples"])
+
+
+def test_test_shim_is_upstreams_miss_and_no_slim_passes(
+    torch_slice: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """torch/bin/test_shim has RUNPATH $ORIGIN and needs torch/lib's libraries: the wheel
+    as published cannot load it. Unslimmed (--no-slim) that is a warning naming torch;
+    slimmed, the rule torch-bin-tests removes it and nothing is missing."""
+    sys_dir = Path("/usr/lib/x86_64-linux-gnu")
+    if not (sys_dir / "libc.so.6").exists():
+        pytest.skip(f"{sys_dir} not present")
+    clone_site(torch_slice, tmp_path / "full")
+    trees = [(tmp_path / "full", "/"), (sys_dir, str(sys_dir))]
+    missing = check_closure(trees, check_prefixes=[SITE], removed={})
+    shim = [m for m in missing if m.file == f"{SITE}/torch/bin/test_shim"]
+    assert {"libc10.so", "libtorch.so"} <= {m.needed for m in shim}
+    assert all(m.upstream and m.package == "torch 2.13.0+cpu" for m in missing)
+    with caplog.at_level(logging.WARNING):
+        raise_for_missing(missing)  # the --no-slim build goes on
+    assert "  torch 2.13.0+cpu:\n" in caplog.text
+    assert (
+        "    torch/bin/test_shim needs libc10.so, libtorch.so"
+        " (in the image, not on its search path)" in caplog.text.splitlines()
+    )
+    assert "--keep" not in caplog.text
+
+    clone_site(torch_slice, tmp_path / "slim")
+    removed = slim_tree(tmp_path / "slim", SITE, ledger=Ledger())
+    slimmed = check_closure(
+        [(tmp_path / "slim", "/"), (sys_dir, str(sys_dir))], check_prefixes=[SITE], removed=removed
+    )
+    assert not [m for m in slimmed if "torch/bin/" in m.file]
+    assert all(m.upstream for m in slimmed)  # what the slice lacks (libtorch_cpu.so), not slimming

@@ -1,0 +1,122 @@
+"""The prove step: run the image's own files before anything is written.
+
+The image's layers are unpacked into a scratch root; the image's interpreter, in a user
+namespace (no daemon), loads every kept shared object and extension module (after
+``import torch``), imports the entry module ``cmd`` names, finds ``cmd``'s executable on
+the image's PATH and runs ``smoke`` (``runtime.proof``). A proven image's result is
+cached by its digest, so an unchanged image is not unpacked again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from torchslim.atomic import write_atomic
+from torchslim.build.layercache import staging
+from torchslim.build.plan import APP_ROOT, Plan
+from torchslim.cache import cache_root
+from torchslim.config import Steps
+from torchslim.debian import RootfsInfo
+from torchslim.errors import BuildError
+from torchslim.oci.image import Image
+from torchslim.oci.unpack import unpack_image
+from torchslim.runtime import proofcheck
+from torchslim.runtime.proof import Deferred, Failure, Proof, prove_rootfs
+
+# Bump when what a proof checks changes; with the checker's own source it keys cached proofs.
+PROOF_FORMAT = 1
+
+
+class ProofError(BuildError):
+    """The image does not work, and undoing slimming does not make it work."""
+
+
+def not_proven(reason: str) -> Proof:
+    return Proof("not-proven", None, reason)
+
+
+def _env(image: Image) -> dict[str, str]:
+    config = image.config().get("config") or {}
+    pairs = (str(e).partition("=") for e in config.get("Env") or [])
+    return {k: v for k, _, v in pairs}
+
+
+def _key(plan: Plan, image: Image) -> str:
+    checker = hashlib.sha256(Path(proofcheck.__file__).read_bytes()).hexdigest()
+    text = json.dumps([PROOF_FORMAT, checker, image.digest(), plan.cfg.smoke], sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _cached(key: str) -> Proof | None:
+    try:
+        data = json.loads((cache_root() / "proofs" / f"{key}.json").read_text())
+        return proof_from_dict(data)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def proof_from_dict(d: dict[str, Any]) -> Proof:
+    """Inverse of ``Proof.to_dict`` for the fields a report shows."""
+    return Proof(
+        status=d["status"],
+        method=d.get("method"),
+        reason=d.get("reason"),
+        libraries=int(d.get("libraries", 0)),
+        extensions=int(d.get("extensions", 0)),
+        deferred=tuple(Deferred(x["path"], x["needs"], x["source"]) for x in d["deferred"]),
+        skipped={str(k): int(v) for k, v in dict(d.get("skipped") or {}).items()},
+        entry=d.get("entry"),
+        entry_check=d.get("entry_check"),
+        entry_note=d.get("entry_note"),
+        cmd=d.get("cmd"),
+        smoke=d.get("smoke", "not-configured"),
+        failures=tuple(Failure(x["check"], x["subject"], x["message"]) for x in d["failures"]),
+        seconds=float(d.get("seconds", 0.0)),
+    )
+
+
+def prove_image(
+    plan: Plan, image: Image, rootfs: RootfsInfo, steps: Steps, *, fresh: bool = False
+) -> Proof:
+    """Prove ``image`` (or reuse the proof of the same digest, unless ``fresh``)."""
+    key = _key(plan, image)
+    if not fresh and (hit := _cached(key)) is not None:
+        steps.step("Proof: this exact image was proven before")
+        return hit
+    steps.step(f"Proving the image runs ({plan.platform})")
+    user = plan.cfg.user
+    with staging("rootfs") as scratch:
+        root = unpack_image(image, scratch / "root")
+        workdir = root / APP_ROOT.lstrip("/")
+        if not workdir.exists() and not workdir.is_symlink():
+            workdir.mkdir(parents=True)  # as a runtime creates a missing WorkingDir
+        proof = prove_rootfs(
+            root,
+            python_exe=rootfs.python_exe,
+            env=_env(image),
+            user=(user, user),
+            workdir=APP_ROOT,
+            cmd=list(plan.cfg.cmd) if plan.service else [rootfs.python_exe],
+            smoke=list(plan.cfg.smoke) if plan.service else [],
+            arch=plan.platform.arch,
+        )
+    if proof.ok:
+        write_atomic(cache_root() / "proofs" / f"{key}.json", json.dumps(proof.to_dict()))
+    return proof
+
+
+def raise_for_failures(proof: Proof, *, slimmed: bool) -> None:
+    """A failed proof is the project's problem here (slimming was undone or not involved)."""
+    if proof.status != "failed":
+        return
+    first = proof.failures[0].line()
+    more = f" (and {len(proof.failures) - 1} more)" if len(proof.failures) > 1 else ""
+    lines = "\n".join(f"  {f.line()}" for f in proof.failures[:20])
+    why = "not because of slimming (it fails unslimmed too)" if slimmed else "as built"
+    raise ProofError(
+        f"the image does not work, {why}: {first}{more}; fix the project or its "
+        f"requirements (`--no-prove` skips this check)\n{lines}"
+    )

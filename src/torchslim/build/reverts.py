@@ -1,0 +1,132 @@
+"""Slimming undone where the proof shows it breaks a file, and remembered for later builds.
+
+When a kept file fails to load (or the entry module fails to import) in the proof, the
+Python tree is staged again with a backup of every change slimming makes, and
+``slim.restore`` finds which of those changes the failing load needs (a stripped library,
+a removed dependency, a removed module). Those changes are not made in the rebuilt layers;
+the ledger lists each with the loader's message. The set is stored per wheel set and
+profile, so the next build makes the same image without failing first.
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+from torchslim.atomic import write_atomic
+from torchslim.build.layercache import input_key, staging
+from torchslim.build.plan import Plan
+from torchslim.build.python import ELF_MACHINE, scheme_for, stub_libraries
+from torchslim.cache import BlobStore, cache_root
+from torchslim.config import Steps
+from torchslim.debian import RootfsInfo
+from torchslim.deps.install import install_wheel
+from torchslim.deps.lock import Lock
+from torchslim.deps.wheels import fetch_wheels
+from torchslim.runtime.proof import Failure
+from torchslim.slim.apply import slim_tree
+from torchslim.slim.backup import Backup
+from torchslim.slim.ledger import Ledger, Revert
+from torchslim.slim.restore import restore
+
+_NO_MODULE = re.compile(r"no module named '([\w.]+)'", re.IGNORECASE)
+MAX_ROUNDS = 3  # prove, undo, prove again: a failure that needs more is not slimming's
+
+
+def _path(plan: Plan, lock: Lock, rootfs: RootfsInfo) -> Path:
+    key = input_key(
+        "reverts",
+        sorted(w.sha256 for w in lock.packages),
+        plan.profile,
+        sorted(plan.keep),
+        rootfs.site_packages,
+        rootfs.python_exe,
+    )
+    return cache_root() / "reverts" / (key.removeprefix("sha256:") + ".json")
+
+
+def saved_reverts(plan: Plan, lock: Lock, rootfs: RootfsInfo) -> list[Revert]:
+    """The reverts an earlier proof found for this wheel set and profile."""
+    if not plan.slim:
+        return []
+    try:
+        data = json.loads(_path(plan, lock, rootfs).read_text())
+        return [Revert(d["rule"], d["path"], int(d["bytes"]), d["reason"]) for d in data]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+
+
+def save_reverts(plan: Plan, lock: Lock, rootfs: RootfsInfo, reverts: Sequence[Revert]) -> None:
+    data = [r.__dict__ for r in sorted(reverts, key=lambda r: r.path)]
+    write_atomic(_path(plan, lock, rootfs), json.dumps(data, indent=1))
+
+
+def _suspects(
+    failures: Sequence[Failure], root: Path, site: str, changed: Sequence[str]
+) -> dict[str, str]:
+    """Image paths whose loading failed (or whose absence did), with the message.
+
+    ``changed``: the paths slimming changed; a module that is missing brings back every
+    changed file of its package.
+    """
+    out: dict[str, str] = {}
+    for f in failures:
+        if f.check in ("library", "extension") and f.subject.startswith(site + "/"):
+            out[f.subject] = f.message
+        elif f.check == "torch":
+            for c in sorted((root / site.lstrip("/") / "torch").glob("_C*.so")):
+                out[posixpath.join(site, "torch", c.name)] = f.message
+        m = _NO_MODULE.search(f.message)
+        if m and f.check in ("entry", "extension", "torch"):
+            base = posixpath.join(site, *m[1].split("."))
+            for path in changed:
+                if path == base + ".py" or path.startswith(base + "/"):
+                    out[path] = f.message
+    return out
+
+
+def find_reverts(
+    plan: Plan,
+    lock: Lock,
+    rootfs: RootfsInfo,
+    base_libs: Sequence[str],
+    failures: Sequence[Failure],
+    known: Sequence[Revert],
+    store: BlobStore,
+    steps: Steps,
+) -> list[Revert]:
+    """The slimming changes the failing loads need undone (none: slimming is not the cause)."""
+    steps.step("The proof failed: finding which slimming changes the failing files need")
+    scheme = scheme_for(rootfs)
+    paths = fetch_wheels(lock, store, plan.settings, steps.progress)
+    keep = [*plan.keep, *(r.path for r in known)]
+    with staging("revert") as root, staging("backup") as work, staging("libs") as stub:
+        for w in lock.packages:
+            install_wheel(paths[w.name], root, scheme, rootfs.python_exe)
+        backup = work / "backup"
+        ledger = Ledger()
+        slim_tree(
+            root,
+            rootfs.site_packages,
+            profile=plan.profile,
+            keep=keep,
+            ledger=ledger,
+            backup=backup,
+        )
+        stub_libraries(stub, base_libs)
+        changed = sorted(Backup.load(backup).changes)
+        suspects = _suspects(failures, root, rootfs.site_packages, changed)
+        restored = restore(
+            root,
+            backup,
+            sorted(suspects),
+            ledger,
+            suspects,
+            trees=[(stub, "/")],
+            interpreter=rootfs.python_exe,
+            machine=ELF_MACHINE.get(plan.platform.arch, "EM_X86_64"),
+        )
+    return [Revert(r.change.rule, r.change.path, r.change.bytes, r.reason) for r in restored]

@@ -1,0 +1,138 @@
+"""Guesses from the code itself, used by ``init`` when no Dockerfile or Procfile says:
+the web app object (FastAPI, Flask, Starlette), the health route, the port in a command.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from torchslim.project.dockerignore import PatternList
+from torchslim.project.ignore import DEFAULT_IGNORE
+
+DEFAULT_PORT = 8000
+ENTRY_NAMES = ("main.py", "app.py", "server.py", "api.py", "serve.py", "service.py")
+_APP_OBJECT = re.compile(r"^(\w+)\s*(?::\s*\w+\s*)?=\s*(FastAPI|Flask|Starlette)\(", re.MULTILINE)
+_MAIN_GUARD = re.compile(r"""^if\s+__name__\s*==\s*["']__main__["']\s*:""", re.MULTILINE)
+_ROUTE = re.compile(
+    r"""@\w+\.(?:get|route|api_route|head)\(\s*["'](/(?:health|healthz|ready|readyz|live|livez|ping|status)/?)["']"""
+)
+_PORT_FLAG = re.compile(r"^--port(?:=(\d+))?$|^-p$")
+_BIND = re.compile(r"^(?:-b|--bind)(?:=(.*))?$")
+_SERVERS = ("uvicorn", "gunicorn", "hypercorn", "granian")
+
+
+@dataclass(frozen=True)
+class Guess:
+    value: list[str]
+    where: str  # "service/main.py:12"
+    app_folder: str  # the folder to ship ("." for the project root)
+
+
+def _line_of(text: str, pos: int) -> int:
+    return text.count("\n", 0, pos) + 1
+
+
+def _entry_files(root: Path) -> list[Path]:
+    ignore = PatternList(p for p, _ in DEFAULT_IGNORE)
+    found = [root / n for n in ENTRY_NAMES]
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        rel = folder.name
+        if ignore.matches(rel) or rel.startswith("."):
+            continue
+        found += [folder / n for n in ENTRY_NAMES]
+        if rel == "src":
+            found += [
+                sub / n for sub in sorted(folder.iterdir()) if sub.is_dir() for n in ENTRY_NAMES
+            ]
+    return [p for p in found if p.is_file()]
+
+
+def guess_cmd(root: Path, requirement_names: set[str], port: int) -> Guess | None:
+    """A command for the first entry module: an ASGI/WSGI app object, else a script."""
+    scripts: list[Guess] = []
+    for path in _entry_files(root):
+        rel = path.relative_to(root)
+        text = path.read_text(encoding="utf-8", errors="replace")
+        folder = rel.parts[0] if len(rel.parts) > 1 else "."
+        pythonpath_root = root / "src" if rel.parts[0] == "src" else root
+        module = ".".join(path.relative_to(pythonpath_root).with_suffix("").parts)
+        m = _APP_OBJECT.search(text)
+        where = f"{rel.as_posix()}:{_line_of(text, m.start()) if m else 1}"
+        if m and m.group(2) in ("FastAPI", "Starlette"):
+            cmd = ["python3", "-m", "uvicorn", f"{module}:{m.group(1)}", "--host", "0.0.0.0",
+                   "--port", str(port)]  # fmt: skip
+            return Guess(cmd, where, folder if rel.parts[0] != "src" else "src")
+        if m and m.group(2) == "Flask":
+            target = f"{module}:{m.group(1)}"
+            if "gunicorn" in requirement_names:
+                cmd = ["gunicorn", "--bind", f"0.0.0.0:{port}", target]
+            else:
+                cmd = ["python3", "-m", "flask", "--app", target, "run", "--host", "0.0.0.0",
+                       "--port", str(port)]  # fmt: skip
+            return Guess(cmd, where, folder if rel.parts[0] != "src" else "src")
+        if (g := _MAIN_GUARD.search(text)) is not None:
+            where = f"{rel.as_posix()}:{_line_of(text, g.start())}"
+            scripts.append(Guess(["python3", rel.as_posix()], where, "."))
+    return scripts[0] if scripts else None
+
+
+def find_health_route(root: Path, folder: str = ".") -> tuple[str, str] | None:
+    """(path, "file:line") of a health-like route in the app's Python files."""
+    ignore = PatternList(p for p, _ in DEFAULT_IGNORE)
+    base = root / folder
+    for path in sorted(base.rglob("*.py")):
+        rel = path.relative_to(root).as_posix()
+        if ignore.matches(rel):
+            continue
+        text = path.read_text(encoding="utf-8", errors="replace")
+        m = _ROUTE.search(text)
+        if m:
+            return m.group(1).rstrip("/") or "/", f"{rel}:{_line_of(text, m.start())}"
+    return None
+
+
+def port_of_cmd(cmd: list[str]) -> int | None:
+    """``--port 8080``, ``--port=8080``, ``-b 0.0.0.0:8080``; a server's default else."""
+    for i, arg in enumerate(cmd):
+        m = _PORT_FLAG.match(arg)
+        if m:
+            value = m.group(1) or (cmd[i + 1] if i + 1 < len(cmd) else "")
+            if value.isdigit():
+                return int(value)
+        b = _BIND.match(arg)
+        if b:
+            value = b.group(1) or (cmd[i + 1] if i + 1 < len(cmd) else "")
+            port = value.rpartition(":")[2]
+            if port.isdigit():
+                return int(port)
+    names = {Path(a).name for a in cmd[:3]}
+    if names & {"uvicorn", "hypercorn", "granian"}:
+        return 8000
+    if "gunicorn" in names:
+        return 8000  # gunicorn's default bind is 127.0.0.1:8000; see the note in init
+    return None
+
+
+def runs_server(cmd: list[str]) -> bool:
+    return bool({Path(a).name for a in cmd[:3]} & set(_SERVERS)) or "flask" in cmd[:3]
+
+
+_PORT_VAR = re.compile(r"\$\{?PORT(?::-(\d+))?\}?")
+
+
+def substitute_port(command: str, port: int) -> str:
+    """``--port $PORT`` (Heroku style) → ``--port 8000``: an image has no shell to expand it."""
+    return _PORT_VAR.sub(lambda m: m.group(1) or str(port), command)
+
+
+__all__ = [
+    "DEFAULT_PORT",
+    "Guess",
+    "find_health_route",
+    "guess_cmd",
+    "port_of_cmd",
+    "runs_server",
+    "substitute_port",
+]

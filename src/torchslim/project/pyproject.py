@@ -1,0 +1,230 @@
+"""Requirements a ``pyproject.toml`` declares: PEP 621, PEP 735 groups and Poetry's tables.
+
+Prod is ``[project].dependencies`` plus the extras the config names (or, for Poetry
+1.x projects, ``[tool.poetry.dependencies]``). Dev is every group or extra whose
+name says it is for development (:data:`DEV_GROUPS`): PEP 735
+``[dependency-groups]``, ``[project.optional-dependencies]`` and Poetry groups.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
+
+from torchslim.errors import ConfigError
+from torchslim.project.items import RequirementItem
+
+PYPROJECT = "pyproject.toml"
+
+# Group / extra names that mean "not for the service": never installed, used by the audit.
+DEV_GROUPS = frozenset(
+    {"dev", "develop", "development", "test", "tests", "testing", "lint", "linting"}
+    | {"docs", "doc", "typing", "types"}
+)
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}; fix the syntax at that line") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+
+
+def read_pyproject(root: Path) -> dict[str, Any] | None:
+    path = root / PYPROJECT
+    return read_toml(path) if path.is_file() else None
+
+
+def project_name(data: Mapping[str, Any]) -> str | None:
+    name = data.get("project", {}).get("name") or data.get("tool", {}).get("poetry", {}).get("name")
+    return str(name) if name else None
+
+
+def _items(values: Any, where: str, file: Path) -> list[RequirementItem]:
+    if not isinstance(values, list):
+        raise ConfigError(f"{file}: {where} must be a list of requirement strings")
+    out = []
+    for value in values:
+        try:
+            Requirement(str(value))
+        except InvalidRequirement as exc:
+            detail = str(exc).splitlines()[0]
+            raise ConfigError(f"{file}: {where}: invalid requirement {value!r}: {detail}") from None
+        out.append(RequirementItem(str(value), f"{PYPROJECT} {where}"))
+    return out
+
+
+def declares_dependencies(data: Mapping[str, Any]) -> bool:
+    project = data.get("project", {})
+    return bool(project.get("dependencies")) and "dependencies" not in project.get("dynamic", [])
+
+
+def pep621_prod(
+    root: Path, data: Mapping[str, Any], extras: Sequence[str]
+) -> list[RequirementItem]:
+    """``[project].dependencies`` plus the named extras (an extra may name the project)."""
+    file = root / PYPROJECT
+    project = data.get("project", {})
+    optional = project.get("optional-dependencies", {})
+    own = canonicalize_name(str(project.get("name", "")))
+    out = _items(project.get("dependencies", []), "[project].dependencies", file)
+    seen: set[str] = set()
+    todo = list(extras)
+    while todo:
+        extra = todo.pop(0)
+        if extra in seen:
+            continue
+        seen.add(extra)
+        if extra not in optional:
+            known = ", ".join(sorted(optional)) or "none"
+            raise ConfigError(
+                f"key `extras`: {extra!r} is not an extra of {file} (its extras: {known})"
+            )
+        for item in _items(optional[extra], f"[project.optional-dependencies].{extra}", file):
+            req = Requirement(item.text)
+            if own and canonicalize_name(req.name) == own:
+                todo.extend(sorted(req.extras))  # "svc[serve]" inside an extra: expand it
+            else:
+                out.append(item)
+    return out
+
+
+def _group(
+    groups: Mapping[str, Any], name: str, file: Path, stack: tuple[str, ...] = ()
+) -> list[RequirementItem]:
+    """One PEP 735 group with its ``{include-group = "..."}`` entries expanded."""
+    if name in stack:
+        raise ConfigError(f"{file}: [dependency-groups] include each other: {' -> '.join(stack)}")
+    if name not in groups:
+        raise ConfigError(f"{file}: [dependency-groups] includes unknown group {name!r}")
+    out: list[RequirementItem] = []
+    for entry in groups[name]:
+        if isinstance(entry, dict) and "include-group" in entry:
+            out += _group(groups, str(entry["include-group"]), file, (*stack, name))
+        else:
+            out += _items([entry], f"[dependency-groups].{name}", file)
+    return out
+
+
+def dev_items(root: Path, data: Mapping[str, Any]) -> list[RequirementItem]:
+    """Dev groups of every kind a pyproject.toml can hold."""
+    file = root / PYPROJECT
+    out: list[RequirementItem] = []
+    groups = data.get("dependency-groups", {})
+    for name in groups:
+        if name in DEV_GROUPS:
+            out += _group(groups, name, file)
+    for name, values in data.get("project", {}).get("optional-dependencies", {}).items():
+        if name in DEV_GROUPS:
+            out += _items(values, f"[project.optional-dependencies].{name}", file)
+    poetry = data.get("tool", {}).get("poetry", {})
+    tables = {n: g.get("dependencies", {}) for n, g in poetry.get("group", {}).items()}
+    tables["dev"] = {**poetry.get("dev-dependencies", {}), **tables.get("dev", {})}
+    for name, table in tables.items():
+        if name in DEV_GROUPS:
+            where = f"[tool.poetry.group.{name}.dependencies]"
+            out += [_poetry_item(n, spec, where, file) for n, spec in table.items()]
+    return out
+
+
+# ------------------------------------------------------------------ Poetry 1.x tables
+
+
+def poetry_prod(root: Path, data: Mapping[str, Any]) -> list[RequirementItem]:
+    """``[tool.poetry.dependencies]`` (less ``python``) as PEP 508 strings."""
+    table = data.get("tool", {}).get("poetry", {}).get("dependencies", {})
+    where = "[tool.poetry.dependencies]"
+    return [
+        _poetry_item(name, spec, where, root / PYPROJECT)
+        for name, spec in table.items()
+        if name.lower() != "python" and not (isinstance(spec, dict) and spec.get("optional"))
+    ]
+
+
+def _poetry_item(name: str, spec: Any, where: str, file: Path) -> RequirementItem:
+    def bad(why: str) -> ConfigError:
+        return ConfigError(
+            f"{file}: {where} {name}: {why}; run `poetry lock` so torchslim reads poetry.lock, "
+            "or list the requirement in `requirements`"
+        )
+
+    extras, marker, url = "", "", ""
+    if isinstance(spec, dict):
+        if spec.get("extras"):
+            extras = "[" + ",".join(spec["extras"]) + "]"
+        marker = str(spec.get("markers", ""))
+        if "git" in spec:
+            rev = spec.get("rev") or spec.get("tag") or spec.get("branch")
+            url = f"git+{spec['git']}" + (f"@{rev}" if rev else "")
+        elif "url" in spec:
+            url = str(spec["url"])
+        elif "path" in spec:
+            raise bad("a local path dependency cannot be resolved for the image")
+        spec = spec.get("version", "*")
+    elif isinstance(spec, list):
+        raise bad("multiple constraints per platform are not supported here")
+    try:
+        version = "" if url else poetry_specifier(str(spec))
+    except ValueError as exc:
+        raise bad(str(exc)) from None
+    text = f"{name}{extras} @ {url}" if url else f"{name}{extras}{version}"
+    if marker:
+        text += f" ; {marker}"
+    return RequirementItem(text, f"{PYPROJECT} {where}")
+
+
+_BARE = re.compile(r"^\d+(\.\d+)*(\.\*)?$")
+
+
+def _bump(parts: list[int], index: int) -> str:
+    upper = parts[: index + 1]
+    upper[index] += 1
+    return ".".join(str(p) for p in upper + [0] * (len(parts) - index - 1))
+
+
+def poetry_specifier(spec: str) -> str:
+    """Poetry's constraint syntax (``^1.2``, ``~1.2.3``, ``1.2.*``, ``*``) as PEP 440."""
+    spec = spec.strip()
+    if spec in ("", "*"):
+        return ""
+    if "||" in spec:
+        raise ValueError(f"constraint {spec!r} uses `||`, which PEP 440 cannot express")
+    out = []
+    for part in re.split(r"\s*,\s*|\s+(?=[<>=!~^])", spec):
+        if part.startswith(("^", "~")) and not part.startswith("~="):
+            version = part[1:].strip()
+            nums = [int(p) for p in version.split(".")]
+            if part[0] == "^":
+                index = next((i for i, p in enumerate(nums) if p != 0), len(nums) - 1)
+            else:
+                index = 1 if len(nums) > 1 else 0
+            index = min(index, len(nums) - 1)
+            out.append(f">={version},<{_bump(nums, index)}")
+        elif _BARE.match(part):
+            out.append(f"=={part}")
+        else:
+            out.append(part.replace(" ", ""))
+    return ",".join(out)
+
+
+__all__ = [
+    "DEV_GROUPS",
+    "PYPROJECT",
+    "declares_dependencies",
+    "dev_items",
+    "pep621_prod",
+    "poetry_prod",
+    "poetry_specifier",
+    "project_name",
+    "read_pyproject",
+    "read_toml",
+]

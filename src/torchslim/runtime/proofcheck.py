@@ -1,0 +1,405 @@
+"""The proof's checker: runs with the *image's* Python (3.9-3.13) inside the image's root.
+
+``proof.py`` passes this file's source to ``python -c`` in the sandbox and a JSON
+request on stdin. It finds every ELF shared object and extension module under the
+interpreter's site directories and the working directory, then loads them the way
+the runtime would: ``import torch`` first (its preloads are then real), extension
+modules by importing their dotted name, the remaining shared libraries with
+``ctypes.CDLL`` (RTLD_LOCAL, a plain dlopen). Last it checks the app's entry
+(see ``entry.py``) without running it.
+
+Results stream as tagged lines on the original stdout, written unbuffered (``T``
+targets, ``S`` skipped counts, ``B i`` before loading target i, ``R`` its result,
+``E`` the entry's result, ``D`` done); the imports' own prints go to stderr. A
+crash while loading target i leaves ``B i`` without ``R``: the host reports that
+file and resumes after it. Standard library only; no syntax newer than 3.9.
+"""
+
+from __future__ import annotations
+
+import ast
+import ctypes
+import importlib
+import importlib.machinery
+import importlib.util
+import json
+import keyword
+import os
+import re
+import site
+import struct
+import sys
+import sysconfig
+import time
+import traceback
+import warnings
+from typing import Any
+
+ET_EXEC, ET_DYN, ET_REL = 2, 3, 1
+PT_LOAD, PT_INTERP = 1, 3
+SHT_DYNSYM = 11
+NOT_ELF_SUFFIXES = (
+    ".py", ".pyc", ".pyi", ".pxd", ".pyx", ".h", ".hpp", ".cuh", ".c", ".cpp", ".txt",
+    ".json", ".md", ".rst", ".typed", ".html", ".js", ".css", ".png", ".svg", ".yaml",
+    ".yml", ".toml", ".cfg", ".ini", ".csv",
+)  # fmt: skip
+OTHER_ABI = re.compile(r"\.(cpython-\d+\w*|pypy\d*\w*|graalpy\w*)-[^.]+\.so$")
+# Never in an image: the driver (the NVIDIA container toolkit injects it at run time), and
+# the RDMA/MPI/UCX stacks that transport plugins (NVSHMEM, cuFile) are dlopen'ed for.
+EXTERNAL = re.compile(
+    r"((?:(?P<driver>libcuda|libnvidia-[\w.-]+?|libcudadebugger|libnvcuvid|libnvoptix)|"
+    r"(?P<interconnect>libmlx[45]|libibverbs|librdmacm|libmpi\w*|liboshmem|libpmix|libfabric"
+    r"|libuc[pstm]))\.so[.\d]*): cannot open shared object file"
+)
+MAX_MESSAGE = 400
+
+
+# ------------------------------------------------------------------ ELF
+
+
+def read_elf(path: str) -> tuple[int, set[int], int] | None:
+    """(e_type, program header types, bytes the PT_LOAD segments need) or None (not ELF)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(64)
+            if len(head) < 52 or head[:4] != b"\x7fELF":
+                return None
+            end = "<" if head[5] == 1 else ">"
+            e_type = struct.unpack(end + "H", head[16:18])[0]
+            if head[4] == 2:
+                phoff = struct.unpack(end + "Q", head[32:40])[0]
+                phentsize, phnum = struct.unpack(end + "HH", head[54:58])
+                fmt, size = end + "IIQQQQ", 40  # type, flags, offset, vaddr, paddr, filesz
+            else:
+                phoff = struct.unpack(end + "I", head[28:32])[0]
+                phentsize, phnum = struct.unpack(end + "HH", head[42:46])
+                fmt, size = end + "IIIII", 20  # type, offset, vaddr, paddr, filesz
+            f.seek(phoff)
+            table = f.read(phentsize * phnum)
+    except (OSError, struct.error):
+        return None
+    types: set[int] = set()
+    need = 0
+    for i in range(0, len(table) - size + 1, max(phentsize, 1)):
+        fields = struct.unpack(fmt, table[i : i + size])
+        offset, filesz = (fields[2], fields[5]) if size == 40 else (fields[1], fields[4])
+        types.add(fields[0])
+        if fields[0] == PT_LOAD:
+            need = max(need, offset + filesz)
+    return e_type, types, need
+
+
+def elf_kind(path: str) -> str | None:
+    """``so`` (a loadable shared object), ``exe``, ``debug``, ``other`` (ELF), or None."""
+    info = read_elf(path)
+    if info is None:
+        return None
+    e_type, types, _ = info
+    if e_type != ET_DYN:
+        return "exe" if e_type == ET_EXEC else "other"
+    name = os.path.basename(path)
+    if PT_LOAD not in types or name.endswith(".debug"):
+        return "debug"
+    if PT_INTERP in types and ".so" not in name:
+        return "exe"  # a PIE program (torch/bin/*), not meant for dlopen
+    return "so"
+
+
+def truncated(path: str) -> str | None:
+    """Why ``path`` cannot be mapped (its segments reach past its end), or None.
+
+    dlopen of such a file dies of SIGBUS instead of failing, so it is never loaded.
+    """
+    info = read_elf(path)
+    if info is None:
+        return "not an ELF file"
+    size = os.path.getsize(path)
+    if info[2] > size:
+        return f"truncated: the file has {size} bytes, its segments need {info[2]}"
+    return None
+
+
+def exports_symbol(path: str, symbol: str) -> bool:
+    """Whether the dynamic string table of ``path`` names ``symbol`` (e.g. PyInit_foo)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(64)
+            end = "<" if head[5] == 1 else ">"
+            if head[4] == 2:
+                (shoff,) = struct.unpack(end + "Q", head[40:48])
+                shentsize, shnum = struct.unpack(end + "HH", head[58:62])
+                fmt, size = end + "IIQQQQI", 4 + 4 + 8 * 4 + 4
+            else:
+                (shoff,) = struct.unpack(end + "I", head[32:36])
+                shentsize, shnum = struct.unpack(end + "HH", head[46:50])
+                fmt, size = end + "IIIIIII", 28
+            f.seek(shoff)
+            table = f.read(shentsize * shnum)
+            sections = [
+                struct.unpack(fmt, table[i : i + size])
+                for i in range(0, len(table) - size + 1, max(shentsize, 1))
+            ]
+            for sec in sections:
+                if sec[1] == SHT_DYNSYM and sec[6] < len(sections):
+                    strtab = sections[sec[6]]
+                    f.seek(strtab[4])
+                    names = b"\0" + f.read(strtab[5])
+                    return b"\0" + symbol.encode() + b"\0" in names
+    except (OSError, struct.error, IndexError):
+        return False
+    return False
+
+
+# ------------------------------------------------------------------ discovery
+
+
+def module_name(rel: str, suffixes: list[str], path: str | None = None) -> str | None:
+    """``pkg/sub/_ext.cpython-311-x86_64-linux-gnu.so`` → ``pkg.sub._ext``; None: no module.
+
+    A bare ``.so`` name is a module only if ``path`` exports its ``PyInit_`` function
+    (``torch/lib/libtorch.so`` is a library, ``triton/_C/libtriton.so`` a module).
+    """
+    parts = rel.split("/")
+    suffix = next((s for s in sorted(suffixes, key=len, reverse=True) if rel.endswith(s)), "")
+    stem = parts[-1][: -len(suffix)] if suffix else ""
+    dotted = parts[:-1] + ([] if stem == "__init__" else [stem])
+    if not stem or not all(p.isidentifier() and not keyword.iskeyword(p) for p in dotted):
+        return None
+    if path and suffix.count(".") == 1 and not exports_symbol(path, "PyInit_" + dotted[-1]):
+        return None
+    return ".".join(dotted)
+
+
+def search_roots(workdir: str) -> list[str]:
+    """The interpreter's site directories (site + sys.path, not the stdlib), then workdir."""
+    paths = sysconfig.get_paths()
+    stdlib = {os.path.realpath(paths[k]) for k in ("stdlib", "platstdlib")}
+    stdlib |= {os.path.join(s, "lib-dynload") for s in stdlib}
+    roots: list[str] = []
+    for d in list(site.getsitepackages()) + list(sys.path):
+        real = os.path.realpath(d) if d else ""
+        if real and os.path.isdir(real) and real not in stdlib and real not in roots:
+            roots.append(real)
+    app = os.path.realpath(workdir)
+    inside = [r for r in roots + sorted(stdlib) if r == app or r.startswith(app.rstrip("/") + "/")]
+    if os.path.isdir(app) and app not in roots and not inside:
+        roots.append(app)  # a workdir holding the interpreter's own files is no app dir
+    return roots
+
+
+def discover(workdir: str, only: list[str] | None) -> tuple[list[list[str]], dict[str, int]]:
+    """Targets ``[kind, path, module]`` (ext sorted by module, then lib by path) and skips."""
+    suffixes = list(importlib.machinery.EXTENSION_SUFFIXES)
+    wanted = {os.path.realpath(p) for p in only} if only is not None else None
+    roots = search_roots(workdir)
+    seen: set[str] = set()
+    exts: list[list[str]] = []
+    libs: list[list[str]] = []
+    skipped: dict[str, int] = {}
+    for root in roots:
+        for dirpath, dirnames, filenames in os.walk(root):
+            dirnames[:] = sorted(
+                d for d in dirnames if os.path.join(dirpath, d) not in roots and d != "__pycache__"
+            )
+            for name in sorted(filenames):
+                path = os.path.join(dirpath, name)
+                if name.endswith(NOT_ELF_SUFFIXES) or os.path.islink(path) or path in seen:
+                    continue
+                if wanted is not None and path not in wanted:
+                    continue
+                seen.add(path)
+                kind = elf_kind(path)
+                if kind not in (None, "so"):
+                    skipped[str(kind)] = skipped.get(str(kind), 0) + 1
+                if kind != "so":
+                    continue
+                module = module_name(os.path.relpath(path, root), suffixes, path)
+                if module:
+                    exts.append(["ext", path, module])
+                elif OTHER_ABI.search(name):
+                    skipped["other-python"] = skipped.get("other-python", 0) + 1
+                else:
+                    libs.append(["lib", path, ""])
+    exts.sort(key=lambda t: (t[2].count("."), t[2], t[1]))
+    libs.sort(key=lambda t: t[1])
+    return exts + libs, skipped
+
+
+# ------------------------------------------------------------------ loading
+
+
+def one_line(exc: BaseException) -> str:
+    text = str(exc.msg if isinstance(exc, SyntaxError) else exc).strip().splitlines()
+    msg = type(exc).__name__ + (": " + text[0] if text else "")
+    return msg[:MAX_MESSAGE]
+
+
+def where(exc: BaseException) -> str:
+    """``(file, line N)`` of a syntax error or the innermost frame outside importlib."""
+    if isinstance(exc, SyntaxError) and exc.filename:
+        return f" ({exc.filename}, line {exc.lineno})"
+    frames = [
+        fr for fr in traceback.extract_tb(exc.__traceback__) if not fr.filename.startswith("<")
+    ]
+    return f" ({frames[-1].filename}, line {frames[-1].lineno})" if frames else ""
+
+
+def load(kind: str, path: str, module: str) -> dict[str, Any]:
+    try:
+        if kind in ("torch", "ext"):
+            mod = importlib.import_module(module)
+            got = getattr(mod, "__file__", None)
+            if kind == "ext" and got and os.path.realpath(got) != path:
+                ctypes.CDLL(path, mode=os.RTLD_LOCAL)  # another file wins the name; still load it
+        else:
+            ctypes.CDLL(path, mode=os.RTLD_LOCAL)
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - every failure is a finding
+        m = EXTERNAL.search(str(exc))
+        if m:
+            source = "driver" if m.group("driver") else "interconnect"
+            return {"ok": True, "deferred": m.group(1), "source": source}
+        return {"error": one_line(exc)}
+    return {"ok": True}
+
+
+# ------------------------------------------------------------------ entry
+
+
+def _imports(tree: ast.Module) -> list[tuple[str, int]]:
+    """Modules the top level imports, by full dotted name (``from a.b import c``: ``a.b``)."""
+    found: list[tuple[str, int]] = []
+    for node in tree.body:
+        if isinstance(node, ast.Import):
+            found += [(a.name, node.lineno) for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.append((node.module, node.lineno))
+    return found
+
+
+def _compile_and_resolve(source: str, filename: str) -> str | None:
+    """Compile ``source``; find every module its top level imports (parents are imported,
+    as the import itself would; the source is not run)."""
+    try:
+        tree = ast.parse(source, filename)
+        compile(tree, filename, "exec")
+    except SyntaxError as exc:
+        return f"SyntaxError: {exc.msg}{where(exc)}"
+    for name, line in _imports(tree):
+        if name in sys.builtin_module_names or name == "__future__":
+            continue
+        try:
+            spec = importlib.util.find_spec(name)
+        except ModuleNotFoundError as exc:
+            spec, name = None, exc.name or name
+        if spec is None:
+            return f"import {name}: no module named {name!r} ({filename}, line {line})"
+    return None
+
+
+def _module_of_file(path: str) -> tuple[str, str]:
+    """(module name, directory to put on sys.path): walk up the dirs holding __init__.py."""
+    directory, name = os.path.split(path)
+    parts = [name[:-3]] if name != "__init__.py" else []
+    while os.path.isfile(os.path.join(directory, "__init__.py")):
+        directory, pkg = os.path.split(directory)
+        parts.insert(0, pkg)
+    return ".".join(parts), directory
+
+
+def _import_app(module: str, attrs: list[str]) -> str | None:
+    try:
+        mod = importlib.import_module(module)
+    except (Exception, SystemExit) as exc:  # noqa: BLE001
+        return f"{module}: {one_line(exc)}{where(exc)}"
+    if attrs and not any(hasattr(mod, a) for a in attrs):
+        names = " or ".join(repr(a) for a in attrs)
+        return f"{module} has no attribute {names} ({getattr(mod, '__file__', '?')})"
+    return None
+
+
+def check_entry(entry: dict[str, Any]) -> str | None:
+    """None when the entry imports/compiles; else one line naming module, error, file, line."""
+    for d in reversed(entry.get("sys_path") or []):
+        sys.path.insert(0, d)
+    runner = entry.get("runner")
+    if runner and importlib.util.find_spec(runner) is None:
+        return f"python -m {runner}: no module named {runner!r}"
+    kind = entry["kind"]
+    try:
+        if kind == "app":
+            return _import_app(entry["module"], entry.get("attrs") or [])
+        if kind == "module":
+            name = entry["module"]
+            spec = importlib.util.find_spec(name)
+            if spec is not None and spec.submodule_search_locations is not None:
+                name += ".__main__"
+                spec = importlib.util.find_spec(name)
+            if spec is None or spec.loader is None:
+                return "python -m {}: no module named {!r}".format(entry["module"], name)
+            source = getattr(spec.loader, "get_source", lambda _: None)(name)
+            if source is None:  # no source (a compiled module): compiling is all there is
+                getattr(spec.loader, "get_code", lambda _: None)(name)
+                return None
+            return _compile_and_resolve(source, spec.origin or name)
+        if kind == "code":
+            return _compile_and_resolve(entry["code"], "<string>")
+        if kind == "script":
+            if not os.path.isfile(entry["path"]):
+                return "{} does not exist".format(entry["path"])
+            with open(entry["path"], "rb") as f:
+                source = f.read().decode("utf-8", "replace")
+            return _compile_and_resolve(source, entry["path"])
+        if kind == "file":
+            paths = [entry["path"]] if entry.get("path") else entry.get("candidates") or []
+            found = next((p for p in paths if os.path.isfile(p)), None)
+            if found is None:
+                return "no app file: {} does not exist".format(" or ".join(paths))
+            module, directory = _module_of_file(found)
+            sys.path.insert(0, directory)
+            return _import_app(module, entry.get("attrs") or [])
+    except (Exception, SystemExit) as exc:  # noqa: BLE001
+        return f"{entry.get('module') or entry.get('path')}: {one_line(exc)}{where(exc)}"
+    return None
+
+
+# ------------------------------------------------------------------ main
+
+
+def main() -> None:
+    request = json.loads(sys.stdin.read() or "{}")
+    out = os.dup(1)
+    os.dup2(2, 1)  # whatever the imports print goes to stderr, not into the results
+
+    def emit(tag: str, value: Any) -> None:
+        os.write(out, (tag + " " + json.dumps(value) + "\n").encode())
+
+    warnings.simplefilter("ignore")
+    start = time.monotonic()
+    workdir = request.get("workdir") or os.getcwd()
+    targets, skipped = discover(workdir, request.get("check_paths"))
+    if importlib.util.find_spec("torch") is not None:
+        targets.insert(0, ["torch", "", "torch"])
+    emit("T", targets)
+    emit("S", skipped)
+    resume = int(request.get("resume") or 0)
+    broken = {i: truncated(t[1]) for i, t in enumerate(targets) if t[0] != "torch"}
+    for i, why in broken.items():
+        if why:
+            emit("R", {"i": i, "error": why})  # never loaded: dlopen would die of SIGBUS
+    if resume and targets and targets[0][0] == "torch" and request.get("torch_context", True):
+        load(*targets[0])  # the context later loads rely on; reported by the first run
+    for i, (kind, path, module) in enumerate(targets):
+        if i < resume or broken.get(i):
+            continue
+        emit("B", i)
+        result = load(kind, path, module)
+        result["i"] = i
+        emit("R", result)
+    entry = request.get("entry")
+    if entry and entry.get("kind") != "none":
+        emit("E", {"error": check_entry(entry)})
+    emit("D", round(time.monotonic() - start, 3))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,128 @@
+"""The proof's result: what was proven about an image, how, and what failed (one line each).
+
+``Proof.summary()`` is one line for the build report (``label()`` the same without time
+and method, for an image label);
+``Proof.to_dict()`` is the JSON report's ``proof`` object.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Status = Literal["proven", "failed", "not-proven"]
+Check = Literal["torch", "extension", "library", "entry", "cmd", "workdir", "smoke", "checker"]
+DeferredSource = Literal["driver", "interconnect"]
+DEFERRED_WHY: dict[str, str] = {
+    "driver": "need the NVIDIA driver, injected at run time",
+    "interconnect": "are plugins for RDMA/MPI/UCX stacks the image does not ship",
+}
+
+
+@dataclass(frozen=True)
+class Deferred:
+    """A file that loads only with a library the host or the cluster provides, not the image.
+
+    ``driver``: libcuda.so.1 and friends, injected by the NVIDIA container toolkit.
+    ``interconnect``: NVSHMEM/cuFile/NCCL transport plugins that need libibverbs,
+    libmlx5, MPI, PMIx, UCX or libfabric and are dlopen'ed only when configured.
+    """
+
+    path: str
+    needs: str  # the missing soname, e.g. libcuda.so.1
+    source: DeferredSource
+
+    def to_dict(self) -> dict[str, str]:
+        return {"path": self.path, "needs": self.needs, "source": self.source}
+
+
+@dataclass(frozen=True)
+class Failure:
+    """One thing that does not work in the image, in one line."""
+
+    check: Check
+    subject: str  # the image path, module or command
+    message: str
+
+    def line(self) -> str:
+        return f"{self.check} {self.subject}: {self.message}"
+
+    def to_dict(self) -> dict[str, str]:
+        return {"check": self.check, "subject": self.subject, "message": self.message}
+
+
+@dataclass(frozen=True)
+class Proof:
+    """What was proven about an image, how, and what failed."""
+
+    status: Status
+    method: str | None  # userns+chroot, chroot, userns+chroot+qemu-aarch64 …
+    reason: str | None = None  # why not proven
+    libraries: int = 0  # shared libraries that loaded
+    extensions: int = 0  # extension modules that imported (torch included)
+    deferred: tuple[Deferred, ...] = ()  # files that load only with what the host provides
+    skipped: dict[str, int] = field(default_factory=dict)  # ELF files not meant for dlopen
+    entry: str | None = None  # the entry checked (EntryPoint.describe), None: none
+    entry_check: str | None = None  # "imports" or "compiles" (never run)
+    entry_note: str | None = None  # why no entry was checked
+    cmd: str | None = None  # cmd[0], checked on PATH
+    smoke: Literal["passed", "failed", "not-configured", "not-run"] = "not-configured"
+    failures: tuple[Failure, ...] = ()
+    seconds: float = 0.0
+    checker_runs: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "proven"
+
+    def summary(self) -> str:
+        """One line for the build report and the image label."""
+        if self.status == "not-proven":
+            return f"not proven: {self.reason}"
+        if self.failures:
+            first = self.failures[0].line()
+            more = f" (+{len(self.failures) - 1} more)" if len(self.failures) > 1 else ""
+            return f"proof failed: {first}{more}"
+        parts = [
+            f"{self.libraries:,} shared objects and {self.extensions:,} extension modules load"
+            + self._deferred_note()
+        ]
+        parts.append(f"entry {self.entry} {self.entry_check}" if self.entry else "no Python entry")
+        if self.cmd:
+            parts.append(f"cmd {self.cmd} on PATH")
+        if self.smoke == "passed":
+            parts.append("smoke passed")
+        return f"proven: {'; '.join(parts)} ({self.seconds:.1f} s, {self.method})"
+
+    def label(self) -> str:
+        """The summary without time and method: the same on every host, so a label keeps
+        the image digest reproducible."""
+        text = self.summary()
+        if self.status == "proven":
+            text = text[: text.rindex(" (")]
+        return text
+
+    def _deferred_note(self) -> str:
+        counts = {s: sum(1 for d in self.deferred if d.source == s) for s in DEFERRED_WHY}
+        notes = [f"{n} {DEFERRED_WHY[s]}" for s, n in counts.items() if n]
+        return f" ({'; '.join(notes)})" if notes else ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "summary": self.summary(),
+            "method": self.method,
+            "reason": self.reason,
+            "libraries": self.libraries,
+            "extensions": self.extensions,
+            "deferred": [d.to_dict() for d in self.deferred],
+            "skipped": dict(self.skipped),
+            "entry": self.entry,
+            "entry_check": self.entry_check,
+            "entry_note": self.entry_note,
+            "cmd": self.cmd,
+            "smoke": self.smoke,
+            "failures": [f.to_dict() for f in self.failures],
+            "seconds": round(self.seconds, 3),
+            "checker_runs": self.checker_runs,
+        }

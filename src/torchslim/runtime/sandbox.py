@@ -1,0 +1,379 @@
+"""Run a command inside an image's root filesystem, without a daemon.
+
+``run_in_root(root, argv, ...)`` runs ``argv`` chrooted into ``root`` (a plain
+directory holding the image's files) as the image's uid:gid with the image's
+environment and working directory. It uses util-linux ``unshare``: a user
+namespace that maps the caller to the image's user (so it works rootless where the
+kernel allows, and as root), plus private mount, pid, network and IPC namespaces.
+Inside, ``sandboxinit`` mounts /proc, /sys, a minimal /dev and a tmpfs /tmp, makes
+the root read-only and execs. The directory on disk is never written to.
+
+Where user namespaces are off and the caller is root, it falls back to the same
+namespaces without a user namespace and switches to the image's user itself
+(method ``chroot``). ``sandbox_available()`` says, once per process, why neither
+works. A foreign-architecture root runs under qemu-user (``emulation_for``).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import platform
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from torchslim.errors import BuildError
+from torchslim.runtime import sandboxinit
+
+METHOD_USERNS = "userns+chroot"
+METHOD_ROOT = "chroot"  # root without a user namespace
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"  # as runc sets
+MAX_OUTPUT = 1 << 20
+_NAMESPACES = ["--mount", "--pid", "--net", "--ipc", "--uts", "--fork", "--kill-child"]
+_HELPER = Path(sandboxinit.__file__).read_text(encoding="utf-8")
+_PROBE_MOUNT = (
+    "import ctypes, os, sys\n"
+    "libc = ctypes.CDLL(None, use_errno=True)\n"
+    "if libc.mount(b'tmpfs', b'/tmp', b'tmpfs', 0, None):\n"
+    "    sys.exit('mount in the new namespaces: ' + os.strerror(ctypes.get_errno()))\n"
+)
+
+# OCI architecture → qemu-user's name for it.
+QEMU_NAMES = {
+    "amd64": "x86_64",
+    "arm64": "aarch64",
+    "arm": "arm",
+    "ppc64le": "ppc64le",
+    "s390x": "s390x",
+    "riscv64": "riscv64",
+    "386": "i386",
+}
+_MACHINE_TO_ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386"}
+
+
+class SandboxError(BuildError):
+    """The sandbox itself could not start (not the command inside it)."""
+
+
+@dataclass(frozen=True)
+class SandboxResult:
+    """What a command run in the root did; outputs keep their last ``max_output`` bytes."""
+
+    argv: tuple[str, ...]
+    returncode: int  # negative: killed by that signal
+    stdout: str
+    stderr: str
+    seconds: float
+    timed_out: bool
+    method: str
+
+    @property
+    def setup_error(self) -> str | None:
+        """The sandbox's own one-line error (exit 125-127 with its mark), if it failed."""
+        if self.returncode not in (
+            sandboxinit.EXIT_SETUP,
+            sandboxinit.EXIT_CANNOT_RUN,
+            sandboxinit.EXIT_NOT_FOUND,
+        ):
+            return None
+        for line in reversed(self.stderr.splitlines()):
+            if line.startswith(sandboxinit.MARK):
+                return line[len(sandboxinit.MARK) :]
+        return None
+
+    def tail(self, lines: int = 4) -> str:
+        """The last non-empty lines of stderr and stdout, joined with `` | ``."""
+        text = [ln.strip() for ln in (self.stdout + "\n" + self.stderr).splitlines()]
+        return " | ".join([ln for ln in text if ln][-lines:])
+
+    def exit_text(self) -> str:
+        if self.timed_out:
+            return f"timed out after {self.seconds:.0f}s"
+        if self.returncode < 0:
+            try:
+                return f"killed by {signal.Signals(-self.returncode).name}"
+            except ValueError:
+                return f"killed by signal {-self.returncode}"
+        return f"exited {self.returncode}"
+
+
+@dataclass(frozen=True)
+class Emulation:
+    """How a foreign-architecture root runs: transparently (binfmt ``F``) or explicitly."""
+
+    qemu: str  # qemu's name for the arch, e.g. aarch64
+    binary: str | None  # a static qemu to bind into the root; None when binfmt_misc handles it
+
+    @property
+    def method(self) -> str:
+        return f"qemu-{self.qemu}"
+
+
+def host_arch() -> str:
+    machine = platform.machine()
+    return _MACHINE_TO_ARCH.get(machine, machine)
+
+
+def _is_static(path: str) -> bool:
+    """An ELF without PT_INTERP: runs inside any root."""
+    from elftools.common.exceptions import ELFError
+    from elftools.elf.elffile import ELFFile
+
+    try:
+        with open(path, "rb") as f:
+            return not any(seg["p_type"] == "PT_INTERP" for seg in ELFFile(f).iter_segments())
+    except (OSError, ELFError):
+        return False
+
+
+def _binfmt_fixed(qemu: str, binfmt: Path) -> bool:
+    """A binfmt_misc entry for ``qemu`` with the F flag (the kernel holds the interpreter open)."""
+    for entry in (f"qemu-{qemu}", f"qemu-{qemu}-static"):
+        try:
+            text = (binfmt / entry).read_text()
+        except OSError:
+            continue
+        flags = next(
+            (ln.split(":", 1)[1] for ln in text.splitlines() if ln.startswith("flags")), ""
+        )
+        if text.startswith("enabled") and "F" in flags:
+            return True
+    return False
+
+
+def emulation_for(
+    arch: str, *, binfmt: Path = Path("/proc/sys/fs/binfmt_misc")
+) -> Emulation | str | None:
+    """None for the host's own arch; an Emulation; or why a root of ``arch`` cannot run here."""
+    arch = arch.removeprefix("linux/").split("/")[0]
+    if arch == host_arch():
+        return None
+    qemu = QEMU_NAMES.get(arch)
+    if qemu is None:
+        return f"no qemu-user emulator is known for architecture {arch}"
+    if _binfmt_fixed(qemu, binfmt):
+        return Emulation(qemu, None)
+    for name in (f"qemu-{qemu}-static", f"qemu-{qemu}"):
+        found = shutil.which(name)
+        if found and _is_static(found):
+            return Emulation(qemu, os.path.realpath(found))
+    return (
+        f"a linux/{arch} root needs qemu-user on this {host_arch()} host; install "
+        f"qemu-user-static (apt) so qemu-{qemu}-static exists"
+    )
+
+
+def _unshare_argv(method: str, uid: int, gid: int) -> list[str]:
+    unshare = shutil.which("unshare") or "unshare"
+    if method == METHOD_USERNS:
+        users = ["--user", f"--map-user={uid}", f"--map-group={gid}", "--keep-caps"]
+        return [unshare, *users, *_NAMESPACES]
+    return [unshare, *_NAMESPACES]
+
+
+def _userns_hint() -> str:
+    for path, want in (
+        ("/proc/sys/user/max_user_namespaces", "a positive number"),
+        ("/proc/sys/kernel/unprivileged_userns_clone", "1"),
+        ("/proc/sys/kernel/apparmor_restrict_unprivileged_userns", "0"),
+    ):
+        try:
+            value = Path(path).read_text().strip()
+        except OSError:
+            continue
+        bad = value == "0" if want != "0" else value != "0"
+        if bad:
+            return f" ({path.removeprefix('/proc/sys/').replace('/', '.')} = {value}; needs {want})"
+    return ""
+
+
+@functools.cache
+def _probe() -> tuple[str | None, str | None]:
+    """(method, None) or (None, why the sandbox cannot run on this host)."""
+    if shutil.which("unshare") is None:
+        return None, "util-linux `unshare` is not installed; install util-linux"
+    uid, gid = os.getuid(), os.getgid()
+    methods = [METHOD_USERNS] + ([METHOD_ROOT] if os.geteuid() == 0 else [])
+    error = ""
+    for method in methods:
+        # A namespace whose mounts fail (AppArmor's userns restriction) is no use either.
+        argv = [*_unshare_argv(method, uid, gid), sys.executable, "-I", "-S", "-c", _PROBE_MOUNT]
+        try:
+            proc = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            error = str(exc)
+            continue
+        if proc.returncode == 0:
+            return method, None
+        error = (proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"])[-1]
+    return None, f"cannot create a user namespace: {error}{_userns_hint()}"
+
+
+def sandbox_available() -> str | None:
+    """None when ``run_in_root`` can run here; else one line saying why not (probed once)."""
+    return _probe()[1]
+
+
+def sandbox_method() -> str | None:
+    """``userns+chroot`` or ``chroot`` (root without user namespaces); None when unavailable."""
+    return _probe()[0]
+
+
+class _Tail:
+    """Reads a pipe to its end, keeping only the last ``limit`` bytes."""
+
+    def __init__(self, pipe: IO[bytes] | None, limit: int) -> None:
+        self.data = bytearray()
+        self.limit = limit
+        self.thread = threading.Thread(target=self._read, args=(pipe,), daemon=True)
+        self.thread.start()
+
+    def _read(self, pipe: IO[bytes] | None) -> None:
+        if pipe is None:
+            return
+        fd = pipe.fileno()
+        while chunk := os.read(fd, 1 << 16):
+            self.data += chunk
+            if len(self.data) > 2 * self.limit:
+                del self.data[: len(self.data) - self.limit]
+
+    def text(self) -> str:
+        self.thread.join()
+        return bytes(self.data[-self.limit :]).decode("utf-8", "replace")
+
+
+def _table(root: Path, name: str) -> list[list[str]]:
+    try:
+        text = (root / "etc" / name).read_text(errors="replace")
+    except OSError:
+        return []
+    return [line.split(":") for line in text.splitlines() if line.count(":") >= 2]
+
+
+def image_user(root: Path, user: str) -> tuple[int, int]:
+    """An image config's ``User`` (``1000``, ``1000:1000``, ``app``, ``app:app``, empty) as
+    numeric uid:gid, read from the root's /etc/passwd and /etc/group like runc does."""
+    name, _, group = (user or "0").partition(":")
+    passwd = {row[0]: row for row in _table(root, "passwd")}
+    if name.isdigit():
+        uid = int(name)
+        row = next((r for r in passwd.values() if r[2] == name), None)
+    elif name in passwd:
+        row = passwd[name]
+        uid = int(row[2])
+    else:
+        raise SandboxError(f"image user {name!r} is not in the image's /etc/passwd")
+    if not group:
+        return uid, int(row[3]) if row is not None and len(row) > 3 and row[3].isdigit() else uid
+    if group.isdigit():
+        return uid, int(group)
+    gid = next((int(r[2]) for r in _table(root, "group") if r[0] == group), None)
+    if gid is None:
+        raise SandboxError(f"image group {group!r} is not in the image's /etc/group")
+    return uid, gid
+
+
+def home_of(root: Path, uid: int) -> str:
+    """The user's home from the root's /etc/passwd, as runc sets HOME; ``/`` when absent."""
+    row = next((r for r in _table(root, "passwd") if r[2] == str(uid) and len(r) >= 6), None)
+    return (row[5] or "/") if row else "/"
+
+
+def run_in_root(
+    root: Path,
+    argv: list[str],
+    *,
+    env: dict[str, str],
+    user: tuple[int, int],
+    cwd: str = "/",
+    timeout: float = 120.0,
+    stdin: bytes | None = None,
+    max_output: int = MAX_OUTPUT,
+    emulation: Emulation | None = None,
+) -> SandboxResult:
+    """Run ``argv`` in ``root`` as ``user`` with ``env`` (PATH lookup inside the root).
+
+    Raises SandboxError when no sandbox can run on this host or the root cannot be
+    mounted (exit 125); a command that fails or cannot be found is a result (exit
+    126/127 with ``setup_error``), not an exception.
+    """
+    method = sandbox_method()
+    if method is None:
+        raise SandboxError(f"cannot run in the image's root: {sandbox_available()}")
+    if not argv:
+        raise ValueError("argv is empty")
+    uid, gid = user
+    full_env = {"PATH": DEFAULT_PATH, "HOME": home_of(root, uid), **env}
+    full_env["PYTHONDONTWRITEBYTECODE"] = "1"  # the root is read-only; never try to write
+    spec = {
+        "root": str(root),
+        "cwd": cwd or "/",
+        "argv": list(argv),
+        "env": full_env,
+        "uid": uid,
+        "gid": gid,
+        "set_ids": method == METHOD_ROOT,
+        "emulator": emulation.binary if emulation else None,
+    }
+    host_python = [sys.executable, "-I", "-S", "-c", _HELPER, json.dumps(spec)]
+    cmd = [*_unshare_argv(method, uid, gid), *host_python]
+    if emulation is not None:
+        method += "+" + emulation.method
+    start = time.monotonic()
+    proc = subprocess.Popen(
+        cmd,
+        stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={"PATH": os.environ.get("PATH", DEFAULT_PATH), "LANG": "C.UTF-8"},
+        start_new_session=True,
+    )
+    out, err = _Tail(proc.stdout, max_output), _Tail(proc.stderr, max_output)
+    if stdin is not None and proc.stdin is not None:
+        threading.Thread(target=_feed, args=(proc.stdin, stdin), daemon=True).start()
+    timed_out = False
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        timed_out = True
+        # unshare --kill-child takes the namespace's init, and with it every process inside.
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    returncode, stderr = _status(proc.returncode, err.text())
+    result = SandboxResult(
+        argv=tuple(argv),
+        returncode=returncode,
+        stdout=out.text(),
+        stderr=stderr,
+        seconds=time.monotonic() - start,
+        timed_out=timed_out,
+        method=method,
+    )
+    if returncode == sandboxinit.EXIT_SETUP and result.setup_error:
+        raise SandboxError(f"cannot run in {root}: {result.setup_error}")
+    return result
+
+
+def _status(code: int, stderr: str) -> tuple[int, str]:
+    """The command's status and stderr; a signal the init reported (exit 128+N) becomes -N."""
+    mark = f"{sandboxinit.MARK}{sandboxinit.SIGNALED}{code - 128}"
+    text = stderr.rstrip("\n")
+    if code > 128 and text.endswith(mark):
+        return -(code - 128), text[: -len(mark)]
+    return code, stderr
+
+
+def _feed(pipe: IO[bytes], data: bytes) -> None:
+    try:
+        pipe.write(data)
+        pipe.close()
+    except OSError:  # the command exited without reading it all
+        pass

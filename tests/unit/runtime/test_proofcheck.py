@@ -1,0 +1,135 @@
+"""The checker's pieces, run on this host's Python and its real ELF files."""
+
+from __future__ import annotations
+
+import importlib.machinery
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from torchslim.runtime import proofcheck
+from torchslim.runtime.proofcheck import (
+    check_entry,
+    elf_kind,
+    exports_symbol,
+    module_name,
+    truncated,
+)
+
+SUFFIXES = [".cpython-311-x86_64-linux-gnu.so", ".abi3.so", ".so"]
+DYNLOAD = Path(os.__file__).parent / "lib-dynload"  # the base interpreter's, not a venv's
+
+
+def a_host_extension() -> Path:
+    """A real extension module of this Python (lib-dynload), e.g. _json.cpython-311-….so."""
+    for path in sorted(DYNLOAD.glob("*.so")):
+        if path.name.split(".")[0].isidentifier():
+            return path
+    pytest.skip("this Python has no extension modules in lib-dynload")
+
+
+def stem(path: Path) -> str:
+    return path.name.split(".")[0]
+
+
+def test_elf_kinds_of_real_files(tmp_path: Path) -> None:
+    ext = a_host_extension()
+    assert elf_kind(str(ext)) == "so"
+    python = Path(sys.executable).resolve()
+    assert elf_kind(str(python)) in ("exe", "so")  # PIE with PT_INTERP and no ".so": exe
+    if ".so" not in python.name:
+        assert elf_kind(str(python)) == "exe"
+    assert elf_kind(__file__) is None
+    debug = tmp_path / "lib.so.debug"
+    shutil.copy(ext, debug)
+    assert elf_kind(str(debug)) == "debug"
+
+
+def test_truncated_file_is_caught_before_dlopen(tmp_path: Path) -> None:
+    ext = a_host_extension()
+    assert truncated(str(ext)) is None
+    cut = tmp_path / "cut.so"
+    cut.write_bytes(ext.read_bytes()[:2000])
+    message = truncated(str(cut))
+    assert message is not None and message.startswith("truncated: the file has 2000 bytes")
+
+
+def test_extension_module_names(tmp_path: Path) -> None:
+    assert module_name("pkg/sub/_ext.cpython-311-x86_64-linux-gnu.so", SUFFIXES) == "pkg.sub._ext"
+    assert module_name("cv2/cv2.abi3.so", SUFFIXES) == "cv2.cv2"
+    assert module_name("pkg/__init__.abi3.so", SUFFIXES) == "pkg"
+    assert module_name("numpy.libs/libopenblas-1a2b.so", SUFFIXES) is None  # not a package path
+    assert module_name("torch/lib/libc10.so.1", SUFFIXES) is None
+    # A bare ".so" is a module only if it exports PyInit_<name>.
+    ext = a_host_extension()
+    plain = tmp_path / f"{stem(ext)}.so"
+    shutil.copy(ext, plain)
+    assert module_name(f"pkg/{plain.name}", SUFFIXES, str(plain)) == f"pkg.{stem(ext)}"
+    lib = tmp_path / "libc10.so"
+    shutil.copy(ext, lib)
+    assert module_name("torch/lib/libc10.so", SUFFIXES, str(lib)) is None
+    assert exports_symbol(str(ext), f"PyInit_{stem(ext)}")
+    assert not exports_symbol(str(ext), f"PyInit_{stem(ext)[:-1]}")
+
+
+def test_discover_orders_torch_context_extensions_then_libraries(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ext = a_host_extension()
+    suffix = importlib.machinery.EXTENSION_SUFFIXES[0]
+    (tmp_path / "b/c").mkdir(parents=True)
+    name = stem(ext)
+    shutil.copy(ext, tmp_path / f"b/c/{name}{suffix}")
+    shutil.copy(ext, tmp_path / f"{name}{suffix}")
+    shutil.copy(ext, tmp_path / "b/libz.so.1")
+    shutil.copy(ext, tmp_path / f"b/{name}.cpython-39-x86_64-linux-gnu.so")
+    shutil.copy(sys.executable, tmp_path / "b/tool")
+    (tmp_path / "b/notes.txt").write_text("x")
+    monkeypatch.setattr(proofcheck, "search_roots", lambda workdir: [str(tmp_path)])
+    targets, skipped = proofcheck.discover(str(tmp_path), None)
+    assert targets == [
+        ["ext", str(tmp_path / f"{name}{suffix}"), name],
+        ["ext", str(tmp_path / f"b/c/{name}{suffix}"), f"b.c.{name}"],
+        ["lib", str(tmp_path / "b/libz.so.1"), ""],
+    ]
+    assert skipped.get("other-python") == 1
+    only = proofcheck.discover(str(tmp_path), [str(tmp_path / "b/libz.so.1")])[0]
+    assert only == [["lib", str(tmp_path / "b/libz.so.1"), ""]]
+
+
+def test_entry_checks_in_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(tmp_path))
+    pkg = tmp_path / "proofcheck_app"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "good.py").write_text("app = object()\n")
+    (pkg / "bad.py").write_text("import json\nraise RuntimeError('no model file')\n")
+    (pkg / "serve.py").write_text("raise SystemExit('started')\n")
+    try:
+        good = {"kind": "app", "module": "proofcheck_app.good", "attrs": ["app"]}
+        assert check_entry(good) is None
+        assert check_entry({**good, "attrs": ["api"]}) == (
+            f"proofcheck_app.good has no attribute 'api' ({pkg / 'good.py'})"
+        )
+        assert check_entry({"kind": "app", "module": "proofcheck_app.bad", "attrs": []}) == (
+            f"proofcheck_app.bad: RuntimeError: no model file ({pkg / 'bad.py'}, line 2)"
+        )
+        assert check_entry({"kind": "module", "module": "proofcheck_app.serve"}) is None
+        assert check_entry({"kind": "module", "module": "proofcheck_app.nope"}) == (
+            "python -m proofcheck_app.nope: no module named 'proofcheck_app.nope'"
+        )
+        assert check_entry({"kind": "code", "code": "import os\nimport no_such_mod_x\n"}) == (
+            "import no_such_mod_x: no module named 'no_such_mod_x' (<string>, line 2)"
+        )
+        file_entry = {"kind": "file", "path": None, "attrs": ["app"], "candidates": [
+            str(tmp_path / "missing.py"), str(pkg / "good.py")]}  # fmt: skip
+        assert check_entry(file_entry) is None
+        assert check_entry({"kind": "app", "module": "m", "runner": "no_such_server_x"}) == (
+            "python -m no_such_server_x: no module named 'no_such_server_x'"
+        )
+    finally:
+        for name in [m for m in sys.modules if m.startswith("proofcheck_app")]:
+            del sys.modules[name]

@@ -1,0 +1,200 @@
+"""run_in_root on a real root filesystem (the host's Python, linked into a directory)."""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from support.proofroot import ENV, USER, make_root, snapshot
+
+from torchslim.runtime import sandbox
+from torchslim.runtime.sandbox import (
+    Emulation,
+    SandboxError,
+    emulation_for,
+    host_arch,
+    image_user,
+    run_in_root,
+    sandbox_available,
+)
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    reason = sandbox_available()
+    if reason is not None:
+        pytest.skip(f"no sandbox on this host: {reason}")
+    yield make_root(tmp_path_factory.mktemp("sb") / "root")
+
+
+def py(root: Path, code: str, **kw: object) -> sandbox.SandboxResult:
+    opts: dict[str, object] = {"env": ENV, "user": USER, "cwd": "/app", "timeout": 60.0, **kw}
+    return run_in_root(root, ["python3", "-c", code], **opts)  # type: ignore[arg-type]
+
+
+def test_runs_as_the_image_user_in_its_workdir_with_its_env(root: Path) -> None:
+    code = (
+        "import os; print(os.getuid(), os.getgid(), os.getcwd(), os.environ['HOME'], os.getpid())"
+    )
+    result = py(root, code, env={**ENV, "GREETING": "hi"})
+    assert result.returncode == 0, result.stderr
+    uid, gid, cwd, home, pid = result.stdout.split()
+    assert (uid, gid, cwd, home) == ("1000", "1000", "/app", "/home/app")
+    assert pid == "2"  # its own pid namespace; pid 1 is the sandbox's init
+    assert (
+        py(root, "import os; print(os.environ['GREETING'])", env={**ENV, "GREETING": "hi"}).stdout
+        == "hi\n"
+    )
+    assert result.method in ("userns+chroot", "chroot")
+
+
+def test_root_is_read_only_tmp_and_dev_work_and_nothing_changes_on_disk(root: Path) -> None:
+    before = snapshot(root)
+    code = """
+import os
+for path in ("/app/new", "/usr/x"):
+    try:
+        open(path, "w")
+        print("wrote", path)
+    except OSError as e:
+        print(path, e.strerror)
+open("/tmp/t", "w").write("x"); open("/dev/shm/s", "w").write("y")
+rnd, zero = open("/dev/urandom", "rb").read(8), open("/dev/zero", "rb").read(2)
+print(len(rnd), zero, open("/dev/null").read())
+import service.main  # would write __pycache__ if it could
+print(sorted(os.listdir("/proc/self/fd"))[:3])
+"""
+    result = py(root, code)
+    assert result.returncode == 0, result.stderr
+    assert "/app/new Read-only file system" in result.stdout
+    assert "/usr/x Read-only file system" in result.stdout
+    assert "8 b'\\x00\\x00' " in result.stdout
+    assert snapshot(root) == before
+    assert not (root / "app/service/__pycache__").exists()
+
+
+def test_no_network_but_loopback_device(root: Path) -> None:
+    code = "print(sorted(l.split(':')[0].strip() for l in open('/proc/net/dev').readlines()[2:]))"
+    assert py(root, code).stdout.strip() == "['lo']"
+
+
+def test_exit_codes_signals_and_the_sandboxs_own_errors(root: Path) -> None:
+    assert py(root, "raise SystemExit(3)").returncode == 3
+    crashed = py(root, "import os, signal; os.kill(os.getpid(), signal.SIGSEGV)")
+    assert crashed.returncode == -signal.SIGSEGV
+    assert crashed.exit_text() == "killed by SIGSEGV"
+    assert "torchslim-sandbox" not in crashed.stderr
+    missing = run_in_root(root, ["python"], env=ENV, user=USER, cwd="/app")
+    assert missing.returncode == 127
+    assert missing.setup_error == "'python' is not on PATH (/usr/local/bin:/usr/bin:/bin)"
+    nowd = run_in_root(root, ["python3", "-V"], env=ENV, user=USER, cwd="/srv")
+    assert (nowd.returncode, nowd.setup_error) == (
+        126,
+        "working directory /srv: No such file or directory",
+    )
+
+
+def test_timeout_kills_every_process_inside(root: Path) -> None:
+    marker = f"torchslim-sleeper-{os.getpid()}"
+    code = (
+        "import subprocess, sys, time\n"
+        f"subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)', '{marker}'])\n"
+        "print('started', flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    result = py(root, code, timeout=1.5)
+    assert result.stdout == "started\n"
+    assert result.timed_out and result.exit_text() == f"timed out after {result.seconds:.0f}s"
+    assert result.seconds < 10
+    left = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if marker.encode() in (proc / "cmdline").read_bytes():
+                left.append(proc.name)
+        except OSError:
+            continue
+    assert left == []
+
+
+def test_stdin_goes_in_and_output_is_bounded_to_its_tail(root: Path) -> None:
+    code = "import sys; data = sys.stdin.read(); print('x' * 3_000_000); print('last', len(data))"
+    result = py(root, code, stdin=b"y" * 200_000, max_output=4096)
+    assert result.returncode == 0
+    assert len(result.stdout) == 4096
+    assert result.stdout.endswith("last 200000\n")
+
+
+def test_unavailable_sandbox_raises_one_line(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    why = "cannot create a user namespace: unshare failed: Operation not permitted"
+    monkeypatch.setattr(sandbox, "_probe", lambda: (None, why))
+    assert sandbox_available() == why
+    with pytest.raises(SandboxError, match="cannot run in the image's root: cannot create"):
+        run_in_root(tmp_path, ["true"], env={}, user=(1000, 1000))
+
+
+def test_probe_says_why_when_unshare_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sandbox.shutil, "which", lambda name: None)
+    sandbox._probe.cache_clear()
+    try:
+        assert sandbox._probe() == (
+            None,
+            "util-linux `unshare` is not installed; install util-linux",
+        )
+    finally:
+        monkeypatch.undo()
+        sandbox._probe.cache_clear()
+
+
+def test_signal_status_from_the_init_becomes_negative() -> None:
+    mark = "torchslim-sandbox: killed by signal 11\n"
+    assert sandbox._status(139, "Fatal Python error\n" + mark) == (-11, "Fatal Python error\n")
+    assert sandbox._status(139, "exit(139) of its own\n") == (139, "exit(139) of its own\n")
+
+
+def test_emulation_native_binfmt_or_why_not(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    assert emulation_for(host_arch()) is None
+    assert emulation_for(f"linux/{host_arch()}") is None
+    foreign = "arm64" if host_arch() != "arm64" else "amd64"
+    qemu = sandbox.QEMU_NAMES[foreign]
+    (tmp_path / f"qemu-{qemu}").write_text(
+        f"enabled\ninterpreter /usr/bin/qemu-{qemu}-static\nflags: OCF\n"
+    )
+    assert emulation_for(foreign, binfmt=tmp_path) == Emulation(qemu, None)
+    monkeypatch.setattr(sandbox.shutil, "which", lambda name: None)
+    (tmp_path / f"qemu-{qemu}").write_text("enabled\nflags: \n")  # no F: the chroot lacks qemu
+    why = emulation_for(f"linux/{foreign}", binfmt=tmp_path)
+    assert isinstance(why, str) and f"qemu-{qemu}-static" in why and f"linux/{foreign}" in why
+    assert (
+        emulation_for("mips64", binfmt=tmp_path)
+        == "no qemu-user emulator is known for architecture mips64"
+    )
+
+
+def test_a_root_that_cannot_be_mounted_is_the_sandboxs_error(tmp_path: Path) -> None:
+    if sandbox_available() is not None:
+        pytest.skip(f"no sandbox on this host: {sandbox_available()}")
+    with pytest.raises(SandboxError, match=r"cannot run in .*missing: bind .*No such file"):
+        run_in_root(tmp_path / "missing", ["true"], env={}, user=(1000, 1000))
+
+
+def test_image_user_like_runc(tmp_path: Path) -> None:
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc/passwd").write_text("root:x:0:0::/root:/x\napp:x:1000:1001::/home/app:/x\n")
+    (tmp_path / "etc/group").write_text("root:x:0:\nstaff:x:50:\n")
+    assert image_user(tmp_path, "") == (0, 0)
+    assert image_user(tmp_path, "app") == (1000, 1001)
+    assert image_user(tmp_path, "1000") == (1000, 1001)
+    assert image_user(tmp_path, "1000:1000") == (1000, 1000)
+    assert image_user(tmp_path, "app:staff") == (1000, 50)
+    assert image_user(tmp_path, "4242") == (4242, 4242)  # numeric and unknown: runc allows it
+    with pytest.raises(SandboxError, match="image user 'bob' is not in the image's /etc/passwd"):
+        image_user(tmp_path, "bob")
+    assert sandbox.home_of(tmp_path, 1000) == "/home/app"
+    assert sandbox.home_of(tmp_path, 4242) == "/"
