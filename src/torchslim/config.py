@@ -285,7 +285,8 @@ def path_problems(data: dict[str, Any], root: Path) -> list[str]:
     return out
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
+def read_toml(path: Path) -> dict[str, Any]:
+    """A TOML file, or a one-line ConfigError naming it."""
     try:
         with path.open("rb") as f:
             return tomllib.load(f)
@@ -309,7 +310,7 @@ def find_config(project: Path) -> Path:
     if own.is_file():
         return own
     py = project / PYPROJECT
-    if py.is_file() and "torchslim" in _read_toml(py).get("tool", {}):
+    if py.is_file() and "torchslim" in read_toml(py).get("tool", {}):
         return py
     raise ConfigError(
         f"{own}: not found; create it (see README: 'torchslim.toml') "
@@ -319,14 +320,14 @@ def find_config(project: Path) -> Path:
 
 def load_config(project: Path) -> ProjectConfig:
     file = find_config(project)
-    data = _read_toml(file)
+    data = read_toml(file)
     pyproject = data if file.name == PYPROJECT else None
     if file.name == PYPROJECT:
         data = data["tool"]["torchslim"]
     root = file.parent.resolve()
     if "version" not in data:
         if pyproject is None and (root / PYPROJECT).is_file():
-            pyproject = _read_toml(root / PYPROJECT)
+            pyproject = read_toml(root / PYPROJECT)
         version = (pyproject or {}).get("project", {}).get("version")
         if isinstance(version, str):  # [project].version, unless it is dynamic
             data = {**data, "version": version}
@@ -401,3 +402,18 @@ def build_platform(text: str) -> Platform:
     if text.strip() not in BUILD_PLATFORMS:
         raise ConfigError(f"platform {text!r}: expected linux/amd64 or linux/arm64")
     return Platform.parse(text)
+
+
+_TORCH = re.compile(r"^\d+\.\d+(\.\d+)?$")
+_VARIANT = re.compile(r"^(cpu|cu\d{3})$")
+
+
+def with_torch(cfg: ProjectConfig, torch: str | None, variant: str | None) -> ProjectConfig:
+    """``cfg`` with ``--torch`` / ``--variant`` from the command line (one project, CPU and
+    CUDA images, no edits)."""
+    if torch is not None and not _TORCH.match(torch):
+        raise ConfigError(f"--torch {torch!r}: expected a release such as 2.13.0")
+    if variant is not None and not _VARIANT.match(variant):
+        raise ConfigError(f"--variant {variant!r}: expected cpu or cuXYZ (e.g. cu130)")
+    update = {k: v for k, v in (("torch", torch), ("variant", variant)) if v is not None}
+    return cfg.model_copy(update=update) if update else cfg

@@ -162,10 +162,13 @@ def python_layers(
     with staging("python") as root, staging("split") as split:
         owner: dict[str, str] = {}
         steps.step(f"Installing {len(wheels)} wheels")
+        total, done = sum(paths[n].stat().st_size for n in wheels), 0
         for group, names in groups:
             for n in names:
                 for image_path in install_wheel(paths[n], root, scheme, rootfs.python_exe):
                     owner[image_path] = group
+                done += paths[n].stat().st_size
+                steps.progress("installing wheels", done, total)
         ledgers = {g: Ledger() for g, _ in groups}
         removed: dict[str, str] = {}
         if plan.slim:

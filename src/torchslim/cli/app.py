@@ -27,8 +27,27 @@ from torchslim.redact import redact
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-err_console = Console(stderr=True, highlight=False)
-out_console = Console(highlight=False)
+# Off a terminal (CI logs, pipes) nothing is cut to 80 columns: tables keep their width.
+WIDE = 1000
+
+
+def _console(stderr: bool) -> Console:
+    stream = sys.stderr if stderr else sys.stdout
+    return Console(stderr=stderr, highlight=False, width=None if stream.isatty() else WIDE)
+
+
+err_console = _console(stderr=True)
+out_console = _console(stderr=False)
+
+
+# Every command that talks to a registry takes the same switch.
+tls_verify_option = click.option(
+    "--tls-verify",
+    type=bool,
+    default=True,
+    show_default=True,
+    help="Verify registry TLS; false allows plain http (a loopback registry).",
+)
 
 
 def report_error(message: object, code: int, *, fold: bool = False) -> NoReturn:
@@ -80,7 +99,8 @@ def friendly_errors(fn: F) -> F:
 
 
 class CliSteps:
-    """Build steps on stderr, with progress bars for downloads and layers."""
+    """Build steps on stderr: progress bars on a terminal; off one (CI), a plain line when a
+    download, upload or layer starts and when it is done."""
 
     def __init__(self, console: Console) -> None:
         self.console = console
@@ -94,6 +114,7 @@ class CliSteps:
             disable=not console.is_terminal,
         )
         self.tasks: dict[str, TaskID] = {}
+        self.plain: dict[str, int] = {}  # label -> bytes last reported (off a terminal)
 
     def __enter__(self) -> CliSteps:
         self.bars.start()
@@ -110,6 +131,9 @@ class CliSteps:
         self.console.print(Text.assemble(("warning:", "yellow"), " ", line), soft_wrap=True)
 
     def progress(self, label: str, done: int, total: int) -> None:
+        if not self.console.is_terminal:
+            self._plain(label, done, total)
+            return
         task = self.tasks.get(label)
         if task is None:
             # The description is a format string with markup: names from wheels and
@@ -117,6 +141,17 @@ class CliSteps:
             task = self.bars.add_task(safe(label), total=total or None)
             self.tasks[label] = task
         self.bars.update(task, completed=done, total=total or None)
+
+    def _plain(self, label: str, done: int, total: int) -> None:
+        from torchslim.units import human
+
+        if not total:
+            return  # a layer being compressed: its step line already says so
+        if label not in self.plain:
+            self.console.print(f"  {label} ({human(total)}) …", markup=False, highlight=False)
+        elif total and done >= total > self.plain[label]:
+            self.console.print(f"  {label}: done", markup=False, highlight=False)
+        self.plain[label] = done
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

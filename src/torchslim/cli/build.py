@@ -7,7 +7,14 @@ from pathlib import Path
 
 import click
 
-from torchslim.cli.app import CliSteps, err_console, friendly_errors, main, out_console
+from torchslim.cli.app import (
+    CliSteps,
+    err_console,
+    friendly_errors,
+    main,
+    out_console,
+    tls_verify_option,
+)
 
 
 @main.command()
@@ -42,13 +49,9 @@ from torchslim.cli.app import CliSteps, err_console, friendly_errors, main, out_
     show_default=True,
     help="image: the service; base: OS + torch + deps, a shared base; os: the OS alone.",
 )
-@click.option(
-    "--tls-verify",
-    type=bool,
-    default=True,
-    show_default=True,
-    help="Verify registry TLS; false allows plain http (a loopback registry).",
-)
+@tls_verify_option
+@click.option("--torch", "torch_version", help="Another torch release than the config's.")
+@click.option("--variant", help="cpu or cuXYZ (e.g. cu130) instead of the config's.")
 @click.option(
     "--no-prove",
     is_flag=True,
@@ -72,6 +75,8 @@ def build(
     json_path: Path | None,
     target: str,
     tls_verify: bool,
+    torch_version: str | None,
+    variant: str | None,
     no_prove: bool,
 ) -> None:
     """Build PROJECT (a folder with torchslim.toml) into an image."""
@@ -97,6 +102,8 @@ def build(
         target=target,  # type: ignore[arg-type]
         tls_verify=tls_verify,
         prove=not no_prove,
+        torch=torch_version,
+        variant=variant,
     )
     bp = plan_build(cfg, opts, load_pip_settings())
     with CliSteps(err_console) as steps:
@@ -111,13 +118,7 @@ def build(
 @main.command()
 @click.argument("source")
 @click.argument("destination")
-@click.option(
-    "--tls-verify",
-    type=bool,
-    default=True,
-    show_default=True,
-    help="Verify TLS; false allows plain http (a loopback registry).",
-)
+@tls_verify_option
 @click.option(
     "--mount-from",
     multiple=True,
@@ -152,8 +153,16 @@ def push(source: str, destination: str, tls_verify: bool, mount_from: tuple[str,
 @click.argument("project", default=".", type=click.Path(path_type=Path))
 @click.option("--platform", help="linux/amd64 or linux/arm64 (default: from the config).")
 @click.option("--strict", is_flag=True, help="Exit non-zero when dev-only packages are found.")
+@click.option("--torch", "torch_version", help="Another torch release than the config's.")
+@click.option("--variant", help="cpu or cuXYZ (e.g. cu130) instead of the config's.")
 @friendly_errors
-def deps(project: Path, platform: str | None, strict: bool) -> None:
+def deps(
+    project: Path,
+    platform: str | None,
+    strict: bool,
+    torch_version: str | None,
+    variant: str | None,
+) -> None:
     """Resolve PROJECT's prod requirements for the target; audit dev-only packages."""
     from rich.table import Table
 
@@ -163,7 +172,8 @@ def deps(project: Path, platform: str | None, strict: bool) -> None:
     from torchslim.deps.pipconf import load_pip_settings
 
     cfg = load_config(project)
-    bp = plan_build(cfg, BuildOptions(platform=platform), load_pip_settings())
+    opts = BuildOptions(platform=platform, torch=torch_version, variant=variant)
+    bp = plan_build(cfg, opts, load_pip_settings())
     plan = bp.plans[0]
     with CliSteps(err_console) as steps:
         lock = resolve_lock(plan, steps)

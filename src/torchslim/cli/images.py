@@ -7,15 +7,7 @@ from pathlib import Path
 
 import click
 
-from torchslim.cli.app import friendly_errors, main, out_console
-
-TLS_VERIFY = click.option(
-    "--tls-verify",
-    type=bool,
-    default=True,
-    show_default=True,
-    help="Verify registry TLS; false allows plain http (a loopback registry).",
-)
+from torchslim.cli.app import friendly_errors, main, out_console, tls_verify_option
 
 
 @main.command()
@@ -126,7 +118,7 @@ def rules(profile: str | None) -> None:
     default="",
     help="Exit 5 on findings at/above a severity or with these ids (comma list).",
 )
-@TLS_VERIFY
+@tls_verify_option
 @friendly_errors
 def analyze(
     image: str,
@@ -171,7 +163,7 @@ def analyze(
     type=click.Path(path_type=Path),
     help="Write the before/after table as Markdown (for a merge request).",
 )
-@TLS_VERIFY
+@tls_verify_option
 @friendly_errors
 def diff(before: str, after: str, md_path: Path | None, tls_verify: bool) -> None:
     """Size deltas between two images, per category and package."""
@@ -205,7 +197,7 @@ def diff(before: str, after: str, md_path: Path | None, tls_verify: bool) -> Non
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write the SBOM to FILE instead of standard output.",
 )
-@TLS_VERIFY
+@tls_verify_option
 @friendly_errors
 def sbom(image: str, fmt: str, output: Path | None, tls_verify: bool) -> None:
     """The SBOM torchslim attached to IMAGE (oci:DIR[:tag] or docker://REF).

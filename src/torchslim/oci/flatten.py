@@ -10,6 +10,7 @@ recorded: those, and only those, are wasted bytes. Used by the base probe and ``
 from __future__ import annotations
 
 import posixpath
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
@@ -144,30 +145,12 @@ class MergedView:
 
     def resolve(self, path: str) -> str | None:
         """``path`` with symlinks in every component followed (bounded: loops give None)."""
-        parts = [p for p in path.split("/") if p]
-        done: list[str] = []
-        hops = 0
-        while parts:
-            part = parts.pop(0)
-            if part == ".":
-                continue
-            if part == "..":
-                if done:
-                    done.pop()
-                continue
-            cur = "/".join([*done, part])
-            node = self.nodes.get(cur)
-            if node is not None and node.kind == "symlink":
-                hops += 1
-                if hops > MAX_LINK_HOPS:
-                    return None
-                target = node.link
-                if target.startswith("/"):
-                    done = []
-                parts = [p for p in target.split("/") if p] + parts
-                continue
-            done.append(part)
-        return "/".join(done)
+
+        def link(rel: str, last: bool) -> str | None:
+            node = self.nodes.get(rel)
+            return node.link if node is not None and node.kind == "symlink" else None
+
+        return follow_links(path, link)
 
     def get(self, path: str) -> Node | None:
         """The node at ``path`` after following symlinks and hard links."""
@@ -248,6 +231,42 @@ def normalize(name: str) -> tuple[str | None, str]:
             continue
         parts.append(p)
     return "/".join(parts), why
+
+
+# Given a path (relative to the root, "/"-joined) and whether it is the last component:
+# the symlink target there, None when it is no link; raises LookupError when it is missing.
+ReadLink = Callable[[str, bool], str | None]
+
+
+def follow_links(path: str, readlink: ReadLink) -> str | None:
+    """``path`` with every symlink followed with the root as ``/`` (an absolute target never
+    leads out): the one walk for the merged view and for unpacked trees. None on a loop or
+    when ``readlink`` raises LookupError (a missing component)."""
+    parts = deque(p for p in path.split("/") if p)  # popped from the left: no quadratic walk
+    done: list[str] = []
+    hops = 0
+    while parts:
+        part = parts.popleft()
+        if part == ".":
+            continue
+        if part == "..":
+            if done:
+                done.pop()
+            continue
+        try:
+            target = readlink("/".join([*done, part]), not parts)
+        except LookupError:
+            return None
+        if target is not None:
+            hops += 1
+            if hops > MAX_LINK_HOPS:
+                return None
+            if target.startswith("/"):
+                done = []
+            parts.extendleft(reversed([p for p in target.split("/") if p]))
+            continue
+        done.append(part)
+    return "/".join(done)
 
 
 def display(path: str) -> str:

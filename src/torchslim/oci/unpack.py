@@ -16,12 +16,16 @@ import stat
 from pathlib import Path
 
 from torchslim.errors import IntegrityError
-from torchslim.oci.flatten import WH_OPAQUE, WH_PREFIX, malformed_whiteout, normalize
+from torchslim.oci.flatten import (
+    WH_OPAQUE,
+    WH_PREFIX,
+    follow_links,
+    malformed_whiteout,
+    normalize,
+)
 from torchslim.oci.image import Image
 from torchslim.oci.limits import Budget, Limits
 from torchslim.oci.tarstream import LayerStats, Member, MemberContent, Peek, walk_layer
-
-MAX_LINKS = 40
 
 
 def resolve_in_root(root: Path, path: str, *, last: bool = True) -> Path | None:
@@ -30,33 +34,19 @@ def resolve_in_root(root: Path, path: str, *, last: bool = True) -> Path | None:
     None when a component is missing or links loop. ``last=False`` keeps a final symlink
     as it is (for replacing or removing the link itself).
     """
-    parts = [p for p in path.split("/") if p]
-    done: list[str] = []
-    links = 0
-    while parts:
-        part = parts.pop(0)
-        if part == ".":
-            continue
-        if part == "..":
-            if done:
-                done.pop()
-            continue
-        host = root.joinpath(*done, part)
+
+    def link(rel: str, is_last: bool) -> str | None:
+        host = root / rel
         try:
             st = host.lstat()
         except OSError:
-            return None
-        if stat.S_ISLNK(st.st_mode) and (parts or last):
-            links += 1
-            if links > MAX_LINKS:
-                return None
-            target = os.readlink(host)
-            if target.startswith("/"):
-                done = []
-            parts = [p for p in target.split("/") if p] + parts
-            continue
-        done.append(part)
-    return root.joinpath(*done)
+            raise LookupError(rel) from None
+        if stat.S_ISLNK(st.st_mode) and (last or not is_last):
+            return os.readlink(host)
+        return None
+
+    rel = follow_links(path, link)
+    return None if rel is None else root.joinpath(*[p for p in rel.split("/") if p])
 
 
 def _remove(path: Path) -> None:
