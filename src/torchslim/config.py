@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from torchslim.confined import escape_problem, exists
 from torchslim.errors import ConfigError
 
 CONFIG_FILE = "torchslim.toml"
@@ -245,12 +246,20 @@ def _strings(value: Any) -> list[str]:
     return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
 
 
+def _outside(out: list[str], root: Path, key: str, rel: str) -> bool:
+    """Whether ``rel`` leaves the project (or cannot be looked up): said in ``out``."""
+    why = escape_problem(root, key, rel)
+    if why:
+        out.append(why)
+    return why is not None
+
+
 def path_problems(data: dict[str, Any], root: Path) -> list[str]:
     """Files and folders the config names that are not there (read from the raw values,
     so they are reported together with type errors)."""
     out: list[str] = []
     app = data.get("app", ".")
-    if isinstance(app, str) and not (root / app).is_dir():
+    if isinstance(app, str) and not _outside(out, root, "app", app) and not (root / app).is_dir():
         out.append(f"key `app`: directory {app!r} does not exist")
     for key in ("requirements", "dev-requirements"):
         for entry in _strings(data.get(key, [])):
@@ -259,14 +268,17 @@ def path_problems(data: dict[str, Any], root: Path) -> list[str]:
             except ValueError as exc:
                 out.append(f"key `{key}`: {exc}")
                 continue
-            if kind == "file" and not (root / entry).is_file():
+            inside = kind == "file" and not _outside(out, root, key, entry)
+            if inside and not (root / entry).is_file():
                 out.append(f"key `{key}`: file {entry!r} does not exist")
     for entry in _strings(data.get("model", [])):
-        if not any(c in entry for c in "*?[") and not (root / entry).exists():
+        inside = not _outside(out, root, "model", entry)
+        if inside and not any(c in entry for c in "*?[") and not (root / entry).exists():
             out.append(f"key `model`: file or folder {entry!r} does not exist")
     files = data.get("files", {})
     for src in files if isinstance(files, dict) else ():
-        if isinstance(src, str) and src and not (root / src).is_file():
+        inside = isinstance(src, str) and bool(src) and not _outside(out, root, "files", src)
+        if inside and not (root / src).is_file():
             out.append(f"key `files`: file {src!r} does not exist")
     if isinstance(data.get("cmd"), (list, str)) and not data["cmd"]:
         out.append("key `cmd`: must not be empty; e.g. cmd = ['python', 'app.py']")
@@ -280,13 +292,15 @@ def read_toml(path: Path) -> dict[str, Any]:
             return tomllib.load(f)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}; fix the syntax at that line") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: TOML nested too deep to be a configuration") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
 
 
 def find_config(project: Path) -> Path:
     """The file that configures ``project``: a directory or the file itself."""
-    if project.is_file():
+    if exists(project, "project") and project.is_file():
         return project
     if not project.is_dir():
         raise ConfigError(

@@ -8,7 +8,6 @@ update does not re-send the app and an app edit does not re-send the model.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,6 +17,7 @@ from torchslim.build.layercache import LayerCache
 from torchslim.build.plan import APP_ROOT, Files, Plan
 from torchslim.build.report import LayerReport
 from torchslim.cache import sha256_file
+from torchslim.confined import ConfinedRoot
 from torchslim.oci.layer import Layer, Ownership
 from torchslim.slim.pyc import precompile
 
@@ -40,13 +40,13 @@ def files_layer(
     owner = Ownership(overrides={w.strip("/"): (uid, uid) for w in writable})
 
     def fill(root: Path) -> dict[str, Any]:
+        staged = ConfinedRoot(root)  # names come from the project: writes cannot leave root
         for w in writable:
-            (root / w.strip("/")).mkdir(parents=True, exist_ok=True)
+            staged.mkdir(w.strip("/"))
         for src, dest in files:
-            target = root / dest.lstrip("/")
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(src, target)
-            target.chmod(0o755 if os.stat(src).st_mode & 0o111 else 0o644)
+            staged.copy_file(
+                src, dest.lstrip("/"), 0o755 if os.stat(src).st_mode & 0o111 else 0o644
+            )
         for d in sorted(p for p in root.rglob("*") if p.is_dir()):
             d.chmod(0o755)
         if python_version is not None:

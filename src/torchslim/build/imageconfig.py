@@ -52,6 +52,26 @@ def environment(plan: Plan) -> dict[str, str]:
     }
 
 
+# Variables that decide which programs and libraries the image runs; `env` may set them,
+# but a build says so: a typo or a hostile config there changes what every process loads.
+RISKY_ENV = {
+    "PATH": "which executables run",
+    "LD_PRELOAD": "a library loaded into every process",
+    "LD_LIBRARY_PATH": "where every process finds its shared libraries",
+    "PYTHONPATH": "where Python imports modules from, before site-packages",
+}
+
+
+def risky_env(plan: Plan) -> list[str]:
+    """One warning per ``env`` key that overrides PATH, LD_PRELOAD, LD_LIBRARY_PATH or
+    PYTHONPATH (what the image would run or load is then decided by that value)."""
+    return [
+        f"{plan.cfg.file}: key `env` sets {key} ({why}) to {value!r}; make sure that is meant"
+        for key, why in RISKY_ENV.items()
+        if (value := plan.cfg.env.get(key)) is not None
+    ]
+
+
 def labels(plan: Plan, facts: ImageFacts) -> dict[str, str]:
     cfg = plan.cfg
     out = {

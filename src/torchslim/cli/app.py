@@ -6,7 +6,7 @@ import functools
 import os
 import sys
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 from rich.console import Console
@@ -18,9 +18,12 @@ from rich.progress import (
     TextColumn,
     TransferSpeedColumn,
 )
+from rich.text import Text
 
 from torchslim import __version__
+from torchslim.display import lines, one_line, safe
 from torchslim.errors import TorchslimError
+from torchslim.redact import redact
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -47,6 +50,30 @@ tls_verify_option = click.option(
 )
 
 
+def report_error(message: object, code: int, *, fold: bool = False) -> NoReturn:
+    """``error: <message>`` on stderr, then exit ``code``; this cannot raise.
+
+    The message often quotes what the user or an image gave (a path, a reference, a
+    config value): it is redacted and printed as plain text, never as rich markup, with
+    control characters shown as escapes. A message is one line unless torchslim made it
+    several (every configuration error of a file); ``fold`` makes it one line anyway.
+    """
+    try:
+        text = redact(str(message))
+        line = one_line(text) if fold else lines(text)
+    except Exception:  # a message that cannot even be turned into text
+        line = "(the error message could not be shown)"
+    try:
+        err_console.print(Text.assemble(("error:", "bold red"), " ", line), soft_wrap=True)
+    except Exception:
+        try:
+            sys.stderr.write(f"error: {line}\n")
+            sys.stderr.flush()
+        except Exception:
+            pass
+    sys.exit(code)
+
+
 def friendly_errors(fn: F) -> F:
     """One line on stderr and a non-zero exit instead of a traceback."""
 
@@ -55,20 +82,18 @@ def friendly_errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except TorchslimError as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
-            sys.exit(exc.exit_code)
+            report_error(exc, exc.exit_code)
         except KeyboardInterrupt:
-            err_console.print("[bold red]error:[/] interrupted; nothing was written to the output")
-            sys.exit(130)
+            report_error("interrupted; nothing was written to the output", 130)
         except Exception as exc:  # a bug: still one line unless asked for more
             if os.environ.get("TORCHSLIM_DEBUG"):
                 raise
-            err_console.print(
-                f"[bold red]error:[/] internal error: {type(exc).__name__}: {exc} "
+            report_error(
+                f"internal error: {type(exc).__name__}: {exc} "
                 "(rerun with TORCHSLIM_DEBUG=1 for the traceback and report it)",
-                soft_wrap=True,
+                70,
+                fold=True,
             )
-            sys.exit(70)
 
     return wrapper  # type: ignore[return-value]
 
@@ -99,10 +124,11 @@ class CliSteps:
         self.bars.stop()
 
     def step(self, text: str) -> None:
-        self.console.print(f"[cyan]•[/] {text}")
+        self.console.print(Text.assemble(("•", "cyan"), " ", one_line(redact(text))))
 
     def warn(self, text: str) -> None:
-        self.console.print(f"[yellow]warning:[/] {text}", soft_wrap=True)
+        line = lines(redact(text))
+        self.console.print(Text.assemble(("warning:", "yellow"), " ", line), soft_wrap=True)
 
     def progress(self, label: str, done: int, total: int) -> None:
         if not self.console.is_terminal:
@@ -110,7 +136,9 @@ class CliSteps:
             return
         task = self.tasks.get(label)
         if task is None:
-            task = self.bars.add_task(label, total=total or None)
+            # The description is a format string with markup: names from wheels and
+            # images are shown escaped.
+            task = self.bars.add_task(safe(label), total=total or None)
             self.tasks[label] = task
         self.bars.update(task, completed=done, total=total or None)
 

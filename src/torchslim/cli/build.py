@@ -177,13 +177,16 @@ def deps(
     plan = bp.plans[0]
     with CliSteps(err_console) as steps:
         lock = resolve_lock(plan, steps)
+    from torchslim.display import styled
+
     table = Table(title=f"Prod packages for {plan.platform}", title_justify="left")
     table.add_column("package")
     table.add_column("version")
     table.add_column("wheel")
     table.add_column("brought by")
     for w in sorted(lock.packages, key=lambda w: w.name):
-        table.add_row(w.name, w.version, w.filename, ", ".join(lock.parents.get(w.name, ())))
+        parents = ", ".join(lock.parents.get(w.name, ()))
+        table.add_row(styled(w.name), styled(w.version), styled(w.filename), styled(parents))
     out_console.print(table)
     sources = Table(title=f"Requirements ({plan.requirements.source})", title_justify="left")
     sources.add_column("requirement")
@@ -195,7 +198,7 @@ def deps(
         out_console.print(f"note: {note}", soft_wrap=True)
     findings = audit(lock)
     for line in format_audit(findings):
-        out_console.print(line, soft_wrap=True)
+        out_console.print(styled(line), soft_wrap=True)
     if not findings:
         out_console.print("No dev-only packages in the prod requirements.")
     if findings and strict:

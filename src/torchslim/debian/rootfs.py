@@ -24,8 +24,9 @@ SHELLS = ("bin/sh", "bin/bash", "bin/dash", "usr/bin/sh", "usr/bin/bash", "usr/b
 def fetch_debs(
     spec: DebianSpec, packages: list[DebPackage], store: BlobStore, progress: Progress | None
 ) -> None:
-    """Every .deb into the store, each checked against the sha256 of the signed index."""
-    missing = [p for p in packages if not store.has(p.sha256)]
+    """Every .deb into the store, each checked against the sha256 of the signed index (a
+    cached one too: a corrupt copy is evicted and fetched again)."""
+    missing = [p for p in packages if not store.verify(p.sha256)]
     if not missing:
         return
     total = sum(p.size for p in missing)

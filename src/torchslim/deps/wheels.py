@@ -21,13 +21,17 @@ def fetch_wheels(
     settings: IndexSettings,
     progress: Progress | None = None,
 ) -> dict[str, Path]:
-    """Normalized name → cached wheel path. Cached hashes are not fetched again; a file
-    whose sha256 differs from the lock raises IntegrityError and leaves nothing behind."""
+    """Normalized name → cached wheel path. A cached wheel is hashed before it is used:
+    one that does not match the lock is evicted (with the store's warning) and fetched
+    again; a download whose sha256 differs from the lock raises IntegrityError and
+    leaves nothing behind."""
     result: dict[str, Path] = {}
-    todo = [w for w in lock.packages if not store.has(w.digest)]
+    todo = []
     for w in lock.packages:
-        if store.has(w.digest):
+        if store.verify(w.digest):
             result[w.name] = store.path(w.digest)
+        else:
+            todo.append(w)
     if todo:
         with make_client(settings) as client:
             for w in todo:

@@ -16,10 +16,16 @@ import stat
 from pathlib import Path
 
 from torchslim.errors import IntegrityError
-from torchslim.oci.flatten import WH_OPAQUE, WH_PREFIX, follow_links, normalize
+from torchslim.oci.flatten import (
+    WH_OPAQUE,
+    WH_PREFIX,
+    follow_links,
+    malformed_whiteout,
+    normalize,
+)
 from torchslim.oci.image import Image
 from torchslim.oci.limits import Budget, Limits
-from torchslim.oci.tarstream import LayerStats, Member, Peek, walk_layer
+from torchslim.oci.tarstream import LayerStats, Member, MemberContent, Peek, walk_layer
 
 
 def resolve_in_root(root: Path, path: str, *, last: bool = True) -> Path | None:
@@ -85,7 +91,9 @@ class _Unpacker:
                 _remove(child)
             return
         if base.startswith(WH_PREFIX):
-            _remove(parent / base[len(WH_PREFIX) :])
+            hidden = base[len(WH_PREFIX) :]
+            if not malformed_whiteout(hidden):  # ".wh.." would remove the parent itself
+                _remove(parent / hidden)
             return
         if m.kind == "dir":
             if target.is_symlink() or (target.exists() and not target.is_dir()):
@@ -95,7 +103,11 @@ class _Unpacker:
             return
         _remove(target)
         if m.kind == "file":
-            target.write_bytes(peek(m.size))
+            with target.open("xb") as out:  # streamed: a big member is never held whole
+                if isinstance(peek, MemberContent):
+                    peek.copy_to(out)
+                else:
+                    out.write(peek(m.size))
             target.chmod(m.mode & 0o777)
         elif m.kind == "symlink":
             target.symlink_to(m.linkname)
@@ -115,7 +127,14 @@ def unpack_image(image: Image, dest: Path, *, limits: Limits = Limits()) -> Path
         what = f"layer {i + 1}/{len(layers)} ({layer.digest[:19]})"
         with image.open_layer(layer) as blob:
             walk_layer(blob, budget, what, unpacker.visit, LayerStats())
+    real_root = dest.resolve()
     for directory, mode in sorted(unpacker.dir_modes.items(), key=lambda x: -len(x[0].parts)):
+        # A later layer may have replaced the directory (or a parent) by a symlink: chmod
+        # would follow it out of the root. Only a real directory, reached without links.
+        if directory.resolve() != real_root / directory.relative_to(dest):
+            continue
+        if not directory.is_dir() or directory.is_symlink():
+            continue
         try:
             directory.chmod(mode | 0o700)  # the unpacker must still be able to clean up
         except OSError as exc:

@@ -56,6 +56,33 @@ def test_missing_local_wheel_is_one_line_network_error(tmp_path: Path) -> None:
     assert "\n" not in str(exc.value)
 
 
+def test_a_cached_wheel_replaced_by_another_valid_wheel_is_evicted_and_fetched(
+    tmp_path: Path,
+) -> None:
+    wheel = make_wheel(tmp_path)
+    sha = sha256_file(wheel).removeprefix("sha256:")
+    warnings: list[str] = []
+    store = BlobStore(tmp_path / "cache", warn=warnings.append)
+    lock = _lock_for(wheel, sha)
+    path = fetch_wheels(lock, store, IndexSettings())["demo"]
+    (tmp_path / "other").mkdir()
+    impostor = make_wheel(tmp_path / "other", name="demo", version="6.6.6")
+    path.write_bytes(impostor.read_bytes())  # a valid wheel, the wrong one
+    got = fetch_wheels(lock, store, IndexSettings())["demo"]
+    assert got.read_bytes() == wheel.read_bytes()
+    assert len(warnings) == 1 and "sha256:" + sha in warnings[0]
+
+
+def test_a_truncated_cached_wheel_is_fetched_again_not_a_zlib_error(tmp_path: Path) -> None:
+    wheel = make_wheel(tmp_path)
+    sha = sha256_file(wheel).removeprefix("sha256:")
+    store = BlobStore(tmp_path / "cache", warn=lambda _: None)
+    lock = _lock_for(wheel, sha)
+    path = fetch_wheels(lock, store, IndexSettings())["demo"]
+    path.write_bytes(path.read_bytes()[: wheel.stat().st_size // 2])
+    assert fetch_wheels(lock, store, IndexSettings())["demo"].read_bytes() == wheel.read_bytes()
+
+
 def test_a_lock_from_another_machine_finds_the_wheel_in_find_links(tmp_path: Path) -> None:
     """The locked location is gone here; the same file (name and hash) is in find-links."""
     (tmp_path / "elsewhere").mkdir()
