@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from torchslim.errors import OutputExistsError
+from torchslim.errors import BuildError, OutputExistsError
 
 
 def _remove(p: Path) -> None:
@@ -53,7 +53,11 @@ def atomic_path(dest: Path) -> Iterator[Path]:
 
 def refuse_existing(dest: Path, force: bool) -> None:
     """Nothing the user has is replaced without ``--force``."""
-    if (dest.exists() or dest.is_symlink()) and not force:
+    try:
+        taken = dest.exists() or dest.is_symlink()
+    except OSError as exc:  # a name too long, a symlink loop
+        raise BuildError(f"cannot write {dest}: {exc.strerror}; choose another output") from None
+    if taken and not force:
         raise OutputExistsError(
             f"{dest}: already exists; pass --force to replace it or choose another output"
         )
@@ -68,9 +72,14 @@ def atomic_output(dest: Path, *, force: bool) -> Iterator[Path]:
 
 
 def write_atomic(path: Path, data: bytes | str) -> None:
-    """Write ``data`` to ``path`` through a temporary sibling."""
-    with atomic_path(path) as tmp:
-        if isinstance(data, str):
-            tmp.write_text(data)
-        else:
-            tmp.write_bytes(data)
+    """Write ``data`` to ``path`` through a temporary sibling; a BuildError if it cannot be."""
+    try:
+        with atomic_path(path) as tmp:
+            if isinstance(data, str):
+                tmp.write_text(data)
+            else:
+                tmp.write_bytes(data)
+    except OSError as exc:
+        raise BuildError(
+            f"cannot write {path}: {exc.strerror or exc}; choose another path"
+        ) from None

@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from torchslim.confined import escape_problem, exists
 from torchslim.errors import ConfigError
 
 CONFIG_FILE = "torchslim.toml"
@@ -249,12 +250,20 @@ def _strings(value: Any) -> list[str]:
     return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
 
 
+def _outside(out: list[str], root: Path, key: str, rel: str) -> bool:
+    """Whether ``rel`` leaves the project (or cannot be looked up): said in ``out``."""
+    why = escape_problem(root, key, rel)
+    if why:
+        out.append(why)
+    return why is not None
+
+
 def path_problems(data: dict[str, Any], root: Path) -> list[str]:
     """Files and folders the config names that are not there (read from the raw values,
     so they are reported together with type errors)."""
     out: list[str] = []
     app = data.get("app", ".")
-    if isinstance(app, str) and not (root / app).is_dir():
+    if isinstance(app, str) and not _outside(out, root, "app", app) and not (root / app).is_dir():
         out.append(f"key `app`: directory {app!r} does not exist")
     for key in ("requirements", "dev-requirements"):
         for entry in _strings(data.get(key, [])):
@@ -263,33 +272,39 @@ def path_problems(data: dict[str, Any], root: Path) -> list[str]:
             except ValueError as exc:
                 out.append(f"key `{key}`: {exc}")
                 continue
-            if kind == "file" and not (root / entry).is_file():
+            inside = kind == "file" and not _outside(out, root, key, entry)
+            if inside and not (root / entry).is_file():
                 out.append(f"key `{key}`: file {entry!r} does not exist")
     for entry in _strings(data.get("model", [])):
-        if not any(c in entry for c in "*?[") and not (root / entry).exists():
+        inside = not _outside(out, root, "model", entry)
+        if inside and not any(c in entry for c in "*?[") and not (root / entry).exists():
             out.append(f"key `model`: file or folder {entry!r} does not exist")
     files = data.get("files", {})
     for src in files if isinstance(files, dict) else ():
-        if isinstance(src, str) and src and not (root / src).is_file():
+        inside = isinstance(src, str) and bool(src) and not _outside(out, root, "files", src)
+        if inside and not (root / src).is_file():
             out.append(f"key `files`: file {src!r} does not exist")
     if isinstance(data.get("cmd"), (list, str)) and not data["cmd"]:
         out.append("key `cmd`: must not be empty; e.g. cmd = ['python', 'app.py']")
     return out
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
+def read_toml(path: Path) -> dict[str, Any]:
+    """A TOML file, or a one-line ConfigError naming it."""
     try:
         with path.open("rb") as f:
             return tomllib.load(f)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}; fix the syntax at that line") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: TOML nested too deep to be a configuration") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
 
 
 def find_config(project: Path) -> Path:
     """The file that configures ``project``: a directory or the file itself."""
-    if project.is_file():
+    if exists(project, "project") and project.is_file():
         return project
     if not project.is_dir():
         raise ConfigError(
@@ -299,7 +314,7 @@ def find_config(project: Path) -> Path:
     if own.is_file():
         return own
     py = project / PYPROJECT
-    if py.is_file() and "torchslim" in _read_toml(py).get("tool", {}):
+    if py.is_file() and "torchslim" in read_toml(py).get("tool", {}):
         return py
     raise ConfigError(
         f"{own}: not found; create it (see README: 'torchslim.toml') "
@@ -309,14 +324,14 @@ def find_config(project: Path) -> Path:
 
 def load_config(project: Path) -> ProjectConfig:
     file = find_config(project)
-    data = _read_toml(file)
+    data = read_toml(file)
     pyproject = data if file.name == PYPROJECT else None
     if file.name == PYPROJECT:
         data = data["tool"]["torchslim"]
     root = file.parent.resolve()
     if "version" not in data:
         if pyproject is None and (root / PYPROJECT).is_file():
-            pyproject = _read_toml(root / PYPROJECT)
+            pyproject = read_toml(root / PYPROJECT)
         version = (pyproject or {}).get("project", {}).get("version")
         if isinstance(version, str):  # [project].version, unless it is dynamic
             data = {**data, "version": version}
@@ -391,3 +406,18 @@ def build_platform(text: str) -> Platform:
     if text.strip() not in BUILD_PLATFORMS:
         raise ConfigError(f"platform {text!r}: expected linux/amd64 or linux/arm64")
     return Platform.parse(text)
+
+
+_TORCH = re.compile(r"^\d+\.\d+(\.\d+)?$")
+_VARIANT = re.compile(r"^(cpu|cu\d{3})$")
+
+
+def with_torch(cfg: ProjectConfig, torch: str | None, variant: str | None) -> ProjectConfig:
+    """``cfg`` with ``--torch`` / ``--variant`` from the command line (one project, CPU and
+    CUDA images, no edits)."""
+    if torch is not None and not _TORCH.match(torch):
+        raise ConfigError(f"--torch {torch!r}: expected a release such as 2.13.0")
+    if variant is not None and not _VARIANT.match(variant):
+        raise ConfigError(f"--variant {variant!r}: expected cpu or cuXYZ (e.g. cu130)")
+    update = {k: v for k, v in (("torch", torch), ("variant", variant)) if v is not None}
+    return cfg.model_copy(update=update) if update else cfg

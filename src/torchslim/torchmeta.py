@@ -263,3 +263,33 @@ def torch_labels(build: TorchBuild, profile: str | None = None) -> dict[str, str
         labels[LABEL_CUDA] = build.cuda
         labels[LABEL_MIN_DRIVER] = build.min_driver() or ""
     return labels
+
+
+# ---- the torch family: torchvision and torchaudio are built per torch release and variant --
+
+FAMILY = ("torchvision", "torchaudio")
+
+
+def paired_torch(package: str, version: str) -> str | None:
+    """The torch ``X.Y`` a torchvision/torchaudio release is built against.
+
+    torchvision 0.N pairs with torch 2.(N-15) (0.28 ↔ 2.13); torchaudio 2.Y with torch 2.Y.
+    """
+    parts = version.split("+", 1)[0].split(".")
+    if len(parts) < 2 or not parts[1].isdigit():
+        return None
+    if package == "torchvision" and parts[0] == "0" and int(parts[1]) >= 15:
+        return f"2.{int(parts[1]) - 15}"
+    if package == "torchaudio" and parts[0] == "2":
+        return f"2.{parts[1]}"
+    return None
+
+
+def wheel_variant(package: str, version: str) -> str | None:
+    """The variant a torch-family wheel is built for: its local tag (``+cu130``), or for
+    PyPI's plain wheel the default variant of the torch release it pairs with."""
+    _, plus, local = version.partition("+")
+    if plus:
+        return local
+    torch = paired_torch(package, version)
+    return pypi_default_variant(torch) if torch else None

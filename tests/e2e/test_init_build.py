@@ -39,12 +39,7 @@ def seed(tmp_path: Path) -> Path:
 
 
 def test_init_then_build_seed_project(ts_cache: Path, tmp_path: Path) -> None:
-    root = seed(tmp_path)
-    # Bridge until the build reads requirements through torchslim.project.find_requirements
-    # (a config without `requirements` means "found in the project"): name the file init
-    # found, so today's build resolves the same set.
-    with (root / "torchslim.toml").open("a") as f:
-        f.write('requirements = ["requirements-prod.txt"]\n')
+    root = seed(tmp_path)  # built as init wrote it: requirements are found in the project
     report_path = tmp_path / "r.json"
     oci = tmp_path / "oci"
     proc = torchslim("build", str(root), "--output", f"oci:{oci}", "--json", str(report_path))
@@ -69,13 +64,3 @@ def test_init_then_build_seed_project(ts_cache: Path, tmp_path: Path) -> None:
     assert cfg["Cmd"] == ["uvicorn", "app.main:app", "--host", "0.0.0.0", "--port", "8080"]
     assert "8080/tcp" in cfg["ExposedPorts"]
     assert "MODEL_PATH=/app/weights/classifier.pt" in cfg["Env"]
-
-
-@pytest.mark.skip(
-    reason="needs the build wiring: build must read requirements through "
-    "torchslim.project.find_requirements when the config has no `requirements` (lead, issue 11)"
-)
-def test_init_output_builds_unchanged(ts_cache: Path, tmp_path: Path) -> None:
-    root = seed(tmp_path)
-    proc = torchslim("build", str(root), "--output", f"oci:{tmp_path / 'oci'}")
-    assert proc.returncode == 0, proc.stderr

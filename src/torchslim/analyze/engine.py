@@ -268,6 +268,8 @@ def analyze_image(image: Image, *, name: str, limits: Limits) -> Analysis:
             wasted_bytes=wasted_bytes,
             wasted_paths=[display(w.path) for w in waste],
             unsafe=[f"{u.name} ({u.why})" for u in view.unsafe],
+            devices=[f"{u.name} ({u.why})" for u in view.devices],
+            bad_whiteouts=[f"{u.name} ({u.why})" for u in view.bad_whiteouts],
             setuid=[(display(p), s) for p, s in setuid],
             system_cuda=system_cuda,
             wheel_cuda=wheel_cuda,

@@ -26,6 +26,18 @@ RULES: dict[str, tuple[str, str, str, str]] = {
         "rebuild the image with a tool that writes relative member names",
         "such names escape the root when a naive tool extracts the layer",
     ),
+    "world-writable-devices": (
+        "high",
+        "World-writable device nodes",
+        "remove device nodes from the image (the runtime provides /dev); never ship mode 0666",
+        "a device node any user can open (/dev/mem, a disk) gives the app user the hardware",
+    ),
+    "malformed-whiteouts": (
+        "medium",
+        "Malformed whiteout entries",
+        "rebuild the layer with a tool that writes OCI whiteouts (.wh.NAME, .wh..wh..opq)",
+        "runtimes disagree on them: one deletes a directory or its parent, another ignores it",
+    ),
     "compiler-present": (
         "high",
         "A compiler is in the final image",
@@ -151,6 +163,8 @@ class FindingInput:
     wasted_paths: list[str]
     unsafe: list[str]
     setuid: list[tuple[str, int]]
+    devices: list[str] = field(default_factory=list)
+    bad_whiteouts: list[str] = field(default_factory=list)
     system_cuda: list[tuple[str, int]] = field(default_factory=list)
     wheel_cuda: list[tuple[str, int]] = field(default_factory=list)
 
@@ -188,6 +202,10 @@ def find(inp: FindingInput) -> list[Finding]:
         out.append(_make("secrets", *_merge(cats, ["secrets"])))
     if inp.unsafe:
         out.append(_make("unsafe-paths", 0, inp.unsafe[:10]))
+    if inp.devices:
+        out.append(_make("world-writable-devices", 0, inp.devices[:10]))
+    if inp.bad_whiteouts:
+        out.append(_make("malformed-whiteouts", 0, inp.bad_whiteouts[:10]))
     if ans.compiler_present:
         nbytes, _ = _merge(cats, ["build-tools"])
         out.append(_make("compiler-present", nbytes, ans.compiler_evidence[:5]))

@@ -12,6 +12,7 @@ from rich.text import Text
 from torchslim.analyze.diff import Delta, DiffResult
 from torchslim.analyze.findings import RULES
 from torchslim.analyze.model import Analysis, CategoryTotal
+from torchslim.display import safe, styled
 from torchslim.sarif import sarif_log
 from torchslim.units import BANDWIDTHS, human, pull_seconds
 
@@ -65,10 +66,15 @@ def answer_lines(a: Analysis) -> list[tuple[str, bool, str]]:
 
 def render_tty(analysis: Analysis, console: Console) -> None:
     a = analysis
-    console.print(f"[bold]{a.image}[/]  {a.digest[:19]}  {a.platform}  {len(a.layers)} layers")
+    # Names, paths, the config's User and history come from the image: escaped (display).
+    console.print(
+        f"[bold]{safe(a.image)}[/]  {safe(a.digest[:19])}  {safe(a.platform)}  "
+        f"{len(a.layers)} layers",
+        soft_wrap=True,
+    )
     for q, yes, why in answer_lines(a):
         mark = "[bold red]yes[/]" if yes else "[green]no [/]"
-        console.print(f"  {mark}  {q}  [dim]{why}[/]", soft_wrap=True, markup=True)
+        console.print(f"  {mark}  {q}  [dim]{safe(why)}[/]", soft_wrap=True, markup=True)
     e = a.estimate
     now, after = pull_times(a.compressed), pull_times(e.compressed)
     console.print(
@@ -88,8 +94,8 @@ def render_tty(analysis: Analysis, console: Console) -> None:
                 Text(f.severity, style=_SEV_STYLE[f.severity]),
                 f.id,
                 human(f.bytes) if f.bytes else "",
-                f.paths[0] if f.paths else "",
-                f.fix,
+                styled(f.paths[0] if f.paths else ""),
+                styled(f.fix),
             )
         console.print(t)
     top = max((c.bytes for c in a.categories), default=1) or 1
@@ -103,7 +109,7 @@ def render_tty(analysis: Analysis, console: Console) -> None:
             human(c.bytes),
             Text(bar, style="magenta"),
             str(c.files),
-            c.examples[0][0] if c.examples else "",
+            styled(c.examples[0][0] if c.examples else ""),
         )
     console.print(t)
     pk = [p for p in a.packages if p.bytes][:15]
@@ -112,7 +118,9 @@ def render_tty(analysis: Analysis, console: Console) -> None:
         for col in ("kind", "package", "version", "size", "dev"):
             t.add_column(col)
         for p in pk:
-            t.add_row(p.kind, p.name, p.version, human(p.bytes), "dev" if p.dev else "")
+            t.add_row(
+                p.kind, styled(p.name), styled(p.version), human(p.bytes), "dev" if p.dev else ""
+            )
         console.print(t)
     t = Table(title="Layers")
     for col in ("#", "compressed", "uncompressed", "visible", "hidden later", "created by"):
@@ -124,7 +132,7 @@ def render_tty(analysis: Analysis, console: Console) -> None:
             human(lay.uncompressed),
             human(lay.added_bytes),
             human(lay.wasted_bytes),
-            lay.created_by[:80],
+            styled(lay.created_by[:80]),
         )
     console.print(t)
 
@@ -269,7 +277,7 @@ def _pct(d: Delta) -> str:
 
 
 def render_diff(d: DiffResult, console: Console) -> None:
-    console.print(f"[bold]{d.a}[/] → [bold]{d.b}[/]")
+    console.print(f"[bold]{safe(d.a)}[/] → [bold]{safe(d.b)}[/]", soft_wrap=True)
     for tot in (d.compressed, d.uncompressed):
         console.print(
             f"  {tot.title}: {human(tot.before)} → {human(tot.after)} "
@@ -287,12 +295,14 @@ def render_diff(d: DiffResult, console: Console) -> None:
             t.add_column(col)
         for r in rows:
             style = "green" if r.change < 0 else "red"
-            t.add_row(r.title, human(r.before), human(r.after), Text(human(r.change), style=style))
+            t.add_row(
+                styled(r.title), human(r.before), human(r.after), Text(human(r.change), style=style)
+            )
         console.print(t)
     if d.findings_added or d.findings_removed:
         console.print(
-            f"  findings fixed: {', '.join(d.findings_removed) or '-'}; "
-            f"new: {', '.join(d.findings_added) or '-'}"
+            f"  findings fixed: {safe(', '.join(d.findings_removed) or '-')}; "
+            f"new: {safe(', '.join(d.findings_added) or '-')}"
         )
 
 

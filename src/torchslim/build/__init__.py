@@ -53,7 +53,7 @@ def build(
     (``invocation``: the command that asked for it); nothing is written to an output."""
     steps = steps or QuietSteps()
     started = time.monotonic()
-    store = BlobStore()
+    store = BlobStore(warn=steps.warn)  # a corrupt cached blob is evicted with a warning
     layers = LayerCache(store, compression=plan.compression, uid=plan.cfg.user, steps=steps)
     existing = lock.read(plan)
     opened = base.open_base(plan, existing.base if existing else {}, steps)
@@ -72,6 +72,8 @@ def build(
         licenses=meta.licenses,
         description=meta.description,
     )
+    for warning in imageconfig.risky_env(plan):
+        steps.warn(warning)
     py = locked.python
     known = reverts.saved_reverts(plan, py, os_.rootfs) if py is not None else []
 
@@ -176,7 +178,7 @@ def resolve_lock(plan: Plan, steps: Steps | None = None) -> Lock:
         existing,
         glibc=opened.glibc,
         base_pin=opened.pin(plan),
-        store=BlobStore(),
+        store=BlobStore(warn=steps.warn),
         steps=steps,
     )
     assert locked.python is not None  # plans for `deps` have target "image"

@@ -8,8 +8,8 @@ update does not re-send the app and an app edit does not re-send the model.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,8 @@ from torchslim.build.layercache import LayerCache
 from torchslim.build.plan import APP_ROOT, Files, Plan
 from torchslim.build.report import LayerReport
 from torchslim.cache import sha256_file
-from torchslim.oci.layer import Layer
+from torchslim.confined import ConfinedRoot
+from torchslim.oci.layer import Layer, Ownership
 from torchslim.slim.pyc import precompile
 
 
@@ -27,24 +28,32 @@ def files_layer(
     python_version: str | None,
     mtime: int,
     layers: LayerCache,
+    writable: Sequence[str] = (),
 ) -> tuple[Layer, LayerReport]:
-    """Copy ``files``; root-owned, read-only for the app user; ``.py`` precompiled."""
+    """Copy ``files``; root-owned, read-only for the app user; ``.py`` precompiled.
+
+    ``writable``: directories made empty and owned by the app user (the ``writable`` key).
+    """
     listing = [(dest, os.stat(src).st_mode & 0o111 != 0, sha256_file(src)) for src, dest in files]
-    key = layers.key("files", mtime, name, listing, python_version)
+    key = layers.key("files", mtime, name, listing, python_version, sorted(writable))
+    uid = layers.uid
+    owner = Ownership(overrides={w.strip("/"): (uid, uid) for w in writable})
 
     def fill(root: Path) -> dict[str, Any]:
+        staged = ConfinedRoot(root)  # names come from the project: writes cannot leave root
+        for w in writable:
+            staged.mkdir(w.strip("/"))
         for src, dest in files:
-            target = root / dest.lstrip("/")
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(src, target)
-            target.chmod(0o755 if os.stat(src).st_mode & 0o111 else 0o644)
+            staged.copy_file(
+                src, dest.lstrip("/"), 0o755 if os.stat(src).st_mode & 0o111 else 0o644
+            )
         for d in sorted(p for p in root.rglob("*") if p.is_dir()):
             d.chmod(0o755)
         if python_version is not None:
             precompile(root, APP_ROOT, python_version)
         return {}
 
-    layer, report, _ = layers.get_or_build(name, key, fill, mtime=mtime)
+    layer, report, _ = layers.get_or_build(name, key, fill, mtime=mtime, owner=owner)
     return layer, report
 
 
@@ -54,8 +63,9 @@ def service_layers(
     """The app layer (app files and single ``files``) and the model layer, when not empty."""
     out = []
     app = (*plan.app_files, *plan.extra_files)
-    if app:
-        out.append(files_layer("app", app, python_version, mtime, layers))
+    writable = plan.cfg.writable
+    if app or writable:
+        out.append(files_layer("app", app, python_version, mtime, layers, writable))
     if plan.model_files:
         out.append(files_layer("model", plan.model_files, None, mtime, layers))
     return out

@@ -17,6 +17,15 @@ from torchslim.torchmeta import torch_labels
 
 DEBIAN_PATH = "/usr/local/bin:/usr/bin:/bin"
 GPU_ENV = {"NVIDIA_VISIBLE_DEVICES": "all", "NVIDIA_DRIVER_CAPABILITIES": "compute,utility"}
+# Where programs write by default, all under /tmp: the one place a read-only root
+# filesystem (podman run --read-only, readOnlyRootFilesystem: true) leaves writable.
+WRITABLE_ENV = {
+    "HOME": "/tmp",
+    "XDG_CACHE_HOME": "/tmp/.cache",
+    "HF_HOME": "/tmp/.cache/huggingface",
+    "TORCH_HOME": "/tmp/.cache/torch",
+    "TRITON_CACHE_DIR": "/tmp/.cache/triton",
+}
 
 
 @dataclass(frozen=True)
@@ -40,8 +49,29 @@ def environment(plan: Plan) -> dict[str, str]:
         "PYTHONUNBUFFERED": "1",
         "PYTHONDONTWRITEBYTECODE": "1",
         "LANG": "C.UTF-8",
+        **WRITABLE_ENV,
         **plan.cfg.env,
     }
+
+
+# Variables that decide which programs and libraries the image runs; `env` may set them,
+# but a build says so: a typo or a hostile config there changes what every process loads.
+RISKY_ENV = {
+    "PATH": "which executables run",
+    "LD_PRELOAD": "a library loaded into every process",
+    "LD_LIBRARY_PATH": "where every process finds its shared libraries",
+    "PYTHONPATH": "where Python imports modules from, before site-packages",
+}
+
+
+def risky_env(plan: Plan) -> list[str]:
+    """One warning per ``env`` key that overrides PATH, LD_PRELOAD, LD_LIBRARY_PATH or
+    PYTHONPATH (what the image would run or load is then decided by that value)."""
+    return [
+        f"{plan.cfg.file}: key `env` sets {key} ({why}) to {value!r}; make sure that is meant"
+        for key, why in RISKY_ENV.items()
+        if (value := plan.cfg.env.get(key)) is not None
+    ]
 
 
 def labels(plan: Plan, facts: ImageFacts) -> dict[str, str]:

@@ -22,6 +22,7 @@ from torchslim.atomic import write_atomic
 from torchslim.build.report import LayerReport
 from torchslim.cache import BlobStore, cache_root
 from torchslim.config import Compression, Steps
+from torchslim.errors import IntegrityError
 from torchslim.oci.layer import Layer, OwnerFn, write_layer_from_dir
 
 # Bump when what a layer contains for the same inputs changes.
@@ -74,15 +75,24 @@ class LayerCache:
         return self.root / (key.removeprefix("sha256:") + ".json")
 
     def get(self, key: str) -> dict[str, Any] | None:
-        """The entry for ``key`` if its blob is still in the store."""
+        """The entry for ``key`` if it is well formed and its blob is in the store with the
+        right bytes. A corrupt entry or blob is evicted (the blob with a warning), so the
+        caller builds the layer again."""
+        path = self._path(key)
         try:
-            entry: dict[str, Any] = json.loads(self._path(key).read_text())
-        except (OSError, ValueError):
+            entry = json.loads(path.read_text())
+            layer = Layer.from_dict(entry["layer"])
+            if not isinstance(entry.get("extra", {}), dict):
+                raise ValueError("extra is not an object")
+        except FileNotFoundError:
             return None
-        digest = entry.get("layer", {}).get("descriptor", {}).get("digest")
-        if not isinstance(digest, str) or not self.store.has(digest):
+        except (OSError, ValueError, KeyError, TypeError, RecursionError, IntegrityError):
+            path.unlink(missing_ok=True)
             return None
-        return entry
+        if not self.store.verify(layer.digest):  # hashed as it is read; evicted on mismatch
+            path.unlink(missing_ok=True)
+            return None
+        return dict(entry)
 
     def hit(self, name: str, key: str) -> tuple[Layer, LayerReport, dict[str, Any]] | None:
         """The cached layer of ``key`` with its report, or None."""

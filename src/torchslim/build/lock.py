@@ -10,6 +10,7 @@ identical.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import re
 import tomllib
@@ -30,8 +31,10 @@ from torchslim.config import Steps
 from torchslim.deps.audit import DevFinding, audit
 from torchslim.deps.lock import Lock, Target, parse_lock
 from torchslim.deps.lock import resolve as uv_resolve
+from torchslim.deps.pipconf import IndexSettings
 from torchslim.deps.requirements import parse_requirements
-from torchslim.errors import BuildError, ConfigError, IntegrityError, ResolveError
+from torchslim.errors import BuildError, ConfigError, IntegrityError, NetworkError, ResolveError
+from torchslim.torchmeta import FAMILY, minor, paired_torch, wheel_variant
 
 # glibc of the Debian suites torchslim builds bases from: which manylinux wheels fit.
 SUITE_GLIBC = {"bookworm": "2.36", "trixie": "2.41"}
@@ -191,25 +194,81 @@ def _check_pinned_hashes(plan: Plan, python: Lock) -> None:
             )
 
 
+def family_mismatch(plan: Plan, python: Lock) -> str | None:
+    """Why the locked torchvision/torchaudio do not fit the torch build, or None.
+
+    A PyPI torchvision is a CUDA build: beside a CPU torch it fails at import
+    (``operator torchvision::nms does not exist``), as does one paired with another torch.
+    """
+    torch = plan.torch
+    for name in FAMILY:
+        wheel = python.get(name)
+        if wheel is None:
+            continue
+        pairs = paired_torch(name, wheel.version)
+        if pairs is not None and pairs != minor(torch.version):
+            return (
+                f"{name} {wheel.version} is built for torch {pairs}, not torch "
+                f"{torch.version}: pin the {name} release that pairs with torch {torch.version}"
+            )
+        variant = wheel_variant(name, wheel.version)
+        if variant is not None and variant != torch.variant:
+            return (
+                f"{name} {wheel.version} is the {variant} build but torch is "
+                f"{torch.version}+{torch.variant}: add the PyTorch {torch.variant} index "
+                f"({torch.index_url}) to your pip configuration or pin "
+                f"{name}=={wheel.version.split('+')[0]}+{torch.variant}, or set "
+                f'variant = "{variant}"'
+            )
+    return None
+
+
+def _family_pins(plan: Plan, text: str, target: Target) -> list[str]:
+    """Pins that choose torchvision/torchaudio for torch's variant (as torch itself is)."""
+    python = parse_lock(text, plan.lock_path, target)
+    pins = []
+    for name in FAMILY:
+        wheel = python.get(name)
+        if wheel is not None and wheel_variant(name, wheel.version) != plan.torch.variant:
+            base = wheel.version.split("+")[0]
+            local = "" if plan.torch.requirement.count("+") == 0 else f"+{plan.torch.variant}"
+            pins.append(f"{name}=={base}{local}")
+    return pins
+
+
 def _uv_lock(plan: Plan, target: Target, steps: Steps) -> str:
     """uv's lock for ``target`` (the PyTorch index is added when the user's lack torch)."""
     pin = [plan.torch.requirement]
     with staging("lock") as tmp:
         reqs = _requirement_files(plan, tmp)
         out = tmp / LOCK_NAME
+        settings = plan.settings
         try:
-            uv_resolve(reqs, target, plan.settings, extra=pin, out=out)
+            uv_resolve(reqs, target, settings, extra=pin, out=out)
         except ResolveError as first:
             # Only a failure about torch itself (not e.g. "torchvision" or "torchslim-x").
             if not re.search(r"(?<![\w.-])torch(?![\w-])", str(first)):
                 raise
             steps.step(f"torch not in your indexes; trying {plan.torch.index_url}")
-            more = dataclasses.replace(
-                plan.settings,
-                extra_index_urls=(*plan.settings.extra_index_urls, plan.torch.index_url),
-            )
-            uv_resolve(reqs, target, more, extra=pin, out=out)
+            settings = _with_torch_index(plan)
+            uv_resolve(reqs, target, settings, extra=pin, out=out)
+        family = _family_pins(plan, out.read_text(), target)
+        if family:
+            # torchvision/torchaudio come from the variant's index, the way torch does.
+            steps.step(f"{', '.join(family)} for torch {plan.torch.requirement}")
+            # When that fails too, family_mismatch says what to do, in one line.
+            with contextlib.suppress(ResolveError, NetworkError):
+                uv_resolve(reqs, target, _with_torch_index(plan), extra=[*pin, *family], out=out)
         return out.read_text()
+
+
+def _with_torch_index(plan: Plan) -> IndexSettings:
+    if plan.torch.index_url in plan.settings.extra_index_urls:
+        return plan.settings
+    return dataclasses.replace(
+        plan.settings,
+        extra_index_urls=(*plan.settings.extra_index_urls, plan.torch.index_url),
+    )
 
 
 def resolve(
@@ -239,6 +298,9 @@ def resolve(
             changed = True
         python = parse_lock(project.python_text, plan.lock_path, target)
         _check_pinned_hashes(plan, python)
+        mismatch = family_mismatch(plan, python)
+        if mismatch is not None:
+            raise ResolveError(mismatch)
     packages: list[debian.DebPackage] = []
     if plan.debian_base:
         key = input_key(dataclasses.asdict(plan.debian))

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Literal, TypeVar
 
 from torchslim import debian
-from torchslim.config import Compression, Platform, ProjectConfig, build_platform
+from torchslim.config import Compression, Platform, ProjectConfig, build_platform, with_torch
 from torchslim.deps.pipconf import IndexSettings
 from torchslim.errors import ConfigError
 from torchslim.oci.transport import Location, parse_location
@@ -54,6 +54,8 @@ class BuildOptions:
     target: Target = "image"
     tls_verify: bool = True
     prove: bool = True  # --no-prove skips running the image before it is written
+    torch: str | None = None  # --torch: another torch release than the config's
+    variant: str | None = None  # --variant: cpu or cuXYZ instead of the config's
 
 
 @dataclass(frozen=True)
@@ -142,11 +144,20 @@ def source_date_epoch(value: int | None, environ: Mapping[str, str]) -> int | No
         ) from None
 
 
-def lock_path(cfg: ProjectConfig, platform: Platform) -> Path:
-    """``pylock.toml`` for the first platform, ``pylock.linux-arm64.toml`` for others."""
-    if str(platform) == cfg.platform[0]:
-        return cfg.root / LOCK_NAME
-    return cfg.root / f"pylock.{platform.os}-{platform.arch}.toml"
+def lock_path(cfg: ProjectConfig, platform: Platform, torch: str, variant: str) -> Path:
+    """One lock per target, so switching target never relocks another.
+
+    ``pylock.toml`` for the config's own target (its first platform, its torch and
+    variant); ``pylock.linux-arm64.toml``, ``pylock.torch2.14.1-cu130.toml``, … for others
+    (``--platform``, ``--torch``, ``--variant``).
+    """
+    parts = []
+    if str(platform) != cfg.platform[0]:
+        parts.append(f"{platform.os}-{platform.arch}")
+    if (torch, variant) != (cfg.torch, cfg.variant):
+        parts.append(f"torch{torch}-{variant}")
+    name = f"pylock.{'-'.join(parts)}.toml" if parts else LOCK_NAME
+    return cfg.root / name
 
 
 def _platforms(cfg: ProjectConfig, opts: BuildOptions) -> list[Platform]:
@@ -256,6 +267,8 @@ def plan_build(
 ) -> BuildPlan:
     """Every decision for every platform; all configuration errors together."""
     errors = _Errors()
+    own = cfg
+    cfg = errors.check(lambda: with_torch(own, opts.torch, opts.variant)) or own
     platforms = errors.check(lambda: _platforms(cfg, opts)) or []
     torch = errors.check(lambda: torch_build(cfg.torch, cfg.variant, file=str(cfg.file)))
     profile = errors.check(lambda: _profile(cfg, opts))
@@ -294,7 +307,7 @@ def plan_build(
                 uid=cfg.user,
             ),
             base=base,
-            lock_path=lock_path(cfg, platform),
+            lock_path=lock_path(own, platform, cfg.torch, cfg.variant),
             relock=opts.relock,
             strict=opts.strict,
             source_date_epoch=sde,

@@ -178,11 +178,14 @@ def python_layers(
         owner: dict[str, str] = {}
         dist_of: dict[str, str] = {}  # image path → the wheel that installed it
         steps.step(f"Installing {len(wheels)} wheels")
+        total, done = sum(paths[n].stat().st_size for n in wheels), 0
         for group, names in groups:
             for n in names:
                 for image_path in install_wheel(paths[n], root, scheme, rootfs.python_exe):
                     owner[image_path] = group
                     dist_of[image_path] = n
+                done += paths[n].stat().st_size
+                steps.progress("installing wheels", done, total)
         ledgers = {g: Ledger() for g, _ in groups}
         routing = _RoutingLedger(ledgers, owner, rootfs.site_packages, dist_of)
         removed: dict[str, str] = {}

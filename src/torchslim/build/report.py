@@ -14,6 +14,7 @@ from rich.text import Text
 
 from torchslim.atomic import write_atomic
 from torchslim.deps.audit import DevFinding
+from torchslim.display import safe, styled
 from torchslim.oci.image import Image
 from torchslim.oci.layer import Layer
 from torchslim.oci.referrers import Artifact
@@ -162,7 +163,7 @@ def write_json(results: Sequence[BuildResult], written: Written | None, path: Pa
 
 def render_push(push: PushResult, console: Console) -> None:
     console.print(
-        f"Pushed {push.reference}: uploaded {len(push.uploaded)} blob(s), "
+        f"Pushed {safe(push.reference)}: uploaded {len(push.uploaded)} blob(s), "
         f"{human(push.bytes_uploaded)}; skipped {len(push.skipped)} the registry had; "
         f"mounted {len(push.mounted)} ({human(push.bytes_skipped)} not sent)",
         soft_wrap=True,
@@ -186,11 +187,12 @@ def render_outcome(
             soft_wrap=True,
         )
     if written is not None:
-        console.print(f"Wrote {written.location}", soft_wrap=True)
+        console.print(f"Wrote {safe(written.location)}", soft_wrap=True)
 
 
 def render(result: BuildResult, console: Console) -> None:
-    layers = Table(title=f"{result.name}:{result.tag}  {result.platform}", title_justify="left")
+    title = f"{safe(result.name)}:{safe(result.tag)}  {safe(result.platform)}"
+    layers = Table(title=title, title_justify="left")
     layers.add_column("layer")
     layers.add_column("compressed", justify="right")
     layers.add_column("uncompressed", justify="right")
@@ -198,7 +200,7 @@ def render(result: BuildResult, console: Console) -> None:
     layers.add_column("", style="dim")
     for layer in result.layers:
         layers.add_row(
-            layer.name,
+            styled(layer.name),
             human(layer.size),
             human(layer.uncompressed) if layer.uncompressed >= 0 else "?",
             layer.digest.removeprefix("sha256:")[:12],
@@ -211,7 +213,7 @@ def render(result: BuildResult, console: Console) -> None:
     console.print(layers)
 
     if result.slimmed and result.ledger.total():
-        ledger = Table(title=f"Removed by profile '{result.profile}'", title_justify="left")
+        ledger = Table(title=f"Removed by profile '{safe(result.profile)}'", title_justify="left")
         ledger.add_column("rule")
         ledger.add_column("files", justify="right")
         ledger.add_column("bytes", justify="right")

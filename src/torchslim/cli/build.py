@@ -7,7 +7,14 @@ from pathlib import Path
 
 import click
 
-from torchslim.cli.app import CliSteps, err_console, friendly_errors, main, out_console
+from torchslim.cli.app import (
+    CliSteps,
+    err_console,
+    friendly_errors,
+    main,
+    out_console,
+    tls_verify_option,
+)
 
 
 @main.command()
@@ -42,13 +49,9 @@ from torchslim.cli.app import CliSteps, err_console, friendly_errors, main, out_
     show_default=True,
     help="image: the service; base: OS + torch + deps, a shared base; os: the OS alone.",
 )
-@click.option(
-    "--tls-verify",
-    type=bool,
-    default=True,
-    show_default=True,
-    help="Verify registry TLS; false allows plain http (a loopback registry).",
-)
+@tls_verify_option
+@click.option("--torch", "torch_version", help="Another torch release than the config's.")
+@click.option("--variant", help="cpu or cuXYZ (e.g. cu130) instead of the config's.")
 @click.option(
     "--no-prove",
     is_flag=True,
@@ -85,6 +88,8 @@ def build(
     json_path: Path | None,
     target: str,
     tls_verify: bool,
+    torch_version: str | None,
+    variant: str | None,
     no_prove: bool,
     sbom_dir: Path | None,
     attach_sbom: bool,
@@ -113,6 +118,8 @@ def build(
         target=target,  # type: ignore[arg-type]
         tls_verify=tls_verify,
         prove=not no_prove,
+        torch=torch_version,
+        variant=variant,
     )
     bp = plan_build(cfg, opts, load_pip_settings())
     invocation = Invocation.of(["torchslim", "build", str(project)], opts)
@@ -131,13 +138,7 @@ def build(
 @main.command()
 @click.argument("source")
 @click.argument("destination")
-@click.option(
-    "--tls-verify",
-    type=bool,
-    default=True,
-    show_default=True,
-    help="Verify TLS; false allows plain http (a loopback registry).",
-)
+@tls_verify_option
 @click.option(
     "--mount-from",
     multiple=True,
@@ -175,8 +176,16 @@ def push(source: str, destination: str, tls_verify: bool, mount_from: tuple[str,
 @click.argument("project", default=".", type=click.Path(path_type=Path))
 @click.option("--platform", help="linux/amd64 or linux/arm64 (default: from the config).")
 @click.option("--strict", is_flag=True, help="Exit non-zero when dev-only packages are found.")
+@click.option("--torch", "torch_version", help="Another torch release than the config's.")
+@click.option("--variant", help="cpu or cuXYZ (e.g. cu130) instead of the config's.")
 @friendly_errors
-def deps(project: Path, platform: str | None, strict: bool) -> None:
+def deps(
+    project: Path,
+    platform: str | None,
+    strict: bool,
+    torch_version: str | None,
+    variant: str | None,
+) -> None:
     """Resolve PROJECT's prod requirements for the target; audit dev-only packages."""
     from rich.table import Table
 
@@ -186,17 +195,21 @@ def deps(project: Path, platform: str | None, strict: bool) -> None:
     from torchslim.deps.pipconf import load_pip_settings
 
     cfg = load_config(project)
-    bp = plan_build(cfg, BuildOptions(platform=platform), load_pip_settings())
+    opts = BuildOptions(platform=platform, torch=torch_version, variant=variant)
+    bp = plan_build(cfg, opts, load_pip_settings())
     plan = bp.plans[0]
     with CliSteps(err_console) as steps:
         lock = resolve_lock(plan, steps)
+    from torchslim.display import styled
+
     table = Table(title=f"Prod packages for {plan.platform}", title_justify="left")
     table.add_column("package")
     table.add_column("version")
     table.add_column("wheel")
     table.add_column("brought by")
     for w in sorted(lock.packages, key=lambda w: w.name):
-        table.add_row(w.name, w.version, w.filename, ", ".join(lock.parents.get(w.name, ())))
+        parents = ", ".join(lock.parents.get(w.name, ()))
+        table.add_row(styled(w.name), styled(w.version), styled(w.filename), styled(parents))
     out_console.print(table)
     sources = Table(title=f"Requirements ({plan.requirements.source})", title_justify="left")
     sources.add_column("requirement")
@@ -208,7 +221,7 @@ def deps(project: Path, platform: str | None, strict: bool) -> None:
         out_console.print(f"note: {note}", soft_wrap=True)
     findings = audit(lock)
     for line in format_audit(findings):
-        out_console.print(line, soft_wrap=True)
+        out_console.print(styled(line), soft_wrap=True)
     if not findings:
         out_console.print("No dev-only packages in the prod requirements.")
     if findings and strict:

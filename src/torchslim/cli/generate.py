@@ -17,6 +17,8 @@ from torchslim.cli.app import friendly_errors, main, out_console
 @click.option("--runtime-image", help="Runtime stage base (ARG RUNTIME_IMAGE default).")
 @click.option("--force", is_flag=True, help="Replace an existing Dockerfile.")
 @click.option("--stdout", "to_stdout", is_flag=True, help="Print the Dockerfile instead.")
+@click.option("--torch", "torch_version", help="Another torch release than the config's.")
+@click.option("--variant", help="cpu or cuXYZ (e.g. cu130) instead of the config's.")
 @friendly_errors
 def dockerfile(
     project: Path,
@@ -24,21 +26,29 @@ def dockerfile(
     runtime_image: str | None,
     force: bool,
     to_stdout: bool,
+    torch_version: str | None,
+    variant: str | None,
 ) -> None:
     """Write a multi-stage Dockerfile and .dockerignore for PROJECT."""
-    from torchslim.config import load_config
+    from torchslim.config import load_config, with_torch
     from torchslim.generate.dockerfile import (
+        LOCKED,
+        dockerfile_files,
         dockerignore_text,
         render_dockerfile,
         write_generated,
     )
 
-    cfg = load_config(project)
+    cfg = with_torch(load_config(project), torch_version, variant)
     text = render_dockerfile(cfg, builder_base=builder_image, runtime_base=runtime_image)
     if to_stdout:
         click.echo(text, nl=False)
         return
-    written = write_generated(cfg.root, {"Dockerfile": text}, force=force)
+    generated = {"Dockerfile": text}
+    locked = dockerfile_files(cfg).get(LOCKED)
+    if locked is not None:  # the wheels `torchslim build` installs, pinned by hash
+        generated[LOCKED] = locked
+    written = write_generated(cfg.root, generated, force=force)
     # An existing .dockerignore is merged (the user's lines kept), never refused or replaced.
     written += write_generated(cfg.root, {".dockerignore": dockerignore_text(cfg)}, force=True)
     for path in written:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from torchslim.cli.app import friendly_errors, main, out_console
+from torchslim.cli.app import friendly_errors, main, out_console, tls_verify_option
 
 
 @main.command()
@@ -118,6 +118,7 @@ def rules(profile: str | None) -> None:
     default="",
     help="Exit 5 on findings at/above a severity or with these ids (comma list).",
 )
+@tls_verify_option
 @friendly_errors
 def analyze(
     image: str,
@@ -126,6 +127,7 @@ def analyze(
     html_path: Path | None,
     max_size: str | None,
     fail_on: str,
+    tls_verify: bool,
 ) -> None:
     """What is in IMAGE and why it is big (oci:DIR, docker-archive:FILE, docker://REF, ...).
 
@@ -141,7 +143,7 @@ def analyze(
 
     limit = parse_size(max_size) if max_size else None
     fails = [f.strip() for f in fail_on.split(",") if f.strip()]
-    result = run_analyze(open_image(image), name=reference_name(image))
+    result = run_analyze(open_image(image, tls_verify=tls_verify), name=reference_name(image))
     render_tty(result, out_console)
     if json_path:
         write_atomic(json_path, json.dumps(to_json(result), indent=2) + "\n")
@@ -161,8 +163,9 @@ def analyze(
     type=click.Path(path_type=Path),
     help="Write the before/after table as Markdown (for a merge request).",
 )
+@tls_verify_option
 @friendly_errors
-def diff(before: str, after: str, md_path: Path | None) -> None:
+def diff(before: str, after: str, md_path: Path | None, tls_verify: bool) -> None:
     """Size deltas between two images, per category and package."""
     from torchslim.analyze import analyze as run_analyze
     from torchslim.analyze import diff as run_diff
@@ -170,8 +173,8 @@ def diff(before: str, after: str, md_path: Path | None) -> None:
     from torchslim.analyze.report import diff_to_markdown, render_diff
     from torchslim.atomic import write_atomic
 
-    a = run_analyze(open_image(before), name=reference_name(before))
-    b = run_analyze(open_image(after), name=reference_name(after))
+    a = run_analyze(open_image(before, tls_verify=tls_verify), name=reference_name(before))
+    b = run_analyze(open_image(after, tls_verify=tls_verify), name=reference_name(after))
     result = run_diff(a, b)
     render_diff(result, out_console)
     if md_path:
@@ -194,13 +197,7 @@ def diff(before: str, after: str, md_path: Path | None) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write the SBOM to FILE instead of standard output.",
 )
-@click.option(
-    "--tls-verify",
-    type=bool,
-    default=True,
-    show_default=True,
-    help="Verify TLS; false allows plain http (a loopback registry).",
-)
+@tls_verify_option
 @friendly_errors
 def sbom(image: str, fmt: str, output: Path | None, tls_verify: bool) -> None:
     """The SBOM torchslim attached to IMAGE (oci:DIR[:tag] or docker://REF).

@@ -62,7 +62,7 @@ class Fetcher:
         progress: Progress | None = None,
     ) -> str:
         """Stream ``path`` into ``store``, verified against ``expected`` (``sha256:<hex>``)."""
-        if store.has(expected):
+        if store.verify(expected):
             return expected
         url = self.url(path)
         try:

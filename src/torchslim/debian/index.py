@@ -152,7 +152,7 @@ def fetch_packages(
         entry = release.files.get(base + suffix)
         if entry is None:
             continue
-        if not store.has(entry.sha256):
+        if not store.verify(entry.sha256):
             fetcher.to_store(
                 f"dists/{suite}/{entry.path}", store, entry.sha256, entry.size, progress
             )

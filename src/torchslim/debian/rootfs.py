@@ -24,8 +24,9 @@ SHELLS = ("bin/sh", "bin/bash", "bin/dash", "usr/bin/sh", "usr/bin/bash", "usr/b
 def fetch_debs(
     spec: DebianSpec, packages: list[DebPackage], store: BlobStore, progress: Progress | None
 ) -> None:
-    """Every .deb into the store, each checked against the sha256 of the signed index."""
-    missing = [p for p in packages if not store.has(p.sha256)]
+    """Every .deb into the store, each checked against the sha256 of the signed index (a
+    cached one too: a corrupt copy is evicted and fetched again)."""
+    missing = [p for p in packages if not store.verify(p.sha256)]
     if not missing:
         return
     total = sum(p.size for p in missing)
@@ -235,12 +236,14 @@ def assemble(
     fetch_debs(spec, packages, store, progress)
     _merged_usr(dest)
     skipped: list[SkippedFile] = []
-    for i, pkg in enumerate(packages):
+    total, done = sum(p.size for p in packages), 0  # progress is in bytes, as everywhere
+    for pkg in packages:
         un = unpack_deb(store.path(pkg.sha256), dest, pkg.name)
         skipped += un.skipped
         _status(dest, pkg, un.md5sums, {s.path for s in un.skipped})
+        done += pkg.size
         if progress:
-            progress("unpack", i + 1, len(packages))
+            progress("unpacking debian packages", done, total)
     _merged_usr(dest, after=True)
     _dirs(dest)
     _users(dest, spec)

@@ -46,6 +46,7 @@ from torchslim.deps.pylock import (
 )
 from torchslim.deps.requirements import read_requirements
 from torchslim.errors import ConfigError, IntegrityError, NetworkError, ResolveError
+from torchslim.redact import redact
 
 EXTRA_FILE = "torchslim-extra.txt"
 Graph = dict[str, tuple[str, ...]]  # normalized name -> what required it
@@ -145,7 +146,8 @@ def _run_uv(cmd: list[str], env: Mapping[str, str], target: Target, cwd: Path) -
 
 
 def uv_error(stderr: str, target: Target) -> ResolveError | NetworkError:
-    """Turn uv's multi-line diagnostic into our one-line error."""
+    """Turn uv's multi-line diagnostic into our one-line error (credentials masked)."""
+    stderr = redact(stderr)
     lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
     head = next((ln.removeprefix("error:").strip() for ln in lines if ln.startswith("error:")), "")
     causes = [ln.removeprefix("cause:").strip() for ln in lines if ln.startswith("cause:")]

@@ -19,6 +19,7 @@ from packaging.markers import Marker
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 
 from torchslim.deps.http import url_filename
+from torchslim.digests import is_digest
 from torchslim.errors import ConfigError, ResolveError
 
 
@@ -197,6 +198,10 @@ def parse_lock(text: str, path: Path, target: Target | None = None) -> Lock:
         sha = dict(w.get("hashes", {})).get("sha256")
         if not sha:
             raise ConfigError(f"{path}: wheel {wheel_filename(w)} has no sha256; lock again")
+        if not is_digest(f"sha256:{sha}"):  # it names a cache file: 64 lowercase hex only
+            raise ConfigError(
+                f"{path}: wheel {wheel_filename(w)} has an invalid sha256; lock again"
+            )
         url = w.get("url") or (path.parent / str(w["path"])).resolve().as_uri()
         wheels.append(
             LockedWheel(name, version, wheel_filename(w), str(url), str(sha), w.get("size"))

@@ -13,6 +13,10 @@ from packaging.requirements import InvalidRequirement, Requirement
 
 from torchslim.deps.pipconf import IndexSettings
 from torchslim.errors import ConfigError
+from torchslim.redact import quote
+
+# "NAME=value" / "NAME: value" (not ==, >=, ~=, !=): a setting, never a requirement
+_SETTING = re.compile(r"^\s*(?:export\s+)?[A-Za-z_][A-Za-z0-9_.-]*\s*(?::|=(?!=))")
 
 _COMMENT = re.compile(r"(^|\s+)#.*$")
 _ENV_VAR = re.compile(r"\$\{([A-Z0-9_]+)\}")  # pip expands only ${UPPER_CASE} names
@@ -141,7 +145,7 @@ class _Parser:
         try:
             tokens = shlex.split(line)
         except ValueError as exc:
-            raise ConfigError(f"{where}: cannot parse option line {line!r} ({exc})") from None
+            raise ConfigError(f"{where}: cannot parse option line {quote(line)} ({exc})") from None
         opt, value = tokens[0], None
         if "=" in opt and opt.startswith("--"):
             opt, value = opt.split("=", 1)
@@ -169,7 +173,7 @@ class _Parser:
             self.constraints.append(cpath)
         elif kind == "editable":
             raise ConfigError(
-                f"{where}: editable requirement {value!r} cannot go into an image; "
+                f"{where}: editable requirement {quote(value)} cannot go into an image; "
                 "use a normal path or version requirement"
             )
         elif kind == "find-links":
@@ -189,8 +193,13 @@ class _Parser:
         try:
             Requirement(text)
         except InvalidRequirement as exc:
+            if _SETTING.match(text):  # NAME=value: an .env or config line, maybe a secret
+                raise ConfigError(
+                    f"{where}: this line is a NAME=value setting, not a requirement (its value "
+                    "is not shown); is the right file named with -r? (a version pin is ==)"
+                ) from None
             detail = str(exc).splitlines()[0]
-            raise ConfigError(f"{where}: invalid requirement {text!r}: {detail}") from None
+            raise ConfigError(f"{where}: invalid requirement {quote(text)}: {detail}") from None
         self.reqs.append(RequirementLine(text, where))
 
 

@@ -91,10 +91,18 @@ spec:
           volumeMounts:
             - name: tmp
               mountPath: /tmp
+{% for path in writable %}
+            - name: writable-{{ loop.index }}
+              mountPath: {{ path | q }}
+{% endfor %}
       volumes:
         - name: tmp
           emptyDir:
             sizeLimit: 1Gi
+{% for path in writable %}
+        - name: writable-{{ loop.index }}
+          emptyDir: {}
+{% endfor %}
 {% if port %}
 ---
 apiVersion: v1
@@ -146,4 +154,5 @@ def render_k8s(cfg: ProjectConfig, *, image: str, replicas: int = 1) -> str:
         cpu_request="1" if gpu else "250m",
         memory_request="4Gi" if gpu else "512Mi",
         memory_limit="16Gi" if gpu else "2Gi",
+        writable=list(cfg.writable),  # each `writable` path: an emptyDir the app may write
     )

@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from rich.console import Console
 
+from torchslim.display import safe
 from torchslim.lint.engine import Finding, LintResult
 from torchslim.lint.errors import LintError
 from torchslim.lint.rules import RULES
@@ -38,8 +39,8 @@ def _tty(result: LintResult, console: Console | None = None) -> str:
     out = console or Console(file=buf, width=200, force_terminal=False, color_system=None)
     for f in result.findings:
         out.print(
-            f"{f.file}:{f.line}: [bold]{f.rule}[/] [{_STYLE[f.severity]}]{f.severity}[/] "
-            f"{f.message} [dim]({f.name})[/]",
+            f"{safe(f.file)}:{f.line}: [bold]{f.rule}[/] [{_STYLE[f.severity]}]{f.severity}[/] "
+            f"{safe(f.message)} [dim]({safe(f.name)})[/]",
             soft_wrap=True,
             highlight=False,
         )
@@ -47,7 +48,7 @@ def _tty(result: LintResult, console: Console | None = None) -> str:
         out.print(f"    [dim]fix: {f.fix}[/]", soft_wrap=True, highlight=False)
     counts = {s: sum(1 for f in result.findings if f.severity == s) for s in _STYLE}
     summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n) or "no findings"
-    out.print(f"{len(result.files)} Dockerfile(s): {summary}", highlight=False)
+    out.print(f"{len(result.files)} Dockerfile(s): {safe(summary)}", highlight=False)
     return buf.getvalue()
 
 

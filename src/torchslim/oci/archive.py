@@ -9,7 +9,6 @@ lazily: it indexes member offsets and slices layer bytes out on demand.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import posixpath
 import re
@@ -20,6 +19,7 @@ from typing import Any, BinaryIO
 
 from torchslim.atomic import atomic_output
 from torchslim.cache import CHUNK
+from torchslim.digests import sha256_stream
 from torchslim.errors import BuildError, IntegrityError
 from torchslim.oci.blobio import check_bytes, open_slice, sha256_bytes, verified
 from torchslim.oci.image import (
@@ -27,11 +27,15 @@ from torchslim.oci.image import (
     StoredImage,
     canonical_json,
     check_layers_match_config,
+    diff_ids_of,
+    index_entries,
+    manifest_parts,
     parse_json,
     parse_json_object,
 )
 from torchslim.oci.index import index_bytes, index_entry
 from torchslim.oci.layer import Descriptor, Layer
+from torchslim.oci.limits import CONFIG_MAX, MANIFEST_MAX
 from torchslim.oci.media import (
     CONTAINERD_NAME_ANNOTATION,
     DOCKER_CONFIG,
@@ -47,7 +51,8 @@ from torchslim.oci.media import (
     sniff_layer_type,
 )
 
-MANIFEST_JSON_MAX = 4 << 20  # a manifest.json larger than this is not an archive we wrote
+MANIFEST_JSON_MAX = MANIFEST_MAX  # a manifest.json larger than this is not an archive
+MEMBERS_MAX = 1 << 16  # an image archive holds a few files per layer, not millions
 _BLOB_NAME = re.compile(r"^blobs/sha256/([0-9a-f]{64})$")
 _CONFIG_NAME = re.compile(r"^([0-9a-f]{64})\.json$")
 
@@ -202,15 +207,20 @@ class _TarIndex:
         self.path = path
         self.files: dict[str, _Member] = {}
         self._links: dict[str, str] = {}
-        with path.open("rb") as f:
-            head = f.read(4)
+        try:
+            with path.open("rb") as f:
+                head = f.read(4)
+        except OSError as exc:
+            raise BuildError(f"{path}: cannot read it ({exc.strerror})") from None
         if head.startswith(b"\x1f\x8b") or head.startswith(b"\x28\xb5\x2f\xfd"):
             raise BuildError(
                 f"{path} is a compressed archive; decompress it first (gunzip / unzstd)"
             )
         try:
             with tarfile.open(path, "r:") as tar:
-                for m in tar:
+                for count, m in enumerate(tar):
+                    if count >= MEMBERS_MAX:
+                        raise IntegrityError(f"{path}: over {MEMBERS_MAX} files, not an image")
                     name = posixpath.normpath(m.name.lstrip("/"))
                     if m.isreg():
                         self.files[name] = _Member(m.offset_data, m.size)
@@ -219,8 +229,8 @@ class _TarIndex:
                         self._links[name] = posixpath.normpath(target)
                     elif m.islnk():
                         self._links[name] = posixpath.normpath(m.linkname.lstrip("/"))
-        except tarfile.TarError as exc:
-            raise BuildError(f"{path} is not a readable tar archive ({exc})") from exc
+        except (tarfile.TarError, OSError, ValueError) as exc:
+            raise BuildError(f"{path} is not a readable tar archive ({exc})") from None
 
     def find(self, name: str) -> _Member | None:
         name = posixpath.normpath(name.lstrip("/"))
@@ -241,12 +251,18 @@ class _TarIndex:
             )
         return m
 
-    def read(self, m: _Member) -> bytes:
+    def read(self, m: _Member, cap: int, what: str) -> bytes:
+        """A small member (JSON) whole: refused when it is larger than ``cap``."""
+        if m.size > cap:
+            raise IntegrityError(
+                f"{self.path}: {what} is {m.size} bytes, over the {cap >> 20} MiB limit; "
+                "the archive is corrupt or hostile"
+            )
         with open_slice(self.path, m.offset, m.size) as f:
             return f.read()
 
-    def read_name(self, name: str, what: str) -> bytes:
-        return self.read(self.need(name, what))
+    def read_name(self, name: str, what: str, cap: int = MANIFEST_MAX) -> bytes:
+        return self.read(self.need(name, what), cap, what)
 
 
 class ArchiveImage(StoredImage):
@@ -275,6 +291,14 @@ class ArchiveImage(StoredImage):
         )
 
 
+def _entry_ok(e: Any) -> bool:
+    """One ``manifest.json`` entry: {Config: str, RepoTags: [str], Layers: [str]}."""
+    if not isinstance(e, dict) or not isinstance(e.get("Config", ""), str):
+        return False
+    lists = [e.get("RepoTags") or [], e.get("Layers") or []]
+    return all(isinstance(v, list) and all(isinstance(x, str) for x in v) for v in lists)
+
+
 def _pick_entry(entries: list[dict[str, Any]], ref: str | None, path: Path) -> dict[str, Any]:
     if ref is not None:
         want = normalize_ref(ref)
@@ -293,29 +317,25 @@ def _oci_manifest_for(tar: _TarIndex, config_digest: str) -> tuple[bytes, list[D
     """The archive's OCI manifest for this config, when it has an index.json that lists one."""
     if tar.find("index.json") is None:
         return None
-    index = parse_json_object(tar.read_name("index.json", "index"), f"{tar.path}: index.json")
-    for entry in index.get("manifests") or []:
-        d = Descriptor.from_json(entry, f"{tar.path}: index.json")
+    where = f"{tar.path}: index.json"
+    index = parse_json_object(tar.read_name("index.json", "index.json"), where)
+    for entry in index_entries(index, where):
+        d = Descriptor.from_json(entry, where)
         m = tar.find(f"blobs/sha256/{d.digest.split(':', 1)[-1]}")
         if m is None or m.size > MANIFEST_JSON_MAX:
             continue
-        data = tar.read(m)
+        data = tar.read(m, MANIFEST_MAX, "manifest")
         check_bytes(data, d.digest, f"{tar.path}: manifest")
         manifest = parse_json_object(data, f"{tar.path}: manifest")
-        if (manifest.get("config") or {}).get("digest") != config_digest:
-            continue
-        return data, [
-            Descriptor.from_json(x, "manifest layer") for x in manifest.get("layers") or []
-        ]
+        cdesc, layers = manifest_parts(manifest, f"{tar.path}: manifest {d.digest[:19]}")
+        if cdesc.digest == config_digest:
+            return data, layers
     return None
 
 
 def _hash_member(tar: _TarIndex, m: _Member) -> str:
-    h = hashlib.sha256()
     with open_slice(tar.path, m.offset, m.size) as f:
-        while chunk := f.read(CHUNK):
-            h.update(chunk)
-    return "sha256:" + h.hexdigest()
+        return sha256_stream(f)
 
 
 def read_docker_archive(path: Path, ref: str | None = None) -> Image:
@@ -326,12 +346,12 @@ def read_docker_archive(path: Path, ref: str | None = None) -> Image:
     tar = _TarIndex(path)
     if tar.find("manifest.json") is None:
         raise BuildError(f"{path} is not a docker-archive (no manifest.json)")
-    entries = parse_json(tar.read_name("manifest.json", "manifest"), f"{path}: manifest.json")
-    if not isinstance(entries, list):
-        raise IntegrityError(f"{path}: manifest.json is not a list; the archive is corrupt")
+    entries = parse_json(tar.read_name("manifest.json", "manifest.json"), f"{path}: manifest.json")
+    if not isinstance(entries, list) or not all(_entry_ok(e) for e in entries):
+        raise IntegrityError(f"{path}: manifest.json is not a list of image entries; it is corrupt")
     entry = _pick_entry(entries, ref, path)
     config_name = str(entry.get("Config", ""))
-    config = tar.read_name(config_name, "config")
+    config = tar.read_name(config_name, "config", CONFIG_MAX)
     named = _BLOB_NAME.match(config_name) or _CONFIG_NAME.match(posixpath.basename(config_name))
     config_digest = sha256_bytes(config)
     if named:
@@ -340,7 +360,7 @@ def read_docker_archive(path: Path, ref: str | None = None) -> Image:
     layer_names = [str(n) for n in entry.get("Layers") or []]
     stubs = [Layer(Descriptor(OCI_LAYER_TAR, "", 0), "", -1) for _ in layer_names]
     check_layers_match_config(stubs, cfg, str(path))
-    diff_ids = [str(d) for d in cfg["rootfs"]["diff_ids"]]
+    diff_ids = diff_ids_of(cfg)
     members = [tar.need(n, "layer") for n in layer_names]
 
     oci = _oci_manifest_for(tar, config_digest)

@@ -7,104 +7,29 @@ its output into place.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 from typing import BinaryIO
 
-from torchslim.cache import CHUNK, split_digest
+from torchslim.digests import (
+    CHUNK,
+    ChunkReader,
+    check_bytes,
+    sha256_bytes,
+    verified,
+)
 from torchslim.errors import IntegrityError
 
 
-def sha256_bytes(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
-def check_bytes(data: bytes, digest: str, what: str) -> bytes:
-    """Return ``data`` if it hashes to ``digest``, else raise IntegrityError naming ``what``."""
-    split_digest(digest)
-    got = sha256_bytes(data)
-    if got != digest:
+def read_capped(f: BinaryIO, cap: int, what: str) -> bytes:
+    """All of ``f`` when it holds at most ``cap`` bytes (at most ``cap + 1`` are read)."""
+    data = f.read(cap + 1)
+    if len(data) > cap:
         raise IntegrityError(
-            f"{what}: content is {got}, expected {digest}; the blob is corrupt, "
-            "re-create or re-download the image"
+            f"{what} is larger than {cap >> 20} MiB; no real manifest or config is that "
+            "big, the image is corrupt or hostile"
         )
     return data
-
-
-class ChunkReader(io.RawIOBase):
-    """A raw stream whose subclasses say what one read yields (``chunk``); the one adapter
-    from "give me up to n bytes" to what ``io.BufferedReader`` and ``tarfile`` expect."""
-
-    def readable(self) -> bool:
-        return True
-
-    def chunk(self, n: int) -> bytes:
-        raise NotImplementedError
-
-    def readinto(self, buf: memoryview | bytearray) -> int:  # type: ignore[override]
-        data = self.chunk(len(buf))
-        n = len(data)
-        buf[:n] = data
-        return n
-
-
-class _VerifyingRaw(ChunkReader):
-    """Hash bytes as they pass; fail on wrong digest, short or long content."""
-
-    def __init__(self, inner: BinaryIO, digest: str, size: int | None, what: str) -> None:
-        split_digest(digest)
-        self._inner = inner
-        self._digest = digest
-        self._size = size
-        self._what = what
-        self._h = hashlib.sha256()
-        self._seen = 0
-        self._checked = False
-
-    def chunk(self, n: int) -> bytes:
-        data = self._inner.read(n)
-        n = len(data)
-        if n == 0:
-            self._check(eof=True)
-            return b""
-        self._h.update(data)
-        self._seen += n
-        if self._size is not None and self._seen > self._size:
-            raise IntegrityError(
-                f"{self._what}: blob is longer than the {self._size} bytes its descriptor "
-                "says; the image is corrupt"
-            )
-        if self._size is not None and self._seen == self._size:
-            self._check(eof=False)
-        return data
-
-    def _check(self, *, eof: bool) -> None:
-        if self._checked:
-            return
-        if self._size is not None and self._seen != self._size:
-            raise IntegrityError(
-                f"{self._what}: blob ends after {self._seen} of {self._size} bytes; "
-                "the image is truncated, re-create or re-download it"
-            )
-        got = "sha256:" + self._h.hexdigest()
-        if got != self._digest:
-            raise IntegrityError(
-                f"{self._what}: content is {got}, expected {self._digest}; the blob is "
-                "corrupt, re-create or re-download the image"
-            )
-        self._checked = True
-
-    def close(self) -> None:
-        try:
-            self._inner.close()
-        finally:
-            super().close()
-
-
-def verified(inner: BinaryIO, digest: str, size: int | None, what: str) -> BinaryIO:
-    """Wrap ``inner`` so reading it to the end proves it matches ``digest`` (and ``size``)."""
-    return io.BufferedReader(_VerifyingRaw(inner, digest, size, what), buffer_size=CHUNK)
 
 
 class _SliceRaw(ChunkReader):
@@ -131,6 +56,17 @@ class _SliceRaw(ChunkReader):
 
 def open_slice(path: os.PathLike[str] | str, offset: int, size: int) -> BinaryIO:
     return io.BufferedReader(_SliceRaw(path, offset, size), buffer_size=CHUNK)
+
+
+__all__ = [
+    "ChunkReader",
+    "check_bytes",
+    "copy_stream",
+    "open_slice",
+    "read_capped",
+    "sha256_bytes",
+    "verified",
+]
 
 
 def copy_stream(src: BinaryIO, dst: BinaryIO) -> int:

@@ -31,8 +31,12 @@ from torchslim.oci.auth import (
 from torchslim.oci.blobio import check_bytes, sha256_bytes
 from torchslim.oci.image import parse_json_object
 from torchslim.oci.layer import Descriptor
+from torchslim.oci.limits import MANIFEST_MAX
 from torchslim.oci.media import DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST
 from torchslim.oci.reference import is_loopback
+from torchslim.oci.responses import one_line as _one_line
+from torchslim.oci.responses import read_capped_response as read_capped_response
+from torchslim.oci.responses import registry_errors as registry_errors
 
 log = logging.getLogger(__name__)
 
@@ -41,25 +45,6 @@ DOCKER_HUB_API = "registry-1.docker.io"
 _CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 
 Body = bytes | Callable[[], Iterator[bytes]] | None
-
-
-def _one_line(text: str, limit: int = 200) -> str:
-    return " ".join(text.split())[:limit]
-
-
-def registry_errors(resp: httpx.Response) -> str:
-    """The registry's ``errors`` array as ``CODE: message`` (never headers, never tokens)."""
-    try:
-        data = resp.json()
-        errs = data.get("errors") or []
-        parts = [
-            f"{e.get('code', '?')}: {e.get('message', '')}" for e in errs if isinstance(e, dict)
-        ]
-        if parts:
-            return _one_line("; ".join(parts))
-    except (ValueError, AttributeError):
-        pass
-    return f"HTTP {resp.status_code}"
 
 
 def _ssl_context() -> ssl.SSLContext:
@@ -303,23 +288,42 @@ class RegistryClient:
 
     # -- API calls
 
+    def get_small(
+        self,
+        path: str,
+        *,
+        scope: str,
+        cap: int,
+        what: str,
+        headers: Mapping[str, str] | None = None,
+    ) -> tuple[httpx.Response, bytes]:
+        """GET a small document (manifest, index, config): the closed response and its body,
+        at most ``cap`` bytes of it read."""
+        resp = self.send("GET", path, scope=scope, headers=headers, stream=True)
+        try:
+            return resp, read_capped_response(resp, cap, what)
+        finally:
+            resp.close()
+
     def get_manifest(self, repo: str, ident: str) -> tuple[bytes, str, str]:
         """Bytes, media type and digest of a manifest or index; the digest is checked."""
-        resp = self.send(
-            "GET",
+        where = f"{self.registry}/{repo}{'@' if ident.startswith('sha256:') else ':'}{ident}"
+        resp, data = self.get_small(
             f"/v2/{repo}/manifests/{ident}",
             scope=pull_scope(repo),
+            cap=MANIFEST_MAX,
+            what=f"{where} manifest",
             headers={"Accept": ACCEPT},
         )
-        where = f"{self.registry}/{repo}{'@' if ident.startswith('sha256:') else ':'}{ident}"
         if resp.status_code == 404:
             raise BuildError(
-                f"{where} not found ({registry_errors(resp)}); check the repository and tag "
-                f"(skopeo list-tags docker://{self.registry}/{repo})"
+                f"{where} not found ({registry_errors(resp, data)}); check the repository and "
+                f"tag (skopeo list-tags docker://{self.registry}/{repo})"
             )
         if resp.status_code != 200:
-            raise NetworkError(f"{where}: registry answered {registry_errors(resp)}; retry later")
-        data = resp.content
+            raise NetworkError(
+                f"{where}: registry answered {registry_errors(resp, data)}; retry later"
+            )
         digest = sha256_bytes(data)
         if ident.startswith("sha256:"):
             check_bytes(data, ident, where)

@@ -10,6 +10,7 @@ recorded: those, and only those, are wasted bytes. Used by the base probe and ``
 from __future__ import annotations
 
 import posixpath
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
@@ -65,6 +66,8 @@ class MergedView:
     history: dict[str, list[Event]] = field(default_factory=dict)
     waste: list[Waste] = field(default_factory=list)
     unsafe: list[UnsafeName] = field(default_factory=list)
+    devices: list[UnsafeName] = field(default_factory=list)  # world-writable device nodes
+    bad_whiteouts: list[UnsafeName] = field(default_factory=list)  # ignored, not applied
 
     # ---------------------------------------------------------------- building
 
@@ -81,10 +84,22 @@ class MergedView:
         self.history.setdefault(path, []).append(Event(layer, action))
 
     def _drop(self, path: str, by_layer: int, how: str, *, below: int | None) -> None:
-        """Remove ``path`` and its subtree, keeping nodes from layer >= ``below``."""
+        """Remove ``path`` and its subtree, keeping nodes from layer >= ``below``.
+
+        Children before parents, with an explicit stack: a layer decides how deep a
+        tree is, so no recursion follows it.
+        """
+        order: list[str] = []
+        stack = [path]
+        while stack:
+            here = stack.pop()
+            order.append(here)
+            stack.extend(sorted(self.children.get(here, ()), reverse=True))
+        for here in reversed(order):  # every child before its parent
+            self._drop_one(here, by_layer, how, below)
+
+    def _drop_one(self, path: str, by_layer: int, how: str, below: int | None) -> None:
         node = self.nodes.get(path)
-        for child in list(self.children.get(path, ())):
-            self._drop(child, by_layer, how, below=below)
         if node is not None and (below is None or node.layer < below):
             if node.kind == "file" and node.size:
                 self.waste.append(Waste(path, node.size, node.layer, by_layer, how))
@@ -130,30 +145,12 @@ class MergedView:
 
     def resolve(self, path: str) -> str | None:
         """``path`` with symlinks in every component followed (bounded: loops give None)."""
-        parts = [p for p in path.split("/") if p]
-        done: list[str] = []
-        hops = 0
-        while parts:
-            part = parts.pop(0)
-            if part == ".":
-                continue
-            if part == "..":
-                if done:
-                    done.pop()
-                continue
-            cur = "/".join([*done, part])
-            node = self.nodes.get(cur)
-            if node is not None and node.kind == "symlink":
-                hops += 1
-                if hops > MAX_LINK_HOPS:
-                    return None
-                target = node.link
-                if target.startswith("/"):
-                    done = []
-                parts = [p for p in target.split("/") if p] + parts
-                continue
-            done.append(part)
-        return "/".join(done)
+
+        def link(rel: str, last: bool) -> str | None:
+            node = self.nodes.get(rel)
+            return node.link if node is not None and node.kind == "symlink" else None
+
+        return follow_links(path, link)
 
     def get(self, path: str) -> Node | None:
         """The node at ``path`` after following symlinks and hard links."""
@@ -236,9 +233,54 @@ def normalize(name: str) -> tuple[str | None, str]:
     return "/".join(parts), why
 
 
+# Given a path (relative to the root, "/"-joined) and whether it is the last component:
+# the symlink target there, None when it is no link; raises LookupError when it is missing.
+ReadLink = Callable[[str, bool], str | None]
+
+
+def follow_links(path: str, readlink: ReadLink) -> str | None:
+    """``path`` with every symlink followed with the root as ``/`` (an absolute target never
+    leads out): the one walk for the merged view and for unpacked trees. None on a loop or
+    when ``readlink`` raises LookupError (a missing component)."""
+    parts = deque(p for p in path.split("/") if p)  # popped from the left: no quadratic walk
+    done: list[str] = []
+    hops = 0
+    while parts:
+        part = parts.popleft()
+        if part == ".":
+            continue
+        if part == "..":
+            if done:
+                done.pop()
+            continue
+        try:
+            target = readlink("/".join([*done, part]), not parts)
+        except LookupError:
+            return None
+        if target is not None:
+            hops += 1
+            if hops > MAX_LINK_HOPS:
+                return None
+            if target.startswith("/"):
+                done = []
+            parts.extendleft(reversed([p for p in target.split("/") if p]))
+            continue
+        done.append(part)
+    return "/".join(done)
+
+
 def display(path: str) -> str:
     """A path safe to print and put in JSON: undecodable bytes as ``\\xNN``."""
     return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def malformed_whiteout(target: str) -> str:
+    """Why a whiteout of ``target`` (the name after ``.wh.``) is malformed, or ""."""
+    if target in ("", ".", ".."):
+        return "a whiteout of no name, '.' or '..' (it would delete the directory or its parent)"
+    if target.startswith(WH_PREFIX):
+        return "a '.wh..wh.' name other than the opaque marker .wh..wh..opq (aufs metadata)"
+    return ""
 
 
 # Called for each regular file as it streams by: may read its head or capture it whole.
@@ -267,8 +309,16 @@ class LayerCollector:
             self.view.opaque(parent, self.layer)
             return
         if base.startswith(WH_PREFIX):
-            self.view.whiteout(posixpath.join(parent, base[len(WH_PREFIX) :]), self.layer)
+            hidden = base[len(WH_PREFIX) :]
+            why = malformed_whiteout(hidden)
+            if why:
+                self.view.bad_whiteouts.append(UnsafeName(self.layer, display(m.name), why))
+            else:
+                self.view.whiteout(posixpath.join(parent, hidden), self.layer)
             return
+        if m.device and m.mode & 0o002:
+            why = f"{m.device} device, mode {m.mode & 0o7777:04o}: any user can open it"
+            self.view.devices.append(UnsafeName(self.layer, display(m.name), why))
         kind, link = m.kind, m.linkname
         if kind == "hardlink":
             target, twhy = normalize(link)

@@ -23,6 +23,7 @@ import zstandard
 
 from torchslim.cache import CHUNK, BlobStore
 from torchslim.config import Compression
+from torchslim.digests import split_digest
 from torchslim.errors import BuildError, IntegrityError
 from torchslim.oci.media import COMPRESSION_MEDIA_TYPE
 
@@ -55,19 +56,30 @@ class Descriptor:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any], where: str = "descriptor") -> Descriptor:
-        try:
-            ann = data.get("annotations")
-            return cls(
-                media_type=str(data["mediaType"]),
-                digest=str(data["digest"]),
-                size=int(data["size"]),
-                annotations=dict(ann) if ann else None,
+        """A descriptor from JSON, every field checked: the digest becomes a file name."""
+
+        def bad(why: str) -> IntegrityError:
+            return IntegrityError(
+                f"{where}: malformed descriptor ({why}); the image metadata is corrupt "
+                "or hostile, re-create it"
             )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise IntegrityError(
-                f"{where}: malformed descriptor ({exc!r} missing or invalid); "
-                "the image metadata is corrupt, re-create it"
-            ) from exc
+
+        if not isinstance(data, Mapping):
+            raise bad(f"a {type(data).__name__}, not an object")
+        media_type, digest, size = data.get("mediaType"), data.get("digest"), data.get("size")
+        ann = data.get("annotations")
+        if not isinstance(media_type, str):
+            raise bad("mediaType is missing or not a string")
+        if not isinstance(digest, str):
+            raise bad("digest is missing or not a string")
+        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+            raise bad("size is missing or not a non-negative integer")
+        if ann is not None and not (
+            isinstance(ann, Mapping) and all(isinstance(v, str) for v in ann.values())
+        ):
+            raise bad("annotations is not an object of strings")
+        split_digest(digest, where)
+        return cls(media_type, digest, size, dict(ann) if ann else None)
 
 
 @dataclass(frozen=True)
@@ -92,11 +104,20 @@ class Layer:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Layer:
-        return cls(
-            descriptor=Descriptor.from_json(data["descriptor"], "cached layer"),
-            diff_id=str(data["diffID"]),
-            uncompressed_size=int(data.get("uncompressedSize", -1)),
+        """A layer as ``to_dict`` wrote it; IntegrityError for anything else."""
+        if not isinstance(data, Mapping):
+            raise IntegrityError("cached layer: not an object; the layer cache entry is corrupt")
+        diff_id, size, desc = (
+            data.get("diffID"),
+            data.get("uncompressedSize", -1),
+            data.get("descriptor"),
         )
+        if not isinstance(diff_id, str) or not isinstance(desc, Mapping):
+            raise IntegrityError("cached layer: diffID or descriptor missing; the entry is corrupt")
+        split_digest(diff_id, "cached layer diffID")
+        if not isinstance(size, int) or isinstance(size, bool):
+            raise IntegrityError("cached layer: uncompressedSize is not an integer")
+        return cls(Descriptor.from_json(desc, "cached layer"), diff_id, size)
 
 
 @dataclass(frozen=True)

@@ -9,18 +9,22 @@ from typing import Any, BinaryIO
 from torchslim.atomic import atomic_output
 from torchslim.cache import split_digest
 from torchslim.config import Platform
-from torchslim.errors import BuildError, IntegrityError
-from torchslim.oci.blobio import check_bytes, copy_stream, sha256_bytes, verified
+from torchslim.errors import BuildError, IntegrityError, TorchslimError
+from torchslim.oci.blobio import check_bytes, copy_stream, read_capped, sha256_bytes, verified
 from torchslim.oci.image import (
     Image,
     StoredImage,
     canonical_json,
     check_layers_match_config,
+    diff_ids_of,
+    index_entries,
+    manifest_parts,
     parse_json_object,
     platform_of,
 )
 from torchslim.oci.index import image_index, index_bytes, index_entry
 from torchslim.oci.layer import Descriptor, Layer
+from torchslim.oci.limits import CONFIG_MAX, MANIFEST_MAX
 from torchslim.oci.media import (
     CONTAINERD_NAME_ANNOTATION,
     INDEX_TYPES,
@@ -33,18 +37,58 @@ DEFAULT_PLATFORM = Platform("linux", "amd64")
 
 
 def _blob_path(root: Path, digest: str) -> Path:
-    algo, hexpart = split_digest(digest)
+    algo, hexpart = split_digest(digest, str(root))
     return root / "blobs" / algo / hexpart
 
 
-def _read_blob(root: Path, desc: Descriptor, what: str) -> bytes:
-    path = _blob_path(root, desc.digest)
+def open_layout_blob(root: Path, digest: str, what: str) -> BinaryIO:
+    """The blob ``digest`` of the layout at ``root``, opened only if it lies under ``blobs/``
+    (a validated digest, and no symlink that leads out of it)."""
+    path = _blob_path(root, digest)
     if not path.is_file():
         raise IntegrityError(
-            f"{root}: {what} blob {desc.digest} is missing from blobs/; the layout is incomplete, "
+            f"{root}: {what} blob {digest} is missing from blobs/; the layout is incomplete, "
             "copy it again"
         )
-    return check_bytes(path.read_bytes(), desc.digest, f"{root}: {what}")
+    try:
+        inside = path.resolve(strict=True).is_relative_to((root / "blobs").resolve())
+    except (OSError, RuntimeError):
+        inside = False
+    if not inside:
+        raise IntegrityError(
+            f"{root}: {what} blob {digest} is a link out of blobs/; the layout is hostile, "
+            "refusing to read it"
+        )
+    try:
+        return path.open("rb")
+    except OSError as exc:
+        raise BuildError(f"{root}: cannot read {what} blob {digest} ({exc.strerror})") from None
+
+
+def read_layout_blob(root: Path, digest: str, what: str, cap: int, size: int = -1) -> bytes:
+    """A small blob (manifest, index, config, document) of a layout: at most ``cap`` bytes,
+    checked against ``digest``."""
+    where = f"{root}: {what}"
+    if size > cap:
+        raise IntegrityError(f"{where} claims {size} bytes, over the {cap >> 20} MiB limit")
+    with open_layout_blob(root, digest, what) as f:
+        data = read_capped(f, cap, where)
+    return check_bytes(data, digest, where)
+
+
+def _read_blob(root: Path, desc: Descriptor, what: str, cap: int = MANIFEST_MAX) -> bytes:
+    return read_layout_blob(root, desc.digest, what, cap, desc.size)
+
+
+def read_index_json(root: Path) -> dict[str, Any]:
+    """A layout's ``index.json``, at most MANIFEST_MAX bytes."""
+    where = f"{root}/index.json"
+    try:
+        with (root / "index.json").open("rb") as f:
+            data = read_capped(f, MANIFEST_MAX, where)
+    except OSError as exc:
+        raise BuildError(f"{where}: cannot read it ({exc.strerror})") from None
+    return parse_json_object(data, where)
 
 
 class LayoutImage(StoredImage):
@@ -58,17 +102,15 @@ class LayoutImage(StoredImage):
         return _blob_path(self.root, layer.digest)
 
     def open_layer(self, layer: Layer) -> BinaryIO:
-        path = self.blob_path(layer)
-        if not path.is_file():
-            raise IntegrityError(
-                f"{self.root}: layer blob {layer.digest} is missing; the layout is incomplete"
-            )
         d = layer.descriptor
-        return verified(path.open("rb"), d.digest, d.size, f"{self.root}: layer {d.digest}")
+        blob = open_layout_blob(self.root, d.digest, "layer")
+        return verified(blob, d.digest, d.size, f"{self.root}: layer {d.digest}")
 
 
 def _ref_names(desc: dict[str, Any]) -> list[str]:
-    ann = desc.get("annotations") or {}
+    ann = desc.get("annotations")
+    if not isinstance(ann, dict):
+        return []
     return [str(ann[k]) for k in (REF_NAME_ANNOTATION, CONTAINERD_NAME_ANNOTATION) if k in ann]
 
 
@@ -109,38 +151,31 @@ def read_oci_layout(
     root = Path(path)
     if not (root / "oci-layout").is_file() or not (root / "index.json").is_file():
         raise BuildError(f"{root} is not an OCI image layout (no oci-layout or index.json)")
-    index = parse_json_object((root / "index.json").read_bytes(), f"{root}/index.json")
+    index = read_index_json(root)
     # Referrers (SBOMs, provenance: see oci.referrers) sit beside images; they are not images.
-    images = [m for m in index.get("manifests") or [] if "artifactType" not in m]
+    images = [m for m in index_entries(index, f"{root}/index.json") if "artifactType" not in m]
     desc = _pick(images, ref, str(root))
     # An image index (multi-platform): descend to the platform's manifest.
     seen = 0
-    while desc.get("mediaType") in INDEX_TYPES:
+    while str(desc.get("mediaType")) in INDEX_TYPES:
         seen += 1
         if seen > 4:
             raise BuildError(f"{root}: image indexes nest too deep")
         sub = _read_blob(root, Descriptor.from_json(desc, str(root)), "image index")
         sub_index = parse_json_object(sub, f"{root}: image index")
-        desc = _pick_platform(list(sub_index.get("manifests") or []), platform, str(root))
+        desc = _pick_platform(index_entries(sub_index, f"{root}: image index"), platform, str(root))
     mdesc = Descriptor.from_json(desc, f"{root}/index.json")
     manifest_bytes = _read_blob(root, mdesc, "manifest")
     manifest = parse_json_object(manifest_bytes, f"{root}: manifest {mdesc.digest}")
-    cdesc = Descriptor.from_json(manifest.get("config") or {}, f"{root}: manifest config")
-    config_bytes = _read_blob(root, cdesc, "config")
+    cdesc, ldescs = manifest_parts(manifest, str(root))
+    config_bytes = _read_blob(root, cdesc, "config", CONFIG_MAX)
     config = parse_json_object(config_bytes, f"{root}: config {cdesc.digest}")
-    ldescs = [
-        Descriptor.from_json(d, f"{root}: manifest layer") for d in manifest.get("layers") or []
-    ]
     layers_stub = [Layer(d, "", -1) for d in ldescs]
     check_layers_match_config(layers_stub, config, str(root))
-    diff_ids = config["rootfs"]["diff_ids"]
-    layers = [Layer(d, str(diff_ids[i]), -1) for i, d in enumerate(ldescs)]
+    diff_ids = diff_ids_of(config)
+    layers = [Layer(d, diff_ids[i], -1) for i, d in enumerate(ldescs)]
     for layer in layers:
-        if not _blob_path(root, layer.digest).is_file():
-            raise IntegrityError(
-                f"{root}: layer blob {layer.digest} listed in manifest {mdesc.digest} is missing; "
-                "the layout is incomplete, copy it again"
-            )
+        open_layout_blob(root, layer.digest, f"manifest {mdesc.digest[:19]} layer").close()
     return LayoutImage(root, manifest_bytes, config_bytes, layers)
 
 
@@ -211,10 +246,12 @@ def write_oci_index_layout(
 def layout_ref_name(root: Path) -> str | None:
     """The name of a layout's first image (its ref-name or containerd name annotation)."""
     try:
-        index = parse_json_object((root / "index.json").read_bytes(), f"{root}/index.json")
-        first = (index.get("manifests") or [{}])[0]
-        ann = (first.get("annotations") if isinstance(first, dict) else None) or {}
-    except (OSError, IntegrityError, IndexError):
+        index = read_index_json(root)
+        first = (index_entries(index, str(root)) or [{}])[0]
+        ann = first.get("annotations") or {}
+        if not isinstance(ann, dict):
+            return None
+    except (OSError, TorchslimError, IndexError):
         return None
     name = ann.get(CONTAINERD_NAME_ANNOTATION) or ann.get(REF_NAME_ANNOTATION)
     return str(name) if name else None

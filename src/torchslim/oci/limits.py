@@ -9,6 +9,14 @@ from torchslim.errors import IntegrityError
 GiB = 1 << 30
 MiB = 1 << 20
 
+# What one JSON document of an image may be, in every source (layout, archive, registry),
+# as containerd bounds them: manifests and indexes 4 MiB, configs 16 MiB; nesting 64 deep
+# (real ones are under 10).
+MANIFEST_MAX = 4 * MiB
+CONFIG_MAX = 16 * MiB
+JSON_DEPTH_MAX = 64
+DOCUMENT_MAX = 64 * MiB  # an attached document (SBOM, provenance)
+
 
 @dataclass(frozen=True)
 class Limits:

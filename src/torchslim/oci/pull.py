@@ -13,10 +13,14 @@ from torchslim.oci.distribution import RegistryClient, pull_scope, registry_erro
 from torchslim.oci.image import (
     StoredImage,
     check_layers_match_config,
+    diff_ids_of,
+    index_entries,
+    manifest_parts,
     parse_json_object,
     platform_of,
 )
 from torchslim.oci.layer import Descriptor, Layer
+from torchslim.oci.limits import CONFIG_MAX
 from torchslim.oci.media import INDEX_TYPES, MANIFEST_TYPES
 from torchslim.oci.reference import Reference, as_reference
 
@@ -42,7 +46,7 @@ class RegistryImage(StoredImage):
 
     def open_layer(self, layer: Layer) -> BinaryIO:
         d = layer.descriptor
-        if not self._store.has(d.digest):
+        if not self._store.verify(d.digest):  # a corrupt cached copy is evicted and fetched
             self.client.fetch_blob(self.reference.repository, d, self._store)
         return verified(self._store.open(d.digest), d.digest, d.size, f"layer {d.digest}")
 
@@ -51,8 +55,7 @@ def _entry_platform(m: Mapping[str, Any]) -> Platform:
     return platform_of(dict(m.get("platform") or {}))
 
 
-def _pick_platform(index: dict[str, Any], want: Platform, where: str) -> dict[str, Any]:
-    entries = [m for m in index.get("manifests") or [] if isinstance(m, dict)]
+def _pick_platform(entries: list[dict[str, Any]], want: Platform, where: str) -> dict[str, Any]:
     # Attestation manifests (buildkit) carry platform unknown/unknown: not images.
     real = [m for m in entries if _entry_platform(m).os not in ("", "unknown")]
     for m in real:
@@ -89,7 +92,8 @@ def read_registry_image(
         hops += 1
         if hops > 2:
             raise BuildError(f"{where}: image indexes nest too deep")
-        entry = _pick_platform(parse_json_object(data, f"{where} index"), want, where)
+        index = parse_json_object(data, f"{where} index")
+        entry = _pick_platform(index_entries(index, f"{where} index"), want, where)
         desc = Descriptor.from_json(entry, f"{where} index")
         data, media, digest = cl.get_manifest(r.repository, desc.digest)
     manifest = parse_json_object(data, f"{where} manifest")
@@ -98,7 +102,7 @@ def read_registry_image(
             f"{where} is a {media or 'schema ' + str(manifest.get('schemaVersion'))} manifest; "
             "only OCI and Docker schema 2 images are supported, re-push it with a newer tool"
         )
-    cdesc = Descriptor.from_json(manifest.get("config") or {}, f"{where} manifest config")
+    cdesc, ldescs = manifest_parts(manifest, where)
     config_bytes = _fetch_small(cl, r.repository, cdesc, f"{where} config")
     config = parse_json_object(config_bytes, f"{where} config")
     got = platform_of(config)
@@ -107,18 +111,19 @@ def read_registry_image(
             f"{where} is a {got} image but {want} was asked for; "
             "pick a base built for your platform or change --platform"
         )
-    ldescs = [Descriptor.from_json(d, f"{where} layer") for d in manifest.get("layers") or []]
     check_layers_match_config([Layer(d, "") for d in ldescs], config, where)
-    diff_ids = config["rootfs"]["diff_ids"]
-    layers = [Layer(d, str(diff_ids[i])) for i, d in enumerate(ldescs)]
+    diff_ids = diff_ids_of(config)
+    layers = [Layer(d, diff_ids[i]) for i, d in enumerate(ldescs)]
     pinned = r.with_digest(digest)
     return RegistryImage(cl, pinned, data, config_bytes, layers, store or BlobStore())
 
 
 def _fetch_small(cl: RegistryClient, repo: str, desc: Descriptor, what: str) -> bytes:
-    if desc.size > 16 << 20:
+    if desc.size > CONFIG_MAX:
         raise IntegrityError(f"{what} claims {desc.size} bytes; a config is never that big")
-    resp = cl.send("GET", f"/v2/{repo}/blobs/{desc.digest}", scope=pull_scope(repo))
+    resp, body = cl.get_small(
+        f"/v2/{repo}/blobs/{desc.digest}", scope=pull_scope(repo), cap=CONFIG_MAX, what=what
+    )
     if resp.status_code != 200:
-        raise BuildError(f"{what} {desc.digest}: registry answered {registry_errors(resp)}")
-    return check_bytes(resp.content, desc.digest, what)
+        raise BuildError(f"{what} {desc.digest}: registry answered {registry_errors(resp, body)}")
+    return check_bytes(body, desc.digest, what)

@@ -14,6 +14,8 @@ _REPO_RE = re.compile(rf"^{_COMPONENT}(?:/{_COMPONENT})*$")
 _TAG_RE = re.compile(r"^[\w][\w.-]{0,127}$")
 _DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
 _HOST_RE = re.compile(r"^(?:[a-zA-Z0-9.-]+|\[[0-9a-fA-F:]+\])(?::[0-9]+)?$")
+# "user:password@host/repo": credentials written into a reference (never echoed)
+_USERINFO_RE = re.compile(r"^(docker://)?[^/@]+@(?!sha256:)")
 
 
 @dataclass(frozen=True)
@@ -46,24 +48,29 @@ def parse_reference(text: str) -> Reference:
     """``python:3.11-slim`` → ``docker.io/library/python:3.11-slim``; ``docker://`` is accepted."""
     raw = text.strip()
     name = raw.removeprefix("docker://")
+    userinfo = _USERINFO_RE.match(raw) is not None
+    shown = _USERINFO_RE.sub(lambda m: f"{m.group(1) or ''}***@", raw) if userinfo else raw
 
     def bad(why: str) -> ConfigError:
         return ConfigError(
-            f"invalid image reference {raw!r}: {why}; write REGISTRY/REPOSITORY[:TAG][@DIGEST], "
-            "e.g. python:3.11-slim or 127.0.0.1:5000/team/app:1.0"
+            f"invalid image reference {shown!r}: {why}; write "
+            "REGISTRY/REPOSITORY[:TAG][@DIGEST], e.g. python:3.11-slim or "
+            "127.0.0.1:5000/team/app:1.0"
         )
 
     if not name:
         raise bad("it is empty")
+    if userinfo:
+        raise bad("credentials do not belong in a reference; log in with `podman login`")
     digest: str | None = None
     if "@" in name:
         name, _, digest = name.partition("@")
-        if not _DIGEST_RE.match(digest):
+        if not _DIGEST_RE.fullmatch(digest):
             raise bad("the digest must be sha256:<64 lowercase hex>")
     first, slash, rest = name.partition("/")
     if slash and ("." in first or ":" in first or first == "localhost" or first.startswith("[")):
         registry, path = first, rest
-        if not _HOST_RE.match(registry):
+        if not _HOST_RE.fullmatch(registry):
             raise bad(f"{registry!r} is not a registry host[:port]")
     else:
         registry, path = DOCKER_HUB, name
@@ -72,13 +79,13 @@ def parse_reference(text: str) -> Reference:
     colon = path.rfind(":")
     if colon > last_slash:
         path, tag = path[:colon], path[colon + 1 :]
-        if not _TAG_RE.match(tag):
+        if not _TAG_RE.fullmatch(tag):
             raise bad(f"tag {tag!r} has characters a tag may not have")
     if registry in ("index.docker.io", "registry-1.docker.io"):
         registry = DOCKER_HUB
     if registry == DOCKER_HUB and "/" not in path:
         path = f"library/{path}"
-    if not _REPO_RE.match(path):
+    if not _REPO_RE.fullmatch(path):
         raise bad(f"repository {path!r} must be lowercase letters, digits and . _ - separators")
     if tag is None and digest is None:
         tag = "latest"

@@ -26,10 +26,12 @@ from typing import Any
 
 from torchslim.cache import split_digest
 from torchslim.errors import BuildError, IntegrityError, NetworkError
+from torchslim.oci import layout
 from torchslim.oci.blobio import check_bytes, sha256_bytes
 from torchslim.oci.distribution import RegistryClient, pull_scope, push_scope, registry_errors
 from torchslim.oci.image import canonical_json, parse_json_object
 from torchslim.oci.layer import Descriptor
+from torchslim.oci.limits import DOCUMENT_MAX, MANIFEST_MAX
 from torchslim.oci.media import OCI_INDEX, OCI_MANIFEST
 
 EMPTY_MEDIA_TYPE = "application/vnd.oci.empty.v1+json"
@@ -156,7 +158,7 @@ def layout_referrers(
     root: Path, subject_digest: str, artifact_type: str | None = None
 ) -> list[dict[str, Any]]:
     """Descriptors (from ``index.json``) of the artifacts whose subject is ``subject_digest``."""
-    index = parse_json_object((root / "index.json").read_bytes(), f"{root}/index.json")
+    index = layout.read_index_json(root)
     out = []
     for entry in index.get("manifests") or []:
         if entry.get("mediaType") != OCI_MANIFEST or "artifactType" not in entry:
@@ -169,11 +171,9 @@ def layout_referrers(
     return out
 
 
-def read_layout_blob(root: Path, digest: str) -> bytes:
-    path = _blob(root, digest)
-    if not path.is_file():
-        raise IntegrityError(f"{root}: blob {digest} is missing; the layout is incomplete")
-    return check_bytes(path.read_bytes(), digest, f"{root}: blob {digest}")
+def read_layout_blob(root: Path, digest: str, cap: int = MANIFEST_MAX) -> bytes:
+    """A blob of the layout, under ``blobs/`` only, at most ``cap`` bytes, digest-checked."""
+    return layout.read_layout_blob(root, str(digest), f"blob {str(digest)[:19]}", cap)
 
 
 def layout_document(root: Path, descriptor: dict[str, Any]) -> bytes:
@@ -182,7 +182,7 @@ def layout_document(root: Path, descriptor: dict[str, Any]) -> bytes:
     layers = manifest.get("layers") or []
     if not layers:
         raise IntegrityError(f"{root}: artifact {descriptor['digest']} has no layer")
-    return read_layout_blob(root, str(layers[0]["digest"]))
+    return read_layout_blob(root, str(layers[0]["digest"]), DOCUMENT_MAX)
 
 
 def layout_artifacts(root: Path, subject_digest: str) -> list[tuple[Artifact, str]]:
@@ -247,12 +247,15 @@ def _put_manifest(client: RegistryClient, repo: str, ident: str, data: bytes, me
 
 def _get_index(client: RegistryClient, path: str, repo: str) -> dict[str, Any] | None:
     """An image index at ``path``, or None on 404 (no API, or no tag)."""
-    resp = client.send("GET", path, scope=pull_scope(repo), headers={"Accept": OCI_INDEX})
+    what = f"{client.registry}/{repo} referrers index"
+    resp, body = client.get_small(
+        path, scope=pull_scope(repo), cap=MANIFEST_MAX, what=what, headers={"Accept": OCI_INDEX}
+    )
     if resp.status_code == 404:
         return None
     if resp.status_code != 200:
-        raise NetworkError(f"GET {path} on {client.registry}: {registry_errors(resp)}")
-    return parse_json_object(resp.content, f"{client.registry}/{repo} referrers index")
+        raise NetworkError(f"GET {path} on {client.registry}: {registry_errors(resp, body)}")
+    return parse_json_object(body, what)
 
 
 def push_referrers(
@@ -310,10 +313,14 @@ def registry_document(client: RegistryClient, repo: str, descriptor: dict[str, A
             f"{client.registry}/{repo}: artifact {descriptor['digest']} has no layer"
         )
     digest = str(layers[0]["digest"])
-    resp = client.send("GET", f"/v2/{repo}/blobs/{digest}", scope=pull_scope(repo))
+    what = f"{client.registry}/{repo} blob {digest}"
+    split_digest(digest, what)
+    resp, body = client.get_small(
+        f"/v2/{repo}/blobs/{digest}", scope=pull_scope(repo), cap=DOCUMENT_MAX, what=what
+    )
     if resp.status_code != 200:
-        raise NetworkError(f"{client.registry}/{repo} blob {digest}: {registry_errors(resp)}")
-    return check_bytes(resp.content, digest, f"{client.registry}/{repo} blob {digest}")
+        raise NetworkError(f"{what}: {registry_errors(resp, body)}")
+    return check_bytes(body, digest, what)
 
 
 def push_layout_referrers(

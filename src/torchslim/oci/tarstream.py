@@ -129,6 +129,7 @@ class Member:
     mode: int
     uid: int
     linkname: str
+    device: str = ""  # "char" or "block" for a device node (kind "other")
 
 
 _KINDS: dict[bytes, str] = {
@@ -142,6 +143,31 @@ _KINDS: dict[bytes, str] = {
 
 # Reads up to N bytes of the current member's content; empty when not a regular file.
 Peek = Callable[[int], bytes]
+
+
+class MemberContent:
+    """The bytes of the member being visited, read once: called as a Peek (the first n
+    bytes), or streamed whole to a file with ``copy_to`` (never held in memory)."""
+
+    def __init__(self, tar: tarfile.TarFile, member: tarfile.TarInfo) -> None:
+        self._tar = tar
+        self._member = member
+
+    def __call__(self, n: int) -> bytes:
+        if not self._member.isreg():
+            return b""
+        f = self._tar.extractfile(self._member)
+        return f.read(n) if f is not None else b""
+
+    def copy_to(self, out: BinaryIO) -> int:
+        if not self._member.isreg():
+            return 0
+        f = self._tar.extractfile(self._member)
+        total = 0
+        while f is not None and (chunk := f.read(CHUNK)):
+            out.write(chunk)
+            total += len(chunk)
+        return total
 
 
 @dataclass
@@ -196,15 +222,9 @@ def walk_layer(
             size = m.size if kind == "file" else 0
             budget.check_claim(size, f"{what}: member {m.name!r}")
             end = m.offset_data + ((size + 511) // 512) * 512
-            current = m
-
-            def peek(n: int, _m: tarfile.TarInfo = current) -> bytes:
-                if not _m.isreg():
-                    return b""
-                f = tar.extractfile(_m)
-                return f.read(n) if f is not None else b""
-
-            visit(Member(m.name, kind, size, m.mode, m.uid, m.linkname), peek)
+            device = "char" if m.ischr() else "block" if m.isblk() else ""
+            member = Member(m.name, kind, size, m.mode, m.uid, m.linkname, device)
+            visit(member, MemberContent(tar, m))
         while stream.read(CHUNK):
             pass  # the rest (end-of-archive padding): counts, and lets the digest check finish
         stats.compressed = raw.count

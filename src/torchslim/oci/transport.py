@@ -18,12 +18,14 @@ from pathlib import Path
 from typing import Literal
 
 from torchslim.config import Platform
+from torchslim.confined import exists
 from torchslim.errors import BuildError, ConfigError
 from torchslim.oci.archive import archive_repo_tag, read_docker_archive
 from torchslim.oci.image import Image
 from torchslim.oci.layout import layout_ref_name, read_oci_layout
 from torchslim.oci.pull import read_registry_image
 from torchslim.oci.reference import parse_reference
+from torchslim.redact import quote
 
 Transport = Literal["oci", "docker-archive", "docker", "docker-daemon", "containers-storage"]
 Bare = Literal["registry", "path"]
@@ -60,7 +62,7 @@ class Location:
 
 def _split_path(rest: str) -> tuple[str, str | None]:
     """``PATH[:REF]``: the path wins when it exists as written (paths may hold ':')."""
-    if Path(rest).exists() or ":" not in rest:
+    if ":" not in rest or exists(Path(rest), "image path"):
         return rest, None
     path, _, ref = rest.rpartition(":")
     if not path:
@@ -94,12 +96,14 @@ def parse_location(
         elif bare == "registry" and text:
             parse_reference(text)
             loc = Location("docker", text)
-        elif bare == "path" and text and Path(text).exists():
+        elif bare == "path" and text and exists(Path(text), what):
             loc = Location("oci" if Path(text).is_dir() else "docker-archive", text)
     kinds = allowed or ("oci", "docker-archive", "docker", "docker-daemon", "containers-storage")
     if loc is None or loc.transport not in kinds:
         forms = ", ".join(_FORMS[k] for k in kinds)
-        raise ConfigError(f"{what} {text!r} is not an image reference torchslim reads; use {forms}")
+        raise ConfigError(
+            f"{what} {quote(text)} is not an image reference torchslim reads; use {forms}"
+        )
     return loc
 
 
@@ -125,11 +129,11 @@ def open_image(
     loc = location if isinstance(location, Location) else parse_location(location, bare="path")
     want = platform or Platform("linux", "amd64")
     if loc.transport == "oci":
-        if not loc.path.exists():
+        if not exists(loc.path, str(loc)):
             raise BuildError(f"{loc}: {loc.path} does not exist; build it or fix the path")
         return read_oci_layout(loc.path, loc.ref, platform=want)
     if loc.transport == "docker-archive":
-        if not loc.path.is_file():
+        if not exists(loc.path, str(loc)) or not loc.path.is_file():
             raise BuildError(f"{loc}: {loc.path} does not exist; build it or fix the path")
         return read_docker_archive(loc.path, loc.ref)
     if loc.transport == "docker":

@@ -16,12 +16,16 @@ import stat
 from pathlib import Path
 
 from torchslim.errors import IntegrityError
-from torchslim.oci.flatten import WH_OPAQUE, WH_PREFIX, normalize
+from torchslim.oci.flatten import (
+    WH_OPAQUE,
+    WH_PREFIX,
+    follow_links,
+    malformed_whiteout,
+    normalize,
+)
 from torchslim.oci.image import Image
 from torchslim.oci.limits import Budget, Limits
-from torchslim.oci.tarstream import LayerStats, Member, Peek, walk_layer
-
-MAX_LINKS = 40
+from torchslim.oci.tarstream import LayerStats, Member, MemberContent, Peek, walk_layer
 
 
 def resolve_in_root(root: Path, path: str, *, last: bool = True) -> Path | None:
@@ -30,33 +34,19 @@ def resolve_in_root(root: Path, path: str, *, last: bool = True) -> Path | None:
     None when a component is missing or links loop. ``last=False`` keeps a final symlink
     as it is (for replacing or removing the link itself).
     """
-    parts = [p for p in path.split("/") if p]
-    done: list[str] = []
-    links = 0
-    while parts:
-        part = parts.pop(0)
-        if part == ".":
-            continue
-        if part == "..":
-            if done:
-                done.pop()
-            continue
-        host = root.joinpath(*done, part)
+
+    def link(rel: str, is_last: bool) -> str | None:
+        host = root / rel
         try:
             st = host.lstat()
         except OSError:
-            return None
-        if stat.S_ISLNK(st.st_mode) and (parts or last):
-            links += 1
-            if links > MAX_LINKS:
-                return None
-            target = os.readlink(host)
-            if target.startswith("/"):
-                done = []
-            parts = [p for p in target.split("/") if p] + parts
-            continue
-        done.append(part)
-    return root.joinpath(*done)
+            raise LookupError(rel) from None
+        if stat.S_ISLNK(st.st_mode) and (last or not is_last):
+            return os.readlink(host)
+        return None
+
+    rel = follow_links(path, link)
+    return None if rel is None else root.joinpath(*[p for p in rel.split("/") if p])
 
 
 def _remove(path: Path) -> None:
@@ -101,7 +91,9 @@ class _Unpacker:
                 _remove(child)
             return
         if base.startswith(WH_PREFIX):
-            _remove(parent / base[len(WH_PREFIX) :])
+            hidden = base[len(WH_PREFIX) :]
+            if not malformed_whiteout(hidden):  # ".wh.." would remove the parent itself
+                _remove(parent / hidden)
             return
         if m.kind == "dir":
             if target.is_symlink() or (target.exists() and not target.is_dir()):
@@ -111,7 +103,11 @@ class _Unpacker:
             return
         _remove(target)
         if m.kind == "file":
-            target.write_bytes(peek(m.size))
+            with target.open("xb") as out:  # streamed: a big member is never held whole
+                if isinstance(peek, MemberContent):
+                    peek.copy_to(out)
+                else:
+                    out.write(peek(m.size))
             target.chmod(m.mode & 0o777)
         elif m.kind == "symlink":
             target.symlink_to(m.linkname)
@@ -131,7 +127,14 @@ def unpack_image(image: Image, dest: Path, *, limits: Limits = Limits()) -> Path
         what = f"layer {i + 1}/{len(layers)} ({layer.digest[:19]})"
         with image.open_layer(layer) as blob:
             walk_layer(blob, budget, what, unpacker.visit, LayerStats())
+    real_root = dest.resolve()
     for directory, mode in sorted(unpacker.dir_modes.items(), key=lambda x: -len(x[0].parts)):
+        # A later layer may have replaced the directory (or a parent) by a symlink: chmod
+        # would follow it out of the root. Only a real directory, reached without links.
+        if directory.resolve() != real_root / directory.relative_to(dest):
+            continue
+        if not directory.is_dir() or directory.is_symlink():
+            continue
         try:
             directory.chmod(mode | 0o700)  # the unpacker must still be able to clean up
         except OSError as exc:

@@ -14,9 +14,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from torchslim.config import read_toml
 from torchslim.errors import ConfigError
 from torchslim.project.items import Artifact, RequirementItem
-from torchslim.project.pyproject import read_toml
 
 PIPFILE = "Pipfile"
 PIPFILE_LOCK = "Pipfile.lock"

@@ -18,9 +18,10 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
+from torchslim.config import read_toml
 from torchslim.errors import ConfigError
 from torchslim.project.items import Artifact, RequirementItem
-from torchslim.project.pyproject import poetry_specifier, read_toml
+from torchslim.project.pyproject import poetry_specifier
 
 POETRY_LOCK = "poetry.lock"
 

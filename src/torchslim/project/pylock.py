@@ -11,9 +11,9 @@ from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from torchslim.config import read_toml
 from torchslim.errors import ConfigError
 from torchslim.project.items import Artifact, RequirementItem
-from torchslim.project.pyproject import read_toml
 
 
 def is_torchslim_lock(data: Mapping[str, Any]) -> bool:

@@ -9,7 +9,6 @@ name says it is for development (:data:`DEV_GROUPS`): PEP 735
 from __future__ import annotations
 
 import re
-import tomllib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
+from torchslim.config import read_toml
 from torchslim.errors import ConfigError
 from torchslim.project.items import RequirementItem
 
@@ -27,16 +27,6 @@ DEV_GROUPS = frozenset(
     {"dev", "develop", "development", "test", "tests", "testing", "lint", "linting"}
     | {"docs", "doc", "typing", "types"}
 )
-
-
-def read_toml(path: Path) -> dict[str, Any]:
-    try:
-        with path.open("rb") as f:
-            return tomllib.load(f)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}; fix the syntax at that line") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
 
 
 def read_pyproject(root: Path) -> dict[str, Any] | None:
@@ -226,5 +216,4 @@ __all__ = [
     "poetry_specifier",
     "project_name",
     "read_pyproject",
-    "read_toml",
 ]

@@ -19,9 +19,9 @@ from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 
+from torchslim.config import read_toml
 from torchslim.errors import ConfigError
 from torchslim.project.items import Artifact, RequirementItem
-from torchslim.project.pyproject import read_toml
 
 UV_LOCK = "uv.lock"
 

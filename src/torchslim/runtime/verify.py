@@ -22,8 +22,8 @@ from typing import Any
 
 import httpx
 from rich.console import Console
-from rich.markup import escape
 
+from torchslim.display import safe
 from torchslim.runtime.cuda import cuda_of_image, driver_at_least, need_for
 from torchslim.runtime.engine import Engine
 from torchslim.runtime.load import (
@@ -314,20 +314,21 @@ def verify_image(
 
 def render_verify(result: VerifyResult, console: Console) -> None:
     for step in result.steps:
-        console.print(f"[green]ok[/]   {escape(step)}", highlight=False)
+        console.print(f"[green]ok[/]   {safe(step)}", highlight=False)
     if result.smoke_output:
-        console.print(f"smoke output: {escape(tail(result.smoke_output, 5))}", highlight=False)
+        console.print(f"smoke output: {safe(tail(result.smoke_output, 5))}", highlight=False)
     if result.gpu is not None:
         g = result.gpu
         console.print(
-            f"torch.cuda.is_available(): {g.get('available')}  device: {g.get('device', '-')}  "
-            f"torch {g.get('torch')} (CUDA {g.get('cuda')})  matmul: {g.get('matmul', '-')}",
+            f"torch.cuda.is_available(): {safe(g.get('available'))}  "
+            f"device: {safe(g.get('device', '-'))}  torch {safe(g.get('torch'))} "
+            f"(CUDA {safe(g.get('cuda'))})  matmul: {safe(g.get('matmul', '-'))}",
             highlight=False,
         )
     if result.ok:
-        console.print(f"[green]verified[/] {escape(result.image or '')}", highlight=False)
+        console.print(f"[green]verified[/] {safe(result.image or '')}", highlight=False)
     else:
         console.print(
-            f"[red]verify failed[/] ({result.cause_kind}): {escape(result.cause or '')}",
+            f"[red]verify failed[/] ({result.cause_kind}): {safe(result.cause or '')}",
             highlight=False,
         )

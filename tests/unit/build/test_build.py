@@ -249,3 +249,20 @@ def test_a_project_error_is_one_error_not_a_revert(project: Path, cache: Path) -
     plan = _plan(project, platform="linux/amd64").plans[0]
     with pytest.raises(ProofError, match="not because of slimming.*not_installed_anywhere"):
         build(plan)
+
+
+def test_writable_paths_belong_to_the_app_user(project: Path, cache: Path) -> None:
+    import tarfile
+
+    config = project / "torchslim.toml"
+    config.write_text(config.read_text() + 'writable = ["/app/uploads", "/var/cache/svc"]\n')
+    result = build(_plan(project, platform="linux/amd64").plans[0])
+    members: dict[str, tarfile.TarInfo] = {}
+    for layer in result.image.layers():
+        with result.image.open_layer(layer) as blob, tarfile.open(fileobj=blob, mode="r|*") as tar:
+            members.update({m.name.rstrip("/"): m for m in tar})
+    for path in ("app/uploads", "var/cache/svc"):
+        assert members[path].isdir() and (members[path].uid, members[path].gid) == (1000, 1000)
+    assert members["app"].uid == 0 and members["app/app/svc/__init__.py"].uid == 0
+    env = result.image.config()["config"]["Env"]
+    assert "HOME=/tmp" in env and "HF_HOME=/tmp/.cache/huggingface" in env

@@ -58,6 +58,18 @@ def test_external_base_keeps_its_path(tmp_path: Path) -> None:
     assert c["labels"]["org.opencontainers.image.base.digest"] == "sha256:" + "a" * 64
 
 
+def test_env_that_overrides_what_runs_is_warned(tmp_path: Path) -> None:
+    from torchslim.build.imageconfig import risky_env
+
+    env = {"PATH": "/evil", "LD_PRELOAD": "/x.so", "PYTHONPATH": "/p", "LD_LIBRARY_PATH": "/l"}
+    warnings = risky_env(plan(tmp_path, env={**env, "APP_MODE": "prod"}))
+    assert len(warnings) == 4
+    for key in env:
+        assert any(f"sets {key} " in w for w in warnings)
+    assert all("key `env`" in w and str(tmp_path) in w for w in warnings)
+    assert risky_env(plan(tmp_path, env={"APP_MODE": "prod"})) == []
+
+
 def test_licenses_and_description_labels_unless_the_user_sets_them(tmp_path: Path) -> None:
     from dataclasses import replace
 

@@ -57,3 +57,37 @@ def test_a_missing_blob_is_a_miss(tmp_path: Path) -> None:
     layer, _, _ = cache.get_or_build("app", key, fill, mtime=0)
     store.path(layer.digest).unlink()
     assert cache.get(key) is None
+
+
+def test_a_corrupt_layer_blob_is_evicted_and_rebuilt(tmp_path: Path) -> None:
+    warnings: list[str] = []
+    store = BlobStore(tmp_path / "c", warn=warnings.append)
+    cache = LayerCache(store, compression="gzip", uid=1000, steps=QuietSteps(), root=tmp_path)
+    key = cache.key("files", 0)
+    fills: list[int] = []
+
+    def fill(root: Path) -> dict[str, Any]:
+        fills.append(1)
+        (root / "f").write_text("x" * 5000)
+        return {}
+
+    layer, _, _ = cache.get_or_build("app", key, fill, mtime=0)
+    blob = store.path(layer.digest)
+    data = bytearray(blob.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    blob.write_bytes(bytes(data))
+    again, report, _ = cache.get_or_build("app", key, fill, mtime=0)
+    assert len(fills) == 2 and not report.cached  # rebuilt, not trusted by name
+    assert again == layer and store.verify(layer.digest)  # the same bytes again
+    assert len(warnings) == 1 and layer.digest in warnings[0]
+
+
+def test_a_corrupt_cache_entry_is_a_miss_and_removed(tmp_path: Path) -> None:
+    store = BlobStore(tmp_path / "c")
+    cache = LayerCache(store, compression="gzip", uid=1000, steps=QuietSteps(), root=tmp_path)
+    key = cache.key("files", 0)
+    entry = cache.root / (key.removeprefix("sha256:") + ".json")
+    entry.parent.mkdir(parents=True)
+    for text in ("{", '{"layer": 1}', '{"layer": {"descriptor": {"digest": "sha256:../x"}}}'):
+        entry.write_text(text)
+        assert cache.get(key) is None and not entry.exists()

@@ -1,4 +1,5 @@
-"""The lock step's own table: what a warm build needs, including the signed release files."""
+"""The lock step: the torch family pairs with torch; its own table keeps what a warm build
+needs, including the signed Debian release files."""
 
 from __future__ import annotations
 
@@ -10,11 +11,67 @@ from support.wheels import make_wheel
 
 import torchslim.build.lock as lock_step
 from torchslim import debian
-from torchslim.build.plan import BuildOptions, plan_build
+from torchslim.build.lock import family_mismatch
+from torchslim.build.plan import BuildOptions, Plan, plan_build
 from torchslim.cache import BlobStore
 from torchslim.config import QuietSteps, parse_config
 from torchslim.debian.release import Release
+from torchslim.deps.lock import Lock, LockedWheel
 from torchslim.deps.pipconf import IndexSettings
+from torchslim.torchmeta import paired_torch, wheel_variant
+
+
+def plan(tmp_path: Path, torch: str, variant: str) -> Plan:
+    data = {"name": "s", "version": "1", "torch": torch, "variant": variant, "cmd": ["x"]}
+    data["requirements"] = []
+    cfg = parse_config(data, file=tmp_path / "torchslim.toml", root=tmp_path)
+    return plan_build(cfg, BuildOptions(), IndexSettings(), environ={}).plans[0]
+
+
+def lock(**versions: str) -> Lock:
+    wheels = [
+        LockedWheel(n, v, f"{n}-{v}.whl", "file:///x", "0" * 64, 1) for n, v in versions.items()
+    ]
+    return Lock(packages=tuple(wheels))
+
+
+@pytest.mark.parametrize(
+    ("package", "version", "torch", "variant"),
+    [
+        ("torchvision", "0.28.0", "2.13", "cu130"),  # PyPI's plain wheel: the CUDA default
+        ("torchvision", "0.29.1+cpu", "2.14", "cpu"),
+        ("torchvision", "0.24.1", "2.9", "cu128"),
+        ("torchaudio", "2.9.1+cu126", "2.9", "cu126"),
+    ],
+)
+def test_family_versions_and_variants(package: str, version: str, torch: str, variant: str) -> None:
+    assert paired_torch(package, version) == torch
+    assert wheel_variant(package, version) == variant
+
+
+def test_a_cuda_torchvision_beside_a_cpu_torch_is_named_with_the_fix(tmp_path: Path) -> None:
+    why = family_mismatch(
+        plan(tmp_path, "2.13.0", "cpu"), lock(torch="2.13.0+cpu", torchvision="0.28.0")
+    )
+    assert why is not None
+    assert why.startswith("torchvision 0.28.0 is the cu130 build but torch is 2.13.0+cpu")
+    assert "https://download.pytorch.org/whl/cpu" in why and "torchvision==0.28.0+cpu" in why
+
+
+def test_versions_that_do_not_pair(tmp_path: Path) -> None:
+    why = family_mismatch(
+        plan(tmp_path, "2.14.1", "cu130"), lock(torch="2.14.1", torchvision="0.28.0")
+    )
+    assert why is not None and "built for torch 2.13, not torch 2.14.1" in why
+
+
+def test_matching_pairs_pass(tmp_path: Path) -> None:
+    cuda = plan(tmp_path, "2.14.1", "cu130")
+    assert family_mismatch(cuda, lock(torch="2.14.1", torchvision="0.29.1")) is None
+    cpu = plan(tmp_path, "2.13.0", "cpu")
+    assert family_mismatch(cpu, lock(torch="2.13.0+cpu", torchvision="0.28.0+cpu")) is None
+    assert family_mismatch(cpu, lock(torch="2.13.0+cpu", numpy="2.1.0")) is None
+
 
 URL = "http://deb.debian.org/debian/dists/bookworm/InRelease"
 DIGEST = "sha256:" + "5e" * 32

@@ -73,3 +73,16 @@ def test_one_error_is_one_line(tmp_path: Path) -> None:
         plan_build(config(tmp_path), BuildOptions(output="tar:x"), SETTINGS, environ={})
     with pytest.raises(ConfigError, match="linux/amd64 or linux/arm64"):
         plan_build(config(tmp_path), BuildOptions(platform="linux/s390x"), SETTINGS, {})
+
+
+def test_torch_and_variant_from_the_command_line_lock_separately(tmp_path: Path) -> None:
+    cfg = config(tmp_path, platform=["linux/amd64", "linux/arm64"])
+    cuda = plan_build(cfg, BuildOptions(torch="2.14.1", variant="cu130"), SETTINGS, environ={})
+    amd, arm = cuda.plans
+    assert amd.torch.requirement == "torch==2.14.1" and amd.tag == "v1.0-pytorch2.14-cuda13.0"
+    assert amd.lock_path.name == "pylock.torch2.14.1-cu130.toml"
+    assert arm.lock_path.name == "pylock.linux-arm64-torch2.14.1-cu130.toml"
+    own = plan_build(cfg, BuildOptions(variant="cpu"), SETTINGS, environ={}).plans[0]
+    assert own.lock_path.name == "pylock.toml"  # the config's own target
+    with pytest.raises(ConfigError, match=r"--variant 'gpu': expected cpu or cuXYZ"):
+        plan_build(cfg, BuildOptions(variant="gpu"), SETTINGS, environ={})

@@ -209,3 +209,20 @@ def test_unreachable_mirror_is_network_error_naming_it(tmp_path: Path) -> None:
     pkg = _pkg(data, "sha256:" + hashlib.sha256(data).hexdigest())
     with pytest.raises(NetworkError, match=rf"{mirror}.*`mirror`.*--mirror"):
         fetch_debs(spec, [pkg], BlobStore(tmp_path / "cache"), None)
+
+
+def test_a_corrupt_cached_deb_is_evicted_and_fetched_again(
+    tmp_path: Path, served: tuple[str, Path]
+) -> None:
+    url, www = served
+    data = make_deb(TINY)
+    (www / "pool").mkdir()
+    (www / "pool/tiny.deb").write_bytes(data)
+    warnings: list[str] = []
+    store = BlobStore(tmp_path / "cache", warn=warnings.append)
+    spec = DebianSpec("bookworm", mirror=url)
+    right = "sha256:" + hashlib.sha256(data).hexdigest()
+    fetch_debs(spec, [_pkg(data, right)], store, None)
+    store.path(right).write_bytes(data[:-10] + b"x" * 10)
+    fetch_debs(spec, [_pkg(data, right)], store, None)
+    assert store.read_bytes(right) == data and len(warnings) == 1

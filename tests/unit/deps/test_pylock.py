@@ -119,3 +119,17 @@ def test_uv_errors_become_one_line() -> None:
     assert isinstance(err, ResolveError) and "\n" not in str(err)
     assert "no wheel of torch v2.13.0+cpu for linux/arm64 cp311" in str(err)
     assert "manylinux_2_28_x86_64" in str(err)
+
+
+def test_a_lock_sha256_that_is_not_hex_is_a_config_error(tmp_path: Path) -> None:
+    from torchslim.deps.pylock import parse_lock
+
+    text = (
+        'lock-version = "1.0"\ncreated-by = "t"\n\n[[packages]]\nname = "demo"\n'
+        'version = "1.0"\n\n[[packages.wheels]]\nname = "demo-1.0-py3-none-any.whl"\n'
+        'url = "https://example.invalid/demo-1.0-py3-none-any.whl"\n'
+        'hashes = {sha256 = "../../../../etc/passwd"}\n'
+    )
+    target = Target(python="3.11", arch="x86_64", glibc="2.36")
+    with pytest.raises(ConfigError, match="invalid sha256"):
+        parse_lock(text, tmp_path / "pylock.toml", target)

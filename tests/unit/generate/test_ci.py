@@ -133,3 +133,14 @@ def test_k8s_bad_input(cfg: ProjectConfig) -> None:
         render_k8s(cfg, image="")
     with pytest.raises(ConfigError, match="replicas"):
         render_k8s(cfg, image="x:1", replicas=-1)
+
+
+def test_k8s_writable_paths_are_empty_dirs(cfg: ProjectConfig) -> None:
+    dep, _ = k8s_docs(cfg.model_copy(update={"writable": ["/app/uploads", "/data"]}))
+    pod = dep["spec"]["template"]["spec"]
+    mounts = pod["containers"][0]["volumeMounts"]
+    assert [m["mountPath"] for m in mounts] == ["/tmp", "/app/uploads", "/data"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    for m in mounts[1:]:
+        assert volumes[m["name"]]["emptyDir"] == {}
+    kubernetes_validate.validate(dep, K8S_VERSION, strict=True)

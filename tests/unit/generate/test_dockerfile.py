@@ -22,8 +22,11 @@ EXAMPLE = Path(__file__).parents[3] / "examples" / "hello-torch"
 
 
 @pytest.fixture(scope="module")
-def cfg() -> ProjectConfig:
-    return load_config(EXAMPLE)
+def cfg(tmp_path_factory: pytest.TempPathFactory) -> ProjectConfig:
+    """The example as checked out: without the pylock.toml a local build leaves there."""
+    root = tmp_path_factory.mktemp("example") / "hello-torch"
+    shutil.copytree(EXAMPLE, root, ignore=shutil.ignore_patterns("pylock*.toml", "__pycache__"))
+    return load_config(root)
 
 
 def variant(cfg: ProjectConfig, **update: object) -> ProjectConfig:
@@ -192,3 +195,30 @@ def test_dockerfile_command_merges_an_existing_dockerignore(tmp_path: Path) -> N
     assert "**/.env" in merged and "!service" in merged and "**/__pycache__" in merged
     again = CliRunner().invoke(main, ["dockerfile", str(project), "--force"])
     assert again.exit_code == 0 and (project / ".dockerignore").read_text() == merged
+
+
+def test_a_lock_pins_every_wheel_by_hash(cfg: ProjectConfig, tmp_path: Path) -> None:
+    """With the build's pylock.toml, docker build installs exactly those wheels."""
+    root = tmp_path / "svc"
+    shutil.copytree(cfg.root, root)
+    sha = "ab" * 32
+    (root / "pylock.toml").write_text(
+        'lock-version = "1.0"\ncreated-by = "t"\n'
+        + "".join(
+            f'\n[[packages]]\nname = "{n}"\nversion = "{v}"\n\n[[packages.wheels]]\n'
+            f'name = "{n}-{v}-py3-none-any.whl"\nurl = "https://x/{n}-{v}-py3-none-any.whl"\n'
+            f'hashes = {{sha256 = "{sha}"}}\n'
+            for n, v in (("torch", "2.13.0+cpu"), ("fastapi", "0.115.0"))
+        )
+    )
+    locked = load_config(root)
+    files = dockerfile_files(locked)
+    assert files["requirements.lock.txt"].splitlines()[1:] == [
+        f"fastapi==0.115.0 --hash=sha256:{sha}",
+        f"torch==2.13.0+cpu --hash=sha256:{sha}",
+    ]
+    text = files["Dockerfile"]
+    assert "COPY requirements.lock.txt ./requirements.lock.txt" in text
+    assert '"--require-hashes"' in text and '"--no-deps"' in text
+    assert '"torch==2.13.0+cpu"]' not in text  # torch comes from the lock, not its own RUN
+    assert "!requirements.lock.txt" in files[".dockerignore"]

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import io
+import tarfile
 from collections.abc import Callable
 
-from support.images import Entry, file, layer
+from support.images import Blob, Entry, file, layer
 
 from torchslim.analyze import Analysis
 
@@ -76,3 +78,41 @@ def test_file_replaced_by_directory_counts_as_waste(analyze_layers: Run) -> None
         layer([Entry("srv/data", kind="dir"), file("srv/data/x", 5)]),
     )
     assert a.wasted_bytes == 800 and a.files_bytes == 5
+
+
+def _device_layer(mode: int, kind: bytes = tarfile.CHRTYPE) -> Blob:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        ti = tarfile.TarInfo("dev/mem")
+        ti.type, ti.mode, ti.devmajor, ti.devminor = kind, mode, 1, 1
+        tar.addfile(ti)
+    return layer(buf.getvalue())
+
+
+def test_world_writable_device_nodes_are_a_finding(analyze_layers: Run) -> None:
+    f = analyze_layers(_device_layer(0o666)).finding("world-writable-devices")
+    assert f is not None and f.severity == "high"
+    assert f.paths == ["dev/mem (char device, mode 0666: any user can open it)"]
+    blk = analyze_layers(_device_layer(0o602, tarfile.BLKTYPE)).finding("world-writable-devices")
+    assert blk is not None and "block device, mode 0602" in blk.paths[0]
+    assert analyze_layers(_device_layer(0o660)).finding("world-writable-devices") is None
+
+
+def test_malformed_whiteouts_are_reported_and_not_applied(analyze_layers: Run) -> None:
+    a = analyze_layers(
+        layer([file("a/f", 10), file("b/g", 10)]),
+        layer([Entry("a/.wh.."), Entry(".wh."), Entry("b/.wh..wh.plnk"), Entry("b/.wh...")]),
+    )
+    f = a.finding("malformed-whiteouts")
+    assert f is not None and len(f.paths) == 4
+    assert {p.split(" (")[0] for p in f.paths} == {"a/.wh..", ".wh.", "b/.wh..wh.plnk", "b/.wh..."}
+    assert {"a/f", "b/g"} <= {p for p, n in a.view.nodes.items() if n.kind == "file"}
+    good = analyze_layers(layer([file("a/f", 1)]), layer([Entry("a/.wh.f")]))
+    assert good.finding("malformed-whiteouts") is None
+
+
+def test_whiteout_of_a_deep_tree_needs_no_recursion(analyze_layers: Run) -> None:
+    deep = "/".join(["d"] * 3000)
+    a = analyze_layers(layer([file(deep + "/f", 5)]), layer([Entry(".wh.d")]))
+    assert not any(p.startswith("d") for p in a.view.nodes)
+    assert a.wasted_bytes == 5

@@ -1,0 +1,82 @@
+"""Unpacking an image for the proof: hostile layers cannot change anything outside the root."""
+
+from __future__ import annotations
+
+import os
+import tracemalloc
+from pathlib import Path
+
+from support.images import Entry, Spec, file, layer, write_oci
+
+from torchslim.oci.layout import read_oci_layout
+from torchslim.oci.unpack import unpack_image
+
+
+def _unpack(tmp_path: Path, *entries: list[Entry]) -> tuple[Path, set[str]]:
+    img = write_oci(tmp_path / "img", Spec([layer(list(e)) for e in entries]))
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    (scratch / "sibling").write_text("must stay")
+    inside = str(scratch / "root")
+
+    def listing() -> set[str]:
+        return {str(p) for p in tmp_path.rglob("*") if not str(p).startswith(inside)}
+
+    before = listing()
+    root = unpack_image(read_oci_layout(img), scratch / "root")
+    after = listing()
+    assert after == before, (sorted(after - before), sorted(before - after))
+    return root, after
+
+
+def test_a_directory_replaced_by_a_symlink_is_not_chmodded_through_it(tmp_path: Path) -> None:
+    victim = tmp_path / "victim"
+    victim.mkdir(mode=0o700)
+    _unpack(
+        tmp_path,
+        [Entry("x", kind="dir", mode=0o777), Entry("x/y", kind="dir", mode=0o777)],
+        [Entry("x", kind="symlink", linkname=str(victim))],
+    )
+    assert victim.stat().st_mode & 0o777 == 0o700
+
+
+def test_whiteouts_of_dot_and_dotdot_remove_nothing(tmp_path: Path) -> None:
+    root, _ = _unpack(
+        tmp_path,
+        [file("a/f", 3), file("g", 3)],
+        [Entry(".wh.."), Entry(".wh..."), Entry("a/.wh.."), Entry("a/.wh..."), Entry(".wh.g")],
+    )
+    assert (root / "a/f").is_file() and not (root / "g").exists()
+    assert (tmp_path / "scratch/sibling").read_text() == "must stay"
+
+
+def test_names_and_links_that_leave_the_root_write_inside_it(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    root, _ = _unpack(
+        tmp_path,
+        [
+            file("../../escape", 3),
+            Entry("d", kind="symlink", linkname=str(outside)),
+            file("d/evil", 3),
+            Entry("e", kind="symlink", linkname="../../../../outside"),
+            file("e/evil2", 3),
+            Entry("h", kind="hardlink", linkname="../../outside/x"),
+        ],
+    )
+    assert list(outside.iterdir()) == []
+    assert (root / "d").is_symlink() and not (root / "escape").exists()
+
+
+def test_a_large_member_is_streamed_not_held(tmp_path: Path) -> None:
+    size = 24 << 20
+    img = write_oci(tmp_path / "img", Spec([layer([file("big", b"\0" * size)], "zstd")]))
+    image = read_oci_layout(img)
+    tracemalloc.start()
+    try:
+        root = unpack_image(image, tmp_path / "root")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert os.path.getsize(root / "big") == size
+    assert peak < size // 2, f"peak {peak >> 20} MiB"
