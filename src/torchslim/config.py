@@ -70,51 +70,6 @@ def _image_path(path: str) -> None:
         raise ValueError(f"{path!r} must be an absolute path in the image, like '/app/uploads'")
 
 
-# Names that mean a file, whatever else they parse as.
-_FILE_SUFFIXES = (".txt", ".in", ".lock", ".toml")
-_FILE_NAMES = ("Pipfile",)
-
-
-def requirement_entry(entry: str, root: Path) -> Literal["file", "inline"]:
-    """Whether an entry of ``requirements`` names a file or is a PEP 508 requirement.
-
-    A URL requirement (``pkg @ https://…``) is inline; a name ending in .txt, .in,
-    .lock or .toml, ``Pipfile``, or any path with a ``/`` is a file. Anything else is
-    inline, unless it also names a file in the project: then it is ambiguous.
-    Raises ValueError with the fix.
-    """
-    from packaging.requirements import InvalidRequirement, Requirement
-
-    def parses() -> str | None:
-        try:
-            Requirement(entry)
-            return None
-        except InvalidRequirement as exc:
-            return str(exc).splitlines()[0]
-
-    if "://" in entry or "@" in entry:
-        error = parses()
-        if error:
-            raise ValueError(f"{entry!r} is not a valid requirement ({error})")
-        return "inline"
-    if entry.endswith(_FILE_SUFFIXES) or entry in _FILE_NAMES or "/" in entry:
-        return "file"
-    error = parses()
-    if (root / entry).is_file():
-        if error is None:
-            raise ValueError(
-                f"{entry!r} names a file in the project and is also a valid requirement; "
-                f"write './{entry}' for the file or '{entry}>=0' for the package"
-            )
-        return "file"
-    if error:
-        raise ValueError(
-            f"{entry!r} is neither a file in the project nor a valid requirement ({error}); "
-            "write a requirements file name or a PEP 508 string like 'fastapi>=0.110'"
-        )
-    return "inline"
-
-
 class ProjectConfig(_Model):
     name: Annotated[str, Field(pattern=NAME_PATTERN)]
     version: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")] = DEFAULT_VERSION
@@ -261,6 +216,9 @@ def _outside(out: list[str], root: Path, key: str, rel: str) -> bool:
 def path_problems(data: dict[str, Any], root: Path) -> list[str]:
     """Files and folders the config names that are not there (read from the raw values,
     so they are reported together with type errors)."""
+    # project (the reader of requirement sources) imports config: imported here, late.
+    from torchslim.project.items import requirement_entry
+
     out: list[str] = []
     app = data.get("app", ".")
     if isinstance(app, str) and not _outside(out, root, "app", app) and not (root / app).is_dir():

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from torchslim.config import duration_ns, load_config, requirement_entry
+from torchslim.config import duration_ns, load_config
 from torchslim.errors import ConfigError
+from torchslim.project.items import requirement_entry
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "hello-torch"
 

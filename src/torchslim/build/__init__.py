@@ -99,7 +99,7 @@ def build(
         proof = prove.not_proven("skipped with --no-prove")
         steps.warn("the image was not proven to run (--no-prove)")
     else:
-        proof = prove.prove_image(plan, image, os_.rootfs, steps)
+        proof = prove.prove_image(plan, image, os_.rootfs, layers, steps)
         # A load that fails slimmed but not unslimmed is slimming's fault: undo, prove again.
         for _ in range(reverts.MAX_ROUNDS):
             if proof.status != "failed" or not plan.slim or py is None:
@@ -114,7 +114,7 @@ def build(
             for r in found:
                 steps.warn(f"slimming undone for {r.path} (rule {r.rule}): {r.reason}")
             image, reports = assemble(known)
-            proof = prove.prove_image(plan, image, os_.rootfs, steps)
+            proof = prove.prove_image(plan, image, os_.rootfs, layers, steps)
         prove.raise_for_failures(proof, slimmed=plan.slim)
         if proof.status == "not-proven":
             steps.warn(f"the image was not proven to run: {proof.reason}")

@@ -8,8 +8,10 @@ changes one key and rebuilds one small layer.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import os
 import shutil
 import tempfile
 import time
@@ -22,8 +24,11 @@ from torchslim.atomic import write_atomic
 from torchslim.build.report import LayerReport
 from torchslim.cache import BlobStore, cache_root
 from torchslim.config import Compression, Steps
+from torchslim.digests import split_digest
 from torchslim.errors import IntegrityError
+from torchslim.oci.image import Image
 from torchslim.oci.layer import Layer, OwnerFn, write_layer_from_dir
+from torchslim.oci.unpack import unpack_layer
 
 # Bump when what a layer contains for the same inputs changes.
 BUILD_FORMAT = 4  # 3: the Debian base has /usr/bin/python; 4: entries keep every removal
@@ -66,6 +71,9 @@ class LayerCache:
         self.uid = uid
         self.steps = steps
         self.root = (root or cache_root()) / "layers"
+        # Each layer's files as a plain tree, for the proof (oci.unpack.merge_trees): the
+        # tree a layer was written from is kept, so a warm proof unpacks nothing.
+        self.trees = (root or cache_root()) / "trees"
 
     def key(self, kind: str, mtime: int, *parts: Any) -> str:
         """The input key of a layer: what it is made of plus everything that shapes its bytes."""
@@ -133,8 +141,34 @@ class LayerCache:
         extra = extra or {}
         self.root.mkdir(parents=True, exist_ok=True)
         write_atomic(self._path(key), json.dumps({"layer": layer.to_dict(), "extra": extra}))
+        self._keep_tree(layer, root)
         seconds = time.monotonic() - started
         return layer, LayerReport.of(name, layer, False, seconds, extra)
+
+    def _tree_path(self, layer: Layer) -> Path:
+        _, hexpart = split_digest(layer.diff_id, "layer diff_id")
+        return self.trees / hexpart
+
+    def _keep_tree(self, layer: Layer, root: Path) -> None:
+        """Move the staging tree a layer was written from into the trees (it is done)."""
+        dest = self._tree_path(layer)
+        if dest.exists():
+            return
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(OSError):  # another build kept the same tree first
+            os.replace(root, dest)
+
+    def tree(self, image: Image, layer: Layer) -> Path:
+        """``layer``'s files as a tree: kept from its build, else unpacked once from its blob."""
+        dest = self._tree_path(layer)
+        if dest.is_dir():
+            return dest
+        with staging("tree") as scratch:
+            unpack_layer(image, layer, scratch / "tree")
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            with contextlib.suppress(OSError):
+                os.replace(scratch / "tree", dest)
+        return dest
 
     def get_or_build(
         self,

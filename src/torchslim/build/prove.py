@@ -1,10 +1,11 @@
 """The prove step: run the image's own files before anything is written.
 
-The image's layers are unpacked into a scratch root; the image's interpreter, in a user
-namespace (no daemon), loads every kept shared object and extension module (after
-``import torch``), imports the entry module ``cmd`` names, finds ``cmd``'s executable on
-the image's PATH and runs ``smoke`` (``runtime.proof``). A proven image's result is
-cached by its digest, so an unchanged image is not unpacked again.
+The image's layers are laid out as a scratch root of hard links to the trees the layers
+were made from (``LayerCache.tree``: kept from the build, else unpacked once); the
+image's interpreter, in a user namespace (no daemon), loads every kept shared object and
+extension module (after ``import torch``), imports the entry module ``cmd`` names, finds
+``cmd``'s executable on the image's PATH and runs ``smoke`` (``runtime.proof``). A proven
+image's result is cached by its digest, so an unchanged image is not proven again.
 """
 
 from __future__ import annotations
@@ -17,14 +18,14 @@ from pathlib import Path
 from typing import Any
 
 from torchslim.atomic import write_atomic
-from torchslim.build.layercache import staging
+from torchslim.build.layercache import LayerCache, staging
 from torchslim.build.plan import APP_ROOT, Plan
 from torchslim.cache import cache_root
 from torchslim.config import Steps
 from torchslim.debian import RootfsInfo
 from torchslim.errors import BuildError
 from torchslim.oci.image import Image
-from torchslim.oci.unpack import unpack_image
+from torchslim.oci.unpack import merge_trees
 from torchslim.runtime import proofcheck
 from torchslim.runtime.proof import Deferred, Failure, Proof, prove_rootfs
 
@@ -81,7 +82,13 @@ def proof_from_dict(d: dict[str, Any]) -> Proof:
 
 
 def prove_image(
-    plan: Plan, image: Image, rootfs: RootfsInfo, steps: Steps, *, fresh: bool = False
+    plan: Plan,
+    image: Image,
+    rootfs: RootfsInfo,
+    layers: LayerCache,
+    steps: Steps,
+    *,
+    fresh: bool = False,
 ) -> Proof:
     """Prove ``image`` (or reuse the proof of the same digest, unless ``fresh``)."""
     key = _key(plan, image)
@@ -92,7 +99,8 @@ def prove_image(
     started = time.monotonic()
     user = plan.cfg.user
     with staging("rootfs") as scratch:
-        root = unpack_image(image, scratch / "root")
+        trees = [layers.tree(image, layer) for layer in image.layers()]
+        root = merge_trees(trees, scratch / "root")
         workdir = root / APP_ROOT.lstrip("/")
         if not workdir.exists() and not workdir.is_symlink():
             workdir.mkdir(parents=True)  # as a runtime creates a missing WorkingDir

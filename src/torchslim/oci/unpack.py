@@ -1,9 +1,16 @@
 """An image's layers unpacked into one directory, as a container runtime lays them out.
 
-For running the image's own files without a daemon (the build's proof). Each layer is
-streamed once; whiteouts and opaque directories remove what lower layers put there;
-every name is resolved with the directory as ``/`` (an absolute symlink never leads to
-the host) and anything that would leave it is skipped. Device nodes and FIFOs are not
+For running the image's own files without a daemon (the build's proof). Two ways:
+
+- ``unpack_image``: every layer streamed once into one directory;
+- ``unpack_layer`` + ``merge_trees``: each layer unpacked once into a tree of its own
+  (kept, whiteout markers and all), and a root made of hard links to those trees in
+  layer order, in about a second: the build keeps the tree each layer was made from,
+  so a rebuilt app layer does not mean unpacking torch again.
+
+Either way whiteouts and opaque directories remove what lower layers put there; every
+name is resolved with the directory as ``/`` (an absolute symlink never leads to the
+host) and anything that would leave it is skipped. Device nodes and FIFOs are not
 created; owners are not kept (the files belong to whoever unpacks).
 """
 
@@ -24,6 +31,7 @@ from torchslim.oci.flatten import (
     normalize,
 )
 from torchslim.oci.image import Image
+from torchslim.oci.layer import Layer
 from torchslim.oci.limits import Budget, Limits
 from torchslim.oci.tarstream import LayerStats, Member, MemberContent, Peek, walk_layer
 
@@ -56,9 +64,15 @@ def _remove(path: Path) -> None:
         path.unlink()
 
 
-class _Unpacker:
-    def __init__(self, root: Path) -> None:
+class _Placer:
+    """Places entries into a root: the one confinement for tar members and tree entries.
+
+    ``raw``: a layer's own tree, whiteout markers kept as empty files (applied at merge).
+    """
+
+    def __init__(self, root: Path, *, raw: bool = False) -> None:
         self.root = root
+        self.raw = raw
         self.dir_modes: dict[Path, int] = {}
 
     def parent(self, rel: str) -> Path | None:
@@ -77,29 +91,45 @@ class _Unpacker:
             host = nxt
         return host
 
-    def visit(self, m: Member, peek: Peek) -> None:
-        rel, why = normalize(m.name)
+    def target(self, name: str) -> Path | None:
+        """Where ``name`` goes, after applying it when it is a whiteout (then None)."""
+        rel, why = normalize(name)
         if rel is None or why or not rel:
-            return  # a name that climbs out, or the root itself
+            return None  # a name that climbs out, or the root itself
         base = posixpath.basename(rel)
         parent = self.parent(rel)
         if parent is None:
-            return
-        target = parent / base
-        if base == WH_OPAQUE:
+            return None
+        if not self.raw and base == WH_OPAQUE:
             for child in list(parent.iterdir()):
                 _remove(child)
-            return
-        if base.startswith(WH_PREFIX):
+            return None
+        if not self.raw and base.startswith(WH_PREFIX):
             hidden = base[len(WH_PREFIX) :]
             if not malformed_whiteout(hidden):  # ".wh.." would remove the parent itself
                 _remove(parent / hidden)
+            return None
+        return parent / base
+
+    def directory(self, target: Path, mode: int) -> None:
+        """A directory at ``target``; a symlink there to a directory inside the root is kept
+        (the entries go through it, as merged-/usr's ``/bin -> usr/bin`` expects)."""
+        if target.is_symlink():
+            rel = posixpath.relpath(str(target), self.root)
+            real = resolve_in_root(self.root, rel)
+            if real is not None and real.is_dir():
+                return
+        if target.is_symlink() or (target.exists() and not target.is_dir()):
+            _remove(target)
+        target.mkdir(exist_ok=True)
+        self.dir_modes[target] = mode & 0o7777
+
+    def visit(self, m: Member, peek: Peek) -> None:
+        target = self.target(m.name)
+        if target is None:
             return
         if m.kind == "dir":
-            if target.is_symlink() or (target.exists() and not target.is_dir()):
-                _remove(target)
-            target.mkdir(exist_ok=True)
-            self.dir_modes[target] = m.mode & 0o7777
+            self.directory(target, m.mode)
             return
         _remove(target)
         if m.kind == "file":
@@ -116,27 +146,111 @@ class _Unpacker:
             if source is not None and source.is_file():
                 os.link(source, target)
 
+    def merge(self, tree: Path) -> None:
+        """Lay ``tree`` (a layer's own tree) over the root: files as hard links to it.
+
+        Each directory's place in the root is resolved once, not once per entry: a layer of
+        torch is some 10,000 files.
+        """
+        for dirpath, dirnames, filenames in os.walk(tree):
+            base = Path(dirpath)
+            rel_dir = base.relative_to(tree).as_posix()
+            rel_dir = "" if rel_dir == "." else rel_dir
+            parent = self.parent(f"{rel_dir}/x") if rel_dir else self.root
+            if parent is None:
+                dirnames[:] = []
+                continue
+            names = sorted(filenames)
+            opaque = WH_OPAQUE in names
+            if opaque:
+                for child in list(parent.iterdir()):
+                    _remove(child)
+            for name in sorted(dirnames):
+                src = base / name
+                if src.is_symlink():
+                    self._link(parent / name, os.readlink(src))
+                else:
+                    self.directory(parent / name, src.lstat().st_mode)
+            for name in names:
+                if name == WH_OPAQUE:
+                    continue
+                if name.startswith(WH_PREFIX):
+                    hidden = name[len(WH_PREFIX) :]
+                    if not malformed_whiteout(hidden) and "/" not in hidden:
+                        _remove(parent / hidden)
+                    continue
+                src = base / name
+                if src.is_symlink():
+                    self._link(parent / name, os.readlink(src))
+                    continue
+                try:
+                    os.link(src, parent / name)
+                except FileExistsError:
+                    _remove(parent / name)
+                    os.link(src, parent / name)
+            dirnames[:] = sorted(d for d in dirnames if not (base / d).is_symlink())
+
+    @staticmethod
+    def _link(target: Path, to: str) -> None:
+        try:
+            target.symlink_to(to)
+        except FileExistsError:
+            _remove(target)
+            target.symlink_to(to)
+
+    def finish(self) -> None:
+        """Directory modes last (a read-only directory must not stop its own filling)."""
+        real_root = self.root.resolve()
+        for directory, mode in sorted(self.dir_modes.items(), key=lambda x: -len(x[0].parts)):
+            # A later layer may have replaced the directory (or a parent) by a symlink:
+            # chmod would follow it out of the root. Only a real directory, reached directly.
+            if directory.resolve() != real_root / directory.relative_to(self.root):
+                continue
+            if not directory.is_dir() or directory.is_symlink():
+                continue
+            try:
+                directory.chmod(mode | 0o700)  # the unpacker must still be able to clean up
+            except OSError as exc:
+                raise IntegrityError(f"cannot set the mode of {directory}: {exc}") from exc
+
+
+def _walk(image: Image, layer: Layer, index: int, placer: _Placer, budget: Budget) -> None:
+    what = f"layer {index + 1}/{len(image.layers())} ({layer.digest[:19]})"
+    with image.open_layer(layer) as blob:
+        walk_layer(blob, budget, what, placer.visit, LayerStats())
+
 
 def unpack_image(image: Image, dest: Path, *, limits: Limits = Limits()) -> Path:  # noqa: B008
     """Unpack every layer of ``image`` into ``dest`` (created; must not exist)."""
     dest.mkdir(parents=True)
-    unpacker = _Unpacker(dest)
+    placer = _Placer(dest)
     budget = Budget(limits)
-    layers = image.layers()
-    for i, layer in enumerate(layers):
-        what = f"layer {i + 1}/{len(layers)} ({layer.digest[:19]})"
-        with image.open_layer(layer) as blob:
-            walk_layer(blob, budget, what, unpacker.visit, LayerStats())
-    real_root = dest.resolve()
-    for directory, mode in sorted(unpacker.dir_modes.items(), key=lambda x: -len(x[0].parts)):
-        # A later layer may have replaced the directory (or a parent) by a symlink: chmod
-        # would follow it out of the root. Only a real directory, reached without links.
-        if directory.resolve() != real_root / directory.relative_to(dest):
-            continue
-        if not directory.is_dir() or directory.is_symlink():
-            continue
-        try:
-            directory.chmod(mode | 0o700)  # the unpacker must still be able to clean up
-        except OSError as exc:
-            raise IntegrityError(f"cannot set the mode of {directory}: {exc}") from exc
+    for i, layer in enumerate(image.layers()):
+        _walk(image, layer, i, placer, budget)
+    placer.finish()
+    return dest
+
+
+def unpack_layer(
+    image: Image,
+    layer: Layer,
+    dest: Path,
+    *,
+    limits: Limits = Limits(),  # noqa: B008
+) -> Path:
+    """One layer of ``image`` as its own tree at ``dest``, whiteout markers kept."""
+    dest.mkdir(parents=True)
+    placer = _Placer(dest, raw=True)
+    _walk(image, layer, image.layers().index(layer), placer, Budget(limits))
+    placer.finish()
+    return dest
+
+
+def merge_trees(trees: list[Path], dest: Path) -> Path:
+    """Layer trees (lowest first) as one root at ``dest`` (created), made of hard links."""
+    dest.mkdir(parents=True)
+    placer = _Placer(dest)
+    for tree in trees:
+        placer.merge(tree)
+    placer.finish()
     return dest

@@ -56,6 +56,50 @@ class RequirementItem:
         return " ".join([text, *(f"--hash={h}" for h in self.hashes)])
 
 
+# Names that mean a file, whatever else they parse as.
+_FILE_SUFFIXES = (".txt", ".in", ".lock", ".toml")
+_FILE_NAMES = ("Pipfile",)
+
+
+def requirement_entry(entry: str, root: Path) -> Literal["file", "inline"]:
+    """Whether an entry of ``requirements`` names a file or is a PEP 508 requirement.
+
+    A URL requirement (``pkg @ https://…``) is inline; a name ending in .txt, .in,
+    .lock or .toml, ``Pipfile``, or any path with a ``/`` is a file. Anything else is
+    inline, unless it also names a file in the project: then it is ambiguous.
+    Raises ValueError with the fix.
+    """
+
+    def parses() -> str | None:
+        try:
+            Requirement(entry)
+            return None
+        except InvalidRequirement as exc:
+            return str(exc).splitlines()[0]
+
+    if "://" in entry or "@" in entry:
+        error = parses()
+        if error:
+            raise ValueError(f"{entry!r} is not a valid requirement ({error})")
+        return "inline"
+    if entry.endswith(_FILE_SUFFIXES) or entry in _FILE_NAMES or "/" in entry:
+        return "file"
+    error = parses()
+    if (root / entry).is_file():
+        if error is None:
+            raise ValueError(
+                f"{entry!r} names a file in the project and is also a valid requirement; "
+                f"write './{entry}' for the file or '{entry}>=0' for the package"
+            )
+        return "file"
+    if error:
+        raise ValueError(
+            f"{entry!r} is neither a file in the project nor a valid requirement ({error}); "
+            "write a requirements file name or a PEP 508 string like 'fastapi>=0.110'"
+        )
+    return "inline"
+
+
 def requirement_name(text: str) -> str:
     """Canonical project name of a requirement string ("" for a bare URL or path)."""
     try:
@@ -94,5 +138,6 @@ __all__ = [
     "Kind",
     "ProjectRequirements",
     "RequirementItem",
+    "requirement_entry",
     "requirement_name",
 ]

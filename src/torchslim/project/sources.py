@@ -4,7 +4,7 @@ Prod comes from the first of these that the project has (unless ``requirements``
 in the config names the source):
 
 1. ``requirements`` in the config: files (pip files, locks, Pipfile, pyproject.toml)
-   and inline PEP 508 strings, told apart by :func:`torchslim.config.requirement_entry`;
+   and inline PEP 508 strings, told apart by :func:`torchslim.project.items.requirement_entry`;
 2. PEP 621 ``[project].dependencies`` plus the configured ``extras``; pinned from
    ``uv.lock`` or ``poetry.lock`` when that lock was made from them;
 3. Poetry 1.x ``[tool.poetry.dependencies]``, pinned from ``poetry.lock``;
@@ -25,10 +25,10 @@ from pathlib import Path
 
 from packaging.requirements import Requirement
 
-from torchslim.config import CONFIG_FILE, requirement_entry
+from torchslim.config import CONFIG_FILE
 from torchslim.errors import ConfigError
 from torchslim.project import pipfile, pyproject, reqfiles
-from torchslim.project.items import Kind, ProjectRequirements, RequirementItem
+from torchslim.project.items import Kind, ProjectRequirements, RequirementItem, requirement_entry
 from torchslim.project.poetrylock import POETRY_LOCK, Edge, PoetryLock
 from torchslim.project.pylock import input_locks, read_pylock
 from torchslim.project.uvlock import UV_LOCK, UvLock

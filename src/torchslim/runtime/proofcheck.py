@@ -54,9 +54,6 @@ EXTERNAL = re.compile(
 MAX_MESSAGE = 400
 
 
-# ------------------------------------------------------------------ ELF
-
-
 def read_elf(path: str) -> tuple[int, set[int], int] | None:
     """(e_type, program header types, bytes the PT_LOAD segments need) or None (not ELF)."""
     try:
@@ -150,9 +147,6 @@ def exports_symbol(path: str, symbol: str) -> bool:
     return False
 
 
-# ------------------------------------------------------------------ discovery
-
-
 def module_name(rel: str, suffixes: list[str], path: str | None = None) -> str | None:
     """``pkg/sub/_ext.cpython-311-x86_64-linux-gnu.so`` → ``pkg.sub._ext``; None: no module.
 
@@ -225,9 +219,6 @@ def discover(workdir: str, only: list[str] | None) -> tuple[list[list[str]], dic
     return exts + libs, skipped
 
 
-# ------------------------------------------------------------------ loading
-
-
 def one_line(exc: BaseException) -> str:
     text = str(exc.msg if isinstance(exc, SyntaxError) else exc).strip().splitlines()
     msg = type(exc).__name__ + (": " + text[0] if text else "")
@@ -260,9 +251,6 @@ def load(kind: str, path: str, module: str) -> dict[str, Any]:
             return {"ok": True, "deferred": m.group(1), "source": source}
         return {"error": one_line(exc)}
     return {"ok": True}
-
-
-# ------------------------------------------------------------------ entry
 
 
 def _imports(tree: ast.Module) -> list[tuple[str, int]]:
@@ -360,9 +348,6 @@ def check_entry(entry: dict[str, Any]) -> str | None:
     except (Exception, SystemExit) as exc:  # noqa: BLE001
         return f"{entry.get('module') or entry.get('path')}: {one_line(exc)}{where(exc)}"
     return None
-
-
-# ------------------------------------------------------------------ main
 
 
 def main() -> None:

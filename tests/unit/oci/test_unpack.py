@@ -80,3 +80,53 @@ def test_a_large_member_is_streamed_not_held(tmp_path: Path) -> None:
         tracemalloc.stop()
     assert os.path.getsize(root / "big") == size
     assert peak < size // 2, f"peak {peak >> 20} MiB"
+
+
+def _listing(root: Path) -> dict[str, str]:
+    out = {}
+    for p in sorted(root.rglob("*")):
+        rel = p.relative_to(root).as_posix()
+        if p.is_symlink():
+            out[rel] = "-> " + os.readlink(p)
+        elif p.is_dir():
+            out[rel] = "dir"
+        else:
+            out[rel] = p.read_text()
+    return out
+
+
+def test_merged_layer_trees_equal_the_unpacked_image(tmp_path: Path) -> None:
+    """Per-layer trees (whiteout markers kept) merged by hard links give the same root as
+    streaming the layers: whiteouts, opaque dirs, a file replacing a dir and the reverse."""
+    from torchslim.oci.unpack import merge_trees, unpack_layer
+
+    layers = [
+        [
+            file("etc/passwd", b"root\n"),
+            file("opt/a/one", b"1"),
+            file("opt/a/two", b"2"),
+            file("srv/x/inner", b"i"),
+            file("keep", b"k"),
+            Entry("bin", kind="symlink", linkname="usr/bin"),
+            file("usr/bin/tool", b"t"),
+        ],
+        [
+            Entry("opt/a/.wh..wh..opq"),
+            file("opt/a/three", b"3"),
+            Entry(".wh.keep"),
+            file("srv/x", b"now a file"),
+            file("bin/added", b"through the link"),
+        ],
+        [Entry("srv/.wh.x"), file("srv/x/again", b"a dir again")],
+    ]
+    img = read_oci_layout(write_oci(tmp_path / "img", Spec([layer(e) for e in layers])))
+    streamed = unpack_image(img, tmp_path / "streamed")
+    trees = [unpack_layer(img, lay, tmp_path / f"tree{i}") for i, lay in enumerate(img.layers())]
+    assert (trees[1] / "opt/a/.wh..wh..opq").is_file()  # markers stay in a layer's tree
+    merged = merge_trees(trees, tmp_path / "merged")
+    assert _listing(merged) == _listing(streamed)
+    assert _listing(merged)["opt/a/three"] == "3" and "opt/a/one" not in _listing(merged)
+    assert (
+        "keep" not in _listing(merged) and _listing(merged)["usr/bin/added"] == "through the link"
+    )
+    assert os.stat(merged / "etc/passwd").st_ino == os.stat(trees[0] / "etc/passwd").st_ino
