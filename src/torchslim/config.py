@@ -101,6 +101,10 @@ class ProjectConfig(_Model):
     labels: dict[str, str] = {}
     smoke: list[str] = []
     source: str | None = None
+    # org.opencontainers.image.licenses (an SPDX expression) and .description; default:
+    # pyproject.toml's [project].license / .description (torchslim.project.metadata).
+    license: Annotated[str, Field(min_length=1)] | None = None
+    description: Annotated[str, Field(min_length=1)] | None = None
     healthcheck: HealthcheckConfig = HealthcheckConfig()
 
     # Where the config was read from; set by load_config, not by the file.

@@ -61,6 +61,10 @@ def test_two_platforms_make_an_index(ts_cache: Path, tmp_path: Path) -> None:
         assert image.digest() in {p["digest"] for p in report["platforms"]}
     if shutil.which("skopeo"):
         raw = subprocess.run(
-            ["skopeo", "inspect", "--raw", f"oci:{out}"], capture_output=True, text=True, check=True
+            # By tag: index.json also lists each platform's SBOMs and provenance (referrers).
+            ["skopeo", "inspect", "--raw", f"oci:{out}:{report['platforms'][0]['tag']}"],
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout
         assert len(json.loads(raw)["manifests"]) == 2

@@ -1,6 +1,9 @@
 """A service that builds without a network: a base made here from the host's Python as an OCI
 layout, a tiny real ``torch`` wheel, and a lock made once in-process (uv replaced), so
-later builds (in-process or the real CLI) read the lock and touch only the cache."""
+later builds (in-process or the real CLI) read the lock and touch only the cache.
+
+``make_service`` is the same for two platforms (linux/amd64 and linux/arm64) and any
+wheels."""
 
 from __future__ import annotations
 
@@ -15,13 +18,14 @@ import torchslim.build.lock as lock_step
 from support.proofroot import make_root
 from support.wheels import make_wheel
 from torchslim.build import BuildOptions, BuildResult, build, plan_build, publish
+from torchslim.build.plan import BuildPlan
 from torchslim.cache import BlobStore
 from torchslim.config import load_config
 from torchslim.deps.lock import Target
 from torchslim.deps.pipconf import IndexSettings
 from torchslim.oci.empty import empty_image
 from torchslim.oci.layer import write_layer_from_dir
-from torchslim.oci.layout import write_oci_layout
+from torchslim.oci.layout import write_oci_index_layout, write_oci_layout
 from torchslim.oci.mutate import append_layers, with_config
 
 
@@ -49,13 +53,7 @@ def base_layout(tmp: Path) -> Path:
 
 
 def _pylock(wheel: Path) -> str:
-    sha = hashlib.sha256(wheel.read_bytes()).hexdigest()
-    return (
-        'lock-version = "1.0"\ncreated-by = "test"\n\n[[packages]]\nname = "torch"\n'
-        f'version = "2.13.0"\n\n[[packages.wheels]]\nname = "{wheel.name}"\n'
-        f'url = "{wheel.as_uri()}"\nsize = {wheel.stat().st_size}\n'
-        f'upload-time = 2023-11-14T22:13:20Z\nhashes = {{sha256 = "{sha}"}}\n'
-    )
+    return pylock(wheel)
 
 
 def fake_service(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> FakeService:
@@ -89,3 +87,66 @@ def build_once(service: FakeService, output: Path) -> BuildResult:
     result = build(bp.plans[0])
     publish(bp, [result])
     return result
+
+
+def make_base_layout(tmp_path: Path) -> Path:
+    """An OCI layout holding a python:slim-like base for linux/amd64 and linux/arm64."""
+    store = BlobStore(tmp_path / "base-blobs")
+    root = make_root(tmp_path / "base-root")
+    shutil.rmtree(root / "app")
+    (root / "etc/passwd").write_text("root:x:0:0::/root:/sbin/nologin\n")
+    layer = write_layer_from_dir(root, store)
+    # arm64 finds its libc where an arm64 Debian keeps it (x86 bytes: the probe reads only
+    # the version string; nothing arm64 runs here).
+    arm = tmp_path / "arm-libc" / "usr/lib/aarch64-linux-gnu"
+    arm.mkdir(parents=True)
+    shutil.copyfile(next(root.glob("usr/lib/x86_64-linux-gnu/libc.so.6")), arm / "libc.so.6")
+    arm_layer = write_layer_from_dir(tmp_path / "arm-libc", store)
+    images = [
+        with_config(
+            append_layers(empty_image(arch), [(lay, store, "fake base") for lay in layers]),
+            env={"PATH": "/usr/local/bin:/usr/bin:/bin"},
+        )
+        for arch, layers in (("amd64", [layer]), ("arm64", [layer, arm_layer]))
+    ]
+    dest = tmp_path / "base"
+    write_oci_index_layout(images, dest, ref_name="3.11")
+    return dest
+
+
+def pylock(*wheels: Path) -> str:
+    """A PEP 751 lock of ``wheels`` (``name-version-py3-none-any.whl``)."""
+    text = 'lock-version = "1.0"\ncreated-by = "test"\n'
+    for wheel in wheels:
+        name, version = wheel.name.split("-")[:2]
+        sha = hashlib.sha256(wheel.read_bytes()).hexdigest()
+        text += (
+            f'\n[[packages]]\nname = "{name}"\nversion = "{version}"\n\n'
+            f'[[packages.wheels]]\nname = "{wheel.name}"\nurl = "{wheel.as_uri()}"\n'
+            f"size = {wheel.stat().st_size}\nupload-time = 2023-11-14T22:13:20Z\n"
+            f'hashes = {{sha256 = "{sha}"}}\n'
+        )
+    return text
+
+
+def make_service(
+    root: Path, base_layout: Path, wheels: list[Path], monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    """A service at ``root`` on ``base_layout`` whose lock resolves to ``wheels``."""
+    (root / "app" / "svc").mkdir(parents=True)
+    (root / "app" / "svc" / "__init__.py").write_text("VALUE = 42\n")
+    (root / "app" / "svc" / "__main__.py").write_text("from app.svc import VALUE\n")
+    (root / "model.bin").write_bytes(b"\0" * 1000)
+    (root / "requirements.txt").write_text("")
+    (root / "torchslim.toml").write_text(
+        'name = "svc"\nversion = "1.0"\ntorch = "2.13.0"\napp = "app"\n'
+        'model = ["model.bin"]\ncmd = ["python3", "-m", "app.svc"]\n'
+        'port = 8000\nhealth = "/health"\n'
+        f'base = "oci:{base_layout}:3.11"\nplatform = ["linux/amd64", "linux/arm64"]\n'
+    )
+    monkeypatch.setattr(lock_step, "_uv_lock", lambda *a: pylock(*wheels))
+    return root
+
+
+def plan_for(project: Path, **opts: object) -> BuildPlan:
+    return plan_build(load_config(project), BuildOptions(**opts), IndexSettings(), environ={})  # type: ignore[arg-type]

@@ -15,18 +15,20 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
-from torchslim.build import base, files, imageconfig, lock, prove, python, reverts
+from torchslim.build import annotate, base, files, imageconfig, lock, prove, python, reverts
 from torchslim.build.dates import Dates
 from torchslim.build.layercache import LayerCache
 from torchslim.build.plan import BuildOptions, BuildPlan, Plan, plan_build
 from torchslim.build.report import BuildResult, LayerReport
+from torchslim.build.sbom import Invocation, sbom_documents
 from torchslim.cache import BlobStore
 from torchslim.config import QuietSteps, Steps
 from torchslim.deps.lock import Lock
 from torchslim.oci.image import Image
 from torchslim.oci.layer import Layer
-from torchslim.oci.mutate import append_layers, with_config
+from torchslim.oci.mutate import append_layers, with_annotations, with_config
 from torchslim.oci.sink import Sink, Written, sink_for
+from torchslim.project.metadata import image_metadata
 from torchslim.slim.ledger import Ledger, Revert
 from torchslim.torchmeta import LABEL_PROOF
 
@@ -34,6 +36,7 @@ __all__ = [
     "BuildOptions",
     "BuildPlan",
     "BuildResult",
+    "Invocation",
     "Plan",
     "build",
     "check_output",
@@ -43,8 +46,11 @@ __all__ = [
 ]
 
 
-def build(plan: Plan, steps: Steps | None = None) -> BuildResult:
-    """The image ``plan`` describes, built, cached and proven; nothing is written to an output."""
+def build(
+    plan: Plan, steps: Steps | None = None, invocation: Invocation | None = None
+) -> BuildResult:
+    """The image ``plan`` describes, built, cached and proven, with its SBOMs and provenance
+    (``invocation``: the command that asked for it); nothing is written to an output."""
     steps = steps or QuietSteps()
     started = time.monotonic()
     store = BlobStore(warn=steps.warn)  # a corrupt cached blob is evicted with a warning
@@ -57,11 +63,14 @@ def build(plan: Plan, steps: Steps | None = None) -> BuildResult:
     dates = Dates(plan.source_date_epoch, locked.project.upload_epochs())
     findings = lock.dev_findings(plan, locked.python, steps)
     os_ = base.base_layers(plan, opened, locked.debian, dates, layers, store, steps)
+    meta = image_metadata(plan.cfg)
     facts = imageconfig.ImageFacts(
         created=dates.created,
-        base_name=f"debian:{plan.debian.suite}" if plan.debian_base else plan.cfg.base,
+        base_name=annotate.base_name(plan),
         base_digest=opened.image.digest() if opened.image is not None else None,
         revision=files.git_revision(plan.cfg.root),
+        licenses=meta.licenses,
+        description=meta.description,
     )
     for warning in imageconfig.risky_env(plan):
         steps.warn(warning)
@@ -110,6 +119,16 @@ def build(plan: Plan, steps: Steps | None = None) -> BuildResult:
         if proof.status == "not-proven":
             steps.warn(f"the image was not proven to run: {proof.reason}")
     image = with_config(image, labels={LABEL_PROOF: proof.label()})
+    image = with_annotations(image, annotate.manifest_annotations(image))
+    artifacts = sbom_documents(
+        plan,
+        image,
+        locked=locked,
+        opened=opened,
+        reports=reports,
+        invocation=invocation or Invocation(),
+        steps=steps,
+    )
     return BuildResult(
         name=plan.cfg.name,
         tag=plan.tag,
@@ -122,6 +141,7 @@ def build(plan: Plan, steps: Steps | None = None) -> BuildResult:
         profile=plan.profile,
         slimmed=plan.slim,
         proof=proof,
+        artifacts=artifacts,
     )
 
 
@@ -177,11 +197,20 @@ def check_output(bp: BuildPlan, steps: Steps | None = None) -> Sink | None:
 
 
 def publish(
-    bp: BuildPlan, results: Sequence[BuildResult], steps: Steps | None = None
+    bp: BuildPlan,
+    results: Sequence[BuildResult],
+    steps: Steps | None = None,
+    *,
+    attach_sbom: bool = True,
 ) -> Written | None:
-    """Write the built images to the plan's output: one image, or one index of platforms."""
+    """Write the built images to the plan's output: one image, or one index of platforms,
+    each with its SBOMs and provenance attached as referrers (unless ``attach_sbom`` is off:
+    a layout then holds the image alone, for tools that read only one manifest)."""
     sink = check_output(bp, steps)
     if sink is None:
         return None
     (steps or QuietSteps()).step(f"Writing {bp.output}")
-    return sink.write([r.image for r in results], name=bp.plans[0].cfg.name, tag=bp.tag)
+    referrers = [r.artifacts for r in results] if attach_sbom else []
+    return sink.write(
+        [r.image for r in results], name=bp.plans[0].cfg.name, tag=bp.tag, referrers=referrers
+    )

@@ -29,6 +29,7 @@ from torchslim.oci.empty import empty_image
 from torchslim.oci.image import Image
 from torchslim.oci.layer import Layer, Ownership
 from torchslim.oci.transport import Location, open_image
+from torchslim.sbom.attribution import removals_from_skipped
 from torchslim.slim.pyc import precompile
 
 LIB_DIRS = ("usr/lib", "usr/lib64", "usr/local/lib", "lib", "lib64")
@@ -161,6 +162,8 @@ def _debian_base(
         precompile(root, f"/usr/lib/python{info.python_version}", info.python_version)
         return {
             "libs": _library_paths(root),
+            # What the unpacker left out (docs, man pages, locales), per package: the SBOM's.
+            "removals": [r.to_json() for r in removals_from_skipped(info.skipped)],
             "rootfs": {
                 "python_exe": info.python_exe,
                 "python_version": info.python_version,

@@ -36,6 +36,8 @@ class ImageFacts:
     base_name: str  # "debian:bookworm", or the configured base
     base_digest: str | None  # an external base's manifest digest
     revision: str | None  # git HEAD of the project
+    licenses: str | None = None  # SPDX expression (config `license`, or pyproject's)
+    description: str | None = None
 
 
 def environment(plan: Plan) -> dict[str, str]:
@@ -84,6 +86,9 @@ def labels(plan: Plan, facts: ImageFacts) -> dict[str, str]:
     }
     if facts.base_digest:
         out["org.opencontainers.image.base.digest"] = facts.base_digest
+    for key, value in (("licenses", facts.licenses), ("description", facts.description)):
+        if value and f"org.opencontainers.image.{key}" not in cfg.labels:
+            out[f"org.opencontainers.image.{key}"] = value
     if cfg.source:
         out["org.opencontainers.image.source"] = cfg.source
     if facts.revision:

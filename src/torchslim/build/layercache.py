@@ -31,7 +31,7 @@ from torchslim.oci.layer import Layer, OwnerFn, write_layer_from_dir
 from torchslim.oci.unpack import unpack_layer
 
 # Bump when what a layer contains for the same inputs changes.
-BUILD_FORMAT = 3  # 3: the Debian base has /usr/bin/python
+BUILD_FORMAT = 4  # 3: the Debian base has /usr/bin/python; 4: entries keep every removal
 
 Fill = Callable[[Path], dict[str, Any]]
 
@@ -109,7 +109,7 @@ class LayerCache:
             return None
         layer = Layer.from_dict(entry["layer"])
         extra: dict[str, Any] = entry.get("extra", {})
-        return layer, LayerReport.of(name, layer, True, 0.0, extra.get("ledger", {})), extra
+        return layer, LayerReport.of(name, layer, True, 0.0, extra), extra
 
     def write(
         self,
@@ -143,7 +143,7 @@ class LayerCache:
         write_atomic(self._path(key), json.dumps({"layer": layer.to_dict(), "extra": extra}))
         self._keep_tree(layer, root)
         seconds = time.monotonic() - started
-        return layer, LayerReport.of(name, layer, False, seconds, extra.get("ledger", {}))
+        return layer, LayerReport.of(name, layer, False, seconds, extra)
 
     def _tree_path(self, layer: Layer) -> Path:
         _, hexpart = split_digest(layer.diff_id, "layer diff_id")

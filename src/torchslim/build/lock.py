@@ -49,12 +49,17 @@ class ProjectLock:
     debian: list[dict[str, Any]] = field(default_factory=list)
     # A registry base pinned once resolved: {"ref": "python:3.11-slim", "digest": "sha256:…"}
     base: dict[str, str] = field(default_factory=dict)
+    # The signed InRelease each Debian suite was resolved from: {suite: {url, sha256}}
+    # (provenance names them; a warm build fetches none).
+    debian_releases: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def render(self) -> str:
         table: dict[str, Any] = {"inputs": self.inputs}
         if self.debian:
             table["debian-key"] = self.debian_key
             table["debian"] = self.debian
+        if self.debian_releases:
+            table["debian-releases"] = self.debian_releases
         if self.base:
             table["base"] = self.base
         tool = tomli_w.dumps({"tool": {"torchslim": {"build": table}}})
@@ -103,6 +108,10 @@ def read_project_lock(path: Path) -> ProjectLock | None:
         debian_key=str(own.get("debian-key", "")),
         debian=list(own.get("debian", [])),
         base={str(k): str(v) for k, v in dict(own.get("base", {})).items()},
+        debian_releases={
+            str(suite): {str(k): str(v) for k, v in dict(r).items()}
+            for suite, r in dict(own.get("debian-releases", {})).items()
+        },
     )
 
 
@@ -299,8 +308,11 @@ def resolve(
             packages = [debian.DebPackage.from_dict(d) for d in project.debian]
         else:
             steps.step(f"Resolving Debian {plan.debian.suite} packages")
-            packages = debian.resolve(plan.debian, store, steps.progress)
+            packages, releases = debian.resolve_signed(plan.debian, store, steps.progress)
             project.debian_key, project.debian = key, [p.to_dict() for p in packages]
+            project.debian_releases = {
+                suite: {"url": r.url, "sha256": r.sha256} for suite, r in releases.items()
+            }
             changed = True
     if base_pin is not None and project.base != base_pin:
         project.base = base_pin

@@ -27,6 +27,7 @@ from torchslim.deps.lock import Lock
 from torchslim.deps.wheels import fetch_wheels
 from torchslim.errors import ResolveError
 from torchslim.oci.layer import Layer
+from torchslim.sbom.model import Removal
 from torchslim.slim.apply import slim_tree
 from torchslim.slim.closure import check_closure, raise_for_missing, upstream_warnings
 from torchslim.slim.ledger import Ledger, Revert
@@ -36,24 +37,38 @@ ELF_MACHINE = {"amd64": "EM_X86_64", "arm64": "EM_AARCH64"}
 
 
 class _RoutingLedger(Ledger):
-    """One ledger for the whole stage that also books each removal to its layer's ledger."""
+    """One ledger for the whole stage that also books each removal to its layer's ledger,
+    and keeps every removed path (by layer, with the wheel that installed it) for the SBOM."""
 
-    def __init__(self, per_layer: dict[str, Ledger], owner: dict[str, str], site: str) -> None:
+    def __init__(
+        self,
+        per_layer: dict[str, Ledger],
+        owner: dict[str, str],
+        site: str,
+        dist_of: dict[str, str] | None = None,
+    ) -> None:
         super().__init__()
         self.per_layer = per_layer
         self.owner = owner
         self.site = site
+        self.dist_of = dist_of or {}
+        self.removals: dict[str, list[Removal]] = {g: [] for g in per_layer}
 
     def add(self, rule_id: str, path: str, nbytes: int) -> None:
         super().add(rule_id, path, nbytes)
-        self.per_layer[_owner_of(path, self.owner, self.site, "deps")].add(rule_id, path, nbytes)
+        group = _owner_of(path, self.owner, self.site, "deps")
+        self.per_layer[group].add(rule_id, path, nbytes)
+        self.removals[group].append(Removal(rule_id, path, nbytes, self.dist_of.get(path)))
 
     def revert(
         self, rule_id: str, path: str, nbytes: int, reason: str, *, applied: bool = True
     ) -> None:
         super().revert(rule_id, path, nbytes, reason, applied=applied)
-        layer = self.per_layer[_owner_of(path, self.owner, self.site, "deps")]
-        layer.revert(rule_id, path, nbytes, reason, applied=applied)
+        group = _owner_of(path, self.owner, self.site, "deps")
+        self.per_layer[group].revert(rule_id, path, nbytes, reason, applied=applied)
+        if applied:  # the file is back: no longer removed
+            kept = self.removals[group]
+            kept[:] = [r for r in kept if (r.rule, r.path) != (rule_id, path)]
 
 
 def _owner_of(path: str, owner: dict[str, str], site: str, default: str) -> str:
@@ -161,19 +176,21 @@ def python_layers(
     paths = fetch_wheels(lock, store, plan.settings, steps.progress)
     with staging("python") as root, staging("split") as split:
         owner: dict[str, str] = {}
+        dist_of: dict[str, str] = {}  # image path → the wheel that installed it
         steps.step(f"Installing {len(wheels)} wheels")
         total, done = sum(paths[n].stat().st_size for n in wheels), 0
         for group, names in groups:
             for n in names:
                 for image_path in install_wheel(paths[n], root, scheme, rootfs.python_exe):
                     owner[image_path] = group
+                    dist_of[image_path] = n
                 done += paths[n].stat().st_size
                 steps.progress("installing wheels", done, total)
         ledgers = {g: Ledger() for g, _ in groups}
+        routing = _RoutingLedger(ledgers, owner, rootfs.site_packages, dist_of)
         removed: dict[str, str] = {}
         if plan.slim:
             steps.step(f"Slimming (profile {plan.profile})")
-            routing = _RoutingLedger(ledgers, owner, rootfs.site_packages)
             removed = slim_tree(
                 root, rootfs.site_packages, profile=plan.profile, keep=keep, ledger=routing
             )
@@ -204,7 +221,10 @@ def python_layers(
             mtime, key = keys[group]
             started = time.monotonic()
             (split / group).mkdir(exist_ok=True)
-            extra = {"ledger": ledgers[group].to_dict()}
+            extra = {
+                "ledger": ledgers[group].to_dict(),
+                "removals": [r.to_json() for r in routing.removals[group]],
+            }
             layer, report = layers.write(group, key, split / group, mtime=mtime, extra=extra)
             report.seconds = time.monotonic() - started
             out.append((layer, report))

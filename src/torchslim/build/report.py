@@ -17,9 +17,11 @@ from torchslim.deps.audit import DevFinding
 from torchslim.display import safe, styled
 from torchslim.oci.image import Image
 from torchslim.oci.layer import Layer
+from torchslim.oci.referrers import Artifact
 from torchslim.oci.sink import Written
 from torchslim.oci.upload import PushResult
 from torchslim.runtime.proofresult import Proof
+from torchslim.sbom.model import Removal
 from torchslim.slim.ledger import Ledger
 from torchslim.units import BANDWIDTHS, human, pull_seconds
 
@@ -33,13 +35,21 @@ class LayerReport:
     cached: bool
     seconds: float
     ledger: dict[str, Any] = field(default_factory=dict)
+    # Every path slimming (or the Debian unpacker) took out of this layer: the SBOM's
+    # per-component removals. Kept in the layer cache, so a warm build has them too.
+    removals: list[Removal] = field(default_factory=list)
 
     @classmethod
     def of(
-        cls, name: str, layer: Layer, cached: bool, seconds: float, ledger: dict[str, Any]
+        cls, name: str, layer: Layer, cached: bool, seconds: float, extra: dict[str, Any]
     ) -> LayerReport:
+        """The report of a layer from what the layer cache keeps beside it."""
         d = layer.descriptor
-        return cls(name, d.digest, d.size, layer.uncompressed_size, cached, seconds, ledger)
+        removals = [Removal.from_json(row) for row in extra.get("removals", [])]
+        ledger = extra.get("ledger", {})
+        return cls(
+            name, d.digest, d.size, layer.uncompressed_size, cached, seconds, ledger, removals
+        )
 
 
 @dataclass
@@ -57,6 +67,8 @@ class BuildResult:
     profile: str
     slimmed: bool
     proof: Proof | None = None
+    # CycloneDX, SPDX and provenance of ``image`` (sbom.documents): attached when written.
+    artifacts: list[Artifact] = field(default_factory=list)
 
     @property
     def digest(self) -> str:
@@ -109,6 +121,10 @@ def to_dict(result: BuildResult, written: Written | None = None) -> dict[str, An
         ],
         "ledger": result.ledger.to_dict(),
         "proof": result.proof.to_dict() if result.proof is not None else None,
+        "sbom": [
+            {"file": a.title, "artifact_type": a.artifact_type, "digest": a.digest}
+            for a in result.artifacts
+        ],
         "dev_packages": [
             {"package": f.package, "brought_by": list(f.chain[1:])} for f in result.dev_findings
         ],
@@ -136,6 +152,8 @@ def outcome_dict(results: Sequence[BuildResult], written: Written | None) -> dic
         data = {"digest": digest, "platforms": [to_dict(r, written) for r in results]}
     if written is not None and written.push is not None:
         data["push"] = push_dict(written.push)
+    if written is not None and written.referrers:
+        data["referrers"] = list(written.referrers)
     return data
 
 
@@ -162,6 +180,12 @@ def render_outcome(
         console.print(f"Index digest: {written.digest}", soft_wrap=True)
     if written is not None and written.push is not None:
         render_push(written.push, console)
+    if written is not None and written.referrers:
+        where = " (under the tag sha256-…: no referrers API)" if written.referrers_tag else ""
+        console.print(
+            f"Attached {len(written.referrers)} referrer(s): SBOMs and provenance{where}",
+            soft_wrap=True,
+        )
     if written is not None:
         console.print(f"Wrote {safe(written.location)}", soft_wrap=True)
 

@@ -57,6 +57,19 @@ from torchslim.cli.app import (
     is_flag=True,
     help="Do not run the image before writing it (the report says it was not proven).",
 )
+@click.option(
+    "--sbom",
+    "sbom_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Also write the SBOMs (CycloneDX, SPDX) and provenance as files into DIR.",
+)
+@click.option(
+    "--attach-sbom/--no-attach-sbom",
+    default=True,
+    show_default=True,
+    help="Attach SBOMs and provenance to oci:/docker:// outputs as OCI referrers "
+    "(off: a layout holds one manifest, for syft's oci-dir:).",
+)
 @friendly_errors
 def build(
     project: Path,
@@ -78,10 +91,13 @@ def build(
     torch_version: str | None,
     variant: str | None,
     no_prove: bool,
+    sbom_dir: Path | None,
+    attach_sbom: bool,
 ) -> None:
     """Build PROJECT (a folder with torchslim.toml) into an image."""
     from torchslim.build import BuildOptions, build, check_output, plan_build, publish
     from torchslim.build.report import render_outcome, write_json
+    from torchslim.build.sbom import Invocation, write_sbom_files
     from torchslim.config import load_config
     from torchslim.deps.pipconf import load_pip_settings
 
@@ -106,10 +122,14 @@ def build(
         variant=variant,
     )
     bp = plan_build(cfg, opts, load_pip_settings())
+    invocation = Invocation.of(["torchslim", "build", str(project)], opts)
     with CliSteps(err_console) as steps:
         check_output(bp, steps)
-        results = [build(plan, steps) for plan in bp.plans]
-        written = publish(bp, results, steps)
+        results = [build(plan, steps, invocation) for plan in bp.plans]
+        written = publish(bp, results, steps, attach_sbom=attach_sbom)
+        if sbom_dir is not None:
+            for path in write_sbom_files(sbom_dir, results):
+                steps.step(f"Wrote {path}")
     render_outcome(results, written, out_console)
     if json_path is not None:
         write_json(results, written, json_path)
@@ -130,16 +150,17 @@ def push(source: str, destination: str, tls_verify: bool, mount_from: tuple[str,
     """Push SOURCE (oci:DIR[:ref] or docker-archive:FILE) to DESTINATION (docker://REF).
 
     Blobs the registry has are skipped; the tag moves only once every blob is there.
+    The SBOMs and provenance a layout attaches to the image go along as referrers.
     """
     from torchslim.build.report import render_push
-    from torchslim.oci.push import push_image
+    from torchslim.oci.push import push_with_referrers
     from torchslim.oci.transport import open_image, parse_location
 
     src = parse_location(source, what="source", allowed=("oci", "docker-archive"))
     dest = parse_location(destination, what="destination", allowed=("docker",))
     image = open_image(src)
     with CliSteps(err_console) as steps:
-        result = push_image(
+        result, referrers = push_with_referrers(
             image,
             dest.target,
             tls_verify=tls_verify,
@@ -147,6 +168,8 @@ def push(source: str, destination: str, tls_verify: bool, mount_from: tuple[str,
             mount_from=mount_from,
         )
     render_push(result, out_console)
+    if referrers:
+        out_console.print(f"Attached {len(referrers)} referrer(s) (SBOMs, provenance)")
 
 
 @main.command()

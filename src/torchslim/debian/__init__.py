@@ -7,7 +7,7 @@ would have produced (CA bundle, passwd, ld.so.cache, status.d) is written direct
 """
 
 from torchslim.debian.mirrors import host_mirrors
-from torchslim.debian.resolver import resolve
+from torchslim.debian.resolver import resolve, resolve_signed
 from torchslim.debian.rootfs import assemble
 from torchslim.debian.spec import (
     DEFAULT_MIRROR,
@@ -31,5 +31,6 @@ __all__ = [
     "compare_versions",
     "host_mirrors",
     "resolve",
+    "resolve_signed",
     "suite_for_python",
 ]

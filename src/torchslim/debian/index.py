@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
+import hashlib
 import lzma
 import re
 from collections.abc import Iterable
@@ -129,7 +131,10 @@ def fetch_release(fetcher: Fetcher, suite: str) -> Release:
             f"suite {suite!r} not found on {fetcher.mirror} ({url} is 404); check the suite "
             "or the `mirror`"
         )
-    return parse_release(verify_clearsigned(data, url).decode("utf-8", errors="replace"), url)
+    release = parse_release(verify_clearsigned(data, url).decode("utf-8", errors="replace"), url)
+    return dataclasses.replace(
+        release, url=url, sha256="sha256:" + hashlib.sha256(data).hexdigest()
+    )
 
 
 def fetch_packages(

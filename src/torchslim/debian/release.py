@@ -37,6 +37,8 @@ class Release:
     version: str
     fields: dict[str, str]
     files: dict[str, IndexFile]
+    url: str = ""  # where it was fetched from
+    sha256: str = ""  # "sha256:<hex>" of the signed file as fetched: a provenance input
 
 
 def verify_clearsigned(data: bytes, url: str, keyring: Path | None = None) -> bytes:

@@ -16,6 +16,7 @@ from torchslim.config import Progress
 from torchslim.debian.control import Relation
 from torchslim.debian.fetch import Fetcher
 from torchslim.debian.index import Candidate, PackageIndex, load_index
+from torchslim.debian.release import Release
 from torchslim.debian.spec import SCRIPT_ONLY, DebianSpec, DebPackage
 from torchslim.debian.version import satisfies
 from torchslim.errors import ResolveError
@@ -159,6 +160,13 @@ def resolve(
     spec: DebianSpec, store: BlobStore, progress: Progress | None = None
 ) -> list[DebPackage]:
     """Verified indices of ``spec.suite`` (+ ``-updates``) → the full package set, sorted."""
+    return resolve_signed(spec, store, progress)[0]
+
+
+def resolve_signed(
+    spec: DebianSpec, store: BlobStore, progress: Progress | None = None
+) -> tuple[list[DebPackage], dict[str, Release]]:
+    """:func:`resolve`, and the signed release file of each suite it read (by suite)."""
     with Fetcher(spec.mirror) as fetcher:
-        index, _ = load_index(fetcher, suites_for(spec), spec.arch, store, progress)
-    return resolve_index(index, spec)
+        index, releases = load_index(fetcher, suites_for(spec), spec.arch, store, progress)
+    return resolve_index(index, spec), releases

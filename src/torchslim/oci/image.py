@@ -197,14 +197,21 @@ class BaseImage(ABC):
     def manifest_bytes(self) -> bytes:
         return self._synth_manifest
 
+    def manifest_annotations(self) -> dict[str, str]:
+        """The synthesized manifest's ``annotations`` (none unless a mutation set some)."""
+        return {}
+
     @cached_property
     def _synth_manifest(self) -> bytes:
-        manifest = {
+        manifest: dict[str, Any] = {
             "schemaVersion": 2,
             "mediaType": OCI_MANIFEST,
             "config": self.config_descriptor().to_json(),
             "layers": [layer.descriptor.to_json() for layer in self.layers()],
         }
+        annotations = self.manifest_annotations()
+        if annotations:
+            manifest["annotations"] = dict(annotations)
         return canonical_json(manifest)
 
     def manifest(self) -> dict[str, Any]:

@@ -39,15 +39,31 @@ def index_entry(
     return {**desc.to_json(), "platform": platform}
 
 
-def index_bytes(entries: Sequence[dict[str, Any]]) -> bytes:
+def index_bytes(
+    entries: Sequence[dict[str, Any]], annotations: dict[str, str] | None = None
+) -> bytes:
     """An OCI image index over ``entries``, canonically serialized."""
-    return canonical_json({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": list(entries)})
+    index: dict[str, Any] = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": list(entries)}
+    if annotations:
+        index["annotations"] = dict(annotations)
+    return canonical_json(index)
+
+
+def common_annotations(images: Sequence[Image]) -> dict[str, str]:
+    """The manifest annotations every image agrees on: what the index says of them all
+    (registries show an index's ``description`` and ``licenses``, scanners its base)."""
+    sets = [image.manifest().get("annotations") or {} for image in images]
+    if not sets:
+        return {}
+    return {k: str(v) for k, v in sets[0].items() if all(s.get(k) == v for s in sets[1:])}
 
 
 def image_index(images: Sequence[Image]) -> bytes:
-    """The index of several platform images; two images of one platform are refused."""
+    """The index of several platform images; two images of one platform are refused.
+
+    The index carries the manifest annotations all the images share."""
     platforms = [str(img.platform) for img in images]
     dupes = sorted({p for p in platforms if platforms.count(p) > 1})
     if dupes:
         raise BuildError(f"an image index cannot hold two images for {', '.join(dupes)}")
-    return index_bytes([index_entry(img) for img in images])
+    return index_bytes([index_entry(img) for img in images], common_annotations(images))

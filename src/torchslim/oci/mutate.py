@@ -87,14 +87,19 @@ class _Mutated(BaseImage):
         config: dict[str, Any],
         layers: list[Layer],
         added: Mapping[str, Callable[[], BinaryIO]],
+        annotations: Mapping[str, str] | None = None,
     ) -> None:
         self._base = base
         self._config = canonical_json(config)
         self._layers = layers
         self._added = dict(added)
+        self._annotations = dict(annotations or {})
 
     def config_bytes(self) -> bytes:
         return self._config
+
+    def manifest_annotations(self) -> dict[str, str]:
+        return dict(self._annotations)
 
     def layers(self) -> list[Layer]:
         return list(self._layers)
@@ -132,6 +137,12 @@ def _base_parts(
     return config, layers, added
 
 
+def _annotations(base: Image) -> dict[str, str]:
+    """Manifest annotations set by earlier mutations; a source image's own are not inherited
+    (they describe that image: its base, its title), as a Dockerfile's FROM does not."""
+    return base.manifest_annotations() if isinstance(base, _Mutated) else {}
+
+
 def _unwrap(base: Image) -> Image:
     """Chains of mutations keep a pointer to the original source, not to each step."""
     return base._base if isinstance(base, _Mutated) else base
@@ -159,7 +170,7 @@ def append_layers(
         diff_ids.append(layer.diff_id)
         history.append({"created": stamp, "created_by": comment})
         added[layer.digest] = _opener(layer, source)
-    return _Mutated(_unwrap(base), config, out_layers, added)
+    return _Mutated(_unwrap(base), config, out_layers, added, _annotations(base))
 
 
 def _merge_env(old: Sequence[str], new: Mapping[str, str] | Sequence[str]) -> list[str]:
@@ -234,4 +245,14 @@ def with_config(
         config["created"] = created
     if author is not None:
         config["author"] = author
-    return _Mutated(_unwrap(base), config, layers, added)
+    return _Mutated(_unwrap(base), config, layers, added, _annotations(base))
+
+
+def with_annotations(base: Image, annotations: Mapping[str, str]) -> Image:
+    """``base`` whose manifest carries ``annotations`` (merged over earlier ones).
+
+    The config and layers are unchanged; the manifest, and so the digest, changes.
+    """
+    config, layers, added = _base_parts(base)
+    merged = {**_annotations(base), **annotations}
+    return _Mutated(_unwrap(base), config, layers, added, merged)

@@ -23,11 +23,13 @@ from torchslim.oci.distribution import (
     RegistryClient,
 )
 from torchslim.oci.image import Image, manifest_media_type
-from torchslim.oci.index import image_index
+from torchslim.oci.index import image_index, manifest_descriptor
 from torchslim.oci.layer import Layer
+from torchslim.oci.layout import LayoutImage
 from torchslim.oci.media import OCI_INDEX
 from torchslim.oci.pull import RegistryImage
 from torchslim.oci.reference import Reference, as_reference
+from torchslim.oci.referrers import push_layout_referrers
 from torchslim.oci.upload import (
     CHUNK_SIZE,
     CHUNKED_THRESHOLD,
@@ -165,3 +167,24 @@ def push_index(
     finally:
         if client is None:
             cl.close()
+
+
+def push_with_referrers(
+    image: Image,
+    ref: Reference | str,
+    *,
+    tls_verify: bool = True,
+    progress: Progress | None = None,
+    mount_from: Sequence[str] = (),
+) -> tuple[PushResult, list[str]]:
+    """``push_image``, then (over the same connection) the referrers a layout attaches to
+    the image (its SBOMs and provenance); returns the push and the referrers' digests."""
+    r = as_reference(ref)
+    with RegistryClient(r.registry, tls_verify=tls_verify) as client:
+        result = push_image(image, r, progress=progress, mount_from=mount_from, client=client)
+        if not isinstance(image, LayoutImage):
+            return result, []
+        made, _ = push_layout_referrers(
+            client, r.repository, image.root, manifest_descriptor(image)
+        )
+    return result, [m.digest for m in made]

@@ -321,3 +321,20 @@ def registry_document(client: RegistryClient, repo: str, descriptor: dict[str, A
     if resp.status_code != 200:
         raise NetworkError(f"{what}: {registry_errors(resp, body)}")
     return check_bytes(body, digest, what)
+
+
+def push_layout_referrers(
+    client: RegistryClient, repo: str, root: Path, subject: Descriptor
+) -> tuple[list[Referrer], bool]:
+    """Push what a layout attaches to ``subject`` (``torchslim push oci:DIR``): the same
+    artifact manifests, so the same digests, as the layout holds."""
+    by_created: dict[str, list[Artifact]] = {}
+    for artifact, created in layout_artifacts(root, subject.digest):
+        by_created.setdefault(created, []).append(artifact)
+    made: list[Referrer] = []
+    tagged = False
+    for created, artifacts in sorted(by_created.items()):
+        refs, fallback = push_referrers(client, repo, subject, artifacts, created)
+        made += refs
+        tagged = tagged or fallback
+    return made, tagged

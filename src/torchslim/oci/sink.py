@@ -3,6 +3,10 @@
 A sink is chosen from a :class:`~torchslim.oci.transport.Location` before any work is
 done (``check`` refuses an existing output early), then written once the images are
 built: building never writes, writing never builds (ko's build vs publish).
+
+Each image may come with artifacts (SBOMs, provenance) to attach as OCI 1.1 referrers:
+a layout lists them in ``index.json``, a registry gets them after the image (the
+``sha256-<hex>`` tag where it has no referrers API); a docker-archive has no place for them.
 """
 
 from __future__ import annotations
@@ -15,10 +19,14 @@ from torchslim.atomic import refuse_existing
 from torchslim.config import Progress
 from torchslim.errors import ConfigError
 from torchslim.oci.archive import write_docker_archive
+from torchslim.oci.distribution import RegistryClient
 from torchslim.oci.image import Image
+from torchslim.oci.index import manifest_descriptor
 from torchslim.oci.layout import write_oci_index_layout, write_oci_layout
+from torchslim.oci.mutate import EPOCH_CREATED
 from torchslim.oci.push import push_image, push_index
 from torchslim.oci.reference import parse_reference
+from torchslim.oci.referrers import Artifact, add_referrers_to_layout, push_referrers
 from torchslim.oci.transport import Location
 from torchslim.oci.upload import PushResult
 
@@ -30,6 +38,11 @@ class Written:
     location: str
     digest: str
     push: PushResult | None = None
+    referrers: tuple[str, ...] = ()  # digests of the artifact manifests attached
+    referrers_tag: bool = False  # a registry without the API: listed under sha256-<hex>
+
+
+Referrers = Sequence[Sequence[Artifact]]  # per image (in order): the artifacts to attach
 
 
 class Sink(Protocol):
@@ -38,8 +51,15 @@ class Sink(Protocol):
     def check(self) -> None:
         """Refuse early (before a build) what the write would refuse."""
 
-    def write(self, images: Sequence[Image], *, name: str, tag: str) -> Written:
-        """One image, or several platforms as one index."""
+    def write(
+        self, images: Sequence[Image], *, name: str, tag: str, referrers: Referrers = ()
+    ) -> Written:
+        """One image, or several platforms as one index; each with its ``referrers``."""
+
+
+def _created(image: Image) -> str:
+    """The date artifact manifests carry: the image's own (never the clock)."""
+    return str(image.config().get("created") or EPOCH_CREATED)
 
 
 class _FileSink:
@@ -54,22 +74,36 @@ class _FileSink:
 
 
 class LayoutSink(_FileSink):
-    """An OCI image layout directory; the tag becomes the ref name."""
+    """An OCI image layout directory; the tag becomes the ref name, referrers are entries
+    of ``index.json`` beside the image (as ``oras attach --oci-layout`` writes them)."""
 
-    def write(self, images: Sequence[Image], *, name: str, tag: str) -> Written:
+    def write(
+        self, images: Sequence[Image], *, name: str, tag: str, referrers: Referrers = ()
+    ) -> Written:
         ref = self.location.ref or tag
         path = self.location.path
         if len(images) == 1:
             write_oci_layout(images[0], path, ref_name=ref, force=self.force)
-            return Written(f"oci:{path}:{ref}", images[0].digest())
-        digest = write_oci_index_layout(list(images), path, ref_name=ref, force=self.force)
-        return Written(f"oci:{path}:{ref}", digest)
+            digest = images[0].digest()
+        else:
+            digest = write_oci_index_layout(list(images), path, ref_name=ref, force=self.force)
+        attached: list[str] = []
+        for image, artifacts in zip(images, referrers, strict=False):
+            if artifacts:
+                made = add_referrers_to_layout(
+                    path, manifest_descriptor(image), artifacts, _created(image)
+                )
+                attached += [r.digest for r in made]
+        return Written(f"oci:{path}:{ref}", digest, referrers=tuple(attached))
 
 
 class ArchiveSink(_FileSink):
     """A ``docker load``-able tarball tagged ``localhost/NAME:TAG``; it holds one platform."""
 
-    def write(self, images: Sequence[Image], *, name: str, tag: str) -> Written:
+    def write(
+        self, images: Sequence[Image], *, name: str, tag: str, referrers: Referrers = ()
+    ) -> Written:
+        """The image alone: a docker-archive has no place for referrers (``--sbom DIR``)."""
         if len(images) != 1:
             raise ConfigError(
                 f"--output {self.location}: a docker-archive holds one platform; "
@@ -100,15 +134,32 @@ class RegistrySink:
             return self.location.target
         return f"{self.location.target}:{tag}"
 
-    def write(self, images: Sequence[Image], *, name: str, tag: str) -> Written:
+    def write(
+        self, images: Sequence[Image], *, name: str, tag: str, referrers: Referrers = ()
+    ) -> Written:
+        """The image (the tag last), then its referrers over the same connection."""
         ref = self.reference(tag)
-        if len(images) == 1:
-            pushed = push_image(images[0], ref, tls_verify=self.tls_verify, progress=self.progress)
-        else:
-            pushed = push_index(
-                list(images), ref, tls_verify=self.tls_verify, progress=self.progress
-            )
-        return Written(f"docker://{ref}", pushed.manifest_digest, pushed)
+        parsed = parse_reference(ref)
+        attached: list[str] = []
+        fallback = False
+        with RegistryClient(parsed.registry, tls_verify=self.tls_verify) as client:
+            if len(images) == 1:
+                pushed = push_image(images[0], parsed, progress=self.progress, client=client)
+            else:
+                pushed = push_index(list(images), parsed, progress=self.progress, client=client)
+            for image, artifacts in zip(images, referrers, strict=False):
+                if not artifacts:
+                    continue
+                made, tagged = push_referrers(
+                    client,
+                    parsed.repository,
+                    manifest_descriptor(image),
+                    artifacts,
+                    _created(image),
+                )
+                attached += [r.digest for r in made]
+                fallback = fallback or tagged
+        return Written(f"docker://{ref}", pushed.manifest_digest, pushed, tuple(attached), fallback)
 
 
 def sink_for(

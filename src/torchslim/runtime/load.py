@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Literal
 
 from torchslim.errors import ConfigError
+from torchslim.oci.layout import layout_ref_name
 from torchslim.oci.transport import Location, parse_location
 from torchslim.runtime.cuda import cuda_of_image
 from torchslim.runtime.engine import Engine
@@ -90,6 +91,8 @@ def _load_oci(cli: EngineCli, loc: Location) -> str:
     path, ref, spec = loc.path, loc.ref, loc.target
     if not (path / "index.json").is_file():
         raise Failed("input", f"oci:{path}: no OCI image layout there (no index.json)")
+    # By name: skopeo refuses a layout that also lists referrers (SBOMs) when none is given.
+    ref = ref or layout_ref_name(path)
     name = f"{TEMP_REPO}:{secrets.token_hex(6)}"
     skopeo = shutil.which("skopeo")
     if cli.engine.name == "podman" and skopeo:

@@ -17,12 +17,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, BinaryIO, cast
+from typing import IO, BinaryIO, Protocol, cast
 
 import zstandard
 
 from torchslim.errors import IntegrityError
 from torchslim.oci.image import Image
+from torchslim.oci.layer import Layer
 
 MAX_FILE = 64 << 20  # a metadata file bigger than this is not metadata
 _ZSTD = b"\x28\xb5\x2f\xfd"
@@ -133,52 +134,91 @@ def _norm(name: str) -> str:
     return posixpath.normpath("/" + name).lstrip("/")
 
 
-def _apply_layer(tree: MetaTree, tar: tarfile.TarFile) -> None:
-    files: dict[str, bytes] = {}
-    links: dict[str, str] = {}
-    hardlinks: dict[str, str] = {}
-    gone: list[str] = []
+@dataclass
+class LayerMeta:
+    """What one layer does to the metadata view: the files and links it adds, what it hides.
+
+    Read once per layer (``read_layer_meta``) and applied in layer order
+    (``apply_layer_meta``); a build keeps it per layer digest, so a warm build's SBOM reads
+    no layer again.
+    """
+
+    files: dict[str, bytes] = field(default_factory=dict)
+    links: dict[str, str] = field(default_factory=dict)
+    hardlinks: dict[str, str] = field(default_factory=dict)
+    whiteouts: list[str] = field(default_factory=list)
+    opaque: list[str] = field(default_factory=list)  # directories hiding what lower layers had
+    others: list[str] = field(default_factory=list)  # every other entry: replaces a lower one
+
+
+def read_layer_meta(tar: tarfile.TarFile) -> LayerMeta:
+    meta = LayerMeta()
     for m in tar:
         path = _norm(m.name)
         parent, _, base = path.rpartition("/")
         if base == OPAQUE:
-            gone += [p for p in [*tree.files, *tree.links] if p.startswith(parent + "/")]
-            continue
-        if base.startswith(WHITEOUT):
-            gone.append(f"{parent}/{base[len(WHITEOUT) :]}".lstrip("/"))
-            continue
-        if m.issym():
-            links[path] = m.linkname
+            meta.opaque.append(parent)
+        elif base.startswith(WHITEOUT):
+            meta.whiteouts.append(f"{parent}/{base[len(WHITEOUT) :]}".lstrip("/"))
+        elif m.issym():
+            meta.links[path] = m.linkname
         elif m.islnk():
-            hardlinks[path] = _norm(m.linkname)
+            meta.hardlinks[path] = _norm(m.linkname)
         elif m.isfile() and wanted(path) and m.size <= MAX_FILE:
             f = tar.extractfile(m)
             if f is not None:
-                files[path] = f.read()
-        elif path in tree.links or path in tree.files:
-            gone.append(path)  # a directory or other file replaces what lower layers had
+                meta.files[path] = f.read()
+        else:
+            meta.others.append(path)
+    return meta
+
+
+def apply_layer_meta(tree: MetaTree, meta: LayerMeta) -> None:
+    """``meta`` over ``tree`` (the lower layers), as a container's overlay would."""
+    gone = [p for d in meta.opaque for p in [*tree.files, *tree.links] if p.startswith(d + "/")]
+    gone += meta.whiteouts
+    # A directory or other file replaces what lower layers had at its path.
+    gone += [p for p in meta.others if p in tree.links or p in tree.files]
     for path in gone:
         tree.remove(path)
-    for path in [*files, *links]:
+    for path in [*meta.files, *meta.links]:
         tree.remove(path)
-    tree.files.update(files)
-    tree.links.update(links)
-    for path, target in hardlinks.items():
+    tree.files.update(meta.files)
+    tree.links.update(meta.links)
+    for path, target in meta.hardlinks.items():
         if wanted(path) and target in tree.files:
             tree.files[path] = tree.files[target]
 
 
-def tree_from_image(image: Image) -> MetaTree:
-    """The metadata files of ``image``: its layers in order, whiteouts applied."""
+class LayerMetaStore(Protocol):
+    """Where a build keeps each layer's ``LayerMeta`` by layer digest."""
+
+    def get(self, digest: str) -> LayerMeta | None: ...
+    def put(self, digest: str, meta: LayerMeta) -> None: ...
+
+
+def _layer_meta(image: Image, layer: Layer) -> LayerMeta:
+    with image.open_layer(layer) as blob:
+        try:
+            with _tar_stream(blob) as tar:
+                return read_layer_meta(tar)
+        except (tarfile.TarError, zstandard.ZstdError, EOFError, OSError) as exc:
+            raise IntegrityError(
+                f"layer {layer.digest} cannot be read as a tar ({exc}); the image is "
+                "corrupt, rebuild it"
+            ) from exc
+
+
+def tree_from_image(image: Image, store: LayerMetaStore | None = None) -> MetaTree:
+    """The metadata files of ``image``: its layers in order, whiteouts applied.
+
+    With ``store``, a layer read before is not read again."""
     tree = MetaTree()
     for layer in image.layers():
-        with image.open_layer(layer) as blob:
-            try:
-                with _tar_stream(blob) as tar:
-                    _apply_layer(tree, tar)
-            except (tarfile.TarError, zstandard.ZstdError, EOFError, OSError) as exc:
-                raise IntegrityError(
-                    f"layer {layer.digest} cannot be read as a tar ({exc}); the image is "
-                    "corrupt, rebuild it"
-                ) from exc
+        meta = store.get(layer.digest) if store is not None else None
+        if meta is None:
+            meta = _layer_meta(image, layer)
+            if store is not None:
+                store.put(layer.digest, meta)
+        apply_layer_meta(tree, meta)
     return tree

@@ -68,3 +68,19 @@ def test_env_that_overrides_what_runs_is_warned(tmp_path: Path) -> None:
         assert any(f"sets {key} " in w for w in warnings)
     assert all("key `env`" in w and str(tmp_path) in w for w in warnings)
     assert risky_env(plan(tmp_path, env={"APP_MODE": "prod"})) == []
+
+
+def test_licenses_and_description_labels_unless_the_user_sets_them(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    facts = replace(FACTS, licenses="Apache-2.0", description="A service.")
+    labels = image_config(plan(tmp_path), ROOTFS, facts)["labels"]
+    assert labels["org.opencontainers.image.licenses"] == "Apache-2.0"
+    assert labels["org.opencontainers.image.description"] == "A service."
+    mine = {"org.opencontainers.image.licenses": "LicenseRef-Proprietary"}
+    labels = image_config(plan(tmp_path, labels=mine), ROOTFS, facts)["labels"]
+    assert labels["org.opencontainers.image.licenses"] == "LicenseRef-Proprietary"
+    assert (
+        "org.opencontainers.image.licenses"
+        not in image_config(plan(tmp_path), ROOTFS, FACTS)["labels"]
+    )

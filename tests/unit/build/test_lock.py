@@ -1,14 +1,21 @@
-"""The lock step's checks that need no resolver: the torch family pairs with torch."""
+"""The lock step: the torch family pairs with torch; its own table keeps what a warm build
+needs, including the signed Debian release files."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+from support.fakebuild import pylock
+from support.wheels import make_wheel
 
+import torchslim.build.lock as lock_step
+from torchslim import debian
 from torchslim.build.lock import family_mismatch
 from torchslim.build.plan import BuildOptions, Plan, plan_build
-from torchslim.config import parse_config
+from torchslim.cache import BlobStore
+from torchslim.config import QuietSteps, parse_config
+from torchslim.debian.release import Release
 from torchslim.deps.lock import Lock, LockedWheel
 from torchslim.deps.pipconf import IndexSettings
 from torchslim.torchmeta import paired_torch, wheel_variant
@@ -64,3 +71,39 @@ def test_matching_pairs_pass(tmp_path: Path) -> None:
     cpu = plan(tmp_path, "2.13.0", "cpu")
     assert family_mismatch(cpu, lock(torch="2.13.0+cpu", torchvision="0.28.0+cpu")) is None
     assert family_mismatch(cpu, lock(torch="2.13.0+cpu", numpy="2.1.0")) is None
+
+
+URL = "http://deb.debian.org/debian/dists/bookworm/InRelease"
+DIGEST = "sha256:" + "5e" * 32
+
+
+def test_the_release_files_resolved_from_are_kept_in_the_lock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TORCHSLIM_CACHE", str(tmp_path / "cache"))
+    wheel = make_wheel(tmp_path, name="torch", version="2.13.0")
+    monkeypatch.setattr(lock_step, "_uv_lock", lambda *a: pylock(wheel))
+    calls: list[str] = []
+
+    def resolve_signed(spec: debian.DebianSpec, *a: object) -> object:
+        calls.append(spec.suite)
+        release = Release(spec.suite, spec.suite, "12", {}, {}, url=URL, sha256=DIGEST)
+        deb = debian.DebPackage("libc6", "2.36-9", "amd64", "pool/l/libc6.deb", DIGEST, 1)
+        return [deb], {spec.suite: release}
+
+    monkeypatch.setattr(debian, "resolve_signed", resolve_signed)
+    (tmp_path / "requirements.txt").write_text("")
+    data = {"name": "svc", "torch": "2.13.0", "cmd": ["x"], "requirements": "requirements.txt"}
+    cfg = parse_config(data, file=tmp_path / "torchslim.toml", root=tmp_path)
+    plan = plan_build(cfg, BuildOptions(), IndexSettings(), environ={}).plans[0]
+    store = BlobStore(tmp_path / "blobs")
+    kw = {"glibc": None, "base_pin": None, "store": store, "steps": QuietSteps()}
+    first = lock_step.resolve(plan, None, **kw)  # type: ignore[arg-type]
+    assert first.project.debian_releases == {"bookworm": {"url": URL, "sha256": DIGEST}}
+    text = plan.lock_path.read_text()
+    assert "[tool.torchslim.build.debian-releases.bookworm]" in text
+    # A warm build reads them back from the lock, resolving (and fetching) nothing.
+    existing = lock_step.read(plan)
+    assert existing is not None and existing.debian_releases == first.project.debian_releases
+    lock_step.resolve(plan, existing, **kw)  # type: ignore[arg-type]
+    assert calls == ["bookworm"]

@@ -118,3 +118,27 @@ def test_mutated_layer_with_wrong_bytes_fails_integrity(tmp_path: Path, store: B
     gone = append_layers(empty_image(), [(layer, BlobStore(tmp_path / "empty"), "x")])
     with pytest.raises(IntegrityError, match="not in the blob store"):
         gone.open_layer(layer)
+
+
+def test_manifest_annotations_are_set_kept_and_not_inherited(
+    tmp_path: Path, image_factory: ImageFactory
+) -> None:
+    from torchslim.oci.layout import read_oci_layout, write_oci_layout
+    from torchslim.oci.mutate import with_annotations
+
+    plain = image_factory(make_tree(tmp_path / "t"))
+    marked = with_annotations(plain, {"org.opencontainers.image.base.name": "debian:bookworm"})
+    assert marked.manifest()["annotations"] == {
+        "org.opencontainers.image.base.name": "debian:bookworm"
+    }
+    assert "annotations" not in plain.manifest()
+    assert marked.config_bytes() == plain.config_bytes() and marked.digest() != plain.digest()
+    # Later edits keep them; a second call merges.
+    edited = with_annotations(with_config(marked, cmd=["/bin/x"]), {"a": "1"})
+    assert set(edited.manifest()["annotations"]) == {"org.opencontainers.image.base.name", "a"}
+    # An image read back has them in its manifest; one built on it does not inherit them
+    # (they describe that image, not what is built on it).
+    write_oci_layout(edited, tmp_path / "layout", ref_name="v1")
+    stored = read_oci_layout(tmp_path / "layout", "v1")
+    assert stored.digest() == edited.digest()
+    assert "annotations" not in with_config(stored, cmd=["/bin/y"]).manifest()

