@@ -15,21 +15,18 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
-from torchslim.build import annotate, base, files, imageconfig, lock, prove, python, reverts
+from torchslim.build import annotate, base, imageconfig, lock, prove
+from torchslim.build.assemble import Assembly, image_facts
 from torchslim.build.dates import Dates
 from torchslim.build.layercache import LayerCache
 from torchslim.build.plan import BuildOptions, BuildPlan, Plan, plan_build
-from torchslim.build.report import BuildResult, LayerReport
+from torchslim.build.report import BuildResult, merged_ledger
 from torchslim.build.sbom import Invocation, sbom_documents
 from torchslim.cache import BlobStore
 from torchslim.config import QuietSteps, Steps
 from torchslim.deps.lock import Lock
-from torchslim.oci.image import Image
-from torchslim.oci.layer import Layer
-from torchslim.oci.mutate import append_layers, with_annotations, with_config
+from torchslim.oci.mutate import with_annotations, with_config
 from torchslim.oci.sink import Sink, Written, sink_for
-from torchslim.project.metadata import image_metadata
-from torchslim.slim.ledger import Ledger, Revert
 from torchslim.torchmeta import LABEL_PROOF
 
 __all__ = [
@@ -63,79 +60,24 @@ def build(
     dates = Dates(plan.source_date_epoch, locked.project.upload_epochs())
     findings = lock.dev_findings(plan, locked.python, steps)
     os_ = base.base_layers(plan, opened, locked.debian, dates, layers, store, steps)
-    meta = image_metadata(plan.cfg)
-    facts = imageconfig.ImageFacts(
-        created=dates.created,
-        base_name=annotate.base_name(plan),
-        base_digest=opened.image.digest() if opened.image is not None else None,
-        revision=files.git_revision(plan.cfg.root),
-        licenses=meta.licenses,
-        description=meta.description,
-    )
     for warning in imageconfig.risky_env(plan):
         steps.warn(warning)
-    py = locked.python
-    known = reverts.saved_reverts(plan, py, os_.rootfs) if py is not None else []
-
-    def assemble(undo: list[Revert]) -> tuple[Image, list[LayerReport]]:
-        new = list(os_.new)
-        if py is not None:
-            made = python.python_layers(
-                plan, py, os_.rootfs, os_.libs, dates, layers, store, steps, undo
-            )
-            new += _not_in_base(os_.image.config(), made, steps)
-        if plan.service:
-            new += files.service_layers(plan, os_.rootfs.python_version, dates.image_epoch, layers)
-        image = append_layers(
-            os_.image,
-            [(layer, store, f"torchslim: {report.name}") for layer, report in new],
-            created=dates.created,
-        )
-        image = with_config(image, **imageconfig.image_config(plan, os_.rootfs, facts))
-        return image, [*os_.reports, *(report for _, report in new)]
-
-    image, reports = assemble(known)
-    if not plan.prove:
-        proof = prove.not_proven("skipped with --no-prove")
-        steps.warn("the image was not proven to run (--no-prove)")
-    else:
-        proof = prove.prove_image(plan, image, os_.rootfs, layers, steps)
-        # A load that fails slimmed but not unslimmed is slimming's fault: undo, prove again.
-        for _ in range(reverts.MAX_ROUNDS):
-            if proof.status != "failed" or not plan.slim or py is None:
-                break
-            found = reverts.find_reverts(
-                plan, py, os_.rootfs, os_.libs, proof.failures, known, store, steps
-            )
-            if not found:
-                break
-            known = [*known, *found]
-            reverts.save_reverts(plan, py, os_.rootfs, known)
-            for r in found:
-                steps.warn(f"slimming undone for {r.path} (rule {r.rule}): {r.reason}")
-            image, reports = assemble(known)
-            proof = prove.prove_image(plan, image, os_.rootfs, layers, steps)
-        prove.raise_for_failures(proof, slimmed=plan.slim)
-        if proof.status == "not-proven":
-            steps.warn(f"the image was not proven to run: {proof.reason}")
+    facts = image_facts(plan, opened, dates)
+    assembly = Assembly(plan, os_, locked.python, dates, facts, layers, store, steps)
+    image, reports, proof = prove.prove_build(assembly)
     image = with_config(image, labels={LABEL_PROOF: proof.label()})
     image = with_annotations(image, annotate.manifest_annotations(image))
     artifacts = sbom_documents(
-        plan,
-        image,
-        locked=locked,
-        opened=opened,
-        reports=reports,
-        invocation=invocation or Invocation(),
-        steps=steps,
-    )
+        plan, image, locked=locked, opened=opened, reports=reports,
+        invocation=invocation or Invocation(), steps=steps,
+    )  # fmt: skip
     return BuildResult(
         name=plan.cfg.name,
         tag=plan.tag,
         platform=str(plan.platform),
         image=image,
         layers=reports,
-        ledger=_merged_ledger(reports),
+        ledger=merged_ledger(reports),
         dev_findings=findings,
         seconds=time.monotonic() - started,
         profile=plan.profile,
@@ -143,29 +85,6 @@ def build(
         proof=proof,
         artifacts=artifacts,
     )
-
-
-def _not_in_base(
-    config: dict[str, object], new: list[tuple[Layer, LayerReport]], steps: Steps
-) -> list[tuple[Layer, LayerReport]]:
-    """A shared base (``build --target base``) already holds these layers: not added again."""
-    rootfs = config.get("rootfs")
-    present = set(rootfs.get("diff_ids") or []) if isinstance(rootfs, dict) else set()
-    out = []
-    for layer, report in new:
-        if layer.diff_id in present:
-            steps.step(f"Layer {report.name} is already in the base: not added again")
-        else:
-            out.append((layer, report))
-    return out
-
-
-def _merged_ledger(reports: Sequence[LayerReport]) -> Ledger:
-    ledger = Ledger()
-    for report in reports:
-        if report.ledger:
-            ledger.merge(Ledger.from_dict(report.ledger))
-    return ledger
 
 
 def resolve_lock(plan: Plan, steps: Steps | None = None) -> Lock:

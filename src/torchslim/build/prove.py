@@ -18,8 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from torchslim.atomic import write_atomic
+from torchslim.build import reverts
+from torchslim.build.assemble import Assembly
 from torchslim.build.layercache import LayerCache, staging
 from torchslim.build.plan import APP_ROOT, Plan
+from torchslim.build.report import LayerReport
 from torchslim.cache import cache_root
 from torchslim.config import Steps
 from torchslim.debian import RootfsInfo
@@ -133,3 +136,40 @@ def raise_for_failures(proof: Proof, *, slimmed: bool) -> None:
         f"the image does not work, {why}: {first}{more}; fix the project or its "
         f"requirements (`--no-prove` skips this check)\n{lines}"
     )
+
+
+def prove_build(assembly: Assembly) -> tuple[Image, list[LayerReport], Proof]:
+    """Assemble and prove; a load that fails slimmed but not unslimmed is slimming's fault:
+    undo those changes, assemble and prove again (at most ``reverts.MAX_ROUNDS`` times)."""
+    plan, steps = assembly.plan, assembly.steps
+    image, reports = assembly.image(assembly.reverts)
+    if not plan.prove:
+        steps.warn("the image was not proven to run (--no-prove)")
+        return image, reports, not_proven("skipped with --no-prove")
+    proof = prove_image(plan, image, assembly.os.rootfs, assembly.layers, steps)
+    py = assembly.python
+    for _ in range(reverts.MAX_ROUNDS):
+        if proof.status != "failed" or not plan.slim or py is None:
+            break
+        found = reverts.find_reverts(
+            plan,
+            py,
+            assembly.os.rootfs,
+            assembly.os.libs,
+            proof.failures,
+            assembly.reverts,
+            assembly.store,
+            steps,
+        )
+        if not found:
+            break
+        assembly.reverts = [*assembly.reverts, *found]
+        reverts.save_reverts(plan, py, assembly.os.rootfs, assembly.reverts)
+        for r in found:
+            steps.warn(f"slimming undone for {r.path} (rule {r.rule}): {r.reason}")
+        image, reports = assembly.image(assembly.reverts)
+        proof = prove_image(plan, image, assembly.os.rootfs, assembly.layers, steps)
+    raise_for_failures(proof, slimmed=plan.slim)
+    if proof.status == "not-proven":
+        steps.warn(f"the image was not proven to run: {proof.reason}")
+    return image, reports, proof

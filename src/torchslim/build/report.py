@@ -89,6 +89,15 @@ class BuildResult:
         return self.uncompressed + self.ledger.total()
 
 
+def merged_ledger(reports: Sequence[LayerReport]) -> Ledger:
+    """The image's ledger: every layer's, together."""
+    ledger = Ledger()
+    for report in reports:
+        if report.ledger:
+            ledger.merge(Ledger.from_dict(report.ledger))
+    return ledger
+
+
 def to_dict(result: BuildResult, written: Written | None = None) -> dict[str, Any]:
     return {
         "name": result.name,

@@ -1,0 +1,100 @@
+"""The image on top of its base: Python layers, app and model layers, and its config.
+
+Assembled once, and again when the proof shows a slimming change breaks a file (with
+that change undone). Everything it needs was settled by the steps before it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from torchslim.build import annotate, files, imageconfig, python, reverts
+from torchslim.build.base import Base, OpenedBase
+from torchslim.build.dates import Dates
+from torchslim.build.layercache import LayerCache
+from torchslim.build.plan import Plan
+from torchslim.build.report import LayerReport
+from torchslim.cache import BlobStore
+from torchslim.config import Steps
+from torchslim.deps.lock import Lock
+from torchslim.oci.image import Image
+from torchslim.oci.layer import Layer
+from torchslim.oci.mutate import append_layers, with_config
+from torchslim.project.metadata import image_metadata
+from torchslim.slim.ledger import Revert
+
+
+def image_facts(plan: Plan, opened: OpenedBase, dates: Dates) -> imageconfig.ImageFacts:
+    """What the config says that the plan cannot know: dates, base, checkout, metadata."""
+    meta = image_metadata(plan.cfg)
+    return imageconfig.ImageFacts(
+        created=dates.created,
+        base_name=annotate.base_name(plan),
+        base_digest=opened.image.digest() if opened.image is not None else None,
+        revision=files.git_revision(plan.cfg.root),
+        licenses=meta.licenses,
+        description=meta.description,
+    )
+
+
+def not_in_base(
+    config: dict[str, object], new: list[tuple[Layer, LayerReport]], steps: Steps
+) -> list[tuple[Layer, LayerReport]]:
+    """A shared base (``build --target base``) already holds these layers: not added again."""
+    rootfs = config.get("rootfs")
+    present = set(rootfs.get("diff_ids") or []) if isinstance(rootfs, dict) else set()
+    out = []
+    for layer, report in new:
+        if layer.diff_id in present:
+            steps.step(f"Layer {report.name} is already in the base: not added again")
+        else:
+            out.append((layer, report))
+    return out
+
+
+class Assembly:
+    """Makes the image for a set of undone slimming changes (``reverts``)."""
+
+    def __init__(
+        self,
+        plan: Plan,
+        os_: Base,
+        python_lock: Lock | None,
+        dates: Dates,
+        facts: imageconfig.ImageFacts,
+        layers: LayerCache,
+        store: BlobStore,
+        steps: Steps,
+    ) -> None:
+        self.plan, self.os, self.python = plan, os_, python_lock
+        self.dates, self.facts = dates, facts
+        self.layers, self.store, self.steps = layers, store, steps
+        known = reverts.saved_reverts(plan, python_lock, os_.rootfs) if python_lock else []
+        self.reverts: list[Revert] = known  # what earlier proofs found, for these wheels
+
+    def image(self, undo: Sequence[Revert]) -> tuple[Image, list[LayerReport]]:
+        plan, os_ = self.plan, self.os
+        new = list(os_.new)
+        if self.python is not None:
+            made = python.python_layers(
+                plan,
+                self.python,
+                os_.rootfs,
+                os_.libs,
+                self.dates,
+                self.layers,
+                self.store,
+                self.steps,
+                undo,
+            )
+            new += not_in_base(os_.image.config(), made, self.steps)
+        if plan.service:
+            python_version = os_.rootfs.python_version
+            new += files.service_layers(plan, python_version, self.dates.image_epoch, self.layers)
+        image = append_layers(
+            os_.image,
+            [(layer, self.store, f"torchslim: {report.name}") for layer, report in new],
+            created=self.dates.created,
+        )
+        image = with_config(image, **imageconfig.image_config(plan, os_.rootfs, self.facts))
+        return image, [*os_.reports, *(report for _, report in new)]
