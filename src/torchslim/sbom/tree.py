@@ -9,24 +9,19 @@ whiteouts applied, so the tree is what a container would see, which is what scan
 
 from __future__ import annotations
 
-import io
 import os
 import posixpath
-import tarfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, BinaryIO, Protocol, cast
+from typing import Protocol
 
-import zstandard
-
-from torchslim.errors import IntegrityError
+from torchslim.oci.flatten import follow_links
 from torchslim.oci.image import Image
 from torchslim.oci.layer import Layer
+from torchslim.oci.limits import Budget, Limits
+from torchslim.oci.tarstream import LayerStats, Member, Peek, walk_layer
 
 MAX_FILE = 64 << 20  # a metadata file bigger than this is not metadata
-_ZSTD = b"\x28\xb5\x2f\xfd"
 WHITEOUT = ".wh."
 OPAQUE = ".wh..wh..opq"
 
@@ -53,28 +48,10 @@ class MetaTree:
     links: dict[str, str] = field(default_factory=dict)
 
     def resolve(self, path: str) -> str:
-        """``path`` with every symlink in it followed (absolute targets from the root)."""
-        parts = [p for p in path.strip("/").split("/") if p not in ("", ".")]
-        real: list[str] = []
-        hops = 0
-        while parts:
-            part = parts.pop(0)
-            if part == "..":
-                if real:
-                    real.pop()
-                continue
-            here = "/".join([*real, part])
-            target = self.links.get(here)
-            if target is None:
-                real.append(part)
-                continue
-            hops += 1
-            if hops > 40:
-                return here  # a loop: leave it unresolved, the read then finds nothing
-            if target.startswith("/"):
-                real = []
-            parts = [p for p in target.split("/") if p not in ("", ".")] + parts
-        return "/".join(real)
+        """``path`` with every symlink in it followed (absolute targets from the root); a
+        loop leaves it unresolved, so a read finds nothing."""
+        real = follow_links(path, lambda rel, last: self.links.get(rel))
+        return path.strip("/") if real is None else real
 
     def read(self, path: str) -> bytes | None:
         return self.files.get(self.resolve(path))
@@ -112,24 +89,6 @@ def tree_from_dir(root: Path) -> MetaTree:
     return tree
 
 
-@contextmanager
-def _tar_stream(blob: BinaryIO) -> Iterator[tarfile.TarFile]:
-    buffered = io.BufferedReader(cast(io.RawIOBase, blob), buffer_size=1 << 20)
-    if buffered.peek(4)[:4] == _ZSTD:
-        dctx = zstandard.ZstdDecompressor()
-        with (
-            dctx.stream_reader(buffered, read_across_frames=True, closefd=False) as plain,
-            tarfile.open(fileobj=cast(IO[bytes], plain), mode="r|") as tar,
-        ):
-            yield tar
-    else:
-        with tarfile.open(fileobj=buffered, mode="r|*") as tar:
-            yield tar
-    # To the end of the blob, so a verifying stream checks its digest.
-    while buffered.read(1 << 20):
-        pass
-
-
 def _norm(name: str) -> str:
     return posixpath.normpath("/" + name).lstrip("/")
 
@@ -138,7 +97,7 @@ def _norm(name: str) -> str:
 class LayerMeta:
     """What one layer does to the metadata view: the files and links it adds, what it hides.
 
-    Read once per layer (``read_layer_meta``) and applied in layer order
+    Read once per layer (with ``oci.tarstream``) and applied in layer order
     (``apply_layer_meta``); a build keeps it per layer digest, so a warm build's SBOM reads
     no layer again.
     """
@@ -151,26 +110,28 @@ class LayerMeta:
     others: list[str] = field(default_factory=list)  # every other entry: replaces a lower one
 
 
-def read_layer_meta(tar: tarfile.TarFile) -> LayerMeta:
-    meta = LayerMeta()
-    for m in tar:
+class _MetaReader:
+    """Collects one layer's ``LayerMeta`` from its members as they stream by."""
+
+    def __init__(self) -> None:
+        self.meta = LayerMeta()
+
+    def visit(self, m: Member, peek: Peek) -> None:
         path = _norm(m.name)
         parent, _, base = path.rpartition("/")
+        meta = self.meta
         if base == OPAQUE:
             meta.opaque.append(parent)
         elif base.startswith(WHITEOUT):
             meta.whiteouts.append(f"{parent}/{base[len(WHITEOUT) :]}".lstrip("/"))
-        elif m.issym():
+        elif m.kind == "symlink":
             meta.links[path] = m.linkname
-        elif m.islnk():
+        elif m.kind == "hardlink":
             meta.hardlinks[path] = _norm(m.linkname)
-        elif m.isfile() and wanted(path) and m.size <= MAX_FILE:
-            f = tar.extractfile(m)
-            if f is not None:
-                meta.files[path] = f.read()
+        elif m.kind == "file" and wanted(path) and m.size <= MAX_FILE:
+            meta.files[path] = peek(m.size)
         else:
             meta.others.append(path)
-    return meta
 
 
 def apply_layer_meta(tree: MetaTree, meta: LayerMeta) -> None:
@@ -198,15 +159,11 @@ class LayerMetaStore(Protocol):
 
 
 def _layer_meta(image: Image, layer: Layer) -> LayerMeta:
+    """One layer read with the one layer reader (``oci.tarstream``: bounded, hostile-safe)."""
+    reader = _MetaReader()
     with image.open_layer(layer) as blob:
-        try:
-            with _tar_stream(blob) as tar:
-                return read_layer_meta(tar)
-        except (tarfile.TarError, zstandard.ZstdError, EOFError, OSError) as exc:
-            raise IntegrityError(
-                f"layer {layer.digest} cannot be read as a tar ({exc}); the image is "
-                "corrupt, rebuild it"
-            ) from exc
+        walk_layer(blob, Budget(Limits()), f"layer {layer.digest}", reader.visit, LayerStats())
+    return reader.meta
 
 
 def tree_from_image(image: Image, store: LayerMetaStore | None = None) -> MetaTree:
