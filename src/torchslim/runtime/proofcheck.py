@@ -244,6 +244,14 @@ def where(exc: BaseException) -> str:
     return f" ({frames[-1].filename}, line {frames[-1].lineno})" if frames else ""
 
 
+def optional_import(exc: BaseException, module: str) -> bool:
+    """Whether importing extension ``module`` failed only because its init imports a
+    Python module of another top-level package that is not installed (an optional
+    feature, such as Pillow's Tk bridge needing tkinter)."""
+    missing = getattr(exc, "name", None) if isinstance(exc, ModuleNotFoundError) else None
+    return bool(missing) and str(missing).split(".")[0] != module.split(".")[0]
+
+
 def load(kind: str, path: str, module: str) -> dict[str, Any]:
     try:
         if kind in ("torch", "ext"):
@@ -254,6 +262,14 @@ def load(kind: str, path: str, module: str) -> dict[str, Any]:
         else:
             ctypes.CDLL(path, mode=os.RTLD_LOCAL)
     except (Exception, SystemExit) as exc:  # noqa: BLE001 - every failure is a finding
+        if kind == "ext" and optional_import(exc, module):
+            # e.g. PIL._imagingtk imports tkinter: the file loads; only code that imports
+            # it needs that package (the entry check covers what the app imports)
+            try:
+                ctypes.CDLL(path, mode=os.RTLD_LOCAL)
+                return {"ok": True}
+            except OSError as dl:
+                exc = dl
         m = EXTERNAL.search(str(exc))
         if m:
             source = "driver" if m.group("driver") else "interconnect"

@@ -6,9 +6,11 @@ import importlib.machinery
 import os
 import shutil
 import sys
+import sysconfig
 from pathlib import Path
 
 import pytest
+from support.slim import build_so
 
 from torchslim.runtime import proofcheck
 from torchslim.runtime.proofcheck import (
@@ -133,3 +135,41 @@ def test_entry_checks_in_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     finally:
         for name in [m for m in sys.modules if m.startswith("proofcheck_app")]:
             del sys.modules[name]
+
+
+def _extension_importing(root: Path, module: str, imports: str) -> Path:
+    """A real extension ``module`` whose init imports ``imports`` (as Pillow's Tk bridge
+    imports tkinter), compiled against this Python."""
+    include = sysconfig.get_paths()["include"]
+    suffix = importlib.machinery.EXTENSION_SUFFIXES[0]
+    *pkg, name = module.split(".")
+    path = root.joinpath(*pkg, name + suffix)
+    for i in range(len(pkg)):
+        init = root.joinpath(*pkg[: i + 1], "__init__.py")
+        init.parent.mkdir(parents=True, exist_ok=True)
+        init.touch()
+    source = (
+        "#include <Python.h>\n"
+        f'static struct PyModuleDef m = {{PyModuleDef_HEAD_INIT, "{name}"}};\n'
+        f"PyMODINIT_FUNC PyInit_{name}(void) {{\n"
+        f'  PyObject *dep = PyImport_ImportModule("{imports}");\n'
+        "  if (dep == NULL) return NULL;\n"
+        "  Py_DECREF(dep);\n"
+        "  return PyModule_Create(&m);\n"
+        "}\n"
+    )
+    return build_so(path, source, f"-I{include}")
+
+
+def test_extension_needing_an_optional_python_package_still_loads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An extension whose init imports a package the image lacks (Pillow's _imagingtk and
+    tkinter) loads as a library: only code importing it needs that package. A missing
+    module of its own package is still a failure (slimming may have removed it)."""
+    monkeypatch.syspath_prepend(str(tmp_path))
+    tk = _extension_importing(tmp_path, "pilish._tkbridge", "no_such_tk_toolkit")
+    assert proofcheck.load("ext", str(tk), "pilish._tkbridge") == {"ok": True}
+    own = _extension_importing(tmp_path, "pilish._core", "pilish._gone")
+    result = proofcheck.load("ext", str(own), "pilish._core")
+    assert result == {"error": "ModuleNotFoundError: No module named 'pilish._gone'"}
