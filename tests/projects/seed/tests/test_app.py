@@ -1,0 +1,8 @@
+from fastapi.testclient import TestClient
+
+from app.main import app
+
+
+def test_predict() -> None:
+    r = TestClient(app).post("/predict", json={"inputs": [[1, 2, 3, 4]]})
+    assert r.json()["labels"] == ["positive"]
