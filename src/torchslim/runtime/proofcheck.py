@@ -244,12 +244,18 @@ def where(exc: BaseException) -> str:
     return f" ({frames[-1].filename}, line {frames[-1].lineno})" if frames else ""
 
 
-def optional_import(exc: BaseException, module: str) -> bool:
-    """Whether importing extension ``module`` failed only because its init imports a
-    Python module of another top-level package that is not installed (an optional
-    feature, such as Pillow's Tk bridge needing tkinter)."""
-    missing = getattr(exc, "name", None) if isinstance(exc, ModuleNotFoundError) else None
-    return bool(missing) and str(missing).split(".")[0] != module.split(".")[0]
+TEST_MODULE = re.compile(r"(^|\.)(tests?|testing)(\.|$)|_tests?$")
+
+
+def python_level(exc: BaseException, module: str) -> bool:
+    """Whether importing extension ``module`` failed for a reason in Python, not in loading
+    its file: its init imports an absent package of another distribution (Pillow's Tk
+    bridge needs tkinter), or it is a test-only module whose init refuses to run outside
+    its test suite (numpy 1.26's ``_umath_tests`` wants NUMPY_EXPERIMENTAL_DTYPE_API=1).
+    A service imports neither; the entry check covers what the app does import."""
+    if isinstance(exc, ModuleNotFoundError) and exc.name:
+        return exc.name.split(".")[0] != module.split(".")[0]
+    return bool(TEST_MODULE.search(module)) and not isinstance(exc, ImportError)
 
 
 def load(kind: str, path: str, module: str) -> dict[str, Any]:
@@ -262,10 +268,8 @@ def load(kind: str, path: str, module: str) -> dict[str, Any]:
         else:
             ctypes.CDLL(path, mode=os.RTLD_LOCAL)
     except (Exception, SystemExit) as exc:  # noqa: BLE001 - every failure is a finding
-        if kind == "ext" and optional_import(exc, module):
-            # e.g. PIL._imagingtk imports tkinter: the file loads; only code that imports
-            # it needs that package (the entry check covers what the app imports)
-            try:
+        if kind == "ext" and python_level(exc, module):
+            try:  # the file itself must still load
                 ctypes.CDLL(path, mode=os.RTLD_LOCAL)
                 return {"ok": True}
             except OSError as dl:

@@ -137,39 +137,48 @@ def test_entry_checks_in_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
             del sys.modules[name]
 
 
-def _extension_importing(root: Path, module: str, imports: str) -> Path:
-    """A real extension ``module`` whose init imports ``imports`` (as Pillow's Tk bridge
-    imports tkinter), compiled against this Python."""
+def _extension(root: Path, module: str, init: str) -> Path:
+    """A real extension ``module`` compiled against this Python; ``init`` (C) runs first in
+    its PyInit and may ``return NULL`` with an exception set."""
     include = sysconfig.get_paths()["include"]
     suffix = importlib.machinery.EXTENSION_SUFFIXES[0]
     *pkg, name = module.split(".")
-    path = root.joinpath(*pkg, name + suffix)
     for i in range(len(pkg)):
-        init = root.joinpath(*pkg[: i + 1], "__init__.py")
-        init.parent.mkdir(parents=True, exist_ok=True)
-        init.touch()
+        init_py = root.joinpath(*pkg[: i + 1], "__init__.py")
+        init_py.parent.mkdir(parents=True, exist_ok=True)
+        init_py.touch()
     source = (
         "#include <Python.h>\n"
         f'static struct PyModuleDef m = {{PyModuleDef_HEAD_INIT, "{name}"}};\n'
-        f"PyMODINIT_FUNC PyInit_{name}(void) {{\n"
-        f'  PyObject *dep = PyImport_ImportModule("{imports}");\n'
-        "  if (dep == NULL) return NULL;\n"
-        "  Py_DECREF(dep);\n"
-        "  return PyModule_Create(&m);\n"
-        "}\n"
+        f"PyMODINIT_FUNC PyInit_{name}(void) {{\n{init}\n  return PyModule_Create(&m);\n}}\n"
     )
-    return build_so(path, source, f"-I{include}")
+    return build_so(root.joinpath(*pkg, name + suffix), source, f"-I{include}")
 
 
-def test_extension_needing_an_optional_python_package_still_loads(
+def importing(name: str) -> str:
+    """C for an init that imports ``name`` first."""
+    return f'PyObject *d = PyImport_ImportModule("{name}"); if (!d) return NULL; Py_DECREF(d);'
+
+
+REFUSING = '  PyErr_SetString(PyExc_RuntimeError, "cannot load module."); return NULL;'
+
+
+def test_python_level_init_failures_of_files_that_load(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """An extension whose init imports a package the image lacks (Pillow's _imagingtk and
-    tkinter) loads as a library: only code importing it needs that package. A missing
-    module of its own package is still a failure (slimming may have removed it)."""
+    """Pillow's _imagingtk imports tkinter (not in the image) and numpy 1.26's _umath_tests
+    refuses to init outside its test suite: both files load, so both pass. A missing module
+    of the extension's own package, or a refusal by a module the app may use, still fails."""
     monkeypatch.syspath_prepend(str(tmp_path))
-    tk = _extension_importing(tmp_path, "pilish._tkbridge", "no_such_tk_toolkit")
+    tk = _extension(tmp_path, "pilish._tkbridge", importing("no_such_tk_toolkit"))
     assert proofcheck.load("ext", str(tk), "pilish._tkbridge") == {"ok": True}
-    own = _extension_importing(tmp_path, "pilish._core", "pilish._gone")
-    result = proofcheck.load("ext", str(own), "pilish._core")
-    assert result == {"error": "ModuleNotFoundError: No module named 'pilish._gone'"}
+    own = _extension(tmp_path, "pilish._core", importing("pilish._gone"))
+    assert proofcheck.load("ext", str(own), "pilish._core") == {
+        "error": "ModuleNotFoundError: No module named 'pilish._gone'"
+    }
+    tests = _extension(tmp_path, "numpyish.core._umath_tests", REFUSING)
+    assert proofcheck.load("ext", str(tests), "numpyish.core._umath_tests") == {"ok": True}
+    used = _extension(tmp_path, "numpyish.core._umath", REFUSING)
+    assert proofcheck.load("ext", str(used), "numpyish.core._umath") == {
+        "error": "RuntimeError: cannot load module."
+    }
