@@ -258,10 +258,18 @@ def python_level(exc: BaseException, module: str) -> bool:
     return bool(TEST_MODULE.search(module)) and not isinstance(exc, ImportError)
 
 
+def import_name(module: str) -> str:
+    """The name to import extension ``module`` by: its dotted name, except for a package's
+    namesake (``cv2/cv2.abi3.so``), which the package's ``__init__`` loads under the
+    package's own name and which refuses to init as ``cv2.cv2``."""
+    parts = module.split(".")
+    return parts[0] if len(parts) == 2 and parts[0] == parts[1] else module
+
+
 def load(kind: str, path: str, module: str) -> dict[str, Any]:
     try:
         if kind in ("torch", "ext"):
-            mod = importlib.import_module(module)
+            mod = importlib.import_module(import_name(module))
             got = getattr(mod, "__file__", None)
             if kind == "ext" and got and os.path.realpath(got) != path:
                 ctypes.CDLL(path, mode=os.RTLD_LOCAL)  # another file wins the name; still load it

@@ -182,3 +182,43 @@ def test_python_level_init_failures_of_files_that_load(
     assert proofcheck.load("ext", str(used), "numpyish.core._umath") == {
         "error": "RuntimeError: cannot load module."
     }
+
+
+NAMESAKE_INIT = """\
+# As cv2/__init__.py does: load the extension cv2/cv2.abi3.so as the top-level "cv2".
+import importlib, os, sys
+
+_here = os.path.dirname(__file__)
+_package = sys.modules.pop(__name__)
+sys.path.insert(0, _here)
+try:
+    native = importlib.import_module(__name__)
+finally:
+    sys.path.remove(_here)
+    sys.modules[__name__] = _package
+"""
+# As OpenCV's bindings do: refuse to init under any name but the package's.
+REFUSING_SUBMODULE = """\
+  PyObject *mod = PyModule_Create(&m);
+  if (mod && strcmp(PyModule_GetName(mod), "cvish") != 0) {
+    PyErr_SetString(PyExc_ImportError, "Bindings generation error. Parent name: cvish.cvish");
+    Py_DECREF(mod);
+    return NULL;
+  }
+  return mod;"""
+
+
+def test_package_namesake_extension_is_imported_through_its_package(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """cv2/cv2.abi3.so fails to init as "cv2.cv2"; cv2/__init__.py loads it as "cv2"."""
+    monkeypatch.syspath_prepend(str(tmp_path))
+    ext = _extension(tmp_path, "cvish.cvish", REFUSING_SUBMODULE)
+    (tmp_path / "cvish" / "__init__.py").write_text(NAMESAKE_INIT)
+    assert proofcheck.import_name("cvish.cvish") == "cvish"
+    assert proofcheck.import_name("pkg.sub.pkg") == "pkg.sub.pkg"
+    try:
+        assert proofcheck.load("ext", str(ext), "cvish.cvish") == {"ok": True}
+        assert sys.modules["cvish"].native.__file__ == str(ext)
+    finally:
+        sys.modules.pop("cvish", None)
