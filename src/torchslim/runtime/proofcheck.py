@@ -234,14 +234,25 @@ def one_line(exc: BaseException) -> str:
     return msg[:MAX_MESSAGE]
 
 
+def installed(filename: str) -> bool:
+    """Whether ``filename`` belongs to an installed package or the standard library."""
+    stdlib = os.path.realpath(sysconfig.get_paths()["stdlib"]) + os.sep
+    return "-packages" + os.sep in filename or os.path.realpath(filename).startswith(stdlib)
+
+
 def where(exc: BaseException) -> str:
-    """``(file, line N)`` of a syntax error or the innermost frame outside importlib."""
+    """``(file, line N)`` of a syntax error, else of the innermost frame in the app's own
+    code (the line that called into torch, not torch's line that raised), else of the
+    innermost frame outside importlib."""
     if isinstance(exc, SyntaxError) and exc.filename:
         return f" ({exc.filename}, line {exc.lineno})"
     frames = [
         fr for fr in traceback.extract_tb(exc.__traceback__) if not fr.filename.startswith("<")
     ]
-    return f" ({frames[-1].filename}, line {frames[-1].lineno})" if frames else ""
+    if not frames:
+        return ""
+    frame = ([fr for fr in frames if not installed(fr.filename)] or frames)[-1]
+    return f" ({frame.filename}, line {frame.lineno})"
 
 
 TEST_MODULE = re.compile(r"(^|\.)(tests?|testing)(\.|$)|_tests?$")

@@ -110,6 +110,8 @@ def test_entry_checks_in_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     (pkg / "good.py").write_text("app = object()\n")
     (pkg / "bad.py").write_text("import json\nraise RuntimeError('no model file')\n")
     (pkg / "serve.py").write_text("raise SystemExit('started')\n")
+    # raises inside an installed package (as torch.jit.load does for a wrong path)
+    (pkg / "loads.py").write_text("import json\n\nconfig = json.loads('{')\n")
     try:
         good = {"kind": "app", "module": "proofcheck_app.good", "attrs": ["app"]}
         assert check_entry(good) is None
@@ -119,6 +121,9 @@ def test_entry_checks_in_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         assert check_entry({"kind": "app", "module": "proofcheck_app.bad", "attrs": []}) == (
             f"proofcheck_app.bad: RuntimeError: no model file ({pkg / 'bad.py'}, line 2)"
         )
+        loads = check_entry({"kind": "app", "module": "proofcheck_app.loads", "attrs": []})
+        assert loads is not None and loads.startswith("proofcheck_app.loads: JSONDecodeError")
+        assert loads.endswith(f"({pkg / 'loads.py'}, line 3)"), loads
         assert check_entry({"kind": "module", "module": "proofcheck_app.serve"}) is None
         assert check_entry({"kind": "module", "module": "proofcheck_app.nope"}) == (
             "python -m proofcheck_app.nope: no module named 'proofcheck_app.nope'"
