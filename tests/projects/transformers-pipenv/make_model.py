@@ -19,10 +19,10 @@ from transformers import BertConfig, BertForSequenceClassification, PreTrainedTo
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "model"
 SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-WORDS = (
-    "the a cat dog sat ran on under mat rug good bad great awful film movie "
-    "was is very not"
-).split()
+WORDS = [
+    "the", "a", "cat", "dog", "sat", "ran", "on", "under", "mat", "rug", "good", "bad",
+    "great", "awful", "film", "movie", "was", "is", "very", "not",
+]  # fmt: skip
 LABELS = ["negative", "neutral", "positive"]
 PROBE = "the film was very good"
 

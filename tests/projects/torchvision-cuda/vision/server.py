@@ -16,7 +16,9 @@ DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 torch.manual_seed(0)
 # Randomly initialised: the service's answers are about shapes and operators, not classes.
 model = mobilenet_v3_small(num_classes=4).eval().to(DEVICE)
-preprocess = v2.Compose([v2.Resize((64, 64), antialias=True), v2.ToDtype(torch.float32, scale=True)])
+preprocess = v2.Compose(
+    [v2.Resize((64, 64), antialias=True), v2.ToDtype(torch.float32, scale=True)]
+)
 
 app = FastAPI(title="vision")
 
