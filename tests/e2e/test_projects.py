@@ -12,7 +12,7 @@ import base64
 import json
 import os
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -36,25 +36,35 @@ RED, BLUE = (255, 0, 0), (0, 0, 255)
 # Left half red, right half blue, 8x4: the answers below follow from it.
 IMAGE = halves(8, 4, RED, BLUE)
 
-Builder = Callable[..., Built]
+
+class Corpus:
+    """Projects built once per module into one cache; ``timings()`` is what each took."""
+
+    def __init__(self, work: Path) -> None:
+        self.work = work
+        self.built: dict[str, Built] = {}
+
+    def __call__(self, name: str, *extra: str) -> Built:
+        """``tests/projects/<name>`` built with ``extra`` flags (memoized)."""
+        if name not in self.built:
+            project = copy_project(name, self.work / name)
+            self.record(build_project(project, self.work / f"{name}.tar", *extra))
+        return self.built[name]
+
+    def record(self, built: Built) -> Built:
+        self.built[built.name] = built
+        return built
+
+    def timings(self) -> dict[str, dict[str, object]]:
+        return {name: b.timing() for name, b in self.built.items()}
 
 
 @pytest.fixture(scope="module")
-def corpus(ts_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Builder]:
-    """``corpus(name, *build_flags)``: the project built once for the module (memoized)."""
-    work = tmp_path_factory.mktemp("corpus")
-    done: dict[tuple[str, ...], Built] = {}
-
-    def get(name: str, *extra: str) -> Built:
-        key = (name, *extra)
-        if key not in done:
-            project = copy_project(name, work / name)
-            done[key] = build_project(project, work / f"{name}.tar", *extra)
-        return done[key]
-
-    yield get
+def corpus(ts_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Corpus]:
+    built = Corpus(tmp_path_factory.mktemp("corpus"))
+    yield built
     if out := os.environ.get("TORCHSLIM_CORPUS_TIMES"):
-        Path(out).write_text(json.dumps({k[0]: b.timing() for k, b in done.items()}, indent=2))
+        Path(out).write_text(json.dumps(built.timings(), indent=2) + "\n")
 
 
 @contextmanager
@@ -91,7 +101,7 @@ def assert_proven(built: Built) -> None:
 # ---- issue 10: the shapes ------------------------------------------------------------
 
 
-def test_fastapi_pyproject_only_numpy2_pillow_current(corpus: Builder) -> None:
+def test_fastapi_pyproject_only_numpy2_pillow_current(corpus: Corpus) -> None:
     """PEP 621 dependencies (torch among them) and [tool.torchslim] in pyproject.toml: no
     requirements file, no lock. numpy 2.x + Pillow current decode and reduce an upload."""
     built = corpus("fastapi-pyproject")
@@ -112,7 +122,7 @@ def test_fastapi_pyproject_only_numpy2_pillow_current(corpus: Builder) -> None:
         assert httpx.post(url + "/describe", content=b"not an image").status_code == 415
 
 
-def test_flask_flat_repo_numpy1_pillow10_ships_no_secrets(corpus: Builder) -> None:
+def test_flask_flat_repo_numpy1_pillow10_ships_no_secrets(corpus: Corpus) -> None:
     """``app = "."``: the repository root is the app. gunicorn serves Flask; numpy 1.26 and
     Pillow 10.1 work next to torch. Local secrets listed in .dockerignore stay out."""
     built = corpus("flask-flat")
@@ -133,7 +143,7 @@ def test_flask_flat_repo_numpy1_pillow10_ships_no_secrets(corpus: Builder) -> No
     assert not never & app
 
 
-def test_flat_repo_secrets_present_not_shipped(corpus: Builder, tmp_path: Path) -> None:
+def test_flat_repo_secrets_present_not_shipped(corpus: Corpus, tmp_path: Path) -> None:
     """Secrets beside the code: the ones .dockerignore lists are left out silently; one it
     does not list stops the build in one line naming the file and both fixes."""
     project = copy_project("flask-flat", tmp_path / "flat")
@@ -162,7 +172,7 @@ def test_flat_repo_secrets_present_not_shipped(corpus: Builder, tmp_path: Path) 
     assert built.layer("app")["digest"] == corpus("flask-flat").layer("app")["digest"]
 
 
-def test_opencv_48_numpy1_from_uv_lock(corpus: Builder) -> None:
+def test_opencv_48_numpy1_from_uv_lock(corpus: Corpus) -> None:
     """uv.lock pins the prod closure with hashes; opencv-python-headless 4.8 (its bundled
     libraries in opencv_python_headless.libs) decodes a PNG on numpy 1.26."""
     built = corpus("opencv-uv")
@@ -178,7 +188,7 @@ def test_opencv_48_numpy1_from_uv_lock(corpus: Builder) -> None:
         assert body["edge_columns"] and set(body["edge_columns"]) <= {3, 4}
 
 
-def test_opencv_current_numpy2_from_poetry_lock(corpus: Builder) -> None:
+def test_opencv_current_numpy2_from_poetry_lock(corpus: Corpus) -> None:
     """poetry.lock (Poetry 2, PEP 621 project) pins opencv-python-headless 5 on numpy 2."""
     built = corpus("opencv-poetry")
     assert_proven(built)
@@ -192,7 +202,7 @@ def test_opencv_current_numpy2_from_poetry_lock(corpus: Builder) -> None:
         assert small.startswith(b"\x89PNG")
 
 
-def test_transformers_hf_model_folder_from_pipfile_lock(corpus: Builder) -> None:
+def test_transformers_hf_model_folder_from_pipfile_lock(corpus: Corpus) -> None:
     """Pipfile.lock pins transformers; the model is a save_pretrained folder (config.json,
     model.safetensors, tokenizer.json) in its own layer; the answer matches what the
     saved model gave where it was made."""
@@ -210,7 +220,7 @@ def test_transformers_hf_model_folder_from_pipfile_lock(corpus: Builder) -> None
         assert body["logits"] == pytest.approx(expected["logits"], abs=1e-3)
 
 
-def test_torchvision_on_the_cuda_stack_served_on_cpu(corpus: Builder) -> None:
+def test_torchvision_on_the_cuda_stack_served_on_cpu(corpus: Corpus) -> None:
     """torch 2.14.1 + torchvision 0.29.1 with the CUDA 13 libraries on disk (zstd layers):
     torchvision's decoders and C++ operators work on a host without a GPU."""
     built = corpus("torchvision-cuda", "--compression", "zstd")
@@ -220,7 +230,7 @@ def test_torchvision_on_the_cuda_stack_served_on_cpu(corpus: Builder) -> None:
     with serving(built, 8000, "/health") as url:
         health = httpx.get(url + "/health").json()
         assert health["device"] == "cpu"
-        assert health["torch"] == "2.14.1"
+        assert health["torch"].startswith("2.14.1")
         assert health["torchvision"].startswith("0.29.1")
         assert health["cuda_build"].startswith("13.")
         body = httpx.post(url + "/classify", content=IMAGE).json()
@@ -235,7 +245,7 @@ def test_torchvision_on_the_cuda_stack_served_on_cpu(corpus: Builder) -> None:
 
 
 @pytest.fixture(scope="module")
-def tmp_writer(corpus: Builder) -> Iterator[str]:
+def tmp_writer(corpus: Corpus) -> Iterator[str]:
     built = corpus("tmp-writer")
     assert_proven(built)
     with serving(built, 8080, "/health") as url:
@@ -260,12 +270,12 @@ def test_declared_writable_path_under_read_only(tmp_writer: str) -> None:
 # ---- issue 11: init on a seed-style project, then build and serve --------------------
 
 
-def test_init_seed_project_then_build_and_serve(ts_cache: Path, tmp_path: Path) -> None:
+def test_init_seed_project_then_build_and_serve(corpus: Corpus, tmp_path: Path) -> None:
     """The config is only what `torchslim init` wrote from the Dockerfile and requirements."""
-    project = copy_project("seed", tmp_path / "seed-svc")
+    project = copy_project("seed", tmp_path / "seed")
     proc = torchslim("init", str(project))
     assert proc.returncode == 0, proc.stderr
-    built = build_project(project, tmp_path / "seed.tar")
+    built = corpus.record(build_project(project, tmp_path / "seed.tar"))
     assert_proven(built)
     assert built.report["proof"]["entry"] == "app.main:app"
     assert layer_files(built.archive, built.layer("model")["digest"]) == {
@@ -307,7 +317,8 @@ def failed_build(project: Path, tmp_path: Path) -> str:
     out = tmp_path / "bad.tar"
     proc = torchslim("build", str(project), "--output", f"docker-archive:{out}")
     assert proc.returncode == 1, proc.stderr
-    assert "Traceback" not in proc.stderr
+    # the project's own traceback may be quoted in the line; torchslim's never shows
+    assert not any(line.startswith("Traceback") for line in proc.stderr.splitlines())
     lines = error_lines(proc)
     assert len(lines) == 1, proc.stderr
     assert not out.exists()
@@ -323,7 +334,7 @@ def test_entry_module_that_does_not_import(ts_cache: Path, tmp_path: Path) -> No
     lineno = next(i for i, text in enumerate(main, 1) if "torch.jit.load" in text)
     assert "app.main" in line, line
     assert "ValueError" in line and "missing.pt" in line, line
-    assert f"/app/app/main.py:{lineno}" in line or f"main.py, line {lineno}" in line, line
+    assert f"(/app/app/main.py, line {lineno})" in line, line
 
 
 def test_executable_missing_from_cmd(ts_cache: Path, tmp_path: Path) -> None:
