@@ -31,6 +31,8 @@ from torchslim.oci.image import Image
 from torchslim.oci.unpack import merge_trees
 from torchslim.runtime import proofcheck
 from torchslim.runtime.proof import Deferred, Failure, Proof, prove_rootfs
+from torchslim.slim.image import ImageView
+from torchslim.slim.owners import owner_of, package_owners
 
 # Bump when what a proof checks changes; with the checker's own source it keys cached proofs.
 PROOF_FORMAT = 1
@@ -79,7 +81,9 @@ def proof_from_dict(d: dict[str, Any]) -> Proof:
         entry_note=d.get("entry_note"),
         cmd=d.get("cmd"),
         smoke=d.get("smoke", "not-configured"),
-        failures=tuple(Failure(x["check"], x["subject"], x["message"]) for x in d["failures"]),
+        failures=tuple(
+            Failure(x["check"], x["subject"], x["message"], x.get("package")) for x in d["failures"]
+        ),
         seconds=float(d.get("seconds", 0.0)),
     )
 
@@ -117,11 +121,25 @@ def prove_image(
             smoke=list(plan.cfg.smoke) if plan.service else [],
             arch=plan.platform.arch,
         )
-    # The step's whole cost: unpacking the layers and running the checks.
+        if proof.failures:
+            proof = dataclasses.replace(proof, failures=_with_packages(proof.failures, root))
+    # The step's whole cost: laying out the layers and running the checks.
     proof = dataclasses.replace(proof, seconds=time.monotonic() - started)
     if proof.ok:
         write_atomic(cache_root() / "proofs" / f"{key}.json", json.dumps(proof.to_dict()))
     return proof
+
+
+def _with_packages(failures: tuple[Failure, ...], root: Path) -> tuple[Failure, ...]:
+    """Each failing file with the distribution that installed it (from the RECORD files),
+    so a library missing upstream is reported with the package that needs it."""
+    owners = package_owners(ImageView([(root, "/")]))
+    return tuple(
+        dataclasses.replace(f, package=owner_of(f.subject, owners))
+        if f.check in ("library", "extension")
+        else f
+        for f in failures
+    )
 
 
 def raise_for_failures(proof: Proof, *, slimmed: bool) -> None:

@@ -64,6 +64,14 @@ def save_reverts(plan: Plan, lock: Lock, rootfs: RootfsInfo, reverts: Sequence[R
     write_atomic(_path(plan, lock, rootfs), json.dumps(data, indent=1))
 
 
+def _may_be_slimming(failure: Failure) -> bool:
+    """Whether undoing slimming could fix ``failure``: a file that did not load, or a module
+    that is missing (slimming removes files and modules, nothing else)."""
+    if failure.check in ("library", "extension", "torch"):
+        return True
+    return failure.check == "entry" and _NO_MODULE.search(failure.message) is not None
+
+
 def _suspects(
     failures: Sequence[Failure], root: Path, site: str, changed: Sequence[str]
 ) -> dict[str, str]:
@@ -99,6 +107,8 @@ def find_reverts(
     steps: Steps,
 ) -> list[Revert]:
     """The slimming changes the failing loads need undone (none: slimming is not the cause)."""
+    if not any(_may_be_slimming(f) for f in failures):
+        return []  # e.g. the entry raised, cmd is not on PATH, smoke failed: nothing to undo
     steps.step("The proof failed: finding which slimming changes the failing files need")
     scheme = scheme_for(rootfs)
     paths = fetch_wheels(lock, store, plan.settings, steps.progress)

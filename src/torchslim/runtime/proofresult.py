@@ -43,12 +43,19 @@ class Failure:
     check: Check
     subject: str  # the image path, module or command
     message: str
+    package: str | None = None  # ``Name Version`` of the distribution that owns ``subject``
 
     def line(self) -> str:
-        return f"{self.check} {self.subject}: {self.message}"
+        owner = f" ({self.package})" if self.package else ""
+        return f"{self.check} {self.subject}{owner}: {self.message}"
 
-    def to_dict(self) -> dict[str, str]:
-        return {"check": self.check, "subject": self.subject, "message": self.message}
+    def to_dict(self) -> dict[str, str | None]:
+        return {
+            "check": self.check,
+            "subject": self.subject,
+            "message": self.message,
+            "package": self.package,
+        }
 
 
 @dataclass(frozen=True)

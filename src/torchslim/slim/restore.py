@@ -28,6 +28,7 @@ from torchslim.slim.record import restore_record_lines
 from torchslim.slim.roots import after_imports
 
 log = logging.getLogger(__name__)
+NOT_FOUND = "cannot open shared object file"  # glibc's dlerror() for a name not found
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,10 @@ def restore(
         named = {p for p in changed if posixpath.basename(p) in message}
         if named:
             changed = named | {p for p in changed if backup.changes[p].action == "remove"}
+        elif NOT_FOUND in message:
+            # a library no file provides (libGL.so.1 for opencv-python): a removal can cause
+            # that, a strip never can
+            changed = {p for p in changed if backup.changes[p].action == "remove"}
         for path in sorted(changed):
             if path not in chosen:
                 why = message if path == failed else f"loading {short(failed)}: {message}"

@@ -289,6 +289,7 @@ def test_summary_of_a_failed_proof_is_one_line() -> None:
         "check": "smoke",
         "subject": "x",
         "message": "exited 1: a\nb",
+        "package": None,
     }
 
 

@@ -6,9 +6,11 @@ import importlib.machinery
 import os
 import shutil
 import sys
+import sysconfig
 from pathlib import Path
 
 import pytest
+from support.slim import build_so
 
 from torchslim.runtime import proofcheck
 from torchslim.runtime.proofcheck import (
@@ -108,6 +110,8 @@ def test_entry_checks_in_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     (pkg / "good.py").write_text("app = object()\n")
     (pkg / "bad.py").write_text("import json\nraise RuntimeError('no model file')\n")
     (pkg / "serve.py").write_text("raise SystemExit('started')\n")
+    # raises inside an installed package (as torch.jit.load does for a wrong path)
+    (pkg / "loads.py").write_text("import json\n\nconfig = json.loads('{')\n")
     try:
         good = {"kind": "app", "module": "proofcheck_app.good", "attrs": ["app"]}
         assert check_entry(good) is None
@@ -117,6 +121,9 @@ def test_entry_checks_in_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         assert check_entry({"kind": "app", "module": "proofcheck_app.bad", "attrs": []}) == (
             f"proofcheck_app.bad: RuntimeError: no model file ({pkg / 'bad.py'}, line 2)"
         )
+        loads = check_entry({"kind": "app", "module": "proofcheck_app.loads", "attrs": []})
+        assert loads is not None and loads.startswith("proofcheck_app.loads: JSONDecodeError")
+        assert loads.endswith(f"({pkg / 'loads.py'}, line 3)"), loads
         assert check_entry({"kind": "module", "module": "proofcheck_app.serve"}) is None
         assert check_entry({"kind": "module", "module": "proofcheck_app.nope"}) == (
             "python -m proofcheck_app.nope: no module named 'proofcheck_app.nope'"
@@ -133,3 +140,90 @@ def test_entry_checks_in_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     finally:
         for name in [m for m in sys.modules if m.startswith("proofcheck_app")]:
             del sys.modules[name]
+
+
+def _extension(root: Path, module: str, init: str) -> Path:
+    """A real extension ``module`` compiled against this Python; ``init`` (C) runs first in
+    its PyInit and may ``return NULL`` with an exception set."""
+    include = sysconfig.get_paths()["include"]
+    suffix = importlib.machinery.EXTENSION_SUFFIXES[0]
+    *pkg, name = module.split(".")
+    for i in range(len(pkg)):
+        init_py = root.joinpath(*pkg[: i + 1], "__init__.py")
+        init_py.parent.mkdir(parents=True, exist_ok=True)
+        init_py.touch()
+    source = (
+        "#include <Python.h>\n"
+        f'static struct PyModuleDef m = {{PyModuleDef_HEAD_INIT, "{name}"}};\n'
+        f"PyMODINIT_FUNC PyInit_{name}(void) {{\n{init}\n  return PyModule_Create(&m);\n}}\n"
+    )
+    return build_so(root.joinpath(*pkg, name + suffix), source, f"-I{include}")
+
+
+def importing(name: str) -> str:
+    """C for an init that imports ``name`` first."""
+    return f'PyObject *d = PyImport_ImportModule("{name}"); if (!d) return NULL; Py_DECREF(d);'
+
+
+REFUSING = '  PyErr_SetString(PyExc_RuntimeError, "cannot load module."); return NULL;'
+
+
+def test_python_level_init_failures_of_files_that_load(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pillow's _imagingtk imports tkinter (not in the image) and numpy 1.26's _umath_tests
+    refuses to init outside its test suite: both files load, so both pass. A missing module
+    of the extension's own package, or a refusal by a module the app may use, still fails."""
+    monkeypatch.syspath_prepend(str(tmp_path))
+    tk = _extension(tmp_path, "pilish._tkbridge", importing("no_such_tk_toolkit"))
+    assert proofcheck.load("ext", str(tk), "pilish._tkbridge") == {"ok": True}
+    own = _extension(tmp_path, "pilish._core", importing("pilish._gone"))
+    assert proofcheck.load("ext", str(own), "pilish._core") == {
+        "error": "ModuleNotFoundError: No module named 'pilish._gone'"
+    }
+    tests = _extension(tmp_path, "numpyish.core._umath_tests", REFUSING)
+    assert proofcheck.load("ext", str(tests), "numpyish.core._umath_tests") == {"ok": True}
+    used = _extension(tmp_path, "numpyish.core._umath", REFUSING)
+    assert proofcheck.load("ext", str(used), "numpyish.core._umath") == {
+        "error": "RuntimeError: cannot load module."
+    }
+
+
+NAMESAKE_INIT = """\
+# As cv2/__init__.py does: load the extension cv2/cv2.abi3.so as the top-level "cv2".
+import importlib, os, sys
+
+_here = os.path.dirname(__file__)
+_package = sys.modules.pop(__name__)
+sys.path.insert(0, _here)
+try:
+    native = importlib.import_module(__name__)
+finally:
+    sys.path.remove(_here)
+    sys.modules[__name__] = _package
+"""
+# As OpenCV's bindings do: refuse to init under any name but the package's.
+REFUSING_SUBMODULE = """\
+  PyObject *mod = PyModule_Create(&m);
+  if (mod && strcmp(PyModule_GetName(mod), "cvish") != 0) {
+    PyErr_SetString(PyExc_ImportError, "Bindings generation error. Parent name: cvish.cvish");
+    Py_DECREF(mod);
+    return NULL;
+  }
+  return mod;"""
+
+
+def test_package_namesake_extension_is_imported_through_its_package(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """cv2/cv2.abi3.so fails to init as "cv2.cv2"; cv2/__init__.py loads it as "cv2"."""
+    monkeypatch.syspath_prepend(str(tmp_path))
+    ext = _extension(tmp_path, "cvish.cvish", REFUSING_SUBMODULE)
+    (tmp_path / "cvish" / "__init__.py").write_text(NAMESAKE_INIT)
+    assert proofcheck.import_name("cvish.cvish") == "cvish"
+    assert proofcheck.import_name("pkg.sub.pkg") == "pkg.sub.pkg"
+    try:
+        assert proofcheck.load("ext", str(ext), "cvish.cvish") == {"ok": True}
+        assert sys.modules["cvish"].native.__file__ == str(ext)
+    finally:
+        sys.modules.pop("cvish", None)

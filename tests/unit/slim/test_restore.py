@@ -100,3 +100,17 @@ def test_restore_without_changes_does_nothing(tmp_path: Path) -> None:
     assert ledger.reverts() == []
     with pytest.raises(KeyError):
         Backup.load(tmp_path / "bk").changes[f"{SITE}/pkg/_native.so"]
+
+
+def test_a_library_found_nowhere_does_not_undo_strips(tmp_path: Path) -> None:
+    """opencv-python needs libGL.so.1, which no file provides: stripping its libraries is
+    not the cause, so nothing is restored (and the build does not rebuild for nothing)."""
+    _tree(tmp_path)
+    backup = tmp_path / "bk"
+    ledger = Ledger()
+    slim_tree(tmp_path, SITE, ledger=ledger, backup=backup)
+    native = f"{SITE}/pkg/_native.so"
+    message = "OSError: libGL.so.1: cannot open shared object file: No such file or directory"
+    assert restore(tmp_path, backup, [native], ledger, {native: message}) == []
+    assert native in Backup.load(backup).changes
+    assert ledger.reverts() == []
