@@ -128,4 +128,7 @@ def image_config(plan: Plan, rootfs: RootfsInfo, facts: ImageFacts) -> dict[str,
         "healthcheck": healthcheck(plan, rootfs.python_exe),
         "labels": labels(plan, facts),
         "created": facts.created,
+        # A runtime mounts a volume on each (docker/podman: an anonymous one, filled from the
+        # image, owned by the app user), so they stay writable under --read-only.
+        "volumes": list(plan.cfg.writable) if plan.service else None,
     }

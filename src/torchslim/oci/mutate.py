@@ -203,6 +203,7 @@ def with_config(
     created: str | None = None,
     author: str | None = None,
     stop_signal: str | None = None,
+    volumes: Sequence[str] | None = None,
 ) -> Image:
     """``base`` with its runtime config edited; ``None`` leaves a field as it is.
 
@@ -239,6 +240,8 @@ def with_config(
         config["container_config"] = {**cc, "Healthcheck": hc}
     if labels is not None:
         c["Labels"] = {**(c.get("Labels") or {}), **labels}
+    if volumes:
+        c["Volumes"] = {**(c.get("Volumes") or {}), **{v: {} for v in volumes}}
     if stop_signal is not None:
         c["StopSignal"] = stop_signal
     if created is not None:
