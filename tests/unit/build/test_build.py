@@ -264,5 +264,7 @@ def test_writable_paths_belong_to_the_app_user(project: Path, cache: Path) -> No
     for path in ("app/uploads", "var/cache/svc"):
         assert members[path].isdir() and (members[path].uid, members[path].gid) == (1000, 1000)
     assert members["app"].uid == 0 and members["app/app/svc/__init__.py"].uid == 0
-    env = result.image.config()["config"]["Env"]
-    assert "HOME=/tmp" in env and "HF_HOME=/tmp/.cache/huggingface" in env
+    config = result.image.config()["config"]
+    assert "HOME=/tmp" in config["Env"] and "HF_HOME=/tmp/.cache/huggingface" in config["Env"]
+    # volumes: a runtime mounts one on each, writable even under --read-only
+    assert config["Volumes"] == {"/app/uploads": {}, "/var/cache/svc": {}}
