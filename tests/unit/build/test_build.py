@@ -8,26 +8,18 @@ that lock.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import shutil
 from pathlib import Path
 
 import pytest
-from support.proofroot import make_root
+from support.fakebuild import make_base_layout, make_service, plan_for, pylock
 from support.wheels import make_wheel
 
 import torchslim.build.lock as lock_step
-from torchslim.build import BuildOptions, build, plan_build, publish
+from torchslim.build import build, publish
 from torchslim.build.plan import BuildPlan
-from torchslim.cache import BlobStore
-from torchslim.config import load_config
 from torchslim.deps.lock import Target
-from torchslim.deps.pipconf import IndexSettings
-from torchslim.oci.empty import empty_image
-from torchslim.oci.layer import write_layer_from_dir
-from torchslim.oci.layout import read_oci_layout, write_oci_index_layout
-from torchslim.oci.mutate import append_layers, with_config
+from torchslim.oci.layout import read_oci_layout
 from torchslim.oci.transport import open_image
 from torchslim.torchmeta import LABEL_PROOF, LABEL_TORCH
 
@@ -43,66 +35,20 @@ def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture
 def base_layout(tmp_path: Path) -> Path:
-    """An OCI layout holding a python:slim-like base for linux/amd64 and linux/arm64."""
-    store = BlobStore(tmp_path / "base-blobs")
-    root = make_root(tmp_path / "base-root")
-    shutil.rmtree(root / "app")
-    (root / "etc/passwd").write_text("root:x:0:0::/root:/sbin/nologin\n")  # no app user yet
-    layer = write_layer_from_dir(root, store)
-    # The arm64 image finds its libc where an arm64 Debian keeps it (the bytes stay x86's:
-    # nothing here runs, the probe reads the version string).
-    arm = tmp_path / "arm-libc" / "usr/lib/aarch64-linux-gnu"
-    arm.mkdir(parents=True)
-    shutil.copyfile(next(root.glob("usr/lib/x86_64-linux-gnu/libc.so.6")), arm / "libc.so.6")
-    arm_layer = write_layer_from_dir(tmp_path / "arm-libc", store)
-    images = [
-        with_config(
-            append_layers(empty_image(arch), [(lay, store, "fake base") for lay in layers]),
-            env={"PATH": "/usr/local/bin:/usr/bin:/bin"},
-        )
-        for arch, layers in (("amd64", [layer]), ("arm64", [layer, arm_layer]))
-    ]
-    dest = tmp_path / "base"
-    write_oci_index_layout(images, dest, ref_name="3.11")
-    return dest
-
-
-def _pylock(*wheels: Path) -> str:
-    """A PEP 751 lock of ``wheels`` (``name-version-py3-none-any.whl``)."""
-    text = 'lock-version = "1.0"\ncreated-by = "test"\n'
-    for wheel in wheels:
-        name, version = wheel.name.split("-")[:2]
-        sha = hashlib.sha256(wheel.read_bytes()).hexdigest()
-        text += (
-            f'\n[[packages]]\nname = "{name}"\nversion = "{version}"\n\n'
-            f'[[packages.wheels]]\nname = "{wheel.name}"\nurl = "{wheel.as_uri()}"\n'
-            f"size = {wheel.stat().st_size}\nupload-time = 2023-11-14T22:13:20Z\n"
-            f'hashes = {{sha256 = "{sha}"}}\n'
-        )
-    return text
+    return make_base_layout(tmp_path)
 
 
 @pytest.fixture
 def project(tmp_path: Path, base_layout: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A service on the fake base whose lock resolves to the fake torch wheel."""
-    root = tmp_path / "svc"
-    (root / "app" / "svc").mkdir(parents=True)
-    (root / "app" / "svc" / "__init__.py").write_text("VALUE = 42\n")
-    (root / "app" / "svc" / "__main__.py").write_text("from app.svc import VALUE\n")
-    (root / "model.bin").write_bytes(b"\0" * 1000)
-    (root / "requirements.txt").write_text("")
-    (root / "torchslim.toml").write_text(
-        'name = "svc"\nversion = "1.0"\ntorch = "2.13.0"\napp = "app"\n'
-        'model = ["model.bin"]\ncmd = ["python3", "-m", "app.svc"]\n'
-        'port = 8000\nhealth = "/health"\n'
-        f'base = "oci:{base_layout}:3.11"\nplatform = ["linux/amd64", "linux/arm64"]\n'
-    )
+    """A service on the fake base whose lock resolves to the fake torch wheel (uv's calls
+    are counted: a lock whose inputs did not change is not resolved again)."""
     wheel = make_wheel(tmp_path, name="torch", version="2.13.0")
+    root = make_service(tmp_path / "svc", base_layout, [wheel], monkeypatch)
     calls: list[str] = []
 
     def fake_uv_lock(plan: object, target: Target, steps: object) -> str:
         calls.append(target.describe())
-        return _pylock(wheel)
+        return pylock(wheel)
 
     monkeypatch.setattr(lock_step, "_uv_lock", fake_uv_lock)
     monkeypatch.setattr(lock_step, "UV_CALLS", calls, raising=False)
@@ -110,7 +56,7 @@ def project(tmp_path: Path, base_layout: Path, monkeypatch: pytest.MonkeyPatch) 
 
 
 def _plan(project: Path, **opts: object) -> BuildPlan:
-    return plan_build(load_config(project), BuildOptions(**opts), IndexSettings(), environ={})  # type: ignore[arg-type]
+    return plan_for(project, **opts)
 
 
 def test_build_returns_an_image_and_writes_nothing(project: Path, cache: Path) -> None:
@@ -228,7 +174,7 @@ def test_slimming_that_breaks_the_app_is_undone_and_remembered(
         },
     )
     torch = make_wheel(tmp_path, name="torch", version="2.13.0")
-    monkeypatch.setattr(lock_step, "_uv_lock", lambda *a: _pylock(torch, helper))
+    monkeypatch.setattr(lock_step, "_uv_lock", lambda *a: pylock(torch, helper))
     (project / "app" / "svc" / "__main__.py").write_text("from helpers.tests import fixtures\n")
     plan = _plan(project, platform="linux/amd64").plans[0]
     first = build(plan)
