@@ -148,8 +148,9 @@ class CliSteps:
         if not total:
             return  # a layer being compressed: its step line already says so
         if label not in self.plain:
-            self.console.print(f"  {label} ({human(total)}) …", markup=False, highlight=False)
-        elif total and done >= total > self.plain[label]:
+            tail = "" if done >= total else " …"  # a small file is often done at once
+            self.console.print(f"  {label} ({human(total)}){tail}", markup=False, highlight=False)
+        elif done >= total > self.plain[label]:
             self.console.print(f"  {label}: done", markup=False, highlight=False)
         self.plain[label] = done
 
