@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import logging
 import os
 import sys
 from collections.abc import Callable
@@ -159,3 +161,20 @@ class CliSteps:
 @click.version_option(__version__, prog_name="torchslim")
 def main() -> None:
     """Small, non-root, reproducible container images for PyTorch services."""
+    _route_library_warnings()
+
+
+class _WarningLines(logging.Handler):
+    """torchslim's library warnings (a retried upload, a file left unstripped …) as the
+    CLI's own ``warning:`` lines, escaped like every other text that may come from outside."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        with contextlib.suppress(Exception):  # a warning must never stop a command
+            err_console.print(Text("warning: ", style="yellow") + Text(lines(record.getMessage())))
+
+
+def _route_library_warnings() -> None:
+    logger = logging.getLogger("torchslim")
+    if not any(isinstance(h, _WarningLines) for h in logger.handlers):
+        logger.addHandler(_WarningLines(logging.WARNING))
+        logger.propagate = False

@@ -301,13 +301,19 @@ def upstream_warnings(missing: Sequence[Missing]) -> list[str]:
     by_package: dict[str, list[Missing]] = defaultdict(list)
     for m in upstream:
         by_package[m.package or "files of no installed package"].append(m)
-    return [
-        f"{pkg} as published: "
-        + "; ".join(f"{m.subject()} needs {m.needed}" for m in items[:3])
-        + (f" (and {len(items) - 3} more)" if len(items) > 3 else "")
-        + "; add the package that provides it or list it under allow-missing with a reason"
-        for pkg, items in sorted(by_package.items())
-    ]
+    out = []
+    for pkg, items in sorted(by_package.items()):
+        per_file: dict[tuple[str, str], list[str]] = {}
+        for m in items:
+            per_file.setdefault((m.subject(), m.category()), []).append(m.needed)
+        needs = "; ".join(
+            f"{subj} needs {', '.join(n)} ({why})" for (subj, why), n in per_file.items()
+        )
+        out.append(
+            f"{pkg} as published: {needs}; add the package that provides it or list it "
+            "under allow-missing with a reason"
+        )
+    return out
 
 
 def raise_for_missing(missing: Sequence[Missing]) -> None:
@@ -321,15 +327,7 @@ def raise_for_missing(missing: Sequence[Missing]) -> None:
             log.info("closure: allow-missing %s (%s): %s", m.needed, m.allowed, m.message())
         elif m.optional:
             log.warning("closure: optional plugin %s", m.message())
-    upstream = [m for m in missing if m.upstream and not m.optional and m.allowed is None]
-    if upstream:
-        log.warning(
-            "closure: %d shared-library needs are unmet in the packages as published "
-            "(not caused by slimming); the files fail to load if used. Add the package "
-            "that provides each, or list the soname under allow-missing with a reason:\n%s",
-            len(upstream),
-            "\n".join(_grouped(upstream)),
-        )
+    # Misses the packages have as published are the caller's to report (upstream_warnings).
     fatal = [m for m in missing if m.fatal]
     if not fatal:
         return
