@@ -7,6 +7,7 @@ toolkit for the driver (it injects it only into containers whose env asks).
 
 from __future__ import annotations
 
+import posixpath
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,12 +67,26 @@ RISKY_ENV = {
 
 def risky_env(plan: Plan) -> list[str]:
     """One warning per ``env`` key that overrides PATH, LD_PRELOAD, LD_LIBRARY_PATH or
-    PYTHONPATH (what the image would run or load is then decided by that value)."""
+    PYTHONPATH (what the image would run or load is then decided by that value). A
+    PYTHONPATH inside the app's own read-only files (``/app/src``) is the project's layout,
+    not a risk."""
     return [
         f"{plan.cfg.file}: key `env` sets {key} ({why}) to {value!r}; make sure that is meant"
         for key, why in RISKY_ENV.items()
         if (value := plan.cfg.env.get(key)) is not None
+        and not (key == "PYTHONPATH" and _in_app_files(value, plan.cfg.writable))
     ]
+
+
+def _in_app_files(search_path: str, writable: list[str]) -> bool:
+    """Every entry of ``search_path`` is under /app and in no writable path."""
+    entries = [posixpath.normpath(e) for e in search_path.split(":")]
+    dirs = [posixpath.normpath(w) for w in writable]
+    return all(
+        (e == APP_ROOT or e.startswith(APP_ROOT + "/"))
+        and not any(e == w or e.startswith(w + "/") for w in dirs)
+        for e in entries
+    )
 
 
 def labels(plan: Plan, facts: ImageFacts) -> dict[str, str]:

@@ -42,6 +42,7 @@ from torchslim.project.torchpin import (
     variant_of_index,
     variant_of_local,
 )
+from torchslim.runtime.entry import entry_from_cmd
 from torchslim.torchmeta import shipped_variants
 
 # Dockerfile ENV the image sets itself, or that describe the build, not the service.
@@ -109,6 +110,7 @@ class _Planner:
         self._port(port)
         self._health()
         self._user_env_volumes()
+        self._import_path()
         self._models()
         self._secrets()
         return self.plan
@@ -337,6 +339,25 @@ class _Planner:
         if writable:
             self.plan.choose("writable", writable, f"VOLUME in {facts.volumes[0].where}")
 
+    def _import_path(self) -> None:
+        """The entry's package under ``src/`` (a src layout, which the Dockerfile made
+        importable with ``pip install .``) goes on PYTHONPATH: the image ships the files."""
+        env = dict(self.plan.get("env") or {})
+        entry = entry_from_cmd(self.plan.get("cmd") or [], "/app", env)
+        if entry.kind not in ("app", "module") or not entry.module:
+            return
+        top = entry.module.split(".")[0]
+        # /app/X in the image is X in the project, whichever folder `app` names.
+        paths = [p for p in env.get("PYTHONPATH", "").split(":") if p.startswith("/app")]
+        dirs = [p.removeprefix("/app").strip("/") or "." for p in paths]
+        if any(_holds_module(self.root / d, top) for d in [".", *dirs]):
+            return
+        if _holds_module(self.root / "src", top):
+            env["PYTHONPATH"] = ":".join(["/app/src", *paths])
+            earlier = [c.source for c in self.plan.choices if c.key == "env"]
+            self.plan.choices = [c for c in self.plan.choices if c.key != "env"]
+            self.plan.choose("env", env, ", ".join([*earlier, f"{top} is in src/ (src layout)"]))
+
     def _models(self) -> None:
         found = [m for m in find_model_files(self.root)]
         entries = {m.rel.rstrip("/"): f"{m.kind}, {_size(m.size)}" for m in found}
@@ -382,3 +403,8 @@ def plan_init(root: Path, *, cmd: str | None = None) -> InitPlan:
 
 
 __all__ = ["Choice", "InitPlan", "normalise_name", "plan_init"]
+
+
+def _holds_module(folder: Path, top: str) -> bool:
+    """``top`` imports from ``folder``: a package (regular or namespace) or a module file."""
+    return (folder / top).is_dir() or (folder / f"{top}.py").is_file()

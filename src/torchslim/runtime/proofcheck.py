@@ -333,11 +333,28 @@ def _module_of_file(path: str) -> tuple[str, str]:
     return ".".join(parts), directory
 
 
+def _elsewhere_hint(module: str, missing: str | None) -> str:
+    """When the entry's own top-level package is missing but lies in a folder below the
+    working directory (``src/`` layouts), where it is and the setting that finds it."""
+    top = module.split(".")[0]
+    if missing != top:
+        return ""
+    cwd = os.getcwd()
+    for folder, dirs, files in os.walk(cwd):
+        if folder != cwd and (top in dirs or top + ".py" in files):
+            return f"; {top} is in {folder}: set env PYTHONPATH = {folder!r}"
+        depth = 0 if folder == cwd else os.path.relpath(folder, cwd).count(os.sep) + 1
+        keep = sorted(d for d in dirs if not d.startswith((".", "__")))[:50]
+        dirs[:] = keep if depth < 3 else []
+    return ""
+
+
 def _import_app(module: str, attrs: list[str]) -> str | None:
     try:
         mod = importlib.import_module(module)
     except (Exception, SystemExit) as exc:  # noqa: BLE001
-        return f"{module}: {one_line(exc)}{where(exc)}"
+        hint = _elsewhere_hint(module, getattr(exc, "name", None))
+        return f"{module}: {one_line(exc)}{where(exc)}{hint}"
     if attrs and not any(hasattr(mod, a) for a in attrs):
         names = " or ".join(repr(a) for a in attrs)
         return f"{module} has no attribute {names} ({getattr(mod, '__file__', '?')})"
@@ -362,7 +379,8 @@ def check_entry(entry: dict[str, Any]) -> str | None:
                 name += ".__main__"
                 spec = importlib.util.find_spec(name)
             if spec is None or spec.loader is None:
-                return "python -m {}: no module named {!r}".format(entry["module"], name)
+                hint = _elsewhere_hint(name, name.split(".")[0]) if spec is None else ""
+                return "python -m {}: no module named {!r}{}".format(entry["module"], name, hint)
             source = getattr(spec.loader, "get_source", lambda _: None)(name)
             if source is None:  # no source (a compiled module): compiling is all there is
                 getattr(spec.loader, "get_code", lambda _: None)(name)
@@ -385,7 +403,8 @@ def check_entry(entry: dict[str, Any]) -> str | None:
             sys.path.insert(0, directory)
             return _import_app(module, entry.get("attrs") or [])
     except (Exception, SystemExit) as exc:  # noqa: BLE001
-        return f"{entry.get('module') or entry.get('path')}: {one_line(exc)}{where(exc)}"
+        hint = _elsewhere_hint(entry.get("module") or "", getattr(exc, "name", None))
+        return f"{entry.get('module') or entry.get('path')}: {one_line(exc)}{where(exc)}{hint}"
     return None
 
 

@@ -70,6 +70,19 @@ def test_env_that_overrides_what_runs_is_warned(tmp_path: Path) -> None:
     assert risky_env(plan(tmp_path, env={"APP_MODE": "prod"})) == []
 
 
+def test_pythonpath_inside_the_app_files_is_not_warned(tmp_path: Path) -> None:
+    from torchslim.build.imageconfig import risky_env
+
+    assert risky_env(plan(tmp_path, env={"PYTHONPATH": "/app/src:/app"})) == []
+    for value, writable in (
+        ("/app/src:/tmp", []),
+        ("/app/../etc", []),
+        ("/app/data", ["/app/data"]),
+    ):
+        warned = risky_env(plan(tmp_path, env={"PYTHONPATH": value}, writable=writable))
+        assert len(warned) == 1 and "sets PYTHONPATH" in warned[0], value
+
+
 def test_licenses_and_description_labels_unless_the_user_sets_them(tmp_path: Path) -> None:
     from dataclasses import replace
 

@@ -118,6 +118,32 @@ def test_flat_repo_without_dockerfile(tmp_path: Path) -> None:
     selection.check_secrets()
 
 
+@pytest.mark.parametrize("dockerfile", [True, False])
+def test_src_layout_goes_on_pythonpath(tmp_path: Path, dockerfile: bool) -> None:
+    files: dict[str, str | bytes] = {
+        "pyproject.toml": '[project]\nname = "srcsvc"\nversion = "0.3.0"\n'
+        'dependencies = ["torch==2.13.0", "fastapi", "uvicorn"]\n',
+        "src/srcsvc/__init__.py": "",
+        "src/srcsvc/main.py": FASTAPI_MAIN,
+        "tests/test_main.py": "",
+    }
+    if dockerfile:  # the usual Dockerfile for it: copy everything, `pip install .`
+        files["Dockerfile"] = (
+            "FROM python:3.11-slim\nWORKDIR /srv\nCOPY . .\nRUN pip install .\n"
+            'CMD ["uvicorn", "srcsvc.main:api", "--host", "0.0.0.0", "--port", "8080"]\n'
+        )
+    root = write_tree(tmp_path / "srcsvc", files)
+    init(root)
+    data = written(root)
+    assert data["env"] == {"PYTHONPATH": "/app/src"}
+    assert data.get("app", ".") == ("." if dockerfile else "src")
+    assert "srcsvc is in src/ (src layout)" in (root / "torchslim.toml").read_text()
+    # a flat layout needs nothing: the working directory is on sys.path
+    flat = write_tree(tmp_path / "flat", {"main.py": FASTAPI_MAIN, "requirements.txt": "torch\n"})
+    init(flat)
+    assert "env" not in written(flat)
+
+
 def test_pyproject_mode_appends_and_keeps_the_users_text(tmp_path: Path) -> None:
     root = fixture_project("uv", tmp_path)
     write_tree(root, {"service/main.py": FASTAPI_MAIN, "service/__init__.py": ""})

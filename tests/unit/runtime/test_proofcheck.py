@@ -142,6 +142,27 @@ def test_entry_checks_in_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
             del sys.modules[name]
 
 
+def test_a_src_layout_entry_names_its_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The working directory is /app; the package the entry names is under src/."""
+    (tmp_path / "src/srclayout_pkg").mkdir(parents=True)
+    (tmp_path / "src/srclayout_pkg/__init__.py").write_text("")
+    (tmp_path / "src/srclayout_pkg/main.py").write_text("app = object()\n")
+    monkeypatch.chdir(tmp_path)
+    hint = f"; srclayout_pkg is in {tmp_path / 'src'}: set env PYTHONPATH = '{tmp_path / 'src'}'"
+    app = check_entry({"kind": "app", "module": "srclayout_pkg.main", "attrs": ["app"]})
+    assert app is not None and app.endswith(hint), app
+    assert app.startswith(
+        "srclayout_pkg.main: ModuleNotFoundError: No module named 'srclayout_pkg'"
+    )
+    module = check_entry({"kind": "module", "module": "srclayout_pkg"})
+    assert module == "python -m srclayout_pkg: no module named 'srclayout_pkg'" + hint
+    # another missing module (a dependency) gets no hint
+    other = check_entry({"kind": "app", "module": "no_such_dep_x.main", "attrs": []})
+    assert other is not None and "PYTHONPATH" not in other
+
+
 def _extension(root: Path, module: str, init: str) -> Path:
     """A real extension ``module`` compiled against this Python; ``init`` (C) runs first in
     its PyInit and may ``return NULL`` with an exception set."""
