@@ -29,6 +29,7 @@ from torchslim.debian import RootfsInfo
 from torchslim.errors import BuildError
 from torchslim.oci.image import Image
 from torchslim.oci.unpack import merge_trees
+from torchslim.project.pyproject import read_pyproject, script_command
 from torchslim.runtime import proofcheck
 from torchslim.runtime.proof import Deferred, Failure, Proof, prove_rootfs
 from torchslim.slim.image import ImageView
@@ -142,18 +143,37 @@ def _with_packages(failures: tuple[Failure, ...], root: Path) -> tuple[Failure, 
     )
 
 
-def raise_for_failures(proof: Proof, *, slimmed: bool) -> None:
+def raise_for_failures(proof: Proof, plan: Plan) -> None:
     """A failed proof is the project's problem here (slimming was undone or not involved)."""
     if proof.status != "failed":
         return
+    proof = dataclasses.replace(proof, failures=_with_script_hint(proof.failures, plan))
     first = proof.failures[0].line()
     more = f" (and {len(proof.failures) - 1} more)" if len(proof.failures) > 1 else ""
     lines = "\n".join(f"  {f.line()}" for f in proof.failures[:20])
-    why = "not because of slimming (it fails unslimmed too)" if slimmed else "as built"
+    why = "not because of slimming (it fails unslimmed too)" if plan.slim else "as built"
     raise ProofError(
         f"the image does not work, {why}: {first}{more}; fix the project or its "
         f"requirements (`--no-prove` skips this check)\n{lines}"
     )
+
+
+def _with_script_hint(failures: tuple[Failure, ...], plan: Plan) -> tuple[Failure, ...]:
+    """``cmd = ["serve"]`` naming the project's own console script, which only an installed
+    wheel of the project puts on PATH: the command that runs it from the shipped files."""
+    data = read_pyproject(plan.cfg.root) or {}
+    out = []
+    for f in failures:
+        run = script_command(data, f.subject) if f.check == "cmd" else None
+        if run is not None:
+            fix = json.dumps([*run, *plan.cfg.cmd[1:]])
+            f = dataclasses.replace(
+                f,
+                message=f"{f.message}; {f.subject} is a script of pyproject.toml, which "
+                f"torchslim does not install (it ships the files): cmd = {fix}",
+            )
+        out.append(f)
+    return tuple(out)
 
 
 def prove_build(assembly: Assembly) -> tuple[Image, list[LayerReport], Proof]:
@@ -187,7 +207,7 @@ def prove_build(assembly: Assembly) -> tuple[Image, list[LayerReport], Proof]:
             steps.warn(f"slimming undone for {r.path} (rule {r.rule}): {r.reason}")
         image, reports = assembly.image(assembly.reverts)
         proof = prove_image(plan, image, assembly.os.rootfs, assembly.layers, steps)
-    raise_for_failures(proof, slimmed=plan.slim)
+    raise_for_failures(proof, plan)
     if proof.status == "not-proven":
         steps.warn(f"the image was not proven to run: {proof.reason}")
     return image, reports, proof

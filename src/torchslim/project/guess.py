@@ -1,15 +1,18 @@
 """Guesses from the code itself, used by ``init`` when no Dockerfile or Procfile says:
-the web app object (FastAPI, Flask, Starlette), the health route, the port in a command.
+the web app object (FastAPI, Flask, Starlette), the health route, the port in a command,
+and a src layout's folder for PYTHONPATH.
 """
 
 from __future__ import annotations
 
+import ast
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from torchslim.project.dockerignore import PatternList
 from torchslim.project.ignore import DEFAULT_IGNORE
+from torchslim.runtime.entry import entry_from_cmd
 
 DEFAULT_PORT = 8000
 ENTRY_NAMES = ("main.py", "app.py", "server.py", "api.py", "serve.py", "service.py")
@@ -136,3 +139,37 @@ __all__ = [
     "runs_server",
     "substitute_port",
 ]
+
+
+def package_in_src(root: Path, cmd: list[str], env: dict[str, str]) -> str | None:
+    """The package ``cmd`` starts when it lies in ``src/`` and nowhere the image's Python
+    looks (a src layout, which a Dockerfile makes importable with ``pip install .``;
+    torchslim ships the files, so ``src`` must go on PYTHONPATH)."""
+    entry = entry_from_cmd(cmd, "/app", env)
+    if entry.kind in ("app", "module") and entry.module:
+        tops = [entry.module.split(".")[0]]
+    elif entry.kind == "code" and entry.code:
+        tops = _imported_tops(entry.code)
+    else:
+        return None
+    # /app/X in the image is X in the project, whichever folder `app` names.
+    paths = [p for p in env.get("PYTHONPATH", "").split(":") if p.startswith("/app")]
+    dirs = [".", *(p.removeprefix("/app").strip("/") or "." for p in paths)]
+    missing = [t for t in tops if not any(_holds_module(root / d, t) for d in dirs)]
+    return next((t for t in missing if _holds_module(root / "src", t)), None)
+
+
+def _holds_module(folder: Path, top: str) -> bool:
+    """``top`` imports from ``folder``: a package (regular or namespace) or a module file."""
+    return (folder / top).is_dir() or (folder / f"{top}.py").is_file()
+
+
+def _imported_tops(code: str) -> list[str]:
+    """Top-level packages a ``python -c`` command imports."""
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return []
+    tops = [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
+    tops += [n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module]
+    return list(dict.fromkeys(t.split(".")[0] for t in tops))

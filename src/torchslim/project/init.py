@@ -31,7 +31,7 @@ from torchslim.project.dockerfile_facts import (
 from torchslim.project.ignore import select_app_files
 from torchslim.project.items import ProjectRequirements
 from torchslim.project.models import find_model_files
-from torchslim.project.pyproject import read_pyproject
+from torchslim.project.pyproject import read_pyproject, script_command
 from torchslim.project.reqfiles import is_dev_file
 from torchslim.project.sources import find_requirements
 from torchslim.project.torchpin import (
@@ -42,7 +42,6 @@ from torchslim.project.torchpin import (
     variant_of_index,
     variant_of_local,
 )
-from torchslim.runtime.entry import entry_from_cmd
 from torchslim.torchmeta import shipped_variants
 
 # Dockerfile ENV the image sets itself, or that describe the build, not the service.
@@ -261,6 +260,10 @@ class _Planner:
         else:
             app = self._app_of_copies()
         self.plan.choose("app", app, "Dockerfile COPY" if app != "." else "default", default=".")
+        if "/" not in cmd[0] and (run := script_command(self.pyproject, cmd[0])) is not None:
+            why = "the image ships the project's files, not a wheel, so it runs with python3 -c"
+            self.plan.notes.append(f"{source}: {cmd[0]} is a script of pyproject.toml; {why}")
+            cmd, source = [*run, *cmd[1:]], f"{source}; {cmd[0]} in pyproject.toml"
         self.plan.choose("cmd", cmd, source)
         return guess.port_of_cmd(cmd) or port
 
@@ -340,19 +343,10 @@ class _Planner:
             self.plan.choose("writable", writable, f"VOLUME in {facts.volumes[0].where}")
 
     def _import_path(self) -> None:
-        """The entry's package under ``src/`` (a src layout, which the Dockerfile made
-        importable with ``pip install .``) goes on PYTHONPATH: the image ships the files."""
         env = dict(self.plan.get("env") or {})
-        entry = entry_from_cmd(self.plan.get("cmd") or [], "/app", env)
-        if entry.kind not in ("app", "module") or not entry.module:
-            return
-        top = entry.module.split(".")[0]
-        # /app/X in the image is X in the project, whichever folder `app` names.
-        paths = [p for p in env.get("PYTHONPATH", "").split(":") if p.startswith("/app")]
-        dirs = [p.removeprefix("/app").strip("/") or "." for p in paths]
-        if any(_holds_module(self.root / d, top) for d in [".", *dirs]):
-            return
-        if _holds_module(self.root / "src", top):
+        top = guess.package_in_src(self.root, self.plan.get("cmd") or [], env)
+        if top is not None:
+            paths = [p for p in env.get("PYTHONPATH", "").split(":") if p]
             env["PYTHONPATH"] = ":".join(["/app/src", *paths])
             earlier = [c.source for c in self.plan.choices if c.key == "env"]
             self.plan.choices = [c for c in self.plan.choices if c.key != "env"]
@@ -403,8 +397,3 @@ def plan_init(root: Path, *, cmd: str | None = None) -> InitPlan:
 
 
 __all__ = ["Choice", "InitPlan", "normalise_name", "plan_init"]
-
-
-def _holds_module(folder: Path, top: str) -> bool:
-    """``top`` imports from ``folder``: a package (regular or namespace) or a module file."""
-    return (folder / top).is_dir() or (folder / f"{top}.py").is_file()

@@ -217,3 +217,29 @@ __all__ = [
     "project_name",
     "read_pyproject",
 ]
+
+
+_OBJECT_REF = re.compile(
+    r"^\s*([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)\s*:\s*([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)"
+)
+
+
+def script_command(data: Mapping[str, Any], name: str) -> list[str] | None:
+    """``[project.scripts]`` (or Poetry's ``[tool.poetry.scripts]``) ``name``, as the command
+    that runs it without the wrapper ``pip install .`` would write: torchslim ships the
+    project's files, not a wheel of the project, so the console script is not on PATH."""
+    tables = (
+        data.get("project", {}).get("scripts"),
+        data.get("tool", {}).get("poetry", {}).get("scripts"),
+    )
+    for table in tables:
+        ref = table.get(name) if isinstance(table, Mapping) else None
+        if isinstance(ref, Mapping):  # Poetry's { reference = "pkg.mod:func", type = … }
+            ref = ref.get("reference") if ref.get("type", "console") == "console" else None
+        m = _OBJECT_REF.match(ref) if isinstance(ref, str) else None
+        if m is not None:
+            module, attr = m.groups()
+            top = attr.split(".")[0]
+            code = f"import sys; from {module} import {top}; sys.exit({attr}())"
+            return ["python3", "-c", code]
+    return None

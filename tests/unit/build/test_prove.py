@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from torchslim.build.prove import _with_packages, proof_from_dict
+import pytest
+
+from torchslim.build.plan import BuildOptions, plan_build
+from torchslim.build.prove import ProofError, _with_packages, proof_from_dict, raise_for_failures
+from torchslim.config import parse_config
+from torchslim.deps.pipconf import IndexSettings
 from torchslim.runtime.proofresult import Failure, Proof
 
 SITE = "usr/local/lib/python3.11/dist-packages"
@@ -37,3 +42,25 @@ def test_failing_files_are_named_with_their_package(tmp_path: Path) -> None:
     assert named[0].line() == f"extension /{SITE}/cv2/cv2.abi3.so (opencv-python 4.8.1.78): {gl}"
     back = proof_from_dict(Proof("failed", "userns+chroot", failures=named).to_dict())
     assert back.failures == named
+
+
+def test_a_project_script_in_cmd_is_named_with_the_command_that_runs_it(tmp_path: Path) -> None:
+    """`cmd = ["serve", …]` names the project's console script, which only `pip install .`
+    would have put on PATH: the error gives the cmd that runs it from the shipped files."""
+
+    (tmp_path / "pyproject.toml").write_text(
+        '[project]\nname = "svc"\nversion = "1"\n[project.scripts]\nserve = "svc.cli:main"\n'
+    )
+    data = {"name": "svc", "torch": "2.13.0", "cmd": ["serve", "--port", "8000"]}
+    cfg = parse_config(data, file=tmp_path / "torchslim.toml", root=tmp_path)
+    plan = plan_build(cfg, BuildOptions(), IndexSettings(), environ={}).plans[0]
+    proof = Proof("failed", "userns+chroot", failures=(Failure("cmd", "serve", "not on PATH"),))
+    with pytest.raises(ProofError) as err:
+        raise_for_failures(proof, plan)
+    fix = '"python3", "-c", "import sys; from svc.cli import main; sys.exit(main())"'
+    assert "serve is a script of pyproject.toml" in str(err.value)
+    assert f'cmd = [{fix}, "--port", "8000"]' in str(err.value)
+    other = Proof("failed", "userns+chroot", failures=(Failure("cmd", "gunicorn", "not on PATH"),))
+    with pytest.raises(ProofError) as err:
+        raise_for_failures(other, plan)
+    assert "script of pyproject.toml" not in str(err.value)

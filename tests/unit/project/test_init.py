@@ -144,6 +144,27 @@ def test_src_layout_goes_on_pythonpath(tmp_path: Path, dockerfile: bool) -> None
     assert "env" not in written(flat)
 
 
+def test_a_project_script_in_the_dockerfile_runs_with_python(tmp_path: Path) -> None:
+    """CMD ["serve"] names `[project.scripts]`, which `pip install .` put on PATH."""
+    root = write_tree(
+        tmp_path / "svc",
+        {
+            "pyproject.toml": '[project]\nname = "svc"\nversion = "1"\n'
+            'dependencies = ["torch==2.13.0", "fastapi", "uvicorn"]\n'
+            '[project.scripts]\nserve = "svc.cli:main"\n',
+            "src/svc/__init__.py": "",
+            "src/svc/cli.py": "def main() -> None:\n    pass\n",
+            "Dockerfile": "FROM python:3.11-slim\nCOPY . .\nRUN pip install .\n"
+            'CMD ["serve", "--port", "9000"]\n',
+        },
+    )
+    init(root)
+    data = written(root)
+    code = "import sys; from svc.cli import main; sys.exit(main())"
+    assert data["cmd"] == ["python3", "-c", code, "--port", "9000"]
+    assert data["env"] == {"PYTHONPATH": "/app/src"}  # svc is in src/
+
+
 def test_pyproject_mode_appends_and_keeps_the_users_text(tmp_path: Path) -> None:
     root = fixture_project("uv", tmp_path)
     write_tree(root, {"service/main.py": FASTAPI_MAIN, "service/__init__.py": ""})

@@ -9,7 +9,13 @@ from packaging.specifiers import SpecifierSet
 from support.projects import write_tree
 
 from torchslim.errors import ConfigError
-from torchslim.project.pyproject import dev_items, poetry_prod, poetry_specifier, read_pyproject
+from torchslim.project.pyproject import (
+    dev_items,
+    poetry_prod,
+    poetry_specifier,
+    read_pyproject,
+    script_command,
+)
 
 
 @pytest.mark.parametrize(
@@ -78,3 +84,21 @@ def test_include_group_cycle_and_bad_requirement(tmp_path: Path) -> None:
     write_tree(tmp_path, {"pyproject.toml": '[dependency-groups]\ntest = ["pytest >>> 1"]\n'})
     with pytest.raises(ConfigError, match=r"\[dependency-groups\].test: invalid requirement"):
         dev_items(tmp_path, read_pyproject(tmp_path) or {})
+
+
+def test_console_scripts_become_commands_that_run_them() -> None:
+    pep621 = {"project": {"scripts": {"serve": "svc.cli:main", "odd": "svc.app:App.run [x]"}}}
+    assert script_command(pep621, "serve") == [
+        "python3", "-c", "import sys; from svc.cli import main; sys.exit(main())",
+    ]  # fmt: skip
+    assert script_command(pep621, "odd") == [
+        "python3", "-c", "import sys; from svc.app import App; sys.exit(App.run())",
+    ]  # fmt: skip
+    poetry = {"tool": {"poetry": {"scripts": {
+        "a": "svc.a:main",
+        "b": {"reference": "svc.b:main", "type": "console"},
+        "c": {"reference": "bin/c.sh", "type": "file"},
+    }}}}  # fmt: skip
+    assert script_command(poetry, "a") is not None and script_command(poetry, "b") is not None
+    assert script_command(poetry, "c") is None and script_command(pep621, "gunicorn") is None
+    assert script_command({"project": {"scripts": "not a table"}}, "serve") is None
