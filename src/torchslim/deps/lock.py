@@ -65,8 +65,11 @@ def resolve(
     extra_label: str = "torchslim config",
 ) -> Lock:
     """Lock ``requirements`` (+ ``extra`` lines) for ``target`` into ``out`` (atomically)."""
+    origins: dict[str, str] = {}
     for path in requirements:
-        settings = read_requirements(path).apply(settings)  # validates, file:line errors
+        parsed = read_requirements(path)  # validates, file:line errors
+        settings = parsed.apply(settings)
+        origins.update(parsed.url_origins)
     for line in extra:
         try:
             Requirement(line)
@@ -102,12 +105,13 @@ def resolve(
         # directory, where a user's "./mypkg" requirement is meant to be found.
         cwd = requirements[0].resolve().parent if requirements else Path.cwd()
         graph_cmd = [*base, "--annotation-style", "split", "-o", str(tmp / "graph.txt")]
-        _run_uv(graph_cmd, env, target, cwd)
+        _run_uv(graph_cmd, env, target, cwd, origins)
         _run_uv(
             [*base, "--format", "pylock.toml", "--generate-hashes", "-o", str(tmp / "pylock.toml")],
             env,
             target,
             cwd,
+            origins,
         )
         labels = _via_labels(requirements, tmp / EXTRA_FILE, extra_label)
         pins, parents = parse_graph((tmp / "graph.txt").read_text(encoding="utf-8"), labels)
@@ -139,14 +143,23 @@ def _uv_cmd() -> list[str]:
         return [sys.executable, "-m", "uv"]
 
 
-def _run_uv(cmd: list[str], env: Mapping[str, str], target: Target, cwd: Path) -> None:
+def _run_uv(
+    cmd: list[str],
+    env: Mapping[str, str],
+    target: Target,
+    cwd: Path,
+    origins: Mapping[str, str] | None = None,
+) -> None:
     proc = subprocess.run(cmd, env=dict(env), cwd=cwd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
-        raise uv_error(proc.stderr, target)
+        raise uv_error(proc.stderr, target, origins)
 
 
-def uv_error(stderr: str, target: Target) -> ResolveError | NetworkError:
-    """Turn uv's multi-line diagnostic into our one-line error (credentials masked)."""
+def uv_error(
+    stderr: str, target: Target, origins: Mapping[str, str] | None = None
+) -> ResolveError | NetworkError:
+    """Turn uv's multi-line diagnostic into our one-line error (credentials masked);
+    ``origins`` names the requirement file line that gave an unreachable index."""
     stderr = redact(stderr)
     lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
     head = next((ln.removeprefix("error:").strip() for ln in lines if ln.startswith("error:")), "")
@@ -157,13 +170,22 @@ def uv_error(stderr: str, target: Target) -> ResolveError | NetworkError:
         url = re.search(r"(\w+://\S+)", fetch or head)
         where = _index_of(url.group(1).rstrip("`'") if url else "the package index")
         reason = causes[-1] if causes else head
-        return NetworkError(
-            one_line(
-                f"cannot reach package index {where} ({reason}); check index-url / "
-                "extra-index-url / find-links in your pip config (pip config list) or "
-                "PIP_INDEX_URL"
-            )
+        page = (url.group(1).rstrip("`'") if url else "") + "/"
+        given = max(
+            (u for u in origins or {} if page.startswith(u.rstrip("/") + "/")),
+            key=len,
+            default=None,
         )
+        named = (origins or {})[given] if given else None
+        where = given.rstrip("/") if given else where
+        fix = (
+            f"it is named at {named}: make it reachable, or remove that line to use your pip "
+            "config's indexes"
+            if named
+            else "check index-url / extra-index-url / find-links in your pip config "
+            "(pip config list) or PIP_INDEX_URL"
+        )
+        return NetworkError(one_line(f"cannot reach package index {where} ({reason}); {fix}"))
     if "No solution found" in head and causes:
         cause = causes[0].removeprefix("Because ")
         cause = re.split(r",? we can conclude|,? and you require", cause)[0]

@@ -63,6 +63,8 @@ class Requirements:
     find_links: tuple[str, ...] = ()
     trusted_hosts: tuple[str, ...] = ()
     files: tuple[Path, ...] = ()
+    # index and find-links URLs → the "path:line" that named them, for messages
+    url_origins: tuple[tuple[str, str], ...] = ()
 
     def apply(self, settings: IndexSettings) -> IndexSettings:
         """Settings after this file's options, with pip's rule: a file's ``--index-url``
@@ -120,6 +122,7 @@ class _Parser:
         self.constraints: list[Path] = []
         self.opts: dict[str, list[str]] = {}
         self.files: list[Path] = []
+        self.url_origins: dict[str, str] = {}
 
     def parse(self, path: Path, stack: tuple[Path, ...] = ()) -> None:
         path = path.resolve()
@@ -178,8 +181,11 @@ class _Parser:
             )
         elif kind == "find-links":
             self.opts.setdefault(kind, []).append(_local_or_url(value, path.parent))
+            self.url_origins.setdefault(value, f"{where} ({opt})")
         elif kind != "ignored":
             self.opts.setdefault(kind, []).append(value)
+            if kind in ("index-url", "extra-index-url"):
+                self.url_origins.setdefault(value, f"{where} ({opt})")
 
     def _requirement(self, where: str, line: str) -> None:
         text = line
@@ -217,6 +223,7 @@ def read_requirements(path: Path) -> Requirements:
         find_links=tuple(p.opts.get("find-links", [])),
         trusted_hosts=tuple(p.opts.get("trusted-host", [])),
         files=tuple(p.files),
+        url_origins=tuple(p.url_origins.items()),
     )
 
 

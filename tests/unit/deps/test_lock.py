@@ -36,6 +36,23 @@ def test_unreachable_index_is_one_line(tmp_path: Path, monkeypatch: pytest.Monke
     assert not out.exists()
 
 
+def test_unreachable_index_from_a_requirements_file_names_its_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--extra-index-url` in requirements.txt (the PyTorch index, say) that cannot be
+    reached: the message names the file and line, not the pip config."""
+    monkeypatch.setenv("UV_HTTP_RETRIES", "0")
+    monkeypatch.setenv("UV_CACHE_DIR", str(tmp_path / "uv-cache"))
+    req = _req(tmp_path, "six\n-r more.txt\n")
+    (tmp_path / "more.txt").write_text("# the CPU wheels\n--index-url http://127.0.0.1:9/simple/\n")
+    with pytest.raises(NetworkError) as exc:
+        resolve([req], Target(), IndexSettings(), out=tmp_path / "pylock.toml")
+    msg = str(exc.value)
+    assert "\n" not in msg and "http://127.0.0.1:9/simple" in msg
+    assert f"it is named at {tmp_path / 'more.txt'}:2 (--index-url)" in msg
+    assert "pip config list" not in msg
+
+
 @pytest.mark.network
 @pytest.mark.parametrize(
     ("target", "tag"),
