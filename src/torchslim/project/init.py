@@ -30,7 +30,7 @@ from torchslim.project.dockerfile_facts import (
 )
 from torchslim.project.ignore import select_app_files
 from torchslim.project.items import ProjectRequirements
-from torchslim.project.models import find_model_files
+from torchslim.project.models import find_model_files, holds_only_weights
 from torchslim.project.pyproject import read_pyproject, script_command
 from torchslim.project.reqfiles import is_dev_file
 from torchslim.project.sources import find_requirements
@@ -272,6 +272,7 @@ class _Planner:
         if facts is None:
             return "."
         sources = [c.value[0] for c in facts.code_copies if (self.root / c.value[0]).is_dir()]
+        sources = [s for s in sources if not holds_only_weights(self.root / s)]  # `model`'s
         workdir = facts.workdir.value.rstrip("/") if facts.workdir else ""
         app = "."
         if len(set(sources)) == 1 and sources[0] != ".":

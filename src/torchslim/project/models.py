@@ -86,6 +86,17 @@ def find_model_files(root: Path, ignore: PatternList | None = None) -> list[Mode
     return sorted(out, key=lambda m: (-m.size, m.rel))
 
 
+def holds_only_weights(folder: Path) -> bool:
+    """A folder of model files (weights, an HF model folder) with no Python code: what a
+    Dockerfile COPYs as a model, not as the app."""
+    files = [Path(d) / n for d, _, names in os.walk(folder) for n in names]
+    if any(f.suffix == ".py" for f in files):
+        return False
+    return any(f.suffix.lower() in WEIGHT_SUFFIXES for f in files) or _is_hf_folder(
+        {f.name for f in files}
+    )
+
+
 def _folder_files(folder: Path, root: Path) -> Iterable[tuple[str, Path]]:
     for dirpath, dirnames, filenames in os.walk(folder):
         rel_dir = Path(dirpath).relative_to(root).as_posix()

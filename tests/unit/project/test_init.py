@@ -165,6 +165,27 @@ def test_a_project_script_in_the_dockerfile_runs_with_python(tmp_path: Path) -> 
     assert data["env"] == {"PYTHONPATH": "/app/src"}  # svc is in src/
 
 
+def test_a_copied_weights_folder_is_a_model_not_the_app(tmp_path: Path) -> None:
+    """`COPY serve.py .` + `COPY weights/ weights/`: the app is the project's code at /app,
+    the weights folder is `model` (same paths in the image as the Dockerfile's)."""
+    root = write_tree(
+        tmp_path / "svc",
+        {
+            "requirements.txt": "torch==2.13.0\nuvicorn\n",
+            "serve.py": "if __name__ == '__main__':\n    pass\n",
+            "weights/net.pt": b"\0" * 32,
+            "Dockerfile": "FROM python:3.11-slim\nWORKDIR /code\nCOPY serve.py .\n"
+            "COPY weights/ weights/\n"
+            'ENTRYPOINT ["python", "serve.py"]\nCMD ["--port", "9000"]\n',
+        },
+    )
+    init(root)
+    data = written(root)
+    assert "app" not in data and "files" not in data
+    assert data["model"] == ["weights/net.pt"]
+    assert data["cmd"] == ["python", "serve.py", "--port", "9000"]
+
+
 def test_pyproject_mode_appends_and_keeps_the_users_text(tmp_path: Path) -> None:
     root = fixture_project("uv", tmp_path)
     write_tree(root, {"service/main.py": FASTAPI_MAIN, "service/__init__.py": ""})
