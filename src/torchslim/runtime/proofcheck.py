@@ -349,12 +349,40 @@ def _elsewhere_hint(module: str, missing: str | None) -> str:
     return ""
 
 
+_NETWORK = re.compile(
+    r"name resolution|Name or service not known|Network is unreachable|couldn't connect|"
+    r"Connection refused|nodename nor servname|offline mode",
+    re.IGNORECASE,
+)
+
+
+def _network_hint(exc: BaseException) -> str:
+    """The app reached for the network while importing (a model download, a config fetch):
+    the proof has none, and a container at start may not either."""
+    chain = [exc, exc.__cause__, exc.__context__]
+    if not any(
+        e is not None
+        and (isinstance(e, ConnectionError) or _NETWORK.search(type(e).__name__ + " " + str(e)))
+        for e in chain
+    ):
+        return ""
+    return (
+        "; the app reaches the network while it imports, and the proof runs without one: "
+        "ship what it downloads (`model`, e.g. a saved Hugging Face folder) or skip the "
+        "check with --no-prove"
+    )
+
+
+def entry_hint(module: str, exc: BaseException) -> str:
+    """What to do about an entry that fails to import, when the failure says."""
+    return _elsewhere_hint(module, getattr(exc, "name", None)) or _network_hint(exc)
+
+
 def _import_app(module: str, attrs: list[str]) -> str | None:
     try:
         mod = importlib.import_module(module)
     except (Exception, SystemExit) as exc:  # noqa: BLE001
-        hint = _elsewhere_hint(module, getattr(exc, "name", None))
-        return f"{module}: {one_line(exc)}{where(exc)}{hint}"
+        return f"{module}: {one_line(exc)}{where(exc)}{entry_hint(module, exc)}"
     if attrs and not any(hasattr(mod, a) for a in attrs):
         names = " or ".join(repr(a) for a in attrs)
         return f"{module} has no attribute {names} ({getattr(mod, '__file__', '?')})"
@@ -403,7 +431,7 @@ def check_entry(entry: dict[str, Any]) -> str | None:
             sys.path.insert(0, directory)
             return _import_app(module, entry.get("attrs") or [])
     except (Exception, SystemExit) as exc:  # noqa: BLE001
-        hint = _elsewhere_hint(entry.get("module") or "", getattr(exc, "name", None))
+        hint = entry_hint(entry.get("module") or "", exc)
         return f"{entry.get('module') or entry.get('path')}: {one_line(exc)}{where(exc)}{hint}"
     return None
 

@@ -163,6 +163,31 @@ def test_a_src_layout_entry_names_its_folder(
     assert other is not None and "PYTHONPATH" not in other
 
 
+def test_an_entry_that_downloads_at_import_is_told_why(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The proof has no network: an import that fetches a model says so and what to do."""
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (tmp_path / "netfetch_dns.py").write_text(
+        "import socket, urllib.error\n"
+        "raise urllib.error.URLError(socket.gaierror(-3, 'Temporary failure in name resolution'))\n"
+    )
+    (tmp_path / "netfetch_refused.py").write_text(  # loopback port 9: nothing listens
+        "import socket\nsocket.create_connection(('127.0.0.1', 9), timeout=2)\n"
+    )
+    (tmp_path / "netfetch_other.py").write_text("raise RuntimeError('no GPU')\n")
+    try:
+        for name in ("netfetch_dns", "netfetch_refused"):
+            line = check_entry({"kind": "app", "module": name, "attrs": []})
+            assert line is not None and "the proof runs without one" in line, line
+            assert "--no-prove" in line and f"{tmp_path / name}.py, line 2" in line
+        other = check_entry({"kind": "app", "module": "netfetch_other", "attrs": []})
+        assert other is not None and "network" not in other
+    finally:
+        for name in [m for m in sys.modules if m.startswith("netfetch_")]:
+            del sys.modules[name]
+
+
 def _extension(root: Path, module: str, init: str) -> Path:
     """A real extension ``module`` compiled against this Python; ``init`` (C) runs first in
     its PyInit and may ``return NULL`` with an exception set."""
