@@ -152,10 +152,9 @@ def raise_for_failures(proof: Proof, plan: Plan) -> None:
     more = f" (and {len(proof.failures) - 1} more)" if len(proof.failures) > 1 else ""
     lines = "\n".join(f"  {f.line()}" for f in proof.failures[:20])
     why = "not because of slimming (it fails unslimmed too)" if plan.slim else "as built"
-    raise ProofError(
-        f"the image does not work, {why}: {first}{more}; fix the project or its "
-        f"requirements (`--no-prove` skips this check)\n{lines}"
-    )
+    fix = "; fix the project or its requirements (`--no-prove` skips this check)"
+    fix = "" if "--no-prove" in first else fix  # the failure's own line already says what to do
+    raise ProofError(f"the image does not work, {why}: {first}{more}{fix}\n{lines}")
 
 
 def _with_script_hint(failures: tuple[Failure, ...], plan: Plan) -> tuple[Failure, ...]:
