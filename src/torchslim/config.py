@@ -275,8 +275,8 @@ def find_config(project: Path) -> Path:
     if py.is_file() and "torchslim" in read_toml(py).get("tool", {}):
         return py
     raise ConfigError(
-        f"{own}: not found; create it (see README: 'torchslim.toml') "
-        "or add [tool.torchslim] to pyproject.toml"
+        f"{own}: not found; write it from the project with `torchslim init {project}` "
+        "(or add [tool.torchslim] to pyproject.toml)"
     )
 
 

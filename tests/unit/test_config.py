@@ -91,8 +91,9 @@ def test_malformed_toml(tmp_path: Path) -> None:
 
 
 def test_missing_config(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="torchslim.toml: not found"):
+    with pytest.raises(ConfigError, match="torchslim.toml: not found") as err:
         load_config(tmp_path)
+    assert f"`torchslim init {tmp_path}`" in str(err.value)
 
 
 def test_missing_files_named(tmp_path: Path) -> None:
