@@ -1,6 +1,6 @@
 """Guesses from the code itself, used by ``init`` when no Dockerfile or Procfile says:
 the web app object (FastAPI, Flask, Starlette), the health route, the port in a command,
-and a src layout's folder for PYTHONPATH.
+a src layout's folder for PYTHONPATH, and models the code downloads from the Hub at start.
 """
 
 from __future__ import annotations
@@ -94,6 +94,47 @@ def find_health_route(root: Path, folder: str = ".") -> tuple[str, str] | None:
         if m:
             return m.group(1).rstrip("/") or "/", f"{rel}:{_line_of(text, m.start())}"
     return None
+
+
+_HUB_CALL = re.compile(
+    r"""\b(?:from_pretrained|SentenceTransformer|hf_hub_download|snapshot_download)\(\s*"""
+    r"""(?:(?:repo_id|pretrained_model_name_or_path|model_name_or_path)\s*=\s*)?["']([^"'\s]+)["']"""
+)
+_PIPELINE_MODEL = re.compile(r"""\bpipeline\([^)]*?\bmodel\s*=\s*["']([^"'\s]+)["']""")
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?$")
+
+
+def hub_downloads(root: Path, folder: str = ".") -> list[tuple[str, str]]:
+    """(Hub id, "file:line") of models the app's code loads by a Hugging Face Hub id that is
+    not a folder of the project: downloaded when the service starts, which the offline
+    proof (and an offline cluster) cannot do."""
+    ignore = PatternList(p for p, _ in DEFAULT_IGNORE)
+    found: list[tuple[str, str]] = []
+    for path in sorted((root / folder).rglob("*.py"))[:500]:
+        rel = path.relative_to(root).as_posix()
+        if ignore.matches(rel):
+            continue
+        text = path.read_text(encoding="utf-8", errors="replace")
+        calls = [*_HUB_CALL.finditer(text), *_PIPELINE_MODEL.finditer(text)]
+        for m in sorted(calls, key=lambda m: m.start()):
+            hub_id = m.group(1)
+            local = (root / hub_id).exists() or (root / folder / hub_id).exists()
+            if _HUB_ID.match(hub_id) and not local and hub_id not in dict(found):
+                found.append((hub_id, f"{rel}:{_line_of(text, m.start())}"))
+    return found
+
+
+def hub_download_notes(root: Path, folder: str = ".") -> list[str]:
+    """One note per Hub download: what to run so the model ships in the image instead."""
+    notes = []
+    for hub_id, where in hub_downloads(root, folder):
+        local = f"models/{hub_id.split('/')[-1]}"
+        notes.append(
+            f"{where}: {hub_id} is downloaded from the Hugging Face Hub at start, which the "
+            f"offline proof cannot do: `huggingface-cli download {hub_id} --local-dir {local}`, "
+            f"load it from {local}, and run init again"
+        )
+    return notes
 
 
 def port_of_cmd(cmd: list[str]) -> int | None:

@@ -43,6 +43,7 @@ from torchslim.project.torchpin import (
     variant_of_local,
 )
 from torchslim.torchmeta import shipped_variants
+from torchslim.units import human
 
 # Dockerfile ENV the image sets itself, or that describe the build, not the service.
 DROPPED_ENV = re.compile(
@@ -354,8 +355,10 @@ class _Planner:
             self.plan.choose("env", env, ", ".join([*earlier, f"{top} is in src/ (src layout)"]))
 
     def _models(self) -> None:
-        found = [m for m in find_model_files(self.root)]
-        entries = {m.rel.rstrip("/"): f"{m.kind}, {_size(m.size)}" for m in found}
+        self.plan.notes += guess.hub_download_notes(self.root, self.plan.get("app") or ".")
+        entries = {
+            m.rel.rstrip("/"): f"{m.kind}, {human(m.size)}" for m in find_model_files(self.root)
+        }
         if self.docker is not None:
             for copy in self.docker.model_copies:
                 if (self.root / copy.value).exists():
@@ -381,15 +384,6 @@ class _Planner:
 
 def _duration_ok(value: object) -> bool:
     return isinstance(value, int) or bool(re.fullmatch(r"\d+(ms|s|m|h)", str(value)))
-
-
-def _size(n: int) -> str:
-    size = float(n)
-    for unit in ("B", "KB", "MB"):
-        if size < 1024:
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} GB"
 
 
 def plan_init(root: Path, *, cmd: str | None = None) -> InitPlan:

@@ -186,6 +186,37 @@ def test_a_copied_weights_folder_is_a_model_not_the_app(tmp_path: Path) -> None:
     assert data["cmd"] == ["python", "serve.py", "--port", "9000"]
 
 
+def test_models_downloaded_from_the_hub_at_start_are_noted(tmp_path: Path) -> None:
+    main = (
+        "from transformers import AutoModel, AutoTokenizer, pipeline\n"
+        "from huggingface_hub import hf_hub_download\n"
+        'tok = AutoTokenizer.from_pretrained("bert-base-uncased")\n'
+        'clf = pipeline("sentiment-analysis", model="org/sst2-model")\n'
+        'local = AutoModel.from_pretrained("models/tiny-bert")\n'
+        'cfg = hf_hub_download(repo_id="org/cfg", filename="c.json")\n'
+        "other = AutoModel.from_pretrained(MODEL_DIR)\n"
+    )
+    root = write_tree(
+        tmp_path / "svc",
+        {
+            "requirements.txt": "torch==2.13.0\ntransformers\n",
+            "serve.py": main + "if __name__ == '__main__':\n    pass\n",
+            "models/tiny-bert/config.json": "{}",
+            "models/tiny-bert/model.safetensors": b"\0" * 8,
+        },
+    )
+    plan = plan_init(root)
+    hub = [n for n in plan.notes if "Hugging Face Hub" in n]
+    assert [n.split(":")[:2] for n in hub] == [
+        ["serve.py", "3"],
+        ["serve.py", "4"],
+        ["serve.py", "6"],
+    ]
+    assert "bert-base-uncased is downloaded" in hub[0]
+    assert "`huggingface-cli download org/sst2-model --local-dir models/sst2-model`" in hub[1]
+    assert not any("tiny-bert" in n or "MODEL_DIR" in n for n in hub)
+
+
 def test_pyproject_mode_appends_and_keeps_the_users_text(tmp_path: Path) -> None:
     root = fixture_project("uv", tmp_path)
     write_tree(root, {"service/main.py": FASTAPI_MAIN, "service/__init__.py": ""})
