@@ -29,7 +29,7 @@ from torchslim.build.plan import LOCK_NAME, Plan
 from torchslim.cache import BlobStore
 from torchslim.config import Steps
 from torchslim.deps.audit import DevFinding, audit
-from torchslim.deps.lock import Lock, Target, parse_lock
+from torchslim.deps.lock import IndexUnreachable, Lock, Target, parse_lock
 from torchslim.deps.lock import resolve as uv_resolve
 from torchslim.deps.pipconf import IndexSettings
 from torchslim.deps.requirements import parse_requirements
@@ -251,7 +251,17 @@ def _uv_lock(plan: Plan, target: Target, steps: Steps) -> str:
                 raise
             steps.step(f"torch not in your indexes; trying {plan.torch.index_url}")
             settings = _with_torch_index(plan)
-            uv_resolve(reqs, target, settings, extra=pin, out=out)
+            try:
+                uv_resolve(reqs, target, settings, extra=pin, out=out)
+            except IndexUnreachable as err:
+                if err.index.rstrip("/") != plan.torch.index_url.rstrip("/"):  # another one
+                    raise
+                raise NetworkError(
+                    f"{plan.torch.requirement} is not in your pip config's indexes or "
+                    f"find-links, and the PyTorch index tried next, {plan.torch.index_url}, "
+                    f"cannot be reached ({err.reason}): add the torch wheel to find-links or "
+                    "an index you reach, or choose a torch they have (--torch)"
+                ) from None
         family = _family_pins(plan, out.read_text(), target)
         if family:
             # torchvision/torchaudio come from the variant's index, the way torch does.

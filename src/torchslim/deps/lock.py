@@ -65,7 +65,9 @@ def resolve(
     extra_label: str = "torchslim config",
 ) -> Lock:
     """Lock ``requirements`` (+ ``extra`` lines) for ``target`` into ``out`` (atomically)."""
-    origins: dict[str, str] = {}
+    # Every index uv may fetch from → the requirement file line that named it ("" when the
+    # pip config or torchslim did), so an unreachable one is named as the user wrote it.
+    origins = {u: "" for u in (settings.index_url, *settings.extra_index_urls) if u}
     for path in requirements:
         parsed = read_requirements(path)  # validates, file:line errors
         settings = parsed.apply(settings)
@@ -131,6 +133,14 @@ def resolve(
     return read_lock(out, target)
 
 
+class IndexUnreachable(NetworkError):
+    """A package index uv could not reach: which one and why, for callers that know more."""
+
+    def __init__(self, index: str, reason: str, fix: str) -> None:
+        super().__init__(one_line(f"cannot reach package index {index} ({reason}); {fix}"))
+        self.index, self.reason = index, reason
+
+
 def _uv_cmd() -> list[str]:
     try:
         import uv
@@ -157,9 +167,9 @@ def _run_uv(
 
 def uv_error(
     stderr: str, target: Target, origins: Mapping[str, str] | None = None
-) -> ResolveError | NetworkError:
+) -> ResolveError | IndexUnreachable:
     """Turn uv's multi-line diagnostic into our one-line error (credentials masked);
-    ``origins`` names the requirement file line that gave an unreachable index."""
+    ``origins``: the indexes in use, each with the requirement file line that named it."""
     stderr = redact(stderr)
     lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
     head = next((ln.removeprefix("error:").strip() for ln in lines if ln.startswith("error:")), "")
@@ -176,7 +186,7 @@ def uv_error(
             key=len,
             default=None,
         )
-        named = (origins or {})[given] if given else None
+        named = (origins or {})[given] if given else ""
         where = given.rstrip("/") if given else where
         fix = (
             f"it is named at {named}: make it reachable, or remove that line to use your pip "
@@ -185,7 +195,7 @@ def uv_error(
             else "check index-url / extra-index-url / find-links in your pip config "
             "(pip config list) or PIP_INDEX_URL"
         )
-        return NetworkError(one_line(f"cannot reach package index {where} ({reason}); {fix}"))
+        return IndexUnreachable(where, reason, fix)
     if "No solution found" in head and causes:
         cause = causes[0].removeprefix("Because ")
         cause = re.split(r",? we can conclude|,? and you require", cause)[0]

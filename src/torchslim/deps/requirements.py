@@ -65,6 +65,7 @@ class Requirements:
     files: tuple[Path, ...] = ()
     # index and find-links URLs → the "path:line" that named them, for messages
     url_origins: tuple[tuple[str, str], ...] = ()
+    notes: tuple[str, ...] = ()  # what was read differently from pip, for the user
 
     def apply(self, settings: IndexSettings) -> IndexSettings:
         """Settings after this file's options, with pip's rule: a file's ``--index-url``
@@ -123,6 +124,7 @@ class _Parser:
         self.opts: dict[str, list[str]] = {}
         self.files: list[Path] = []
         self.url_origins: dict[str, str] = {}
+        self.notes: list[str] = []
 
     def parse(self, path: Path, stack: tuple[Path, ...] = ()) -> None:
         path = path.resolve()
@@ -174,10 +176,16 @@ class _Parser:
             if not cpath.is_file():
                 raise ConfigError(f"{where}: constraints file {cpath} does not exist")
             self.constraints.append(cpath)
-        elif kind == "editable":
+        elif kind == "editable" and ("://" in value or "+" in value.split("/")[0]):
             raise ConfigError(
                 f"{where}: editable requirement {quote(value)} cannot go into an image; "
                 "use a normal path or version requirement"
+            )
+        elif kind == "editable":  # `-e .`: the project itself, built into a wheel
+            self.reqs.append(RequirementLine(value, where))
+            self.notes.append(
+                f"{path.name}:{lineno}: -e {value} is installed as a normal package "
+                "(an image has no source tree to link to)"
             )
         elif kind == "find-links":
             self.opts.setdefault(kind, []).append(_local_or_url(value, path.parent))
@@ -224,6 +232,7 @@ def read_requirements(path: Path) -> Requirements:
         trusted_hosts=tuple(p.opts.get("trusted-host", [])),
         files=tuple(p.files),
         url_origins=tuple(p.url_origins.items()),
+        notes=tuple(p.notes),
     )
 
 

@@ -155,6 +155,7 @@ class _Finder:
         if found.prod is None:
             return None
         items, parsed = reqfiles.file_items(self.root, found.prod)
+        self.notes += parsed.notes
         rel = found.prod.relative_to(self.root).as_posix()
         return _Prod(items, rel, files=list(parsed.files), requirement_files=[found.prod])
 
@@ -225,6 +226,7 @@ class _Finder:
                 )
             return found
         items, parsed = reqfiles.file_items(self.root, path)
+        self.notes += parsed.notes
         return _Prod(items, entry, files=list(parsed.files), requirement_files=[path])
 
     # ---- dev ------------------------------------------------------------------

@@ -3,6 +3,7 @@ needs, including the signed Debian release files."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -10,14 +11,16 @@ from support.fakebuild import pylock
 from support.wheels import make_wheel
 
 import torchslim.build.lock as lock_step
+import torchslim.torchmeta as torchmeta
 from torchslim import debian
 from torchslim.build.lock import family_mismatch
 from torchslim.build.plan import BuildOptions, Plan, plan_build
 from torchslim.cache import BlobStore
 from torchslim.config import QuietSteps, parse_config
 from torchslim.debian.release import Release
-from torchslim.deps.lock import Lock, LockedWheel
+from torchslim.deps.lock import Lock, LockedWheel, Target
 from torchslim.deps.pipconf import IndexSettings
+from torchslim.errors import NetworkError
 from torchslim.torchmeta import paired_torch, wheel_variant
 
 
@@ -107,3 +110,23 @@ def test_the_release_files_resolved_from_are_kept_in_the_lock(
     assert existing is not None and existing.debian_releases == first.project.debian_releases
     lock_step.resolve(plan, existing, **kw)  # type: ignore[arg-type]
     assert calls == ["bookworm"]
+
+
+def test_torch_missing_from_the_users_indexes_and_the_pytorch_index_unreachable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The user's indexes lack the torch build, and the PyTorch index torchslim tries next
+    cannot be reached: one line that says both, not "check your pip config"."""
+    monkeypatch.setenv("UV_HTTP_RETRIES", "0")
+    monkeypatch.setenv("UV_CACHE_DIR", str(tmp_path / "uv-cache"))
+    monkeypatch.setattr(torchmeta, "wheel_index", lambda *a: "http://127.0.0.1:9/whl/cpu")
+    (tmp_path / "simple").mkdir()  # the user's index: reachable, without torch
+    (tmp_path / "simple/index.html").write_text("<html><body></body></html>\n")
+    p = plan(tmp_path, "2.13.0", "cpu")
+    p = dataclasses.replace(p, settings=IndexSettings(index_url=(tmp_path / "simple").as_uri()))
+    with pytest.raises(NetworkError) as err:
+        lock_step._uv_lock(p, Target(), QuietSteps())
+    msg = str(err.value)
+    assert msg.startswith("torch==2.13.0+cpu is not in your pip config's indexes or find-links")
+    assert "http://127.0.0.1:9/whl/cpu, cannot be reached" in msg and "(--torch)" in msg
+    assert "\n" not in msg

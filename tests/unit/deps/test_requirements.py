@@ -56,9 +56,17 @@ def test_unknown_option_editable_and_missing_include(tmp_path: Path) -> None:
     req.write_text("--frobnicate\n")
     with pytest.raises(ConfigError, match=r"r\.txt:1: unsupported option '--frobnicate'"):
         parse_requirements(req)
-    req.write_text("-e ./pkg\n")
-    with pytest.raises(ConfigError, match="editable"):
+    req.write_text("-e git+https://example.invalid/pkg.git#egg=pkg\n")
+    with pytest.raises(ConfigError, match="r.txt:1: editable requirement"):
         parse_requirements(req)
+    req.write_text("torch==2.13.0\n-e ./pkg\n--editable=.\n")  # local: a normal install
+    parsed = read_requirements(req)
+    assert [r.text for r in parsed.requirements] == ["torch==2.13.0", "./pkg", "."]
+    assert parsed.notes == (
+        "r.txt:2: -e ./pkg is installed as a normal package (an image has no source tree to "
+        "link to)",
+        "r.txt:3: -e . is installed as a normal package (an image has no source tree to link to)",
+    )
     req.write_text("-r missing.txt\n")
     with pytest.raises(ConfigError, match="missing.txt does not exist"):
         parse_requirements(req)
