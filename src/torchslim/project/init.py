@@ -35,9 +35,10 @@ from torchslim.project.pyproject import read_pyproject, script_command
 from torchslim.project.reqfiles import is_dev_file
 from torchslim.project.sources import find_requirements
 from torchslim.project.torchpin import (
-    choose_torch,
     nearest_cuda_variant,
     newest_known_torch,
+    pins_in_requirement_files,
+    torch_choice,
     torch_pins,
     variant_of_index,
     variant_of_local,
@@ -155,17 +156,17 @@ class _Planner:
         return reqs
 
     def _torch(self, reqs: ProjectRequirements) -> None:
-        pins = torch_pins(reqs.prod)
         version, variant, source = None, None, ""
-        if (chosen := choose_torch(pins)) is not None:
-            version, variant = chosen
-            source = next(f"{p.text} in {p.source}" for p in pins)
+        if (chosen := torch_choice(torch_pins(reqs.prod))) is not None:
+            version, variant, source = chosen
         elif self.docker is not None and self.docker.torch is not None:
             text = self.docker.torch.value
             spec = text.partition("==")[2].split()[0] if "==" in text else ""
             if spec:
                 version, variant = spec.split("+")[0], variant_of_local(spec)
                 source = f"{text} in {self.docker.torch.where}"
+        if version is None and (chosen := torch_choice(pins_in_requirement_files(self.root))):
+            version, variant, source = chosen
         if version is None or not _TORCH_VERSION.match(version):
             if version is not None:
                 self.plan.notes.append(f"torch {version} is not a release version; not used")
@@ -258,9 +259,10 @@ class _Planner:
                     "pass it: torchslim init --cmd 'python3 serve.py'"
                 )
             cmd, source, app = found.value, f"guessed from {found.where}", found.app_folder
+            app_source = f"the folder of {found.where.split(':')[0]}"
         else:
-            app = self._app_of_copies()
-        self.plan.choose("app", app, "Dockerfile COPY" if app != "." else "default", default=".")
+            app, app_source = self._app_of_copies(), "Dockerfile COPY"
+        self.plan.choose("app", app, app_source if app != "." else "default", default=".")
         if "/" not in cmd[0] and (run := script_command(self.pyproject, cmd[0])) is not None:
             why = "the image ships the project's files, not a wheel, so it runs with python3 -c"
             self.plan.notes.append(f"{source}: {cmd[0]} is a script of pyproject.toml; {why}")

@@ -7,9 +7,11 @@ configured torch is one ConfigError naming both pins and where each is written.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 from packaging.markers import Marker
 from packaging.requirements import InvalidRequirement, Requirement
@@ -17,6 +19,7 @@ from packaging.specifiers import SpecifierSet
 from packaging.version import InvalidVersion, Version
 
 from torchslim.errors import ConfigError
+from torchslim.project import reqfiles
 from torchslim.project.items import ProjectRequirements, RequirementItem
 from torchslim.torchmeta import shipped_variants
 
@@ -159,12 +162,31 @@ def choose_torch(pins: list[TorchPin]) -> tuple[str, str | None] | None:
     return None
 
 
+def torch_choice(pins: list[TorchPin]) -> tuple[str, str | None, str] | None:
+    """``choose_torch`` and where the pin is written: (version, variant, "… in file:line")."""
+    chosen = choose_torch(pins)
+    return None if chosen is None else (*chosen, f"{pins[0].text} in {pins[0].source}")
+
+
+def pins_in_requirement_files(root: Path) -> list[TorchPin]:
+    """Torch pins of the project's prod requirement files, read or not (a requirements.txt of
+    ``-e .`` and a torch pin, beside a pyproject.toml that leaves torch open)."""
+    found = reqfiles.discover(root)
+    pins: list[TorchPin] = []
+    for path in [p for p in (found.prod, *found.unused) if p is not None]:
+        with contextlib.suppress(ConfigError):
+            pins += torch_pins(reqfiles.file_items(root, path)[0])
+    return pins
+
+
 __all__ = [
     "TorchPin",
     "check_torch_pin",
     "choose_torch",
     "nearest_cuda_variant",
+    "pins_in_requirement_files",
     "newest_known_torch",
+    "torch_choice",
     "torch_pins",
     "variant_of_index",
     "variant_of_local",

@@ -217,6 +217,24 @@ def test_models_downloaded_from_the_hub_at_start_are_noted(tmp_path: Path) -> No
     assert not any("tiny-bert" in n or "MODEL_DIR" in n for n in hub)
 
 
+def test_torch_pinned_only_in_a_requirements_file_that_is_not_the_source(tmp_path: Path) -> None:
+    """pyproject.toml leaves torch open; requirements.txt (`-e .` + the pin) is the recipe."""
+    root = write_tree(
+        tmp_path / "svc",
+        {
+            "pyproject.toml": '[project]\nname = "svc"\nversion = "1"\n'
+            'dependencies = ["fastapi", "uvicorn"]\n',
+            "requirements.txt": "-e .\ntorch==2.13.0\n",
+            "svc/__init__.py": "",
+            "svc/main.py": FASTAPI_MAIN,
+        },
+    )
+    init(root)
+    text = (root / "torchslim.toml").read_text()
+    assert 'torch = "2.13.0"  # torch==2.13.0 in requirements.txt:2' in text
+    assert 'app = "svc"  # the folder of svc/main.py' in text
+
+
 def test_pyproject_mode_appends_and_keeps_the_users_text(tmp_path: Path) -> None:
     root = fixture_project("uv", tmp_path)
     write_tree(root, {"service/main.py": FASTAPI_MAIN, "service/__init__.py": ""})
