@@ -1,17 +1,22 @@
 """Guesses from the code itself, used by ``init`` when no Dockerfile or Procfile says:
 the web app object (FastAPI, Flask, Starlette), the health route, the port in a command,
-a src layout's folder for PYTHONPATH, and models the code downloads from the Hub at start.
+a src layout's folder for PYTHONPATH, models the code downloads from the Hub at start,
+and a Dockerfile's command as it runs in a torchslim image.
 """
 
 from __future__ import annotations
 
 import ast
+import posixpath
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from torchslim.project.dockerignore import PatternList
 from torchslim.project.ignore import DEFAULT_IGNORE
+from torchslim.project.pyproject import script_command
 from torchslim.runtime.entry import entry_from_cmd
 
 DEFAULT_PORT = 8000
@@ -135,6 +140,28 @@ def hub_download_notes(root: Path, folder: str = ".") -> list[str]:
             f"load it from {local}, and run init again"
         )
     return notes
+
+
+_SYSTEM_BIN = ("/usr/local/bin/", "/usr/bin/", "/bin/")
+
+
+def runnable_cmd(cmd: list[str], pyproject: Mapping[str, Any]) -> tuple[list[str], str]:
+    """A Dockerfile's command as it runs in a torchslim image, and why it changed ("" when
+    not): packages' scripts are on PATH, not in the Dockerfile's virtualenv
+    (``/opt/venv/bin/uvicorn`` → ``uvicorn``), and the project's own ``[project.scripts]``
+    need ``pip install .``, which torchslim does not do (→ ``python3 -c …``)."""
+    head = cmd[0] if cmd else ""
+    if "/bin/" in head and not head.startswith(_SYSTEM_BIN):
+        name = posixpath.basename(head)
+        why = f"{head} is in the Dockerfile's environment; the image has {name} on PATH"
+        return [name, *cmd[1:]], why
+    if head and "/" not in head and (run := script_command(pyproject, head)) is not None:
+        why = (
+            f"{head} is a script of pyproject.toml; the image ships the project's files, "
+            "not a wheel, so it runs with python3 -c"
+        )
+        return [*run, *cmd[1:]], why
+    return cmd, ""
 
 
 def port_of_cmd(cmd: list[str]) -> int | None:

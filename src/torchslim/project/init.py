@@ -31,7 +31,7 @@ from torchslim.project.dockerfile_facts import (
 from torchslim.project.ignore import select_app_files
 from torchslim.project.items import ProjectRequirements
 from torchslim.project.models import find_model_files, holds_only_weights
-from torchslim.project.pyproject import read_pyproject, script_command
+from torchslim.project.pyproject import read_pyproject
 from torchslim.project.reqfiles import is_dev_file
 from torchslim.project.sources import find_requirements
 from torchslim.project.torchpin import (
@@ -263,10 +263,10 @@ class _Planner:
         else:
             app, app_source = self._app_of_copies(), "Dockerfile COPY"
         self.plan.choose("app", app, app_source if app != "." else "default", default=".")
-        if "/" not in cmd[0] and (run := script_command(self.pyproject, cmd[0])) is not None:
-            why = "the image ships the project's files, not a wheel, so it runs with python3 -c"
-            self.plan.notes.append(f"{source}: {cmd[0]} is a script of pyproject.toml; {why}")
-            cmd, source = [*run, *cmd[1:]], f"{source}; {cmd[0]} in pyproject.toml"
+        runnable, why = guess.runnable_cmd(cmd, self.pyproject)
+        if why:
+            self.plan.notes.append(f"{source}: {why}")
+            cmd, source = runnable, f"{source}, changed (note below)"
         self.plan.choose("cmd", cmd, source)
         return guess.port_of_cmd(cmd) or port
 

@@ -79,8 +79,12 @@ def cmd_problem(root: Path, argv0: str, path_var: str, workdir: str) -> str | No
             if "/" in argv0
             else (f"is not on the image's PATH ({path_var})")
         )
+        base = posixpath.basename(argv0)
+        on_path = which_in_root(root, base, path_var, workdir) if "/" in argv0 else None
         similar = _similar(root, argv0, path_var)
         hint = f"; the image has {', '.join(similar)}" if similar else ""
+        if on_path is not None:  # /opt/venv/bin/uvicorn from a Dockerfile's venv
+            hint = f"; the image has it on PATH as {on_path}: use {base!r}"
         return f"cmd[0] {argv0!r} {where}{hint}"
     host = resolve_in_root(root, image_path)
     for interpreter in _shebang(host) if host is not None else []:

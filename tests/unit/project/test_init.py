@@ -16,6 +16,7 @@ from torchslim.project import (
     check_torch_pin,
     expand_model_entries,
     find_requirements,
+    guess,
     plan_init,
     select_app_files,
     write_config,
@@ -233,6 +234,26 @@ def test_torch_pinned_only_in_a_requirements_file_that_is_not_the_source(tmp_pat
     text = (root / "torchslim.toml").read_text()
     assert 'torch = "2.13.0"  # torch==2.13.0 in requirements.txt:2' in text
     assert 'app = "svc"  # the folder of svc/main.py' in text
+
+
+def test_a_command_from_the_dockerfiles_virtualenv_runs_from_path(tmp_path: Path) -> None:
+    root = write_tree(
+        tmp_path / "svc",
+        {
+            "requirements.txt": "torch==2.13.0\nfastapi\nuvicorn\n",
+            "app/__init__.py": "",
+            "app/main.py": FASTAPI_MAIN,
+            "Dockerfile": "FROM python:3.11 AS builder\nRUN python -m venv /opt/venv\n"
+            "FROM python:3.11-slim\nCOPY --from=builder /opt/venv /opt/venv\n"
+            'ENV PATH="/opt/venv/bin:$PATH"\nWORKDIR /srv\nCOPY app/ ./app/\n'
+            'CMD ["/opt/venv/bin/uvicorn", "app.main:api", "--port", "8080"]\n',
+        },
+    )
+    plan = plan_init(root)
+    assert plan.get("cmd") == ["uvicorn", "app.main:api", "--port", "8080"]
+    assert any("/opt/venv/bin/uvicorn is in the Dockerfile's environment" in n for n in plan.notes)
+    for kept in (["/usr/local/bin/uvicorn", "x:app"], ["/app/run.sh"], ["python3", "a.py"]):
+        assert guess.runnable_cmd(kept, {}) == (kept, "")
 
 
 def test_pyproject_mode_appends_and_keeps_the_users_text(tmp_path: Path) -> None:

@@ -65,6 +65,10 @@ def test_missing_python_names_what_the_image_has(tmp_path: Path) -> None:
         "cmd[0] '/opt/venv/bin/python' does not exist in the image; the image has python3, "
         "python3.11"
     )
+    assert cmd_problem(root, "/opt/venv/bin/python3", PATH, "/app") == (
+        "cmd[0] '/opt/venv/bin/python3' does not exist in the image; the image has it on PATH "
+        "as /usr/bin/python3: use 'python3'"
+    )
 
 
 def test_a_script_whose_interpreter_is_missing(tmp_path: Path) -> None:
