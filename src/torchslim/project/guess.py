@@ -142,7 +142,12 @@ def hub_download_notes(root: Path, folder: str = ".") -> list[str]:
     return notes
 
 
-_SYSTEM_BIN = ("/usr/local/bin/", "/usr/bin/", "/bin/")
+# A Python environment's bin folder: /opt/venv/bin, /app/.venv/bin, /root/.local/bin,
+# /opt/conda/bin (not a project's own /srv/bin/run.sh, which ships with the app).
+_ENV_BIN = re.compile(
+    r"^(?:/opt/[^/]+|/(?:[^/]+/)*(?:\.?venv[\w.-]*|\.?env|\.local|(?:mini)?conda\d*|"
+    r"micromamba|\.pyenv/versions/[^/]+))/bin/[^/]+$"
+)
 
 
 def runnable_cmd(cmd: list[str], pyproject: Mapping[str, Any]) -> tuple[list[str], str]:
@@ -151,7 +156,7 @@ def runnable_cmd(cmd: list[str], pyproject: Mapping[str, Any]) -> tuple[list[str
     (``/opt/venv/bin/uvicorn`` → ``uvicorn``), and the project's own ``[project.scripts]``
     need ``pip install .``, which torchslim does not do (→ ``python3 -c …``)."""
     head = cmd[0] if cmd else ""
-    if "/bin/" in head and not head.startswith(_SYSTEM_BIN):
+    if _ENV_BIN.match(head):
         name = posixpath.basename(head)
         why = f"{head} is in the Dockerfile's environment; the image has {name} on PATH"
         return [name, *cmd[1:]], why

@@ -252,7 +252,9 @@ def test_a_command_from_the_dockerfiles_virtualenv_runs_from_path(tmp_path: Path
     plan = plan_init(root)
     assert plan.get("cmd") == ["uvicorn", "app.main:api", "--port", "8080"]
     assert any("/opt/venv/bin/uvicorn is in the Dockerfile's environment" in n for n in plan.notes)
-    for kept in (["/usr/local/bin/uvicorn", "x:app"], ["/app/run.sh"], ["python3", "a.py"]):
+    for env in ("/venv", "/app/.venv", "/root/.local", "/opt/conda", "/home/u/miniconda3"):
+        assert guess.runnable_cmd([f"{env}/bin/python", "a.py"], {})[0] == ["python", "a.py"]
+    for kept in (["/usr/local/bin/uvicorn", "x:app"], ["/srv/bin/run.sh"], ["python3", "a.py"]):
         assert guess.runnable_cmd(kept, {}) == (kept, "")
 
 
