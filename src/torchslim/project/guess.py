@@ -203,17 +203,6 @@ def substitute_port(command: str, port: int) -> str:
     return _PORT_VAR.sub(lambda m: m.group(1) or str(port), command)
 
 
-__all__ = [
-    "DEFAULT_PORT",
-    "Guess",
-    "find_health_route",
-    "guess_cmd",
-    "port_of_cmd",
-    "runs_server",
-    "substitute_port",
-]
-
-
 def package_in_src(root: Path, cmd: list[str], env: dict[str, str]) -> str | None:
     """The package ``cmd`` starts when it lies in ``src/`` and nowhere the image's Python
     looks (a src layout, which a Dockerfile makes importable with ``pip install .``;
@@ -246,3 +235,18 @@ def _imported_tops(code: str) -> list[str]:
     tops = [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
     tops += [n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module]
     return list(dict.fromkeys(t.split(".")[0] for t in tops))
+
+
+__all__ = [
+    "DEFAULT_PORT",
+    "Guess",
+    "find_health_route",
+    "guess_cmd",
+    "hub_download_notes",
+    "hub_downloads",
+    "package_in_src",
+    "port_of_cmd",
+    "runnable_cmd",
+    "runs_server",
+    "substitute_port",
+]

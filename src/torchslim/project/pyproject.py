@@ -206,19 +206,6 @@ def poetry_specifier(spec: str) -> str:
     return ",".join(out)
 
 
-__all__ = [
-    "DEV_GROUPS",
-    "PYPROJECT",
-    "declares_dependencies",
-    "dev_items",
-    "pep621_prod",
-    "poetry_prod",
-    "poetry_specifier",
-    "project_name",
-    "read_pyproject",
-]
-
-
 _OBJECT_REF = re.compile(
     r"^\s*([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)\s*:\s*([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)"
 )
@@ -243,3 +230,17 @@ def script_command(data: Mapping[str, Any], name: str) -> list[str] | None:
             code = f"import sys; from {module} import {top}; sys.exit({attr}())"
             return ["python3", "-c", code]
     return None
+
+
+__all__ = [
+    "DEV_GROUPS",
+    "PYPROJECT",
+    "declares_dependencies",
+    "dev_items",
+    "pep621_prod",
+    "poetry_prod",
+    "poetry_specifier",
+    "project_name",
+    "read_pyproject",
+    "script_command",
+]
