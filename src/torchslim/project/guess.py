@@ -129,8 +129,27 @@ def hub_downloads(root: Path, folder: str = ".") -> list[tuple[str, str]]:
     return found
 
 
+# torch.hub and torchvision's pretrained weights: fetched into $TORCH_HOME/hub at first use.
+_TORCH_HUB = re.compile(
+    r"\b(?:torch\.hub\.load|hub\.load_state_dict_from_url|load_state_dict_from_url)\(|"
+    r"\bpretrained\s*=\s*True\b|\bweights\s*=\s*(?!None\b)(?:(?:\w+\.)*[A-Z]\w*_Weights\.\w+|[\"'][A-Z]\w*[\"'])"
+)
+
+
+def torch_hub_downloads(root: Path, folder: str = ".") -> list[str]:
+    """ "file:line" of the first torch.hub / torchvision pretrained-weights download per file."""
+    ignore = PatternList(p for p, _ in DEFAULT_IGNORE)
+    found = []
+    for path in sorted((root / folder).rglob("*.py"))[:500]:
+        rel = path.relative_to(root).as_posix()
+        text = "" if ignore.matches(rel) else path.read_text(encoding="utf-8", errors="replace")
+        if "torch" in text and (m := _TORCH_HUB.search(text)) is not None:
+            found.append(f"{rel}:{_line_of(text, m.start())}")
+    return found
+
+
 def hub_download_notes(root: Path, folder: str = ".") -> list[str]:
-    """One note per Hub download: what to run so the model ships in the image instead."""
+    """One note per download at start: what to run so the model ships in the image instead."""
     notes = []
     for hub_id, where in hub_downloads(root, folder):
         local = f"models/{hub_id.split('/')[-1]}"
@@ -138,6 +157,13 @@ def hub_download_notes(root: Path, folder: str = ".") -> list[str]:
             f"{where}: {hub_id} is downloaded from the Hugging Face Hub at start, which the "
             f"offline proof cannot do: `huggingface-cli download {hub_id} --local-dir {local}`, "
             f"load it from {local}, and run init again"
+        )
+    for where in torch_hub_downloads(root, folder):
+        notes.append(
+            f"{where}: torch downloads these weights into TORCH_HOME at start, which the "
+            "offline proof cannot do: run it once here, copy ~/.cache/torch/hub into the "
+            'project as models/torch/hub, and set model = ["models/torch"] and '
+            'env TORCH_HOME = "/app/models/torch"'
         )
     return notes
 
@@ -249,4 +275,5 @@ __all__ = [
     "runnable_cmd",
     "runs_server",
     "substitute_port",
+    "torch_hub_downloads",
 ]

@@ -258,6 +258,24 @@ def test_a_command_from_the_dockerfiles_virtualenv_runs_from_path(tmp_path: Path
         assert guess.runnable_cmd(kept, {}) == (kept, "")
 
 
+def test_torchvision_and_torch_hub_downloads_at_start_are_noted(tmp_path: Path) -> None:
+    root = write_tree(
+        tmp_path / "svc",
+        {
+            "requirements.txt": "torch==2.13.0\ntorchvision\n",
+            "a.py": "import torchvision\n\nnet = torchvision.models.resnet18(\n"
+            "    weights=torchvision.models.ResNet18_Weights.DEFAULT)\n",
+            "b.py": "import torch\nm = torch.hub.load('pytorch/vision', 'resnet18')\n",
+            "c.py": "from torchvision.models import resnet18\nnet = resnet18(pretrained=True)\n",
+            "d.py": "import torchvision\nnet = torchvision.models.resnet18(weights=None)\n",
+            "main.py": "if __name__ == '__main__':\n    pass\n",
+        },
+    )
+    notes = [n for n in plan_init(root).notes if "TORCH_HOME" in n]
+    assert [n.split(": ")[0] for n in notes] == ["a.py:4", "b.py:2", "c.py:2"]
+    assert 'env TORCH_HOME = "/app/models/torch"' in notes[0]
+
+
 def test_pyproject_mode_appends_and_keeps_the_users_text(tmp_path: Path) -> None:
     root = fixture_project("uv", tmp_path)
     write_tree(root, {"service/main.py": FASTAPI_MAIN, "service/__init__.py": ""})
