@@ -3,6 +3,7 @@ long), and we lift their index options into IndexSettings the way pip does."""
 
 from __future__ import annotations
 
+import codecs
 import os
 import re
 import shlex
@@ -117,6 +118,22 @@ def _local_or_url(value: str, base: Path) -> str:
     return str(candidate.resolve()) if candidate.exists() else value
 
 
+# `pip freeze > requirements.txt` in PowerShell writes UTF-16 with a BOM; pip reads it.
+_BOMS = (
+    (codecs.BOM_UTF8, "utf-8-sig"),
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
+
+
+def _decode(data: bytes) -> str:
+    """A requirements file's text: the encoding its BOM names, else UTF-8 (as pip does)."""
+    encoding = next((enc for bom, enc in _BOMS if data.startswith(bom)), "utf-8")
+    return data.decode(encoding)
+
+
 class _Parser:
     def __init__(self) -> None:
         self.reqs: list[RequirementLine] = []
@@ -132,7 +149,7 @@ class _Parser:
             chain = " -> ".join(p.name for p in (*stack, path))
             raise ConfigError(f"{stack[-1]}: requirement files include each other ({chain})")
         try:
-            text = path.read_text(encoding="utf-8")
+            text = _decode(path.read_bytes())
         except FileNotFoundError:
             where = f"{stack[-1]}: " if stack else ""
             raise ConfigError(f"{where}requirements file {path} does not exist") from None

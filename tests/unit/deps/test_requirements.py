@@ -73,3 +73,14 @@ def test_unknown_option_editable_and_missing_include(tmp_path: Path) -> None:
     req.write_text("-r r.txt\n")
     with pytest.raises(ConfigError, match="include each other"):
         parse_requirements(req)
+
+
+@pytest.mark.parametrize("encoding", ["utf-8-sig", "utf-16", "utf-16-be", "utf-32"])
+def test_a_byte_order_mark_names_the_encoding(tmp_path: Path, encoding: str) -> None:
+    """`pip freeze > requirements.txt` in PowerShell writes UTF-16 with a BOM."""
+    req = tmp_path / "requirements.txt"
+    data = "torch==2.13.0\r\nfastapi  # the API\r\n".encode(encoding)
+    if encoding == "utf-16-be":
+        data = b"\xfe\xff" + data
+    req.write_bytes(data)
+    assert parse_requirements(req) == ["torch==2.13.0", "fastapi"]
