@@ -222,7 +222,5 @@ def deps(
     findings = audit(lock)
     for line in format_audit(findings):
         out_console.print(styled(line), soft_wrap=True)
-    if not findings:
-        out_console.print("No dev-only packages in the prod requirements.")
     if findings and strict:
         sys.exit(3)
