@@ -14,6 +14,7 @@ import contextlib
 import dataclasses
 import re
 import tomllib
+import urllib.parse
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -169,12 +170,19 @@ def _requirement_files(plan: Plan, tmp: Path) -> list[Path]:
     rest = [i for i in reqs.prod if i.source.split(":", 1)[0] not in names]
     if rest:
         other = tmp / "project-requirements.txt"
-        lines = [
+        # The indexes a lock or pyproject names for its packages (a private index, a
+        # Poetry/uv source); PyPI is the default already, and a mirror may stand for it.
+        indexes = sorted({i.index for i in rest if i.index and not _is_pypi(i.index)})
+        lines = [f"--extra-index-url {u}" for u in indexes] + [
             f"{i.text} ; {i.marker}" if i.marker and ";" not in i.text else i.text for i in rest
         ]
         other.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
         files.append(other)
     return files
+
+
+def _is_pypi(url: str) -> bool:
+    return urllib.parse.urlsplit(url).hostname in ("pypi.org", "pypi.python.org")
 
 
 def _check_pinned_hashes(plan: Plan, python: Lock) -> None:

@@ -131,24 +131,32 @@ def dev_items(root: Path, data: Mapping[str, Any]) -> list[RequirementItem]:
 
 def poetry_prod(root: Path, data: Mapping[str, Any]) -> list[RequirementItem]:
     """``[tool.poetry.dependencies]`` (less ``python``) as PEP 508 strings."""
-    table = data.get("tool", {}).get("poetry", {}).get("dependencies", {})
-    where = "[tool.poetry.dependencies]"
+    poetry = data.get("tool", {}).get("poetry", {})
+    table, where = poetry.get("dependencies", {}), "[tool.poetry.dependencies]"
+    sources = poetry.get("source", [])
+    indexes = {str(s.get("name")): str(s.get("url")) for s in sources if isinstance(s, dict)}
     return [
-        _poetry_item(name, spec, where, root / PYPROJECT)
+        _poetry_item(name, spec, where, root / PYPROJECT, indexes)
         for name, spec in table.items()
         if name.lower() != "python" and not (isinstance(spec, dict) and spec.get("optional"))
     ]
 
 
-def _poetry_item(name: str, spec: Any, where: str, file: Path) -> RequirementItem:
+def _poetry_item(
+    name: str, spec: Any, where: str, file: Path, indexes: Mapping[str, str] | None = None
+) -> RequirementItem:
     def bad(why: str) -> ConfigError:
         return ConfigError(
             f"{file}: {where} {name}: {why}; run `poetry lock` so torchslim reads poetry.lock, "
             "or list the requirement in `requirements`"
         )
 
-    extras, marker, url = "", "", ""
+    extras, marker, url, index = "", "", "", None
     if isinstance(spec, dict):
+        if spec.get("source") not in (None, "pypi", "PyPI"):  # `source = "pytorch"`
+            index = (indexes or {}).get(str(spec["source"]))
+            if index is None:
+                raise bad(f"source {spec['source']!r} is not a [[tool.poetry.source]] name")
         if spec.get("extras"):
             extras = "[" + ",".join(spec["extras"]) + "]"
         marker = str(spec.get("markers", ""))
@@ -169,7 +177,7 @@ def _poetry_item(name: str, spec: Any, where: str, file: Path) -> RequirementIte
     text = f"{name}{extras} @ {url}" if url else f"{name}{extras}{version}"
     if marker:
         text += f" ; {marker}"
-    return RequirementItem(text, f"{PYPROJECT} {where}")
+    return RequirementItem(text, f"{PYPROJECT} {where}", index=index)
 
 
 _BARE = re.compile(r"^\d+(\.\d+)*(\.\*)?$")

@@ -21,6 +21,7 @@ from torchslim.debian.release import Release
 from torchslim.deps.lock import Lock, LockedWheel, Target
 from torchslim.deps.pipconf import IndexSettings
 from torchslim.errors import NetworkError
+from torchslim.project.items import ProjectRequirements, RequirementItem
 from torchslim.torchmeta import paired_torch, wheel_variant
 
 
@@ -130,3 +131,24 @@ def test_torch_missing_from_the_users_indexes_and_the_pytorch_index_unreachable(
     assert msg.startswith("torch==2.13.0+cpu is not in your pip config's indexes or find-links")
     assert "http://127.0.0.1:9/whl/cpu, cannot be reached" in msg and "(--torch)" in msg
     assert "\n" not in msg
+
+
+def test_indexes_a_lock_or_pyproject_names_reach_uv(tmp_path: Path) -> None:
+    """A package pinned to a private index (a Poetry source, uv.lock's registry) is resolved
+    from it; PyPI, the default, is not added (a pip config's mirror may stand for it)."""
+    p = plan(tmp_path, "2.13.0", "cpu")
+    items = (
+        RequirementItem("inhouse==1.2.0", "poetry.lock", "pinned", index="file:///srv/corp/simple"),
+        RequirementItem(
+            "fastapi==0.115.0", "poetry.lock", "pinned", index="https://pypi.org/simple"
+        ),
+        RequirementItem("six==1.16.0", "poetry.lock", "pinned"),
+    )
+    p = dataclasses.replace(p, requirements=ProjectRequirements(prod=items, kind="pinned"))
+    (written,) = lock_step._requirement_files(p, tmp_path)
+    assert written.read_text().splitlines() == [
+        "--extra-index-url file:///srv/corp/simple",
+        "inhouse==1.2.0",
+        "fastapi==0.115.0",
+        "six==1.16.0",
+    ]

@@ -75,6 +75,35 @@ black = "*"
     assert [i.text for i in dev_items(tmp_path, data)] == ["black"]
 
 
+def test_poetry_sources_name_the_index_of_a_dependency(tmp_path: Path) -> None:
+    write_tree(
+        tmp_path,
+        {
+            "pyproject.toml": """
+[tool.poetry.dependencies]
+python = "^3.11"
+inhouse = { version = "1.2.0", source = "corp" }
+fastapi = { version = "*", source = "pypi" }
+[[tool.poetry.source]]
+name = "corp"
+url = "https://pypi.corp.example/simple"
+priority = "explicit"
+""",
+        },
+    )
+    data = read_pyproject(tmp_path) or {}
+    items = poetry_prod(tmp_path, data)
+    assert [(i.text, i.index) for i in items] == [
+        ("inhouse==1.2.0", "https://pypi.corp.example/simple"),
+        ("fastapi", None),
+    ]
+    data["tool"]["poetry"]["dependencies"]["inhouse"]["source"] = "nope"
+    with pytest.raises(
+        ConfigError, match="source 'nope' is not a \\[\\[tool.poetry.source\\]\\] name"
+    ):
+        poetry_prod(tmp_path, data)
+
+
 def test_include_group_cycle_and_bad_requirement(tmp_path: Path) -> None:
     write_tree(
         tmp_path, {"pyproject.toml": '[dependency-groups]\ndev = [{include-group = "dev"}]\n'}
