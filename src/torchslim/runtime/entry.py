@@ -4,7 +4,8 @@
 returns an ``EntryPoint``. The proof then checks it inside the image, with the
 working directory on ``sys.path`` (as ``python -m`` and the servers put it there):
 
-- ``uvicorn`` / ``hypercorn`` / ``granian`` / ``daphne`` / ``gunicorn`` ``pkg.mod:app``
+- ``uvicorn`` / ``hypercorn`` / ``granian`` / ``daphne`` / ``gunicorn`` /
+  ``waitress-serve`` ``pkg.mod:app``
   (console script or ``python -m``): ``pkg.mod`` is imported and the attribute
   ``app`` must exist (``pkg:create_app()`` → ``create_app`` must exist; it is not
   called). gunicorn's bare ``pkg.mod`` means ``pkg.mod:application``. ``--app-dir``,
@@ -45,7 +46,9 @@ from typing import Any, Literal
 
 EntryKind = Literal["app", "module", "script", "code", "file", "none"]
 
-SERVERS = ("uvicorn", "hypercorn", "granian", "daphne", "gunicorn")
+SERVERS = ("uvicorn", "hypercorn", "granian", "daphne", "gunicorn", "waitress-serve")
+# `python -m NAME` of a server whose console script is named otherwise
+_SERVER_MODULES = {"waitress": "waitress-serve"}
 _PYTHON = re.compile(r"^python(\d+(\.\d+)?)?$")
 _DOTTED = r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*"
 _APP_SPEC = re.compile(rf"^({_DOTTED}):({_DOTTED})(\(.*\))?$")
@@ -246,8 +249,8 @@ def _python_mode(
 ) -> EntryPoint:
     if flag == "c":
         return EntryPoint("code", code=value)
-    if value in SERVERS:
-        return _server(value, after, workdir, runner=value)
+    if value in SERVERS or value in _SERVER_MODULES:
+        return _server(_SERVER_MODULES.get(value, value), after, workdir, runner=value)
     if value == "flask":
         return _flask(after, workdir, env, runner="flask")
     if value == "fastapi":

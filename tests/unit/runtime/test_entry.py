@@ -26,6 +26,9 @@ from torchslim.runtime.entry import EntryPoint, entry_from_cmd
         (["flask", "--app", "hello:make()", "run"], "hello", ("make",), None),
         (["python3", "-m", "flask", "--app=hello", "run"], "hello",
          ("app", "application", "create_app", "make_app"), "flask"),
+        (["waitress-serve", "--listen=*:8080", "web:app"], "web", ("app",), None),
+        (["python", "-m", "waitress", "--port=8080", "--call", "web:create_app"], "web",
+         ("create_app",), "waitress"),
     ],
 )  # fmt: skip
 def test_servers_import_the_app_module_and_check_the_attribute(
