@@ -43,3 +43,14 @@ def test_transitive_dev_package_is_named_with_its_chain(ts_cache: Path, tmp_path
     assert any("pytest-cov" in line for line in lines), proc.stdout
     strict = deps(project, "--strict")
     assert strict.returncode == 3
+
+
+def test_example_on_python_313_resolves(ts_cache: Path, tmp_path: Path) -> None:
+    project = copy_example(tmp_path / "p")
+    config = project / "torchslim.toml"
+    config.write_text(config.read_text().replace('python = "3.11"', 'python = "3.13"'))
+    proc = deps(project)
+    if "cannot be reached" in proc.stderr:
+        pytest.skip(f"no cp313 torch reachable here: {proc.stderr.strip()}")
+    assert proc.returncode == 0, proc.stderr
+    assert "python-platform" not in proc.stderr

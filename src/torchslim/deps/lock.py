@@ -89,6 +89,9 @@ def resolve(
         base = [
             *_uv_cmd(),
             "--no-config",  # pip config is the contract; a stray uv.toml must not change it
+            # uv would fetch a managed CPython of the target version (from GitHub) only to
+            # build sdists; those are built by pip later, and a build must not depend on it.
+            "--no-python-downloads",
             "pip",
             "compile",
             *sources,
@@ -172,6 +175,9 @@ def uv_error(
     ``origins``: the indexes in use, each with the requirement file line that named it."""
     stderr = redact(stderr)
     lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
+    # Warnings (and their causes) before the error are not why it failed.
+    first = next((i for i, ln in enumerate(lines) if ln.startswith("error:")), 0)
+    lines = lines[first:]
     head = next((ln.removeprefix("error:").strip() for ln in lines if ln.startswith("error:")), "")
     causes = [ln.removeprefix("cause:").strip() for ln in lines if ln.startswith("cause:")]
     hints = [ln.removeprefix("hint:").strip() for ln in lines if ln.startswith("hint:")]
@@ -206,6 +212,15 @@ def uv_error(
                 plats = ", ".join(re.findall(r"`([^`]+)`", hint.split("platform", 1)[1]))
                 msg += f" (no wheel of {m[1]} {m[2]} for {target.platform} {target.cp}; "
                 msg += f"wheels exist only for {plats})"
+            m = re.search(
+                r"You require CPython \S+ \(`(cp\d+)`\), but we only found wheels for `([^`]+)` "
+                r"\(([^)]+)\) with the following Python ABI tags?: (.*)",
+                hint,
+            )
+            if m:
+                abis = ", ".join(re.findall(r"`([^`]+)`", m[4]))
+                msg += f" (no {m[1]} wheel of {m[2]} {m[3]}; wheels exist only for {abis}: "
+                msg += "pin a version built for this Python, or set python to one of those)"
         return ResolveError(one_line(msg))
     built = re.search(r"Failed to build `([^`]+)`", stderr)
     if built:

@@ -29,6 +29,9 @@ def one_line(text: str) -> str:
 
 
 ARCHES = {"x86_64": "linux/amd64", "aarch64": "linux/arm64"}
+# The manylinux_2_X minors uv's ``--python-platform`` accepts (uv >= 0.8 lists exactly these;
+# tests/unit/deps/test_pylock.py asks the installed uv, so a uv that drops one is caught).
+UV_MANYLINUX = (17, 28, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40)
 _ARCH_ALIASES = {"amd64": "x86_64", "arm64": "aarch64", "x86_64": "x86_64", "aarch64": "aarch64"}
 
 
@@ -58,7 +61,17 @@ class Target:
 
     @property
     def uv_platform(self) -> str:
-        return f"{self.arch}-manylinux_{self.glibc.replace('.', '_')}"
+        """The ``--python-platform`` value for uv: the newest manylinux tag uv knows that this
+        glibc runs (uv accepts only ``UV_MANYLINUX`` minors; glibc 2.41 resolves as 2_40,
+        which picks the same wheels: no PyPI wheel targets a glibc newer than 2.40 as yet)."""
+        minor = int(self.glibc.split(".")[1])
+        fits = [m for m in UV_MANYLINUX if m <= minor]
+        if not fits:
+            raise ConfigError(
+                f"target glibc {self.glibc} is older than manylinux_2_{UV_MANYLINUX[0]}, the "
+                "oldest platform uv resolves for: use a base with glibc 2.17 or newer"
+            )
+        return f"{self.arch}-manylinux_2_{max(fits)}"
 
     @property
     def platform(self) -> str:

@@ -71,6 +71,19 @@ def test_fastapi_for_each_arch(tmp_path: Path, target: Target, tag: str) -> None
 
 
 @pytest.mark.network
+def test_python_313_on_debian_13_locks(tmp_path: Path) -> None:
+    """glibc 2.41 (trixie, Python 3.13's base) is newer than any platform uv names."""
+    example = Path(__file__).parents[3] / "examples" / "hello-torch" / "requirements.txt"
+    req = tmp_path / "requirements.txt"
+    req.write_text(example.read_text())
+    target = Target(python="3.13", glibc="2.41")
+    lock = resolve([req], target, load_pip_settings(), out=tmp_path / "pylock.toml")
+    core = lock.get("pydantic-core")
+    assert core is not None and "-cp313-" in core.filename, core
+    assert read_lock(tmp_path / "pylock.toml").target == target
+
+
+@pytest.mark.network
 def test_missing_requirement_is_one_line(tmp_path: Path) -> None:
     out = tmp_path / "pylock.toml"
     req = _req(tmp_path, "fastapi==9.9.9\n")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -61,6 +62,50 @@ def test_target_strings() -> None:
     assert Target.from_platform("linux/arm64").uv_platform == "aarch64-manylinux_2_36"
     with pytest.raises(ConfigError):
         Target(arch="riscv64")
+    # uv knows manylinux_2_17, _2_28 and _2_31.._2_40: a glibc between or above is clamped down.
+    assert Target(python="3.13", glibc="2.41").uv_platform == "x86_64-manylinux_2_40"
+    assert Target(glibc="2.30").uv_platform == "x86_64-manylinux_2_28"
+    assert Target(glibc="2.17").uv_platform == "x86_64-manylinux_2_17"
+    with pytest.raises(ConfigError, match=r"glibc 2\.12 .*glibc 2\.17 or newer"):
+        _ = Target(glibc="2.12").uv_platform
+
+
+def _uv_platforms() -> set[str]:
+    """The ``--python-platform`` values the installed uv lists in its help."""
+    from torchslim.deps.lock import _uv_cmd
+
+    help_text = subprocess.run(
+        [*_uv_cmd(), "pip", "compile", "--help"], capture_output=True, text=True, check=True
+    ).stdout
+    flat = " ".join(help_text.split())  # the help wraps at the terminal's width
+    block = flat.split("--python-platform <PYTHON_PLATFORM>", 1)[1]
+    values = block.split("possible values:", 1)[1].split("]", 1)[0]
+    return {v.strip() for v in values.split(",")}
+
+
+@pytest.mark.parametrize("arch", ["x86_64", "aarch64"])
+def test_the_installed_uv_accepts_every_platform_we_pass(arch: str) -> None:
+    listed = _uv_platforms()
+    for minor in range(17, 46):  # every glibc a base may have, today's and tomorrow's
+        assert Target(arch=arch, glibc=f"2.{minor}").uv_platform in listed, minor
+
+
+def test_the_installed_uv_locks_for_a_debian_13_target(tmp_path: Path) -> None:
+    """Python 3.13 on trixie (glibc 2.41): uv itself takes the platform we pass it."""
+    from torchslim.deps.lock import _uv_cmd
+
+    empty = tmp_path / "requirements.txt"
+    empty.write_text("")
+    target = Target(python="3.13", glibc="2.41")
+    proc = subprocess.run(
+        [*_uv_cmd(), "--no-config", "--offline", "--no-python-downloads", "pip", "compile"]
+        + [str(empty), "--python-version", target.python, "--python-platform", target.uv_platform],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
 
 
 GRAPH = """\
@@ -119,6 +164,23 @@ def test_uv_errors_become_one_line() -> None:
     assert isinstance(err, ResolveError) and "\n" not in str(err)
     assert "no wheel of torch v2.13.0+cpu for linux/arm64 cp311" in str(err)
     assert "manylinux_2_28_x86_64" in str(err)
+    # A warning's causes before the error (uv failing to fetch a managed Python) are not why.
+    abi = (
+        "warning: A managed Python download is available for Python 3.13, but an error "
+        "occurred when attempting to download it.\n"
+        "  cause: Request failed after 3 retries in 12.0s\n"
+        "error: No solution found when resolving dependencies\n"
+        "  cause: Because torch==2.13.0+cpu has no wheels with a matching Python ABI tag (e.g., "
+        "`cp313`) and you require torch==2.13.0+cpu, we can conclude that your requirements "
+        "are unsatisfiable.\n\n"
+        "hint: You require CPython 3.13 (`cp313`), but we only found wheels for `torch` "
+        "(v2.13.0+cpu) with the following Python ABI tag: `cp311`\n"
+    )
+    err = uv_error(abi, Target(python="3.13", glibc="2.41"))
+    assert isinstance(err, ResolveError) and "\n" not in str(err)
+    assert "Request failed" not in str(err)
+    assert "torch==2.13.0+cpu has no wheels with a matching Python ABI tag" in str(err)
+    assert "no cp313 wheel of torch v2.13.0+cpu; wheels exist only for cp311" in str(err)
 
 
 def test_a_lock_sha256_that_is_not_hex_is_a_config_error(tmp_path: Path) -> None:
@@ -133,3 +195,4 @@ def test_a_lock_sha256_that_is_not_hex_is_a_config_error(tmp_path: Path) -> None
     target = Target(python="3.11", arch="x86_64", glibc="2.36")
     with pytest.raises(ConfigError, match="invalid sha256"):
         parse_lock(text, tmp_path / "pylock.toml", target)
+
