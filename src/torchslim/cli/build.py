@@ -191,7 +191,7 @@ def deps(
 
     from torchslim.build import BuildOptions, plan_build, resolve_lock
     from torchslim.config import load_config
-    from torchslim.deps.audit import audit, format_audit
+    from torchslim.deps.audit import audit, format_audit, runtime_tools
     from torchslim.deps.pipconf import load_pip_settings
 
     cfg = load_config(project)
@@ -220,7 +220,7 @@ def deps(
     for note in plan.requirements.notes:
         out_console.print(f"note: {note}", soft_wrap=True)
     findings = audit(lock)
-    for line in format_audit(findings):
+    for line in format_audit(findings, runtime_tools(lock)):
         out_console.print(styled(line), soft_wrap=True)
     if findings and strict:
         sys.exit(3)

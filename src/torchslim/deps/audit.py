@@ -7,6 +7,7 @@ for nothing; usually one requirement (``pytest-cov``, ``jupyter``) drags in many
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from packaging.utils import canonicalize_name
@@ -87,13 +88,60 @@ class DevFinding:
         return len(self.chain) <= 2
 
 
+@dataclass(frozen=True)
+class RuntimeTool:
+    """A package on the dev list that a production package requires: not dev here."""
+
+    package: str
+    required_by: tuple[str, ...]  # the requirer, and what required it while that is a dev tool
+
+    @property
+    def why(self) -> str:
+        return dev_reason(self.package) or "development tool"
+
+
 def audit(lock: Lock) -> list[DevFinding]:
-    """Dev-only packages in ``lock``, each with the shortest chain to a requirement file."""
+    """Dev-only packages in ``lock``, each with the shortest chain to a requirement file.
+
+    A package that a production package requires (gradio requires ruff) is not one of
+    them: moving it to the dev requirements would not take it out; see ``runtime_tools``.
+    """
+    needed = _required_at_run_time(lock.parents)
     findings = []
     for pkg in lock.packages:
-        if dev_reason(pkg.name) is not None:
+        if dev_reason(pkg.name) is not None and pkg.name not in needed:
             findings.append(DevFinding(pkg.name, _shortest_chain(pkg.name, lock.parents)))
     return findings
+
+
+def runtime_tools(lock: Lock) -> list[RuntimeTool]:
+    """Packages on the dev list that a production package in ``lock`` requires."""
+    needed = _required_at_run_time(lock.parents)
+    return [RuntimeTool(p.name, needed[p.name]) for p in lock.packages if p.name in needed]
+
+
+def _required_at_run_time(parents: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+    """Dev-list package → the production package that requires it (through dev-list
+    packages that one requires: ``("pytest-x", "app-lib")``), until nothing changes."""
+    needed: dict[str, tuple[str, ...]] = {}
+    changed = True
+    while changed:
+        changed = False
+        for name, sources in sorted(parents.items()):
+            if name in needed or dev_reason(name) is None:
+                continue
+            for src in sources:
+                if src not in parents:  # a requirement file or the config, not a package
+                    continue
+                if dev_reason(src) is None:
+                    needed[name] = (src,)
+                elif src in needed:
+                    needed[name] = (src, *needed[src])
+                else:
+                    continue
+                changed = True
+                break
+    return needed
 
 
 def _shortest_chain(name: str, parents: dict[str, tuple[str, ...]]) -> tuple[str, ...]:
@@ -114,10 +162,15 @@ def _shortest_chain(name: str, parents: dict[str, tuple[str, ...]]) -> tuple[str
     return (name,)
 
 
-def format_audit(findings: list[DevFinding]) -> list[str]:
-    """Human lines for the CLI, e.g. ``pytest (test runner) ← pytest-cov ← -r requirements.txt``."""
+def format_audit(findings: list[DevFinding], tools: Sequence[RuntimeTool] = ()) -> list[str]:
+    """Human lines for the CLI, e.g. ``pytest (test runner) ← pytest-cov ← -r requirements.txt``;
+    then one line per dev-list package a production package needs (named, not blamed)."""
+    needed = [
+        f"{t.package} ({t.why}) stays: {' ← '.join(t.required_by)} requires it at run time"
+        for t in tools
+    ]
     if not findings:
-        return ["no development-only packages in the production requirements"]
+        return ["no development-only packages in the production requirements", *needed]
     lines = [f"{len(findings)} development-only package(s) in the production requirements:"]
     for f in findings:
         via = " ← ".join(f.chain[1:]) or "unknown source"
@@ -125,7 +178,7 @@ def format_audit(findings: list[DevFinding]) -> list[str]:
     lines.append(
         "  move them to the dev requirements file (or pass --strict to make this an error)"
     )
-    return lines
+    return [*lines, *needed]
 
 
 def format_lock(lock: Lock) -> list[str]:
@@ -139,9 +192,11 @@ __all__ = [
     "DEV_PREFIXES",
     "DEV_WHY",
     "DevFinding",
+    "RuntimeTool",
     "audit",
     "dev_reason",
     "format_audit",
     "format_lock",
     "parse_requirements",
+    "runtime_tools",
 ]

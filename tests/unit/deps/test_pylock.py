@@ -196,3 +196,45 @@ def test_a_lock_sha256_that_is_not_hex_is_a_config_error(tmp_path: Path) -> None
     with pytest.raises(ConfigError, match="invalid sha256"):
         parse_lock(text, tmp_path / "pylock.toml", target)
 
+
+RUNTIME_GRAPH = """\
+gradio==4.44.1
+    # via -r /src/app/requirements.txt
+ruff==0.6.9
+    # via
+    #   -r /src/app/requirements.txt
+    #   gradio
+app-lib==1.0
+    # via -r /src/app/requirements.txt
+pytest-timeout==2.3.1
+    # via app-lib
+pytest==8.3.3
+    # via pytest-timeout
+black==24.8.0
+    # via -r /src/app/requirements.txt
+"""
+
+
+def test_a_dev_tool_that_a_prod_package_requires_is_named_with_its_requirer() -> None:
+    from torchslim.deps.audit import runtime_tools
+
+    pins, parents = parse_graph(RUNTIME_GRAPH, {"/src/app/requirements.txt": "requirements.txt"})
+    wheels = tuple(LockedWheel(n, v, f"{n}.whl", "u", H, None) for n, v in pins.items())
+    lock = Lock(wheels, parents, Target())
+    findings = audit(lock)
+    assert [f.package for f in findings] == ["black"]  # nothing requires black: truly dev
+    tools = {t.package: t.required_by for t in runtime_tools(lock)}
+    assert tools == {
+        "ruff": ("gradio",),
+        "pytest-timeout": ("app-lib",),
+        "pytest": ("pytest-timeout", "app-lib"),
+    }
+    lines = format_audit(findings, runtime_tools(lock))
+    assert "ruff (linter and formatter) stays: gradio requires it at run time" in lines
+    assert any(
+        "pytest (test runner) stays: pytest-timeout ← app-lib requires" in ln for ln in lines
+    )
+    assert not any("ruff" in ln and "move" in ln for ln in lines)
+    assert sum("move them to the dev requirements" in ln for ln in lines) == 1
+    only_needed = format_audit([], runtime_tools(lock))
+    assert only_needed[0] == "no development-only packages in the production requirements"
