@@ -2,9 +2,13 @@
 
 ``confine`` checks a path a config names (``app``, ``requirements``, ``model`` …): it
 must be relative, stay inside the project when read as written (``a/../..``) and when
-every symlink is followed. ``ConfinedRoot`` is the one writer for trees the build
-stages from user-controlled names: it refuses ``..``, absolute names and symlinks on
-the way, so a write lands under its root or not at all.
+every symlink is followed. ``follow`` checks a path a project file names (``-r`` in a
+requirements file, ``pip install -r`` in a Dockerfile): it must stay inside the build
+context (the project folder, or the git work tree holding it) the same two ways, and
+is refused before it is opened, so nothing outside is ever read or quoted.
+``ConfinedRoot`` is the one writer for trees the build stages from user-controlled
+names: it refuses ``..``, absolute names and symlinks on the way, so a write lands
+under its root or not at all.
 """
 
 from __future__ import annotations
@@ -90,6 +94,58 @@ def exists(path: Path, what: str) -> bool:
     return True
 
 
+def build_context(root: Path) -> Path:
+    """What a project's files may name: the git work tree that holds ``root`` (a monorepo's
+    ``-r ../shared/base.txt``), else ``root`` itself; real paths, symlinks followed."""
+    root = root.resolve()
+    for folder in (root, *root.parents):
+        # .git is a folder, or a file in a linked work tree or a submodule
+        if os.path.lexists(folder / ".git"):
+            return folder
+    return root
+
+
+def outside(context: Path, base: Path, value: str) -> str | None:
+    """Why the path ``value`` (absolute, or relative to the folder ``base``) is not inside
+    ``context``, as a phrase to follow the quoted path; None when it is inside.
+
+    Checked as written (``../../x``, ``/etc/shadow``) and with every symlink followed,
+    without opening anything: a refused path is never read.
+    """
+    context = context.resolve()
+    if not value or "\0" in value:
+        return "is not a valid path"
+    written = Path(os.path.normpath(os.path.join(base, os.path.expanduser(value))))
+    if not written.is_relative_to(context):
+        return f"is outside the build context {context}"
+    try:
+        real = written.resolve()
+    except (OSError, RuntimeError) as exc:  # too long, a symlink loop
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else "a symlink loop"
+        return f"cannot be looked up ({why})"
+    if not real.is_relative_to(context):
+        return f"is a symlink that leads outside the build context {context}"
+    return None
+
+
+def follow(
+    context: Path, base: Path, value: str, where: str, what: str = "path", shown: str = ""
+) -> Path:
+    """The real path of ``value`` that the project file line ``where`` names, relative to
+    ``base``; a ConfigError naming ``where`` and the path when it leaves ``context``.
+
+    Call it before opening: the message never holds the file's text. ``shown`` is the
+    text as the user wrote it when ``value`` is an expansion of it (``${VAR}``), so no
+    expanded value is ever printed.
+    """
+    why = outside(context, base, value)
+    if why is not None:
+        raise ConfigError(
+            f"{where}: {what} {quote(shown or value)} {why}; keep the files a build reads inside it"
+        )
+    return Path(os.path.normpath(os.path.join(base, os.path.expanduser(value)))).resolve()
+
+
 def image_path(rel: str) -> str:
     """``rel`` as a clean relative path for the image (``./model//a.pt`` → ``model/a.pt``)."""
     norm = _lexical(rel)
@@ -170,4 +226,14 @@ class ConfinedRoot:
         return target
 
 
-__all__ = ["ConfinedRoot", "ProjectFiles", "confine", "escape_problem", "exists", "image_path"]
+__all__ = [
+    "ConfinedRoot",
+    "ProjectFiles",
+    "build_context",
+    "confine",
+    "escape_problem",
+    "exists",
+    "follow",
+    "image_path",
+    "outside",
+]

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from torchslim.config import NAME_PATTERN
+from torchslim.confined import build_context
 from torchslim.debian.spec import PYTHON_SUITES
 from torchslim.deps.requirements import read_requirements
 from torchslim.errors import ConfigError
@@ -179,7 +180,7 @@ class _Planner:
     ) -> None:
         if variant is None:
             for path in reqs.requirement_files:
-                parsed = read_requirements(path)
+                parsed = read_requirements(path, build_context(self.root))
                 for url in [parsed.index_url or "", *parsed.extra_index_urls]:
                     if (found := variant_of_index(url)) is not None:
                         variant, source = found, f"{url} in {path.name}"

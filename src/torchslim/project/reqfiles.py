@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from torchslim.confined import build_context
 from torchslim.deps.requirements import Requirements, read_requirements
 from torchslim.project.items import RequirementItem
 from torchslim.project.pyproject import DEV_GROUPS
@@ -65,8 +66,9 @@ def discover(root: Path) -> RequirementFiles:
 
 
 def file_items(root: Path, path: Path) -> tuple[list[RequirementItem], Requirements]:
-    """The requirement lines of ``path`` (and its ``-r`` includes), each with ``file:line``."""
-    parsed = read_requirements(path)
+    """The requirement lines of ``path`` (and its ``-r`` includes), each with ``file:line``;
+    every path they name must stay in the build context of ``root``."""
+    parsed = read_requirements(path, build_context(root))
     items = [RequirementItem(r.text, _relative(root, r.origin)) for r in parsed.requirements]
     return items, parsed
 
