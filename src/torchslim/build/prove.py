@@ -30,8 +30,8 @@ from torchslim.errors import BuildError
 from torchslim.oci.image import Image
 from torchslim.oci.unpack import merge_trees
 from torchslim.project.pyproject import read_pyproject, script_command
-from torchslim.runtime import proofcheck
-from torchslim.runtime.proof import Deferred, Failure, Proof, prove_rootfs
+from torchslim.proof import checker as proofcheck
+from torchslim.proof.prove import Deferred, Failure, Proof, prove_rootfs
 from torchslim.slim.image import ImageView
 from torchslim.slim.owners import owner_of, package_owners
 

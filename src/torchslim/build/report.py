@@ -20,7 +20,7 @@ from torchslim.oci.layer import Layer
 from torchslim.oci.referrers import Artifact
 from torchslim.oci.sink import Written
 from torchslim.oci.upload import PushResult
-from torchslim.runtime.proofresult import Proof
+from torchslim.proof.result import Proof
 from torchslim.sbom.model import Removal
 from torchslim.slim.ledger import Ledger
 from torchslim.units import BANDWIDTHS, human, pull_seconds

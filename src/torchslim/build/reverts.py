@@ -26,7 +26,7 @@ from torchslim.debian import RootfsInfo
 from torchslim.deps.install import install_wheel
 from torchslim.deps.lock import Lock
 from torchslim.deps.wheels import fetch_wheels
-from torchslim.runtime.proof import Failure
+from torchslim.proof.prove import Failure
 from torchslim.slim.apply import slim_tree
 from torchslim.slim.backup import Backup
 from torchslim.slim.ledger import Ledger, Revert

@@ -17,7 +17,7 @@ from typing import Any
 from torchslim.project.dockerignore import PatternList
 from torchslim.project.ignore import DEFAULT_IGNORE
 from torchslim.project.pyproject import script_command
-from torchslim.runtime.entry import entry_from_cmd
+from torchslim.proof.entry import entry_from_cmd
 
 DEFAULT_PORT = 8000
 ENTRY_NAMES = ("main.py", "app.py", "server.py", "api.py", "serve.py", "service.py")

@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from torchslim.runtime import proofcheck
-from torchslim.runtime.entry import EntryPoint
-from torchslim.runtime.proofresult import Check, Deferred, DeferredSource, Failure
-from torchslim.runtime.sandbox import Emulation, SandboxResult, run_in_root
+from torchslim.proof import checker as proofcheck
+from torchslim.proof.entry import EntryPoint
+from torchslim.proof.result import Check, Deferred, DeferredSource, Failure
+from torchslim.sandbox.run import Emulation, SandboxResult, run_in_root
 
 CHECKER = Path(proofcheck.__file__).read_text(encoding="utf-8")
 MAX_CRASHES = 20

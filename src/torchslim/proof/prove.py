@@ -26,11 +26,11 @@ from pathlib import Path
 from typing import Any
 
 from torchslim.oci.unpack import resolve_in_root
-from torchslim.runtime.entry import EntryPoint, entry_from_cmd
-from torchslim.runtime.proofresult import Deferred, Failure, Proof, Status
-from torchslim.runtime.proofrun import CHECKER, loads, run_checker
-from torchslim.runtime.rootpath import cmd_problem
-from torchslim.runtime.sandbox import (
+from torchslim.proof.entry import EntryPoint, entry_from_cmd
+from torchslim.proof.result import Deferred, Failure, Proof, Status
+from torchslim.proof.checkrun import CHECKER, loads, run_checker
+from torchslim.proof.rootpath import cmd_problem
+from torchslim.sandbox.run import (
     DEFAULT_PATH,
     Emulation,
     SandboxError,

@@ -10,7 +10,7 @@ from torchslim.build.plan import BuildOptions, plan_build
 from torchslim.build.prove import ProofError, _with_packages, proof_from_dict, raise_for_failures
 from torchslim.config import parse_config
 from torchslim.deps.pipconf import IndexSettings
-from torchslim.runtime.proofresult import Failure, Proof
+from torchslim.proof.result import Failure, Proof
 
 SITE = "usr/local/lib/python3.11/dist-packages"
 

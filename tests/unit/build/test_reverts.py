@@ -6,7 +6,7 @@ from typing import Any
 
 from torchslim.build import reverts
 from torchslim.config import QuietSteps
-from torchslim.runtime.proofresult import Failure
+from torchslim.proof.result import Failure
 
 SITE = "/usr/local/lib/python3.11/dist-packages"
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from support.slim import build_so
 
-from torchslim.runtime import proofcheck
-from torchslim.runtime.proofcheck import (
+from torchslim.proof import checker as proofcheck
+from torchslim.proof.checker import (
     check_entry,
     elf_kind,
     exports_symbol,

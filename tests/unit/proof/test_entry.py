@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from torchslim.runtime.entry import EntryPoint, entry_from_cmd
+from torchslim.proof.entry import EntryPoint, entry_from_cmd
 
 
 @pytest.mark.parametrize(

@@ -16,9 +16,10 @@ from typing import Any
 import pytest
 from support.proofroot import ENV, USER, copy_tree, gcc_library, make_root, replace, snapshot
 
-from torchslim.runtime import proofrun, sandbox
-from torchslim.runtime.proof import CHECKER, Deferred, Failure, Proof, prove_rootfs
-from torchslim.runtime.sandbox import host_arch, sandbox_available
+from torchslim.proof import checkrun as proofrun
+from torchslim.sandbox import run as sandbox
+from torchslim.proof.prove import CHECKER, Deferred, Failure, Proof, prove_rootfs
+from torchslim.sandbox.run import host_arch, sandbox_available
 
 UVICORN = ["python3", "-m", "uvicorn", "service.main:app", "--host", "0.0.0.0"]
 

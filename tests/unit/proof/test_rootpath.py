@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from torchslim.oci.unpack import resolve_in_root
-from torchslim.runtime.rootpath import cmd_problem, which_in_root
+from torchslim.proof.rootpath import cmd_problem, which_in_root
 
 PATH = "/usr/local/bin:/usr/bin:/bin"
 

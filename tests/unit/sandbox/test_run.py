@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from support.proofroot import ENV, USER, make_root, snapshot
 
-from torchslim.runtime import sandbox
-from torchslim.runtime.sandbox import (
+from torchslim.sandbox import run as sandbox
+from torchslim.sandbox.run import (
     Emulation,
     SandboxError,
     emulation_for,
@@ -137,17 +137,122 @@ def test_unavailable_sandbox_raises_one_line(
         run_in_root(tmp_path, ["true"], env={}, user=(1000, 1000))
 
 
-def test_probe_says_why_when_unshare_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sandbox.shutil, "which", lambda name: None)
-    sandbox._probe.cache_clear()
+def test_the_image_user_maps_to_no_host_uid_that_owns_files(root: Path) -> None:
+    """As root, ids map to an unused subordinate range, never to host uid 0 (issue 21)."""
+    code = (
+        "print(open('/proc/self/uid_map').read().split()); print(open('/proc/self/status').read())"
+    )
+    result = py(root, code)
+    assert result.returncode == 0, result.stderr
+    mapped = result.stdout.splitlines()[0]
+    if os.geteuid() == 0 and result.method == "userns+chroot":
+        base = sandbox.subordinate_base()
+        assert mapped == str(["0", str(base), "65536"])
+    elif os.geteuid() != 0:
+        assert mapped == str(["1000", str(os.geteuid()), "1"])
+    caps = [ln for ln in result.stdout.splitlines() if ln.startswith(("CapEff", "NoNewPrivs"))]
+    assert caps == ["CapEff:\t0000000000000000", "NoNewPrivs:\t1"]
+    # On the host, the command's processes belong to the subordinate uid, not to root.
+    box = sandbox.start_in_root(
+        root, ["python3", "-c", "import time; time.sleep(30)"], env=ENV, user=USER, cwd="/app"
+    )
     try:
-        assert sandbox._probe() == (
-            None,
-            "util-linux `unshare` is not installed; install util-linux",
-        )
+        init = box.init_pid()
+        assert init is not None
+        deadline = 50
+        while deadline and not (Path(f"/proc/{init}/task/{init}/children").read_text().strip()):
+            deadline -= 1
+            __import__("time").sleep(0.1)
+        child = Path(f"/proc/{init}/task/{init}/children").read_text().split()[0]
+        host_uid = int(Path(f"/proc/{child}/status").read_text().split("Uid:")[1].split()[0])
+        if os.geteuid() == 0:
+            assert (
+                host_uid >= 1_000_000
+                and host_uid == sandbox.subordinate_base() + 1000
+                or (box.method == "chroot")
+            )
+        else:
+            assert host_uid == os.geteuid()
     finally:
-        monkeypatch.undo()
-        sandbox._probe.cache_clear()
+        box.kill()
+
+
+def test_proc_sys_and_kernel_files_are_read_only_or_masked(root: Path) -> None:
+    code = """
+import errno
+for path in ("/proc/sys/kernel/core_pattern", "/proc/sys/vm/drop_caches", "/proc/sysrq-trigger"):
+    try:
+        open(path, "w").write("x")
+        print("WROTE", path)
+    except OSError as e:
+        print(path, errno.errorcode[e.errno])
+import os
+for path in ("/proc/kcore", "/proc/keys", "/proc/timer_list", "/proc/sched_debug"):
+    if os.path.exists(path):
+        print("masked", path, len(open(path, "rb").read(16)))
+"""
+    result = py(root, code)
+    assert result.returncode == 0, result.stderr
+    assert "WROTE" not in result.stdout
+    for path in ("core_pattern", "drop_caches", "sysrq-trigger"):
+        assert any(
+            path in ln and ln.split()[-1] in ("EROFS", "EACCES", "ENOENT")
+            for ln in result.stdout.splitlines()
+        )
+    masked = [ln.split() for ln in result.stdout.splitlines() if ln.startswith("masked")]
+    assert masked and all(size == "0" for _, _, size in masked), result.stdout
+
+
+def test_tmp_shm_and_writable_paths_are_bounded_tmpfs(root: Path) -> None:
+    (root / "var/lib/state").mkdir(parents=True, exist_ok=True)
+    code = """
+import os
+for p in ("/tmp", "/dev/shm", "/var/lib/state"):
+    st = os.statvfs(p)
+    print(p, st.f_blocks * st.f_frsize)
+open("/var/lib/state/x", "w").write("ok")
+print(os.stat("/var/lib/state").st_uid)
+"""
+    limits = sandbox.Limits(tmp_bytes=64 << 20)
+    result = py(root, code, writable=["/var/lib/state"], limits=limits)
+    assert result.returncode == 0, result.stderr
+    sizes = dict(ln.split() for ln in result.stdout.splitlines()[:3])
+    assert all(int(v) == 64 << 20 for v in sizes.values()), sizes
+    assert result.stdout.splitlines()[-1] == "1000"
+    assert not (root / "var/lib/state/x").exists()
+
+
+def test_process_count_is_bounded(root: Path) -> None:
+    code = """
+import os
+kids = 0
+try:
+    for _ in range(200):
+        if os.fork() == 0:
+            import time; time.sleep(5); os._exit(0)
+        kids += 1
+except OSError as e:
+    print("stopped at", kids, e.strerror)
+"""
+    result = py(root, code, limits=sandbox.Limits(max_procs=20))
+    assert "stopped at" in result.stdout, result.stdout + result.stderr
+    assert int(result.stdout.split()[2]) < 25
+
+
+def test_loopback_is_up_and_nothing_else_exists(root: Path) -> None:
+    code = """
+import socket
+srv = socket.socket(); srv.bind(("127.0.0.1", 0)); srv.listen()
+c = socket.create_connection(srv.getsockname(), timeout=2); print("loopback ok")
+try:
+    socket.create_connection(("192.0.2.1", 80), timeout=1)
+    print("REACHED")
+except OSError as e:
+    print("outside", e.strerror)
+"""
+    result = py(root, code)
+    assert "loopback ok" in result.stdout, result.stderr
+    assert "REACHED" not in result.stdout and "outside" in result.stdout
 
 
 def test_signal_status_from_the_init_becomes_negative() -> None:
@@ -180,7 +285,7 @@ def test_emulation_native_binfmt_or_why_not(
 def test_a_root_that_cannot_be_mounted_is_the_sandboxs_error(tmp_path: Path) -> None:
     if sandbox_available() is not None:
         pytest.skip(f"no sandbox on this host: {sandbox_available()}")
-    with pytest.raises(SandboxError, match=r"cannot run in .*missing: bind .*No such file"):
+    with pytest.raises(SandboxError, match=r"cannot run in .*missing: open .*No such file"):
         run_in_root(tmp_path / "missing", ["true"], env={}, user=(1000, 1000))
 
 
