@@ -10,7 +10,6 @@ most ``name``, ``torch`` and ``cmd`` for a project that follows the conventions.
 from __future__ import annotations
 
 import re
-import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,12 +21,14 @@ from torchslim.deps.requirements import read_requirements
 from torchslim.errors import ConfigError
 from torchslim.lint.errors import LintError
 from torchslim.project import guess
+from torchslim.project.conda import CONDA_FILES, CondaEnv, read_environment
 from torchslim.project.dockerfile_facts import (
     DockerfileFacts,
     copied_file_path,
     find_dockerfile,
     read_dockerfile_facts,
     read_procfile,
+    split_command,
 )
 from torchslim.project.ignore import select_app_files
 from torchslim.project.items import ProjectRequirements
@@ -96,8 +97,9 @@ class _Planner:
         self.pyproject = read_pyproject(root) or {}
         path = find_dockerfile(root)
         self.docker: DockerfileFacts | None = None
+        self.conda: CondaEnv | None = None  # environment.yml, when it is the requirements
         try:
-            self.docker = read_dockerfile_facts(path) if path else None
+            self.docker = read_dockerfile_facts(path, root) if path else None
         except LintError as exc:  # init still works from the other facts
             self.plan.notes.append(f"Dockerfile not read: {exc}")
         if self.docker is not None:
@@ -154,6 +156,8 @@ class _Planner:
             self.plan.choose("requirements", None, f"found {auto.source}")
             reqs = auto
         self.plan.notes += list(reqs.notes)
+        if reqs.source in CONDA_FILES:
+            self.conda = read_environment(self.root, self.root / reqs.source)
         return reqs
 
     def _torch(self, reqs: ProjectRequirements) -> None:
@@ -184,6 +188,8 @@ class _Planner:
                 for url in [parsed.index_url or "", *parsed.extra_index_urls]:
                     if (found := variant_of_index(url)) is not None:
                         variant, source = found, f"{url} in {path.name}"
+        if variant is None and self.conda is not None and self.conda.variant is not None:
+            variant, source = self.conda.variant.value, self.conda.variant.where
         if variant is None and self.docker is not None:
             if self.docker.variant is not None:
                 variant, source = self.docker.variant.value, self.docker.variant.where
@@ -220,6 +226,8 @@ class _Planner:
             m = re.search(r"(3\.\d+)", str(requires))
             where = f"requires-python {requires!r} in pyproject.toml"
             want, source = (m.group(1), where) if m else (None, "")
+        elif self.conda is not None and self.conda.python is not None:
+            want, source = self.conda.python.value, self.conda.python.where
         if want is None:
             self.plan.choose("python", "3.11", "default", default="3.11")
             return
@@ -239,11 +247,12 @@ class _Planner:
         port = facts.ports[0].value if facts and facts.ports else guess.DEFAULT_PORT
         app, cmd, source = ".", None, ""
         if self.cmd_option:
-            cmd, source = shlex.split(self.cmd_option), "--cmd"
+            cmd, source = split_command(self.cmd_option, "--cmd"), "--cmd"
         elif facts is not None and facts.cmd is not None and not facts.cmd_needs_shell:
             cmd, source = facts.cmd.value, facts.cmd.where
         elif (proc := read_procfile(self.root)) is not None:
-            cmd, source = shlex.split(guess.substitute_port(proc.value, port)), proc.where
+            cmd = split_command(guess.substitute_port(proc.value, port), proc.where)
+            source = proc.where
             if "PORT" in proc.value:
                 self.plan.notes.append(f"{proc.where}: $PORT is {port} in the image (no shell)")
         if facts is not None and facts.cmd is not None and facts.cmd_needs_shell:

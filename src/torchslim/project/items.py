@@ -57,7 +57,7 @@ class RequirementItem:
 
 
 # Names that mean a file, whatever else they parse as.
-_FILE_SUFFIXES = (".txt", ".in", ".lock", ".toml")
+_FILE_SUFFIXES = (".txt", ".in", ".lock", ".toml", ".yml", ".yaml")
 _FILE_NAMES = ("Pipfile",)
 
 

@@ -11,7 +11,9 @@ in the config names the source):
 4. ``uv.lock`` (its root package);
 5. ``Pipfile.lock`` while it matches ``Pipfile``, else ``Pipfile``;
 6. a ``pylock.toml`` torchslim did not write;
-7. ``requirements*.txt`` (:mod:`torchslim.project.reqfiles`).
+7. ``requirements*.txt`` (:mod:`torchslim.project.reqfiles`);
+8. a conda ``environment.yml``, when it is the project's only environment
+   (:mod:`torchslim.project.conda`: its ``pip:`` section and conda packages with PyPI names).
 
 Dev (never installed) is ``dev-requirements`` from the config, else every dev group,
 ``[dev-packages]`` and dev requirement file the project has.
@@ -27,7 +29,7 @@ from packaging.requirements import Requirement
 
 from torchslim.config import CONFIG_FILE
 from torchslim.errors import ConfigError
-from torchslim.project import pipfile, pyproject, reqfiles
+from torchslim.project import conda, pipfile, pyproject, reqfiles
 from torchslim.project.items import Kind, ProjectRequirements, RequirementItem, requirement_entry
 from torchslim.project.poetrylock import POETRY_LOCK, Edge, PoetryLock
 from torchslim.project.pylock import input_locks, read_pylock
@@ -159,6 +161,15 @@ class _Finder:
         rel = found.prod.relative_to(self.root).as_posix()
         return _Prod(items, rel, files=list(parsed.files), requirement_files=[found.prod])
 
+    def conda(self, path: Path | None = None) -> _Prod | None:
+        path = path or conda.find_environment(self.root)
+        if path is None:
+            return None
+        env = conda.read_environment(self.root, path)
+        self.notes += env.notes
+        rel = path.relative_to(self.root).as_posix()
+        return _Prod(env.items, rel, files=env.files)
+
     # ---- prod, from the config -------------------------------------------
 
     def configured(self, entries: Sequence[str]) -> _Prod:
@@ -214,6 +225,7 @@ class _Finder:
                 files=[path],
             ),
             pyproject.PYPROJECT: lambda: self.pep621() or self.poetry(),
+            **{n: lambda: self.conda(path) for n in conda.CONDA_FILES},
         }
         if name.startswith("pylock.") and name.endswith(".toml"):
             return _Prod(read_pylock(path, entry), entry, "pinned", [path])
@@ -270,10 +282,11 @@ def _present(root: Path) -> list[Path]:
     names = [UV_LOCK, POETRY_LOCK, pipfile.PIPFILE_LOCK, pipfile.PIPFILE]
     found = [root / n for n in names if (root / n).is_file()]
     prod_file = reqfiles.discover(root).prod
-    return found + input_locks(root) + ([prod_file] if prod_file else [])
+    env = conda.find_environment(root)
+    return found + input_locks(root) + [p for p in (prod_file, env) if p is not None]
 
 
-_AUTO = ("pep621", "poetry", "uv", "pipenv", "pylock", "requirement_files")
+_AUTO = ("pep621", "poetry", "uv", "pipenv", "pylock", "requirement_files", "conda")
 
 
 def find_requirements(
@@ -304,7 +317,7 @@ def find_requirements(
     if prod is None:
         finder.notes.append(
             "no requirements found (pyproject.toml, uv.lock, poetry.lock, Pipfile, pylock.toml, "
-            "requirements*.txt): the image gets torch and its dependencies only"
+            "requirements*.txt, environment.yml): the image gets torch and its dependencies only"
         )
         prod = _Prod([], "nothing")
     if extras and not prod.uses_extras:

@@ -90,6 +90,8 @@ def torch_pins(items: Iterable[RequirementItem]) -> list[TorchPin]:
             continue
         exact = [s.version for s in req.specifier if s.operator in ("==", "===")]
         version = exact[0] if exact and "*" not in exact[0] else None
+        if exact and re.fullmatch(r"\d+\.\d+\.\d+\.\*", exact[0]):
+            version = exact[0][:-2]  # "==2.5.1.*" (conda's pytorch=2.5.1): that release
         out.append(
             TorchPin(
                 item.text,
