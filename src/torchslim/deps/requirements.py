@@ -87,9 +87,9 @@ class Requirements:
         )
 
 
-# A requirement line is a name, a URL or a path: a megabyte is no requirement, and a
-# bound keeps every later step (regexes, shlex) fast on a hostile file.
-MAX_LINE = 1 << 20
+# A requirement line is a name, a URL or a path: 64 KiB is none of them, and the bound
+# keeps shlex (quadratic in a word's length) fast on a hostile file.
+MAX_LINE = 64 << 10
 
 
 @dataclass(frozen=True)
@@ -130,7 +130,7 @@ def _logical_lines(path: Path, text: str) -> list[_Line]:
         size += len(raw)
         if size > MAX_LINE:
             raise ConfigError(
-                f"{path}:{start}: line is longer than {MAX_LINE >> 20} MiB; a requirements "
+                f"{path}:{start}: line is longer than {MAX_LINE >> 10} KiB; a requirements "
                 "file holds one requirement or option per line"
             )
         if raw.endswith("\\") and _uncomment(raw) == raw:

@@ -44,6 +44,10 @@ _DIRECTIVE = re.compile(r"^#\s*([a-zA-Z][a-zA-Z0-9_-]*)\s*=\s*(.*?)\s*$")
 # `<<EOF`, `<<-EOF`, `<<"EOF"`, `<<'EOF'`; not the here-string `<<<`.
 _HEREDOC = re.compile(r"(?<!<)<<(-?)([\"']?)([A-Za-z_][A-Za-z0-9_]*)\2(?!<)")
 _IGNORE = re.compile(r"^#\s*torchslim:\s*ignore\s*=\s*(.*)$", re.IGNORECASE)
+# No real Dockerfile comes near these; they keep a hostile one (a 64 MiB ENV line) from
+# reaching shlex, which takes time quadratic in a word's length.
+MAX_LINE = 64 << 10
+MAX_FILE = 1 << 20
 _VAR = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)(?::?[-+][^}]*)?\}|([A-Za-z_][A-Za-z0-9_]*))")
 
 
@@ -138,6 +142,26 @@ def substitute(text: str, values: dict[str, str | None]) -> str:
     return _VAR.sub(repl, text)
 
 
+def substitute_bounded(text: str, values: dict[str, str | None], limit: int) -> str | None:
+    """``substitute``, or None once the result would be longer than ``limit`` characters:
+    ``ENV A1=$A0$A0`` chained doubles at every line, so the size is checked before any
+    string is built, never after."""
+    parts: list[str] = []
+    size, last = 0, 0
+    for m in _VAR.finditer(text):
+        value = values.get(m.group(1) or m.group(2))
+        piece = value if value is not None else m.group(0)
+        size += m.start() - last + len(piece)
+        if size > limit:
+            return None
+        parts += [text[last : m.start()], piece]
+        last = m.end()
+    if size + len(text) - last > limit:
+        return None
+    parts.append(text[last:])
+    return "".join(parts)
+
+
 def read_dockerfile(path: Path) -> Dockerfile:
     try:
         data = path.read_bytes()
@@ -192,6 +216,11 @@ def _parse_ignore(comment: str, path: Path, lineno: int) -> Ignore | None:
 
 def parse_dockerfile(text: str, path: Path = Path("Dockerfile")) -> Dockerfile:
     lines = text.splitlines()
+    for n, line in enumerate(lines, 1):
+        if len(line) > MAX_LINE:
+            raise LintError(f"{path}:{n}: line is longer than {MAX_LINE >> 10} KiB; shorten it")
+    if len(text) > MAX_FILE:
+        raise LintError(f"{path}: larger than {MAX_FILE >> 20} MiB; no Dockerfile needs that")
     directives, i = _directives(lines)
     escape = directives.get("escape", "\\")
     if escape not in ("\\", "`"):
@@ -223,6 +252,11 @@ def parse_dockerfile(text: str, path: Path = Path("Dockerfile")) -> Dockerfile:
             body, more = _strip_continuation(nxt, escape)
             parts.append(body.strip())
         logical = " ".join(p for p in parts if p)
+        if len(logical) > MAX_LINE:
+            raise LintError(
+                f"{path}:{start + 1}: instruction is longer than {MAX_LINE >> 10} KiB with its "
+                "continuation lines; shorten it"
+            )
 
         keyword, _, rest = logical.partition(" ")
         keyword_u = keyword.upper()

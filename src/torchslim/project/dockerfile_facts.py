@@ -18,7 +18,10 @@ from typing import Generic, TypeVar
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
+from torchslim.confined import build_context, outside
+from torchslim.errors import ConfigError
 from torchslim.lint.engine import find_dockerfiles
+from torchslim.lint.errors import LintError
 from torchslim.lint.images import parse_ref, python_of
 from torchslim.lint.parser import (
     Instruction,
@@ -26,11 +29,12 @@ from torchslim.lint.parser import (
     parse_arg,
     parse_env,
     read_dockerfile,
-    substitute,
+    substitute_bounded,
 )
 from torchslim.lint.shell import commands, install_of, requirement_files, run_commands
 from torchslim.project.models import WEIGHT_SUFFIXES
 from torchslim.project.torchpin import variant_of_index
+from torchslim.redact import quote
 
 T = TypeVar("T")
 
@@ -43,6 +47,12 @@ _CUDA_TAG = re.compile(r"^(\d+)\.(\d+)")
 _REQ_FILE = re.compile(
     r"(^|/)([\w.-]*requirements[\w.-]*\.(txt|in)|pyproject\.toml|Pipfile(\.lock)?|uv\.lock|poetry\.lock)$"
 )
+# ENV and ARG values are expanded once, where they are set; these bound what a chain of
+# `ENV A1=$A0$A0` lines can build: each value, and all expansions of one Dockerfile.
+MAX_VALUE = 64 << 10
+MAX_EXPANDED = 16 << 20
+# A Procfile's `web:` line is one command (and shlex is quadratic in a word's length).
+MAX_PROCFILE_LINE = 64 << 10
 _INDEX_OPTS = ("-i", "--index-url", "--extra-index-url")
 _VALUE_OPTS = (*_INDEX_OPTS, "-r", "--requirement", "-c", "-f", "--find-links", "-t", "--target")
 
@@ -94,17 +104,55 @@ def _where(path: Path, ins: Instruction) -> str:
 
 
 def _copy_args(ins: Instruction) -> list[str]:
-    return list(ins.exec_form) if ins.exec_form is not None else shlex.split(ins.args)
+    if ins.exec_form is not None:
+        return list(ins.exec_form)
+    try:
+        return shlex.split(ins.args)
+    except ValueError:  # an unclosed quote: BuildKit refuses it; words are enough for facts
+        return ins.args.split()
 
 
 class _Reader:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, root: Path) -> None:
+        self.root = root.resolve()
+        self.context = build_context(root)
+        why = outside(self.context, self.root, str(path))
+        if why is not None:  # a symlink out: lint errors would quote the outside file
+            raise LintError(f"{path.name}: {why}; not read (replace the link by the file)")
         self.df = read_dockerfile(path)
         self.facts = DockerfileFacts(path)
         self.values: dict[str, str | None] = dict(self.df.global_args)
+        self.expanded = 0  # characters built by expansion so far (MAX_EXPANDED)
+        self.where = ""  # the line being read, for notes
 
     def sub(self, text: str) -> str:
-        return substitute(text, self.values)
+        """``text`` with ``$VAR`` of ARG/ENV values; kept as written (with one note) when
+        it would grow over MAX_VALUE, or the Dockerfile's expansions over MAX_EXPANDED."""
+        if "$" not in text:
+            return text
+        limit = min(MAX_VALUE, max(len(text), MAX_EXPANDED - self.expanded))
+        out = substitute_bounded(text, self.values, limit)
+        if out is None:
+            self._note_once(
+                f"{self.where}: variables expand to over {MAX_VALUE >> 10} KiB here (or "
+                f"{MAX_EXPANDED >> 20} MiB in all); such values are kept unexpanded"
+            )
+            return text
+        self.expanded += max(0, len(out) - len(text))
+        return out
+
+    def _note_once(self, note: str) -> None:
+        head = note.partition(": ")[2]
+        if not any(n.endswith(head) for n in self.facts.notes):
+            self.facts.notes.append(note)
+
+    def inside(self, rel: str, what: str) -> bool:
+        """Whether the project path ``rel`` stays in the build context; a note naming the
+        line and the path when not (it is then never read)."""
+        why = outside(self.context, self.root, rel)
+        if why is not None:
+            self.facts.notes.append(f"{self.where}: {what} {quote(rel)} {why}; not read")
+        return why is None
 
     def read(self) -> DockerfileFacts:
         final = self.df.final
@@ -117,12 +165,12 @@ class _Reader:
         cmd: Found[list[str]] | None = None
         for stage in lineage:
             for ins in stage.instructions:
-                where = _where(self.df.path, ins)
+                where = self.where = _where(self.df.path, ins)
                 if ins.keyword in ("ARG", "ENV"):
                     pairs = parse_env(ins.args) if ins.keyword == "ENV" else []
                     for name, value in pairs:
-                        self.values[name] = self.sub(value)
-                        self.facts.env.append(Found((name, self.sub(value)), where))
+                        expanded = self.values[name] = self.sub(value)
+                        self.facts.env.append(Found((name, expanded), where))
                 elif ins.keyword == "WORKDIR":
                     self.facts.workdir = Found(self.sub(ins.args.strip()), where)
                 elif ins.keyword == "USER":
@@ -150,7 +198,7 @@ class _Reader:
 
     def _base(self, stage: Stage) -> None:
         ref = parse_ref(stage.resolved)
-        where = _where(self.df.path, stage.from_line)
+        where = self.where = _where(self.df.path, stage.from_line)
         py = python_of(ref)
         if py is not None and py.version:
             self.facts.python = Found(py.version, where)
@@ -163,7 +211,7 @@ class _Reader:
 
     def _installs(self, stage: Stage) -> None:
         for ins in stage.instructions:
-            where = _where(self.df.path, ins)
+            where = self.where = _where(self.df.path, ins)
             if ins.keyword == "ARG":
                 for name, value in parse_arg(ins.args):
                     if value is not None:
@@ -171,7 +219,8 @@ class _Reader:
             if ins.keyword in ("COPY", "ADD") and ins.flag("from") is None:
                 for src in _copy_args(ins)[:-1]:
                     src = _clean(self.sub(src))
-                    if PurePosixPath(src).suffix.lower() in WEIGHT_SUFFIXES:
+                    weights = PurePosixPath(src).suffix.lower() in WEIGHT_SUFFIXES
+                    if weights and self.inside(src, f"{ins.keyword} source"):
                         self.facts.model_copies.append(Found(src, where))
             if ins.keyword != "RUN":
                 continue
@@ -181,9 +230,9 @@ class _Reader:
                     continue
                 args = [self.sub(a) for a in inst.args]
                 for rel in requirement_files(inst):
-                    self.facts.requirement_files.append(
-                        Found(self._project_path(self.sub(rel)), where)
-                    )
+                    path = self._project_path(self.sub(rel))
+                    if self.inside(path, f"{inst.tool} install -r"):
+                        self.facts.requirement_files.append(Found(path, where))
                 for opt, value in zip(args, args[1:], strict=False):
                     if opt in _INDEX_OPTS and (variant := variant_of_index(value)):
                         self.facts.variant = Found(variant, where)
@@ -230,7 +279,8 @@ class _Reader:
                 continue
             if PurePosixPath(clean).suffix.lower() in WEIGHT_SUFFIXES:
                 continue
-            self.facts.code_copies.append(Found((clean, dest), where))
+            if self.inside(clean, f"{ins.keyword} source"):
+                self.facts.code_copies.append(Found((clean, dest), where))
 
     def _user(self, value: str, where: str, lineage: list[Stage]) -> None:
         self.facts.user = Found(value, where)
@@ -299,8 +349,10 @@ def copied_file_path(src: str, dest: str, workdir: str) -> str:
     return f"/app/{rel}"
 
 
-def read_dockerfile_facts(path: Path) -> DockerfileFacts:
-    return _Reader(path).read()
+def read_dockerfile_facts(path: Path, root: Path | None = None) -> DockerfileFacts:
+    """The facts of the Dockerfile at ``path``; the files it names are read from ``root``
+    (its folder by default) and must stay in its build context."""
+    return _Reader(path, root or path.parent).read()
 
 
 def read_procfile(root: Path) -> Found[str] | None:
@@ -308,11 +360,31 @@ def read_procfile(root: Path) -> Found[str] | None:
     path = root / "Procfile"
     if not path.is_file():
         return None
+    why = outside(build_context(root), root, path.name)
+    if why is not None:  # a symlink out: its text would become the image's command
+        raise ConfigError(f"Procfile: {why}; not read (replace the link by the file)")
     for n, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
         kind, sep, command = line.partition(":")
         if sep and kind.strip() == "web" and command.strip():
+            if len(command) > MAX_PROCFILE_LINE:
+                raise ConfigError(
+                    f"Procfile:{n}: the web command is longer than "
+                    f"{MAX_PROCFILE_LINE >> 10} KiB; write the command there, not data"
+                )
             return Found(command.strip(), f"Procfile:{n}")
     return None
+
+
+def split_command(command: str, where: str) -> list[str]:
+    """A shell-like command line (a Procfile's, ``--cmd``) as argv; one line naming
+    ``where`` when its quoting is broken (shlex's ``No closing quotation``)."""
+    try:
+        return shlex.split(command)
+    except ValueError as exc:
+        raise ConfigError(
+            f"{where}: cannot split the command {quote(command)} into words "
+            f"({str(exc).lower()}); close the quote, or pass --cmd 'python3 serve.py'"
+        ) from None
 
 
 __all__ = [
@@ -322,4 +394,5 @@ __all__ = [
     "find_dockerfile",
     "read_dockerfile_facts",
     "read_procfile",
+    "split_command",
 ]
