@@ -494,6 +494,31 @@ def secret_in_r_file(tmp: Path) -> list[str]:
     return ["deps", str(root)]
 
 
+# ---------------------------------------------------------------- projects (init)
+
+OUTSIDE_SECRET = "root:$6$outside-secret-hash:19000:0:99999:7:::"
+REGISTRY_PASSWORD = "hunter2-registry-pw"
+
+
+def init_project(files: dict[str, str]) -> Make:
+    """``init`` on a project of ``files`` (no config yet), beside ``outside/shadow``."""
+
+    def make(tmp: Path) -> list[str]:
+        (tmp / "outside" / "shadow").write_text(OUTSIDE_SECRET + "\n")
+        root = tmp / "proj"
+        root.mkdir()
+        for name, text in files.items():
+            (root / name).write_text(text)
+        return ["init", str(root)]
+
+    return make
+
+
+def _env_chain() -> str:
+    chain = "".join(f"ENV A{i}=$A{i - 1}$A{i - 1}\n" for i in range(1, 64))
+    return "FROM python:3.11-slim\nENV A0=xxxxxxxxxxxxxxxx\n" + chain
+
+
 # ---------------------------------------------------------------- the corpus
 
 CASES: list[Case] = [
@@ -578,6 +603,48 @@ CASES: list[Case] = [
     Case("name-pattern-verbatim", lambda tmp: _build(_bad_name(tmp)), 2, "^[a-z0-9][a-z0-9._-]*$"),
     Case("toml-200k-deep", toml_deep, 2, "nested too deep"),
     Case("secret-in-r-file", secret_in_r_file, 2, "not shown", not_in_output=("s3cr3t-v4lue",)),
+    # init on hostile projects: nothing outside read, bounded, one line (never exit 70)
+    Case(
+        "init-r-outside",
+        init_project({"requirements.txt": "numpy\n-r ../outside/shadow\n"}),
+        2,
+        "requirements.txt:2: requirements file '../outside/shadow' is outside the build context",
+        not_in_output=("outside-secret",),
+    ),
+    Case(
+        "init-r-etc-shadow",
+        init_project({"requirements.txt": "-r /etc/shadow\n"}),
+        2,
+        "requirements file '/etc/shadow' is outside the build context",
+    ),
+    Case(
+        "init-password-in-requirement",
+        init_project({"requirements.txt": "corp==${REGISTRY_PASSWORD}!\n"}),
+        2,
+        "requirements.txt:1: invalid requirement 'corp==${REGISTRY_PASSWORD}!'",
+        not_in_output=(REGISTRY_PASSWORD,),
+        env={"REGISTRY_PASSWORD": REGISTRY_PASSWORD},
+    ),
+    Case(
+        "init-procfile-open-quote",
+        init_project({"Procfile": "web: gunicorn 'app:app\n"}),
+        2,
+        "Procfile:1: cannot split the command",
+    ),
+    Case(
+        "init-env-chain",
+        init_project({"Dockerfile": _env_chain()}),
+        2,
+        "cannot tell how the service starts",
+        memory_mib=1024,
+    ),
+    Case(  # the 64 MiB text is made when the case runs, not when the corpus is imported
+        "init-env-64MiB-line",
+        lambda tmp: init_project({"Dockerfile": "FROM x\nENV A=" + "x" * (64 * MiB) + "\n"})(tmp),
+        2,
+        "cannot tell how the service starts",
+        memory_mib=1024,
+    ),
 ]
 
 
