@@ -30,6 +30,7 @@ from torchslim.project.dockerfile_facts import (
     read_procfile,
     split_command,
 )
+from torchslim.project.entry import Entry, unwrap
 from torchslim.project.ignore import select_app_files
 from torchslim.project.items import ProjectRequirements
 from torchslim.project.models import find_model_files, holds_only_weights
@@ -246,22 +247,20 @@ class _Planner:
         facts = self.docker
         port = facts.ports[0].value if facts and facts.ports else guess.DEFAULT_PORT
         app, cmd, source = ".", None, ""
+        docker = self._docker_cmd() if not self.cmd_option else None
         if self.cmd_option:
             cmd, source = split_command(self.cmd_option, "--cmd"), "--cmd"
-        elif facts is not None and facts.cmd is not None and not facts.cmd_needs_shell:
-            cmd, source = facts.cmd.value, facts.cmd.where
+        elif docker is not None and docker.cmd and facts is not None and facts.cmd is not None:
+            cmd, source = docker.cmd, facts.cmd.where
         elif (proc := read_procfile(self.root)) is not None:
             cmd = split_command(guess.substitute_port(proc.value, port), proc.where)
             source = proc.where
             if "PORT" in proc.value:
                 self.plan.notes.append(f"{proc.where}: $PORT is {port} in the image (no shell)")
-        if facts is not None and facts.cmd is not None and facts.cmd_needs_shell:
-            self.plan.notes.append(
-                f"{facts.cmd.where}: the command needs a shell, which the image does not have; "
-                "not used"
-            )
         if cmd is None:
             found = guess.guess_cmd(self.root, set(reqs.names()), port)
+            if found is None and docker is not None and docker.cmd is None and docker.notes:
+                raise ConfigError(docker.notes[-1])  # the wrapper it could not translate
             if found is None:
                 raise ConfigError(
                     f"{self.root}: cannot tell how the service starts (no CMD/ENTRYPOINT in a "
@@ -279,6 +278,18 @@ class _Planner:
             cmd, source = runnable, f"{source}, changed (note below)"
         self.plan.choose("cmd", cmd, source)
         return guess.port_of_cmd(cmd) or port
+
+    def _docker_cmd(self) -> Entry | None:
+        """The Dockerfile's command without the wrappers the image cannot run (notes say
+        what was dropped, or what to write instead)."""
+        facts = self.docker
+        if facts is None or facts.cmd is None:
+            return None
+        workdir = facts.workdir.value if facts.workdir else ""
+        env = {f.value[0]: f.value[1] for f in facts.env}
+        entry = unwrap(facts.cmd.value, self.root, workdir=workdir, env=env, where=facts.cmd.where)
+        self.plan.notes += entry.notes
+        return entry
 
     def _app_of_copies(self) -> str:
         facts = self.docker
