@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from torchslim.confined import escape_problem, exists
 from torchslim.errors import ConfigError
+from torchslim.smokeconfig import RequestConfig
 
 CONFIG_FILE = "torchslim.toml"
 PYPROJECT = "pyproject.toml"
@@ -100,6 +101,8 @@ class ProjectConfig(_Model):
     env: dict[str, str] = {}
     labels: dict[str, str] = {}
     smoke: list[str] = []
+    requests: list[RequestConfig] = []  # the served proof's smoke requests (smokeconfig)
+    proof_timeout: Annotated[int, Field(ge=5, le=3600)] = 180  # seconds to start and answer
     source: str | None = None
     # org.opencontainers.image.licenses (an SPDX expression) and .description; default:
     # pyproject.toml's [project].license / .description (torchslim.project.metadata).
@@ -242,6 +245,13 @@ def path_problems(data: dict[str, Any], root: Path) -> list[str]:
         inside = isinstance(src, str) and bool(src) and not _outside(out, root, "files", src)
         if inside and not (root / src).is_file():
             out.append(f"key `files`: file {src!r} does not exist")
+    for request in data.get("requests") or [] if isinstance(data.get("requests"), list) else []:
+        for key in ("upload", "body"):
+            src = request.get(key) if isinstance(request, dict) else None
+            if not isinstance(src, str) or not src or _outside(out, root, key, src):
+                continue
+            if not (root / src).is_file():
+                out.append(f"key `requests`: {key} file {src!r} does not exist")
     if isinstance(data.get("cmd"), (list, str)) and not data["cmd"]:
         out.append("key `cmd`: must not be empty; e.g. cmd = ['python', 'app.py']")
     return out

@@ -56,13 +56,34 @@ def _pylock(wheel: Path) -> str:
     return pylock(wheel)
 
 
+# The fake service serves for real: the proof starts it and asks /health.
+SERVER = """\
+import http.server
+from app.svc import VALUE
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        ok = self.path == "/health"
+        self.send_response(200 if ok else 404)
+        self.end_headers()
+        self.wfile.write(b"value %d" % VALUE)
+
+    def log_message(self, *args):
+        pass
+
+
+http.server.ThreadingHTTPServer(("0.0.0.0", 8000), Handler).serve_forever()
+"""
+
+
 def fake_service(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> FakeService:
     """The project, with ``uv`` replaced by a lock of the fake torch wheel (in this process)."""
     base = base_layout(tmp)
     root = tmp / "svc"
     (root / "app" / "svc").mkdir(parents=True)
     (root / "app" / "svc" / "__init__.py").write_text("VALUE = 42\n")
-    (root / "app" / "svc" / "__main__.py").write_text("from app.svc import VALUE\n")
+    (root / "app" / "svc" / "__main__.py").write_text(SERVER)
     (root / "model.bin").write_bytes(b"\1" * 5000)
     (root / "requirements.txt").write_text("")
     (root / "torchslim.toml").write_text(
@@ -135,7 +156,7 @@ def make_service(
     """A service at ``root`` on ``base_layout`` whose lock resolves to ``wheels``."""
     (root / "app" / "svc").mkdir(parents=True)
     (root / "app" / "svc" / "__init__.py").write_text("VALUE = 42\n")
-    (root / "app" / "svc" / "__main__.py").write_text("from app.svc import VALUE\n")
+    (root / "app" / "svc" / "__main__.py").write_text(SERVER)
     (root / "model.bin").write_bytes(b"\0" * 1000)
     (root / "requirements.txt").write_text("")
     (root / "torchslim.toml").write_text(

@@ -13,9 +13,9 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
 import time
 from pathlib import Path
-from typing import Any
 
 from torchslim.atomic import write_atomic
 from torchslim.build import reverts
@@ -31,12 +31,15 @@ from torchslim.oci.image import Image
 from torchslim.oci.unpack import merge_trees
 from torchslim.project.pyproject import read_pyproject, script_command
 from torchslim.proof import checker as proofcheck
-from torchslim.proof.prove import Deferred, Failure, Proof, prove_rootfs
+from torchslim.proof import prober
+from torchslim.proof import serve as servemod
+from torchslim.proof.prove import Failure, Proof, prove_rootfs
+from torchslim.proof.serve import ServeSpec, SmokeRequest
 from torchslim.slim.image import ImageView
 from torchslim.slim.owners import owner_of, package_owners
 
 # Bump when what a proof checks changes; with the checker's own source it keys cached proofs.
-PROOF_FORMAT = 1
+PROOF_FORMAT = 2
 
 
 class ProofError(BuildError):
@@ -53,39 +56,47 @@ def _env(image: Image) -> dict[str, str]:
     return {k: v for k, _, v in pairs}
 
 
-def _key(plan: Plan, image: Image) -> str:
-    checker = hashlib.sha256(Path(proofcheck.__file__).read_bytes()).hexdigest()
-    text = json.dumps([PROOF_FORMAT, checker, image.digest(), plan.cfg.smoke], sort_keys=True)
+def _key(plan: Plan, image: Image, service: ServeSpec | None) -> str:
+    """Exactly what the proof checked: the image, the checker and server code, the smoke
+    command and requests (their bodies by digest)."""
+    code = hashlib.sha256(
+        b"".join(Path(str(m.__file__)).read_bytes() for m in (proofcheck, prober, servemod))
+    ).hexdigest()
+    asked = None
+    if service is not None:
+        asked = [
+            service.port,
+            service.health,
+            [[r.method, r.path, r.status, hashlib.sha256(r.body or b"").hexdigest(), r.headers]
+             for r in service.requests],
+            list(service.writable),
+        ]  # fmt: skip
+    text = json.dumps([PROOF_FORMAT, code, image.digest(), plan.cfg.smoke, asked], sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _cached(key: str) -> Proof | None:
     try:
-        data = json.loads((cache_root() / "proofs" / f"{key}.json").read_text())
-        return proof_from_dict(data)
+        return Proof.from_dict(json.loads((cache_root() / "proofs" / f"{key}.json").read_text()))
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
 
-def proof_from_dict(d: dict[str, Any]) -> Proof:
-    """Inverse of ``Proof.to_dict`` for the fields a report shows."""
-    return Proof(
-        status=d["status"],
-        method=d.get("method"),
-        reason=d.get("reason"),
-        libraries=int(d.get("libraries", 0)),
-        extensions=int(d.get("extensions", 0)),
-        deferred=tuple(Deferred(x["path"], x["needs"], x["source"]) for x in d["deferred"]),
-        skipped={str(k): int(v) for k, v in dict(d.get("skipped") or {}).items()},
-        entry=d.get("entry"),
-        entry_check=d.get("entry_check"),
-        entry_note=d.get("entry_note"),
-        cmd=d.get("cmd"),
-        smoke=d.get("smoke", "not-configured"),
-        failures=tuple(
-            Failure(x["check"], x["subject"], x["message"], x.get("package")) for x in d["failures"]
-        ),
-        seconds=float(d.get("seconds", 0.0)),
+def serve_spec(plan: Plan) -> ServeSpec | None:
+    """What the served proof asks of a service image (None: no port, nothing to serve)."""
+    cfg = plan.cfg
+    if not plan.service or cfg.port is None:
+        return None
+    requests = []
+    for r in cfg.requests:
+        method, body, headers = r.wire(cfg.root)
+        requests.append(SmokeRequest(method, r.path, r.status, body, headers))
+    return ServeSpec(
+        port=cfg.port,
+        health=cfg.health,
+        requests=tuple(requests),
+        writable=tuple(cfg.writable),
+        timeout=float(cfg.proof_timeout),
     )
 
 
@@ -99,7 +110,8 @@ def prove_image(
     fresh: bool = False,
 ) -> Proof:
     """Prove ``image`` (or reuse the proof of the same digest, unless ``fresh``)."""
-    key = _key(plan, image)
+    service = serve_spec(plan)
+    key = _key(plan, image, service)
     if not fresh and (hit := _cached(key)) is not None:
         steps.step("Proof: this exact image was proven before")
         return hit
@@ -121,9 +133,15 @@ def prove_image(
             cmd=list(plan.cfg.cmd) if plan.service else [rootfs.python_exe],
             smoke=list(plan.cfg.smoke) if plan.service else [],
             arch=plan.platform.arch,
+            service=service,
+            progress=lambda s: steps.step(f"Proof: waiting for the service to answer ({s:.0f} s)"),
         )
-        if proof.failures:
-            proof = dataclasses.replace(proof, failures=_with_packages(proof.failures, root))
+        if proof.failures or proof.warnings:
+            proof = dataclasses.replace(
+                proof,
+                failures=_with_packages(proof.failures, root),
+                warnings=_with_packages(proof.warnings, root),
+            )
     # The step's whole cost: laying out the layers and running the checks.
     proof = dataclasses.replace(proof, seconds=time.monotonic() - started)
     if proof.ok:
@@ -131,16 +149,35 @@ def prove_image(
     return proof
 
 
+_SITE_PATH = re.compile(r"(/[^\s()'\",]+-packages/[^\s()'\",]+\.py)")
+_FRAME_PATH = re.compile(r"\(([\w./-]+\.py), line \d+\)")
+
+
 def _with_packages(failures: tuple[Failure, ...], root: Path) -> tuple[Failure, ...]:
-    """Each failing file with the distribution that installed it (from the RECORD files),
-    so a library missing upstream is reported with the package that needs it."""
+    """Each failure with the distribution it comes from (the RECORD files): the failing
+    file's, or for a service or entry that raised, the module named in the error (the
+    one that lacks a name) else the frame that raised, so a break names its package."""
     owners = package_owners(ImageView([(root, "/")]))
-    return tuple(
-        dataclasses.replace(f, package=owner_of(f.subject, owners))
-        if f.check in ("library", "extension")
-        else f
-        for f in failures
-    )
+    out = []
+    for f in failures:
+        package = None
+        if f.check in ("library", "extension"):
+            package = owner_of(f.subject, owners)
+        elif f.check in ("serve", "entry"):
+            package = _message_owner(f.message, owners)
+        out.append(dataclasses.replace(f, package=package) if package else f)
+    return tuple(out)
+
+
+def _message_owner(message: str, owners: dict[str, str]) -> str | None:
+    full = _SITE_PATH.search(message)
+    if full and (hit := owner_of(full[1], owners)):
+        return hit
+    frame = _FRAME_PATH.search(message)
+    if frame:
+        tail = "-packages/" + frame[1]
+        return next((o for p, o in owners.items() if p.endswith(tail)), None)
+    return None
 
 
 def raise_for_failures(proof: Proof, plan: Plan) -> None:
@@ -152,9 +189,33 @@ def raise_for_failures(proof: Proof, plan: Plan) -> None:
     more = f" (and {len(proof.failures) - 1} more)" if len(proof.failures) > 1 else ""
     lines = "\n".join(f"  {f.line()}" for f in proof.failures[:20])
     why = "not because of slimming (it fails unslimmed too)" if plan.slim else "as built"
-    fix = "; fix the project or its requirements (`--no-prove` skips this check)"
+    fix = _fix(proof.failures[0])
     fix = "" if "--no-prove" in first else fix  # the failure's own line already says what to do
-    raise ProofError(f"the image does not work, {why}: {first}{more}{fix}\n{lines}")
+    output = proof.served.output if proof.served and not proof.served.ok else ""
+    lines += f"\n  the service's last output: {output}" if output else ""
+    raise ProofError(f"proof: the image does not work, {why}: {first}{more}{fix}\n{lines}")
+
+
+def _fix(failure: Failure) -> str:
+    """The part of the project to change, for the first failure."""
+    if failure.check in ("serve", "entry") and failure.package:
+        name = failure.package.split()[0]
+        return (
+            f"; {failure.package} is locked: pin the {name} release your code needs in your "
+            "requirements (`--no-prove` skips this check)"
+        )
+    if failure.check == "serve" and (
+        "listen" in failure.message or "not on port" in failure.message
+    ):
+        return ""  # the line says which setting
+    part = {
+        "cmd": "`cmd`",
+        "workdir": "`app`",
+        "smoke": "`smoke`",
+        "serve": "`cmd`, `port`, `health` or the app",
+        "entry": "the app or its `requirements`",
+    }.get(failure.check, "`requirements`")
+    return f"; fix {part} (`--no-prove` skips this check)"
 
 
 def _with_script_hint(failures: tuple[Failure, ...], plan: Plan) -> tuple[Failure, ...]:
@@ -185,28 +246,34 @@ def prove_build(assembly: Assembly) -> tuple[Image, list[LayerReport], Proof]:
         return image, reports, not_proven("skipped with --no-prove")
     proof = prove_image(plan, image, assembly.os.rootfs, assembly.layers, steps)
     py = assembly.python
+    rootfs = assembly.os.rootfs
+    examined = reverts.examined(plan, py, rootfs) if py is not None else set()
     for _ in range(reverts.MAX_ROUNDS):
-        if proof.status != "failed" or not plan.slim or py is None:
+        # Failures, and files that fail alone while the service works: slimming may have
+        # broken either; a file already found to fail unslimmed too is not searched again.
+        suspects = [*proof.failures, *(w for w in proof.warnings if w.subject not in examined)]
+        if not suspects or not plan.slim or py is None:
             break
         found = reverts.find_reverts(
-            plan,
-            py,
-            assembly.os.rootfs,
-            assembly.os.libs,
-            proof.failures,
-            assembly.reverts,
-            assembly.store,
-            steps,
-        )
+            plan, py, rootfs, assembly.os.libs, suspects, assembly.reverts, assembly.store, steps
+        )  # fmt: skip
+        examined |= {w.subject for w in proof.warnings}
+        reverts.save_examined(plan, py, rootfs, examined)
         if not found:
             break
         assembly.reverts = [*assembly.reverts, *found]
-        reverts.save_reverts(plan, py, assembly.os.rootfs, assembly.reverts)
+        reverts.save_reverts(plan, py, rootfs, assembly.reverts)
         for r in found:
             steps.warn(f"slimming undone for {r.path} (rule {r.rule}): {r.reason}")
         image, reports = assembly.image(assembly.reverts)
-        proof = prove_image(plan, image, assembly.os.rootfs, assembly.layers, steps)
+        proof = prove_image(plan, image, rootfs, assembly.layers, steps)
     raise_for_failures(proof, plan)
+    for w in proof.warnings:
+        owner = f" ({w.package})" if w.package else ""
+        steps.warn(
+            f"proof: {w.subject}{owner} does not load on its own ({w.message}); the service "
+            "answered without it, so this is a hint, not a refusal"
+        )
     if proof.status == "not-proven":
         steps.warn(f"the image was not proven to run: {proof.reason}")
     return image, reports, proof

@@ -64,12 +64,30 @@ def save_reverts(plan: Plan, lock: Lock, rootfs: RootfsInfo, reverts: Sequence[R
     write_atomic(_path(plan, lock, rootfs), json.dumps(data, indent=1))
 
 
+def _examined_path(plan: Plan, lock: Lock, rootfs: RootfsInfo) -> Path:
+    return _path(plan, lock, rootfs).with_suffix(".examined.json")
+
+
+def examined(plan: Plan, lock: Lock, rootfs: RootfsInfo) -> set[str]:
+    """Files that fail alone which an earlier build already searched for slimming's part
+    (they fail unslimmed too: scipy's ``_matfuncs_sqrtm_triu``): not searched again."""
+    try:
+        data = json.loads(_examined_path(plan, lock, rootfs).read_text())
+        return {str(x) for x in data} if isinstance(data, list) else set()
+    except (OSError, ValueError):
+        return set()
+
+
+def save_examined(plan: Plan, lock: Lock, rootfs: RootfsInfo, subjects: set[str]) -> None:
+    write_atomic(_examined_path(plan, lock, rootfs), json.dumps(sorted(subjects), indent=1))
+
+
 def _may_be_slimming(failure: Failure) -> bool:
     """Whether undoing slimming could fix ``failure``: a file that did not load, or a module
     that is missing (slimming removes files and modules, nothing else)."""
     if failure.check in ("library", "extension", "torch"):
         return True
-    return failure.check == "entry" and _NO_MODULE.search(failure.message) is not None
+    return failure.check in ("entry", "serve") and _NO_MODULE.search(failure.message) is not None
 
 
 def _suspects(
@@ -88,7 +106,7 @@ def _suspects(
             for c in sorted((root / site.lstrip("/") / "torch").glob("_C*.so")):
                 out[posixpath.join(site, "torch", c.name)] = f.message
         m = _NO_MODULE.search(f.message)
-        if m and f.check in ("entry", "extension", "torch"):
+        if m and f.check in ("entry", "serve", "extension", "torch"):
             base = posixpath.join(site, *m[1].split("."))
             for path in changed:
                 if path == base + ".py" or path.startswith(base + "/"):

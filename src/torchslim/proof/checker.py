@@ -303,9 +303,10 @@ def _imports(tree: ast.Module) -> list[tuple[str, int]]:
     return found
 
 
-def _compile_and_resolve(source: str, filename: str) -> str | None:
-    """Compile ``source``; find every module its top level imports (parents are imported,
-    as the import itself would; the source is not run)."""
+def _compile_and_import(source: str, filename: str) -> str | None:
+    """Compile ``source``; import every module its top level imports, really running
+    their code in the image (a Flask that cannot import Werkzeug fails here); the
+    script's own code is not run."""
     try:
         tree = ast.parse(source, filename)
         compile(tree, filename, "exec")
@@ -320,6 +321,13 @@ def _compile_and_resolve(source: str, filename: str) -> str | None:
             spec, name = None, exc.name or name
         if spec is None:
             return f"import {name}: no module named {name!r} ({filename}, line {line})"
+        try:
+            importlib.import_module(name)
+        except (Exception, SystemExit) as exc:  # noqa: BLE001 - every failure is a finding
+            return (
+                f"import {name} ({filename}, line {line}): {one_line(exc)}{where(exc)}"
+                f"{_network_hint(exc)}"
+            )
     return None
 
 
@@ -413,15 +421,15 @@ def check_entry(entry: dict[str, Any]) -> str | None:
             if source is None:  # no source (a compiled module): compiling is all there is
                 getattr(spec.loader, "get_code", lambda _: None)(name)
                 return None
-            return _compile_and_resolve(source, spec.origin or name)
+            return _compile_and_import(source, spec.origin or name)
         if kind == "code":
-            return _compile_and_resolve(entry["code"], "<string>")
+            return _compile_and_import(entry["code"], "<string>")
         if kind == "script":
             if not os.path.isfile(entry["path"]):
                 return "{} does not exist".format(entry["path"])
             with open(entry["path"], "rb") as f:
                 source = f.read().decode("utf-8", "replace")
-            return _compile_and_resolve(source, entry["path"])
+            return _compile_and_import(source, entry["path"])
         if kind == "file":
             paths = [entry["path"]] if entry.get("path") else entry.get("candidates") or []
             found = next((p for p in paths if os.path.isfile(p)), None)

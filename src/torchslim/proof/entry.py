@@ -98,7 +98,7 @@ class EntryPoint:
 
     def proven_as(self) -> str:
         """What passing means, for the summary: ``imports`` or ``compiles`` (never run)."""
-        return "imports" if self.kind in ("app", "file") else "compiles"
+        return "imports" if self.kind in ("app", "file") else "compiles and its imports load"
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -2,13 +2,20 @@
 
 ``prove_rootfs`` checks, before any output is written:
 
-1. every kept ELF shared object and extension module loads (``proofcheck``: torch
-   first, then extension modules by import, then libraries with ``ctypes.CDLL``);
-   a library that needs only what the host provides (the NVIDIA driver's
-   ``libcuda.so.1``; RDMA/MPI/UCX for transport plugins) is *deferred*, not failed;
-2. the app's entry module imports (``entry.entry_from_cmd`` has the rules);
+1. for a service (a port), **the verdict**: the image's own command starts, listens on
+   the port (not only on loopback), answers its health path and the smoke requests,
+   and stops on SIGTERM (``serve``);
+2. the app's entry module imports (``entry.entry_from_cmd`` has the rules): for a
+   script or ``python -m``, what its top level imports is imported, not only found;
 3. ``cmd``'s executable is on the image's PATH (``rootpath``; no sandbox needed);
-4. the ``smoke`` command, when configured, exits 0 (run alongside 1-2).
+4. the ``smoke`` command, when configured, exits 0;
+5. every kept ELF shared object and extension module loads (``checker``: torch first,
+   then extension modules by import, then libraries with ``ctypes.CDLL``). A library
+   that needs only what the host provides (the NVIDIA driver's ``libcuda.so.1``;
+   RDMA/MPI/UCX for transport plugins) is *deferred*, not failed. These loads are
+   hints: when 1-4 pass, a file that fails on its own (scipy's
+   ``_matfuncs_sqrtm_triu``, matplotlib's Tk backend) is a warning, not a refusal;
+   the build still undoes slimming that made a file fail.
 
 It runs in ``sandbox.run_in_root`` (no daemon), under qemu-user for a foreign
 architecture. Where neither can run, the result is *not proven* with the reason:
@@ -21,15 +28,17 @@ from __future__ import annotations
 import os
 import shlex
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from torchslim.oci.unpack import resolve_in_root
+from torchslim.proof.checkrun import CHECKER, loads, run_checker
 from torchslim.proof.entry import EntryPoint, entry_from_cmd
 from torchslim.proof.result import Deferred, Failure, Proof, Status
-from torchslim.proof.checkrun import CHECKER, loads, run_checker
 from torchslim.proof.rootpath import cmd_problem
+from torchslim.proof.serve import Served, ServeSpec, serve
 from torchslim.sandbox.run import (
     DEFAULT_PATH,
     Emulation,
@@ -77,6 +86,8 @@ def prove_rootfs(
     arch: str,
     timeout: float = 300.0,
     smoke_timeout: float = 120.0,
+    service: ServeSpec | None = None,
+    progress: Callable[[float], None] | None = None,
 ) -> Proof:
     """Prove the image whose files are in ``root`` (see the module docstring).
 
@@ -102,13 +113,29 @@ def prove_rootfs(
     emulation = emulation_for(arch)
     method = sandbox_method()
     reason = sandbox_available() or (emulation if isinstance(emulation, str) else None)
+    served: Served | None = None
     if reason is None and not isinstance(emulation, str):
         method = f"{method}+{emulation.method}" if emulation else method
         try:
-            with ThreadPoolExecutor(max_workers=1) as pool:  # smoke alongside the checker
+            with ThreadPoolExecutor(max_workers=2) as pool:  # alongside the checker
                 smoking = (
                     pool.submit(_smoke, root, smoke, env, user, workdir, emulation, smoke_timeout)
                     if smoke
+                    else None
+                )
+                serving = (
+                    pool.submit(
+                        serve,
+                        root,
+                        cmd,
+                        service,
+                        env=env,
+                        user=user,
+                        workdir=workdir,
+                        emulation=emulation,
+                        progress=progress,
+                    )  # fmt: skip
+                    if service is not None and cmd and not problem
                     else None
                 )
                 outcome = run_checker(
@@ -116,6 +143,7 @@ def prove_rootfs(
                     check_paths=check_paths, emulation=emulation, timeout=timeout,
                 )  # fmt: skip
                 smoke_failure = smoking.result() if smoking else None
+                served = serving.result() if serving else None
         except SandboxError as exc:
             reason = str(exc)
     if reason is not None:
@@ -123,12 +151,22 @@ def prove_rootfs(
         return Proof(status, method, reason, failures=tuple(failures),
                      seconds=time.monotonic() - start, **common)  # fmt: skip
     libraries, extensions, deferred, load_failures = loads(outcome)
-    failures += load_failures + outcome.failures
+    failures += outcome.failures
+    if served is not None and not served.ok:
+        failures.insert(0, Failure("serve", served.command, served.failure or ""))
     if outcome.entry_error:
-        failures.append(Failure("entry", entry.describe(), outcome.entry_error))
+        entry_failure = Failure("entry", entry.describe(), outcome.entry_error)
+        # A served service that answered imported its app: the checker's context differs.
+        failures += [] if served is not None and served.ok else [entry_failure]
     if smoke:
         common["smoke"] = "failed" if smoke_failure else "passed"
         failures += [smoke_failure] if smoke_failure else []
+    # Loads decide only when nothing else runs the service; else they are hints.
+    warnings: list[Failure] = []
+    if failures or _nothing_runs(entry, served):
+        failures += load_failures
+    else:
+        warnings = load_failures
     return Proof(
         "failed" if failures else "proven",
         method,
@@ -141,5 +179,12 @@ def prove_rootfs(
         failures=tuple(failures),
         seconds=time.monotonic() - start,
         checker_runs=outcome.runs,
+        served=served,
+        warnings=tuple(warnings),
         **common,
     )
+
+
+def _nothing_runs(entry: EntryPoint, served: Served | None) -> bool:
+    """No served verdict and no Python entry imported: the loads are all there is."""
+    return served is None and entry.kind == "none"

@@ -2,7 +2,8 @@
 
 ``Proof.summary()`` is one line for the build report (``label()`` the same without time
 and method, for an image label);
-``Proof.to_dict()`` is the JSON report's ``proof`` object.
+``Proof.to_dict()`` is the JSON report's ``proof`` object and ``Proof.from_dict`` its
+inverse (the proof cache).
 """
 
 from __future__ import annotations
@@ -10,8 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from torchslim.proof.serve import Served
+
 Status = Literal["proven", "failed", "not-proven"]
-Check = Literal["torch", "extension", "library", "entry", "cmd", "workdir", "smoke", "checker"]
+Check = Literal[
+    "torch", "extension", "library", "entry", "cmd", "workdir", "smoke", "checker", "serve"
+]
+LOADS: tuple[Check, ...] = ("torch", "extension", "library")  # hints: serving decides
 DeferredSource = Literal["driver", "interconnect"]
 DEFERRED_WHY: dict[str, str] = {
     "driver": "need the NVIDIA driver, injected at run time",
@@ -77,6 +83,8 @@ class Proof:
     failures: tuple[Failure, ...] = ()
     seconds: float = 0.0
     checker_runs: int = 0
+    served: Served | None = None  # the verdict for a service: started, answered, stopped
+    warnings: tuple[Failure, ...] = ()  # what failed alone while the service worked
 
     @property
     def ok(self) -> bool:
@@ -90,10 +98,15 @@ class Proof:
             first = self.failures[0].line()
             more = f" (+{len(self.failures) - 1} more)" if len(self.failures) > 1 else ""
             return f"proof failed: {first}{more}"
-        parts = [
+        parts = []
+        if self.served is not None:
+            asked = f", {self.served.requests} smoke requests" if self.served.requests else ""
+            parts.append(f"served: {self.served.health}{asked}")
+        parts.append(
             f"{self.libraries:,} shared objects and {self.extensions:,} extension modules load"
             + self._deferred_note()
-        ]
+            + (f" ({len(self.warnings)} fail alone, unused at start)" if self.warnings else "")
+        )
         parts.append(f"entry {self.entry} {self.entry_check}" if self.entry else "no Python entry")
         if self.cmd:
             parts.append(f"cmd {self.cmd} on PATH")
@@ -132,4 +145,36 @@ class Proof:
             "failures": [f.to_dict() for f in self.failures],
             "seconds": round(self.seconds, 3),
             "checker_runs": self.checker_runs,
+            "served": self.served.to_dict() if self.served else None,
+            "warnings": [w.to_dict() for w in self.warnings],
         }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Proof:
+        """Inverse of ``to_dict`` (the proof cache reads it back)."""
+
+        def failures(key: str) -> tuple[Failure, ...]:
+            return tuple(
+                Failure(x["check"], x["subject"], x["message"], x.get("package"))
+                for x in d.get(key) or []
+            )
+
+        return cls(
+            status=d["status"],
+            method=d.get("method"),
+            reason=d.get("reason"),
+            libraries=int(d.get("libraries", 0)),
+            extensions=int(d.get("extensions", 0)),
+            deferred=tuple(Deferred(x["path"], x["needs"], x["source"]) for x in d["deferred"]),
+            skipped={str(k): int(v) for k, v in dict(d.get("skipped") or {}).items()},
+            entry=d.get("entry"),
+            entry_check=d.get("entry_check"),
+            entry_note=d.get("entry_note"),
+            cmd=d.get("cmd"),
+            smoke=d.get("smoke", "not-configured"),
+            failures=failures("failures"),
+            seconds=float(d.get("seconds", 0.0)),
+            checker_runs=int(d.get("checker_runs", 0)),
+            served=Served.from_dict(d["served"]) if d.get("served") else None,
+            warnings=failures("warnings"),
+        )

@@ -411,7 +411,7 @@ def start_in_root(
     max_output: int = MAX_OUTPUT,
     emulation: Emulation | None = None,
     writable: list[str] | None = None,
-    limits: Limits = Limits(),
+    limits: Limits | None = None,
 ) -> Sandboxed:
     """Start ``argv`` in ``root`` as ``user`` with ``env`` (PATH lookup inside the root).
 
@@ -423,6 +423,7 @@ def start_in_root(
     if not argv:
         raise ValueError("argv is empty")
     uid, gid = user
+    limits = limits or Limits()
     full_env = {"PATH": DEFAULT_PATH, "HOME": home_of(root, uid), **env}
     full_env["PYTHONDONTWRITEBYTECODE"] = "1"  # the root is read-only; never try to write
     status_r, status_w = os.pipe()
@@ -470,7 +471,7 @@ def run_in_root(
     max_output: int = MAX_OUTPUT,
     emulation: Emulation | None = None,
     writable: list[str] | None = None,
-    limits: Limits = Limits(),
+    limits: Limits | None = None,
 ) -> SandboxResult:
     """Run ``argv`` in ``root`` to its end (see ``start_in_root``).
 

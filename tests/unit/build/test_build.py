@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 import pytest
-from support.fakebuild import make_base_layout, make_service, plan_for, pylock
+from support.fakebuild import SERVER, make_base_layout, make_service, plan_for, pylock
 from support.wheels import make_wheel
 
 import torchslim.build.lock as lock_step
@@ -72,7 +72,9 @@ def test_build_returns_an_image_and_writes_nothing(project: Path, cache: Path) -
     assert config["Healthcheck"]["Test"][:2] == ["CMD", "/usr/bin/python3.11"]
     assert result.proof is not None and result.proof.ok, result.proof
     assert config["Labels"][LABEL_PROOF].startswith("proven: ")
-    assert "entry module app.svc compiles; cmd python3 on PATH" in config["Labels"][LABEL_PROOF]
+    label = config["Labels"][LABEL_PROOF]
+    assert label.startswith("proven: served: /health 200 after "), label
+    assert "entry module app.svc compiles and its imports load; cmd python3 on PATH" in label
     assert image.config()["created"] == "2023-11-14T22:13:20Z"  # the lock's upload time
     assert not any(p.name.startswith("out") for p in project.parent.iterdir())
     lock_text = (project / "pylock.toml").read_text()
@@ -175,7 +177,9 @@ def test_slimming_that_breaks_the_app_is_undone_and_remembered(
     )
     torch = make_wheel(tmp_path, name="torch", version="2.13.0")
     monkeypatch.setattr(lock_step, "_uv_lock", lambda *a: pylock(torch, helper))
-    (project / "app" / "svc" / "__main__.py").write_text("from helpers.tests import fixtures\n")
+    (project / "app" / "svc" / "__main__.py").write_text(
+        "from helpers.tests import fixtures\n" + SERVER
+    )
     plan = _plan(project, platform="linux/amd64").plans[0]
     first = build(plan)
     assert first.proof is not None and first.proof.ok

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from torchslim.build.plan import BuildOptions, plan_build
-from torchslim.build.prove import ProofError, _with_packages, proof_from_dict, raise_for_failures
+from torchslim.build.prove import ProofError, _with_packages, raise_for_failures
 from torchslim.config import parse_config
 from torchslim.deps.pipconf import IndexSettings
 from torchslim.proof.result import Failure, Proof
@@ -40,7 +40,7 @@ def test_failing_files_are_named_with_their_package(tmp_path: Path) -> None:
     named = _with_packages(failures, tmp_path)
     assert [f.package for f in named] == ["opencv-python 4.8.1.78"] * 2 + [None, None]
     assert named[0].line() == f"extension /{SITE}/cv2/cv2.abi3.so (opencv-python 4.8.1.78): {gl}"
-    back = proof_from_dict(Proof("failed", "userns+chroot", failures=named).to_dict())
+    back = Proof.from_dict(Proof("failed", "userns+chroot", failures=named).to_dict())
     assert back.failures == named
 
 

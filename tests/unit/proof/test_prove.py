@@ -17,8 +17,9 @@ import pytest
 from support.proofroot import ENV, USER, copy_tree, gcc_library, make_root, replace, snapshot
 
 from torchslim.proof import checkrun as proofrun
-from torchslim.sandbox import run as sandbox
 from torchslim.proof.prove import CHECKER, Deferred, Failure, Proof, prove_rootfs
+from torchslim.proof.result import LOADS
+from torchslim.sandbox import run as sandbox
 from torchslim.sandbox.run import host_arch, sandbox_available
 
 UVICORN = ["python3", "-m", "uvicorn", "service.main:app", "--host", "0.0.0.0"]
@@ -67,9 +68,13 @@ def prove(root: Path, cmd: list[str] = UVICORN, smoke: list[str] | None = None, 
 
 
 def only_failure(result: Proof) -> Failure:
-    assert result.status == "failed", result.summary()
-    assert len(result.failures) == 1, [f.line() for f in result.failures]
-    return result.failures[0]
+    """The one finding. A file that fails to load while the app imports is a warning, not
+    a refusal: loads are hints, what runs decides (issue 22)."""
+    found = [*result.failures, *result.warnings]
+    assert len(found) == 1, [f.line() for f in found]
+    expected = "proven" if found[0].check in LOADS and result.entry_check else "failed"
+    assert result.status == expected, result.summary()
+    return found[0]
 
 
 def test_a_good_root_is_proven_and_left_unchanged(base_root: Path) -> None:
