@@ -120,7 +120,7 @@ def test_extension_module_that_does_not_match_its_name(root: Path) -> None:
     ext = next((site_of(root) / "fastjson").glob("_json.*.so"))
     other = next(p for p in root.glob("usr/lib/python3*/lib-dynload/*.so") if "_json" not in p.name)
     replace(ext, other.read_bytes())
-    failure, entry = prove(root, smoke=[]).failures
+    entry, failure = prove(root, smoke=[]).failures  # the verdict first, then the hint
     assert failure.check == "extension" and failure.subject == image_path(root, ext)
     assert failure.message == (
         "ImportError: dynamic module does not define module export function (PyInit__json)"
