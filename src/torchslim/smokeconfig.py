@@ -22,8 +22,14 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 BOUNDARY = "torchslim-proof-boundary-7d1f"
 
 
+def _kebab(name: str) -> str:
+    return name.replace("_", "-")
+
+
 class RequestConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, populate_by_name=True, alias_generator=_kebab
+    )
 
     path: Annotated[str, Field(pattern=r"^/")]
     method: Annotated[str, Field(pattern=r"^(GET|POST|PUT|PATCH|DELETE|HEAD|OPTIONS)$")] | None = (
