@@ -44,7 +44,8 @@ class RequestConfig(BaseModel):
 
     @model_validator(mode="after")
     def _one_payload(self) -> RequestConfig:
-        sent = [k for k in ("upload", "body", "json_body") if getattr(self, k) is not None]
+        given = {"upload": self.upload, "body": self.body, "json": self.json_body}
+        sent = [k for k, v in given.items() if v is not None]
         if len(sent) > 1:
             raise ValueError(f"a request sends one of upload, body or json, not {sent}")
         return self

@@ -71,6 +71,11 @@ def test_pyproject_table(tmp_path: Path) -> None:
         ("variant = 'rocm'\n", "key `variant`"),
         ("platform = 'windows/amd64'\n", "key `platform`"),
         ("[healthcheck]\ninterval = 'soon'\n", "key `healthcheck.interval`"),
+        ("requests = [{ path = 'predict' }]\n", "key `requests.0.path`"),
+        ("requests = [{ path = '/p', upload = 'requirements.txt', json = 1 }]\n", "one of upload, body"),
+        ("requests = [{ path = '/p', upload = 'missing.png' }]\n", "upload file 'missing.png'"),
+        ("requests = [{ path = '/p', body = '../../etc/passwd' }]\n", "body"),
+        ("proof-timeout = 1\n", "key `proof-timeout`"),
     ],
 )
 def test_bad_values_name_file_and_key(tmp_path: Path, extra: str, needle: str) -> None:
@@ -197,3 +202,25 @@ def test_new_keys_validate_their_shape(tmp_path: Path) -> None:
         load_config(write(tmp_path, bad))
     text = str(err.value)
     assert "key `files`" in text and "key `writable`" in text and "key `allow-missing" in text
+
+
+def test_smoke_requests_in_one_line_each(tmp_path: Path) -> None:
+    """The seed's upload to /predict is one line; JSON and raw bodies too."""
+    (tmp_path / "cat.jpg").write_bytes(b"\xff\xd8jpeg")
+    cfg = load_config(
+        write(
+            tmp_path,
+            MINIMAL + 'port = 8000\nrequests = [{ path = "/predict", upload = "cat.jpg" }, '
+            '{ path = "/p", json = { x = [1, 2] }, status = 201 }, { path = "/h" }]\n',
+        )
+    )
+    upload, posted, plain = (r.wire(tmp_path) for r in cfg.requests)
+    assert upload[0] == "POST" and upload[2]["Content-Type"].startswith("multipart/form-data")
+    assert b'name="file"; filename="cat.jpg"' in (upload[1] or b"")
+    assert b"Content-Type: image/jpeg" in (upload[1] or b"") and b"\xff\xd8jpeg" in (
+        upload[1] or b""
+    )
+    assert posted == ("POST", b'{"x": [1, 2]}', {"Content-Type": "application/json"})
+    assert cfg.requests[1].status == 201
+    assert plain == ("GET", None, {})
+    assert cfg.proof_timeout == 180
