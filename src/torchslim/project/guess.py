@@ -36,25 +36,30 @@ class Guess:
     value: list[str]
     where: str  # "service/main.py:12"
     app_folder: str  # the folder to ship ("." for the project root)
+    script: bool = False  # a script with a __main__ guard, not an app object
 
 
 def _line_of(text: str, pos: int) -> int:
     return text.count("\n", 0, pos) + 1
 
 
-def _entry_files(root: Path) -> list[Path]:
+def _entry_files(root: Path, names: tuple[str, ...] = ENTRY_NAMES) -> list[Path]:
     ignore = PatternList(p for p, _ in DEFAULT_IGNORE)
-    found = [root / n for n in ENTRY_NAMES]
+    found = [root / n for n in names]
     for folder in sorted(p for p in root.iterdir() if p.is_dir()):
         rel = folder.name
         if ignore.matches(rel) or rel.startswith("."):
             continue
-        found += [folder / n for n in ENTRY_NAMES]
+        found += [folder / n for n in names]
         if rel == "src":
-            found += [
-                sub / n for sub in sorted(folder.iterdir()) if sub.is_dir() for n in ENTRY_NAMES
-            ]
+            found += [sub / n for sub in sorted(folder.iterdir()) if sub.is_dir() for n in names]
     return [p for p in found if p.is_file()]
+
+
+def entry_candidates(root: Path) -> list[str]:
+    """The files an entry is looked for in (``streamlit_app.py`` too), relative to root."""
+    names = (*ENTRY_NAMES, "streamlit_app.py")
+    return [p.relative_to(root).as_posix() for p in _entry_files(root, names)]
 
 
 def guess_cmd(root: Path, requirement_names: set[str], port: int) -> Guess | None:
@@ -82,7 +87,7 @@ def guess_cmd(root: Path, requirement_names: set[str], port: int) -> Guess | Non
             return Guess(cmd, where, folder if rel.parts[0] != "src" else "src")
         if (g := _MAIN_GUARD.search(text)) is not None:
             where = f"{rel.as_posix()}:{_line_of(text, g.start())}"
-            scripts.append(Guess(["python3", rel.as_posix()], where, "."))
+            scripts.append(Guess(["python3", rel.as_posix()], where, ".", script=True))
     return scripts[0] if scripts else None
 
 
@@ -214,6 +219,8 @@ def port_of_cmd(cmd: list[str]) -> int | None:
         return 8000
     if "gunicorn" in names:
         return 8000  # gunicorn's default bind is 127.0.0.1:8000; see the note in init
+    if "flask" in names and "run" in cmd:
+        return 5000
     return None
 
 
@@ -276,4 +283,5 @@ __all__ = [
     "runs_server",
     "substitute_port",
     "torch_hub_downloads",
+    "entry_candidates",
 ]

@@ -20,10 +20,11 @@ from torchslim.debian.spec import PYTHON_SUITES
 from torchslim.deps.requirements import read_requirements
 from torchslim.errors import ConfigError
 from torchslim.lint.errors import LintError
-from torchslim.project import guess
+from torchslim.project import guess, serving
 from torchslim.project.conda import CONDA_FILES, CondaEnv, read_environment
 from torchslim.project.dockerfile_facts import (
     DockerfileFacts,
+    Found,
     copied_file_path,
     find_dockerfile,
     read_dockerfile_facts,
@@ -34,9 +35,10 @@ from torchslim.project.entry import Entry, unwrap
 from torchslim.project.ignore import select_app_files
 from torchslim.project.items import ProjectRequirements
 from torchslim.project.models import find_model_files, holds_only_weights
-from torchslim.project.pyproject import read_pyproject
+from torchslim.project.pyproject import optional_holding, read_pyproject
 from torchslim.project.reqfiles import is_dev_file
 from torchslim.project.sources import find_requirements
+from torchslim.project.spaces import Space, read_space, streamlit_run_line
 from torchslim.project.torchpin import (
     nearest_cuda_variant,
     newest_known_torch,
@@ -56,6 +58,7 @@ DROPPED_ENV = re.compile(
     r"|NVIDIA_VISIBLE_DEVICES|NVIDIA_DRIVER_CAPABILITIES|PYTHON_VERSION|PYTHON_SHA256|GPG_KEY)$"
 )
 _TORCH_VERSION = re.compile(r"^\d+\.\d+(\.\d+)?$")
+_CHANGED = ", changed (note below)"
 
 
 @dataclass(frozen=True)
@@ -105,6 +108,9 @@ class _Planner:
             self.plan.notes.append(f"Dockerfile not read: {exc}")
         if self.docker is not None:
             self.plan.notes += self.docker.notes
+        self.space: Space | None = read_space(root)
+        self.plan.notes += list(self.space.notes if self.space else ())
+        self.serving: serving.Serving | None = None
 
     def run(self) -> InitPlan:
         self._name()
@@ -112,9 +118,11 @@ class _Planner:
         self._torch(reqs)
         self._python()
         port = self._cmd(reqs)
+        self._extras()
         self._port(port)
         self._health()
         self._user_env_volumes()
+        self._serving_env()
         self._import_path()
         self._models()
         self._secrets()
@@ -219,6 +227,8 @@ class _Planner:
         want, source = None, ""
         if self.docker is not None and self.docker.python is not None:
             want, source = self.docker.python.value, f"base image in {self.docker.python.where}"
+        elif self.space is not None and self.space.python is not None:
+            want, source = self.space.python.value, f"python_version in {self.space.python.where}"
         elif (self.root / ".python-version").is_file():
             text = (self.root / ".python-version").read_text().strip()
             m = re.match(r"^(3\.\d+)", text)
@@ -257,10 +267,14 @@ class _Planner:
             source = proc.where
             if "PORT" in proc.value:
                 self.plan.notes.append(f"{proc.where}: $PORT is {port} in the image (no shell)")
+        elif (spaced := self._space_cmd()) is not None:
+            cmd, source = spaced
         if cmd is None:
-            found = guess.guess_cmd(self.root, set(reqs.names()), port)
+            found = self._guess(reqs, port)
             if found is None and docker is not None and docker.cmd is None and docker.notes:
                 raise ConfigError(docker.notes[-1])  # the wrapper it could not translate
+            if found is None and (handler := serving.torchserve_handler(self.root)):
+                raise ConfigError(f"{handler} is a TorchServe handler: {serving.torchserve_why()}")
             if found is None:
                 raise ConfigError(
                     f"{self.root}: cannot tell how the service starts (no CMD/ENTRYPOINT in a "
@@ -270,14 +284,92 @@ class _Planner:
             cmd, source, app = found.value, f"guessed from {found.where}", found.app_folder
             app_source = f"the folder of {found.where.split(':')[0]}"
         else:
-            app, app_source = self._app_of_copies(), "Dockerfile COPY"
+            app, app_source = self._app_of_copies()
         self.plan.choose("app", app, app_source if app != "." else "default", default=".")
         runnable, why = guess.runnable_cmd(cmd, self.pyproject)
         if why:
             self.plan.notes.append(f"{source}: {why}")
             cmd, source = runnable, f"{source}, changed (note below)"
+        serving.unsupported(cmd, source)
+        self.serving = serving.serving_defaults(cmd, source, self._serving_facts())
+        if self.serving.cmd_note:
+            self.plan.notes.append(f"{source.removesuffix(_CHANGED)}: {self.serving.cmd_note}")
+            cmd, source = self.serving.cmd, source.removesuffix(_CHANGED) + _CHANGED
         self.plan.choose("cmd", cmd, source)
         return guess.port_of_cmd(cmd) or port
+
+    def _space_cmd(self) -> tuple[list[str], str] | None:
+        """A Gradio or Streamlit Space's command, from its README.md front matter."""
+        space = self.space
+        if space is None or space.sdk is None or space.app_file is None:
+            return None
+        sdk, file = space.sdk.value, space.app_file
+        if sdk not in ("gradio", "streamlit"):
+            return None
+        if not (self.root / file.value).is_file():
+            self.plan.notes.append(f"{file.where}: app_file {file.value} does not exist")
+            return None
+        cmd = ["python3", file.value] if sdk == "gradio" else ["streamlit", "run", file.value]
+        return cmd, f"app_file in {file.where} (sdk: {sdk})"
+
+    def _guess(self, reqs: ProjectRequirements, port: int) -> guess.Guess | None:
+        """An app object first, then a `streamlit run` line in the README, a Streamlit,
+        BentoML or Gradio entry, then a script with a __main__ guard."""
+        found = guess.guess_cmd(self.root, set(reqs.names()), port)
+        if found is not None and not found.script:
+            return found
+        if (line := streamlit_run_line(self.root)) is not None:
+            return guess.Guess(["streamlit", "run", line.value], line.where, ".")
+        framework = serving.guess_framework_cmd(self.root, guess.entry_candidates(self.root))
+        if framework is not None:
+            return guess.Guess(framework.cmd, framework.where, ".")
+        return found
+
+    def _serving_facts(self) -> serving.Facts:
+        facts = self.docker
+        env = {f.value[0]: f.value[1] for f in facts.env} if facts is not None else {}
+        exposed = facts.ports[0] if facts is not None and facts.ports else None
+        space = self.space
+        docker_space = space is not None and space.sdk is not None and space.sdk.value == "docker"
+        if exposed is None and docker_space and space is not None and space.app_port is not None:
+            exposed = Found(space.app_port.value, f"app_port in {space.app_port.where}")
+        return serving.Facts(self.root, env, exposed, space)
+
+    def _extras(self) -> None:
+        """Extras of pyproject.toml that hold a package the entry imports are selected."""
+        cmd = self.plan.get("cmd") or []
+        env = {**self._serving_facts().env, **(self.plan.get("env") or {})}
+        rel = serving.entry_file(self.root, cmd, env)
+        if rel is None or not self.pyproject or self.plan.get("requirements") is not None:
+            return
+        held = optional_holding(self.pyproject, serving.imported_packages(self.root, rel, env))
+        extras = [h for h in held if h[0] == "[project.optional-dependencies]"]
+        in_extras = {h[2] for h in extras}
+        for table, name, dist, where in held:
+            if table == "[dependency-groups]" and dist not in in_extras:
+                self.plan.notes.append(
+                    f"{where} imports {dist}, which only {table} {name} of pyproject.toml "
+                    "holds; the image installs no dependency group: move it to "
+                    "[project].dependencies or an extra"
+                )
+        several = {d for d in in_extras if sum(h[2] == d for h in extras) > 1}
+        for dist in sorted(several):
+            names = ", ".join(h[1] for h in extras if h[2] == dist)
+            self.plan.notes.append(
+                f"{dist} is in extras {names} of pyproject.toml; name the one to install "
+                "in `extras`"
+            )
+        chosen = [h for h in extras if h[2] not in several]
+        selected = list(dict.fromkeys(h[1] for h in chosen))
+        if not selected:
+            return
+        try:
+            find_requirements(self.root, None, selected)
+        except ConfigError:
+            return  # the requirements come from elsewhere (a requirements file)
+        why = "; ".join(f"{h[3]} imports {h[2]}, in {h[0]}.{h[1]}" for h in chosen)
+        self.plan.choose("extras", selected, why, default=[])
+        self.plan.notes.append(f"extras = {selected}: {why}")
 
     def _docker_cmd(self) -> Entry | None:
         """The Dockerfile's command without the wrappers the image cannot run (notes say
@@ -291,10 +383,11 @@ class _Planner:
         self.plan.notes += entry.notes
         return entry
 
-    def _app_of_copies(self) -> str:
+    def _app_of_copies(self) -> tuple[str, str]:
+        """The app folder the Dockerfile COPYs, and the COPY lines that say so."""
         facts = self.docker
         if facts is None:
-            return "."
+            return ".", "default"
         sources = [c.value[0] for c in facts.code_copies if (self.root / c.value[0]).is_dir()]
         sources = [s for s in sources if not holds_only_weights(self.root / s)]  # `model`'s
         workdir = facts.workdir.value.rstrip("/") if facts.workdir else ""
@@ -304,23 +397,29 @@ class _Planner:
             dest = next(c.value[1] for c in facts.code_copies if c.value[0] == app)
             if dest.rstrip("/") in (".", "", workdir):  # the folder's contents at WORKDIR
                 self.plan.choose("env", {"PYTHONPATH": f"/app/{app}"}, f"COPY {app} {dest}")
-        files = {}
+        files, wheres = {}, []
         for copy in facts.code_copies:
             src, dest = copy.value
             path = self.root / src
             if app == "." or not path.is_file() or src.startswith(app + "/"):
                 continue
             files[src] = copied_file_path(src, dest, workdir)
+            wheres.append(copy.where)
         if files:
-            self.plan.choose("files", files, "COPY of single files in the Dockerfile")
-        return app
+            self.plan.choose("files", files, f"COPY of single files in {', '.join(wheres)}")
+        lines = [c.where for c in facts.code_copies if c.value[0] == app]
+        return app, f"COPY in {', '.join(dict.fromkeys(lines))}"
 
     def _port(self, port: int) -> None:
         facts = self.docker
+        found = self.serving.port if self.serving is not None else None
         if facts is not None and facts.ports:
             self.plan.choose("port", facts.ports[0].value, facts.ports[0].where)
+        elif found is not None:
+            self.plan.choose("port", found.value, found.where)
         elif guess.runs_server(self.plan.get("cmd") or []):
-            self.plan.choose("port", port, "the server's port in cmd")
+            where = next(c.source for c in self.plan.choices if c.key == "cmd")
+            self.plan.choose("port", port, f"the server's port in cmd ({where})")
 
     def _health(self) -> None:
         facts = self.docker
@@ -328,6 +427,8 @@ class _Planner:
             self.plan.choose("health", facts.health.value, f"HEALTHCHECK in {facts.health.where}")
         elif (found := guess.find_health_route(self.root, self.plan.get("app") or ".")) is not None:
             self.plan.choose("health", found[0], f"route in {found[1]}")
+        elif self.serving is not None and self.serving.health is not None:
+            self.plan.choose("health", self.serving.health.value, self.serving.health.where)
         if facts is not None and facts.healthcheck is not None:
             opts = {k: v for k, v in facts.healthcheck.value.items() if _duration_ok(v)}
             if opts:
@@ -360,12 +461,27 @@ class _Planner:
             env[name] = value
         if env:
             wheres = list(dict.fromkeys(f.where for f in facts.env if f.value[0] in env))
-            earlier = [c.source for c in self.plan.choices if c.key == "env"]
-            self.plan.choices = [c for c in self.plan.choices if c.key != "env"]
-            self.plan.choose("env", env, ", ".join([*earlier, *(f"ENV in {w}" for w in wheres)]))
+            self._set_env(env, [f"ENV in {w}" for w in wheres])
         writable = [v.value for v in facts.volumes if v.value.startswith("/")]
         if writable:
             self.plan.choose("writable", writable, f"VOLUME in {facts.volumes[0].where}")
+
+    def _set_env(self, env: dict[str, str], sources: list[str]) -> None:
+        """``env`` replaces the chosen env; its source adds ``sources`` to the earlier ones."""
+        earlier = [c.source for c in self.plan.choices if c.key == "env"]
+        self.plan.choices = [c for c in self.plan.choices if c.key != "env"]
+        self.plan.choose("env", env, ", ".join([*earlier, *sources]))
+
+    def _serving_env(self) -> None:
+        """What the framework needs to listen on 0.0.0.0 and on its port (GRADIO_SERVER_NAME …)."""
+        added = self.serving.env if self.serving is not None else {}
+        env = dict(self.plan.get("env") or {})
+        new = {k: v for k, v in added.items() if k not in env}
+        if new:
+            env.update({k: v.value for k, v in new.items()})
+            self._set_env(env, [f"{k}: {v.where}" for k, v in new.items()])
+        if self.serving is not None:
+            self.plan.notes += self.serving.notes
 
     def _import_path(self) -> None:
         env = dict(self.plan.get("env") or {})
@@ -373,9 +489,7 @@ class _Planner:
         if top is not None:
             paths = [p for p in env.get("PYTHONPATH", "").split(":") if p]
             env["PYTHONPATH"] = ":".join(["/app/src", *paths])
-            earlier = [c.source for c in self.plan.choices if c.key == "env"]
-            self.plan.choices = [c for c in self.plan.choices if c.key != "env"]
-            self.plan.choose("env", env, ", ".join([*earlier, f"{top} is in src/ (src layout)"]))
+            self._set_env(env, [f"{top} is in src/ (src layout)"])
 
     def _models(self) -> None:
         self.plan.notes += guess.hub_download_notes(self.root, self.plan.get("app") or ".")

@@ -214,6 +214,58 @@ def poetry_specifier(spec: str) -> str:
     return ",".join(out)
 
 
+# Import names that differ from the distribution's (the rest: the name itself, normalised).
+IMPORT_DISTRIBUTIONS = {
+    "PIL": ("pillow",), "sklearn": ("scikit-learn",), "skimage": ("scikit-image",),
+    "cv2": ("opencv-python", "opencv-python-headless", "opencv-contrib-python"),
+    "yaml": ("pyyaml",), "bs4": ("beautifulsoup4",), "dotenv": ("python-dotenv",),
+    "multipart": ("python-multipart",), "jose": ("python-jose",), "lightning": ("lightning",),
+    "google": ("protobuf",), "attr": ("attrs",), "dateutil": ("python-dateutil",),
+}  # fmt: skip
+
+
+def _distributions_of(imports: Mapping[str, str]) -> dict[str, tuple[str, str]]:
+    """Canonical distribution name → (import name, "file:line")."""
+    out: dict[str, tuple[str, str]] = {}
+    for top, where in imports.items():
+        for dist in IMPORT_DISTRIBUTIONS.get(top, (top,)):
+            out.setdefault(canonicalize_name(dist), (top, where))
+    return out
+
+
+def _names(values: Any) -> set[str]:
+    names: set[str] = set()
+    for value in values if isinstance(values, list) else []:
+        try:
+            names.add(canonicalize_name(Requirement(str(value)).name))
+        except InvalidRequirement:
+            continue
+    return names
+
+
+def optional_holding(
+    data: Mapping[str, Any], imports: Mapping[str, str]
+) -> list[tuple[str, str, str, str]]:
+    """The extras and dependency groups (not dev ones) that hold a package ``imports``
+    names and ``[project].dependencies`` lacks: (table, name, package, "file:line"), where
+    table is ``[project.optional-dependencies]`` or ``[dependency-groups]``."""
+    project = data.get("project", {})
+    wanted = _distributions_of(imports)
+    base = _names(project.get("dependencies", []))
+    tables = (
+        ("[project.optional-dependencies]", project.get("optional-dependencies", {})),
+        ("[dependency-groups]", data.get("dependency-groups", {})),
+    )
+    found: list[tuple[str, str, str, str]] = []
+    for table, entries in tables:
+        for name, values in entries.items() if isinstance(entries, Mapping) else []:
+            if name in DEV_GROUPS:
+                continue
+            for dist in sorted(_names(values) & set(wanted) - base):
+                found.append((table, str(name), dist, wanted[dist][1]))
+    return found
+
+
 _OBJECT_REF = re.compile(
     r"^\s*([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)\s*:\s*([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)"
 )
@@ -251,4 +303,6 @@ __all__ = [
     "project_name",
     "read_pyproject",
     "script_command",
+    "IMPORT_DISTRIBUTIONS",
+    "optional_holding",
 ]

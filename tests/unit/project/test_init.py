@@ -250,7 +250,8 @@ def test_a_command_from_the_dockerfiles_virtualenv_runs_from_path(tmp_path: Path
         },
     )
     plan = plan_init(root)
-    assert plan.get("cmd") == ["uvicorn", "app.main:api", "--port", "8080"]
+    # uvicorn listens on 127.0.0.1 unless told: init adds --host 0.0.0.0 (note in test_serving)
+    assert plan.get("cmd") == ["uvicorn", "app.main:api", "--port", "8080", "--host", "0.0.0.0"]
     assert any("/opt/venv/bin/uvicorn is in the Dockerfile's environment" in n for n in plan.notes)
     for env in ("/venv", "/app/.venv", "/root/.local", "/opt/conda", "/home/u/miniconda3"):
         assert guess.runnable_cmd([f"{env}/bin/python", "a.py"], {})[0] == ["python", "a.py"]
