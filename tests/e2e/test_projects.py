@@ -23,6 +23,7 @@ from support.corpus import (
     build_project,
     copy_project,
     error_lines,
+    failed_build,
     halves,
     layer_files,
     torchslim,
@@ -309,19 +310,6 @@ def bad_seed(tmp_path: Path, *, model_path: str = "/app/weights/classifier.pt",
         SEED_CONFIG.format(model_path=model_path, cmd=cmd, extra=extra)
     )
     return project
-
-
-def failed_build(project: Path, tmp_path: Path) -> str:
-    """Build ``project``; it must fail in one error line and write nothing. The line."""
-    out = tmp_path / "bad.tar"
-    proc = torchslim("build", str(project), "--output", f"docker-archive:{out}")
-    assert proc.returncode == 1, proc.stderr
-    # the project's own traceback may be quoted in the line; torchslim's never shows
-    assert not any(line.startswith("Traceback") for line in proc.stderr.splitlines())
-    lines = error_lines(proc)
-    assert len(lines) == 1, proc.stderr
-    assert not out.exists()
-    return lines[0]
 
 
 def test_entry_module_that_does_not_import(ts_cache: Path, tmp_path: Path) -> None:

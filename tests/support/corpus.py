@@ -85,6 +85,19 @@ def build_project(project: Path, archive: Path, *extra: str) -> Built:
     return Built(project.name, project, archive, json.loads(report.read_text()), seconds)
 
 
+def failed_build(project: Path, tmp_path: Path) -> str:
+    """Build ``project``; it must fail in one error line and write nothing. The line."""
+    out = tmp_path / "bad.tar"
+    proc = torchslim("build", str(project), "--output", f"docker-archive:{out}")
+    assert proc.returncode == 1, proc.stderr
+    # the project's own traceback may be quoted in the line; torchslim's never shows
+    assert not any(line.startswith("Traceback") for line in proc.stderr.splitlines())
+    lines = error_lines(proc)
+    assert len(lines) == 1, proc.stderr
+    assert not out.exists()
+    return lines[0]
+
+
 def error_lines(proc: subprocess.CompletedProcess[str]) -> list[str]:
     """The ``error:`` lines a failed command printed."""
     return [line for line in proc.stderr.splitlines() if line.startswith("error:")]

@@ -151,11 +151,9 @@ def error_line(output: str) -> str:
 
 
 def _short(path: str) -> str:
-    """``/usr/lib/python3.11/site-packages/flask/helpers.py`` → ``flask/helpers.py``."""
-    for mark in ("-packages/", "/app/"):
-        if mark in path:
-            return path.split(mark, 1)[1]
-    return path
+    """``/usr/lib/python3.11/site-packages/flask/helpers.py`` → ``flask/helpers.py``; the
+    app's own files keep their image path."""
+    return path.split("-packages/", 1)[1] if "-packages/" in path else path
 
 
 def _nsenter(pid: int) -> list[str]:

@@ -262,7 +262,20 @@ def _private_tmp() -> None:
     _must(_mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "size=64k,mode=700"), "/tmp")
 
 
-def _prepare_root(spec: dict[str, Any], source: str) -> tuple[str, str | None]:
+def _binds(root: str, binds: list[tuple[int, str, bool]]) -> None:
+    """Host folders the caller hands in (a build's source and output), each opened before
+    the ids changed; read-only unless the caller asked for writes."""
+    for fd, inside, writable in binds:
+        target = root + inside
+        _must(_mount(f"/proc/self/fd/{fd}", target, None, MS_BIND), f"bind {inside}")
+        if not writable:
+            flags = MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV
+            _must(_mount(None, target, None, flags | _locked_flags(target)), f"{inside} read-only")
+
+
+def _prepare_root(
+    spec: dict[str, Any], source: str, binds: list[tuple[int, str, bool]]
+) -> tuple[str, str | None]:
     """Mount everything the command sees; returns the new root and the emulator's path.
 
     ``source`` is ``/proc/self/fd/N`` of the root opened before the ids changed: it may
@@ -285,6 +298,7 @@ def _prepare_root(spec: dict[str, Any], source: str) -> tuple[str, str | None]:
     owner = f"uid={spec['uid']},gid={spec['gid']},mode=755" + (f",size={size}" if size else "")
     for path in spec.get("writable") or []:
         _tmpfs(root, path, owner)
+    _binds(root, binds)
     _must(
         _mount(None, root, None, MS_REMOUNT | MS_BIND | MS_RDONLY | _locked_flags(root)),
         "remount the root read-only",
@@ -296,8 +310,12 @@ def _init(spec: dict[str, Any]) -> NoReturn:
     """PID 1: prepare the root, fork the command, reap."""
     try:
         fd = os.open(os.path.realpath(spec["root"]), os.O_PATH | os.O_DIRECTORY)
+        binds = [
+            (os.open(host, os.O_PATH | os.O_DIRECTORY), inside, bool(rw))
+            for host, inside, rw in spec.get("binds") or []
+        ]
     except OSError as exc:
-        _die(EXIT_SETUP, f"open {spec['root']}: {exc.strerror}")
+        _die(EXIT_SETUP, f"open {exc.filename}: {exc.strerror}")
     if spec["userns"] and spec["set_ids"]:
         os.setresgid(0, 0, 0)  # host root → the namespace's root (a subordinate host uid)
         os.setresuid(0, 0, 0)
@@ -305,7 +323,7 @@ def _init(spec: dict[str, Any]) -> NoReturn:
         _private_tmp()
         _loopback()
         os._exit(0)
-    root, emulator = _prepare_root(spec, f"/proc/self/fd/{fd}")
+    root, emulator = _prepare_root(spec, f"/proc/self/fd/{fd}", binds)
     os.close(fd)
     try:
         _loopback()

@@ -321,6 +321,16 @@ def home_of(root: Path, uid: int) -> str:
 
 
 @dataclass(frozen=True)
+class Bind:
+    """A host folder mounted at ``inside`` (a folder the root has): read-only unless
+    ``writable``, when it is handed to the command's user first (chown, as root)."""
+
+    host: Path
+    inside: str
+    writable: bool = False
+
+
+@dataclass(frozen=True)
 class Limits:
     """What a sandboxed command may use: tmpfs sizes (/tmp, /dev/shm and each writable
     path), processes of its user, and data memory (``RLIMIT_DATA``; 0: unbounded)."""
@@ -412,6 +422,7 @@ def start_in_root(
     emulation: Emulation | None = None,
     writable: list[str] | None = None,
     limits: Limits | None = None,
+    binds: list[Bind] | None = None,
 ) -> Sandboxed:
     """Start ``argv`` in ``root`` as ``user`` with ``env`` (PATH lookup inside the root).
 
@@ -438,8 +449,14 @@ def start_in_root(
         "tmp_size": limits.tmp_bytes,
         "max_procs": limits.max_procs,
         "max_memory": limits.max_memory,
+        "binds": [[str(b.host), b.inside, b.writable] for b in binds or []],
         **_ids(method, uid, gid),
     }
+    if os.geteuid() == 0:  # rootless, the caller's own folders are already the user's
+        shift = 0 if method == METHOD_ROOT else subordinate_base()
+        for b in binds or []:
+            if b.writable:
+                os.chown(b.host, int(spec["uid"]) + shift, int(spec["gid"]) + shift)
     if emulation is not None:
         method += "+" + emulation.method
     try:
@@ -472,6 +489,7 @@ def run_in_root(
     emulation: Emulation | None = None,
     writable: list[str] | None = None,
     limits: Limits | None = None,
+    binds: list[Bind] | None = None,
 ) -> SandboxResult:
     """Run ``argv`` in ``root`` to its end (see ``start_in_root``).
 
@@ -481,7 +499,7 @@ def run_in_root(
     """
     box = start_in_root(
         root, argv, env=env, user=user, cwd=cwd, stdin=stdin, max_output=max_output,
-        emulation=emulation, writable=writable, limits=limits,
+        emulation=emulation, writable=writable, limits=limits, binds=binds,
     )  # fmt: skip
     if not box.wait(timeout):
         box.timed_out = True

@@ -112,7 +112,7 @@ def test_dying_at_start_names_the_error_and_its_line(root: Path) -> None:
     assert result.failure is not None
     assert result.failure.startswith("python3 /app/broken.py exited 1 before listening on :8000: ")
     assert "ImportError: cannot import name 'url_quote' from 'json'" in result.failure
-    assert result.failure.endswith("(broken.py, line 2)")
+    assert result.failure.endswith("(/app/broken.py, line 2)")
 
 
 def test_a_download_at_start_says_to_ship_the_weights(root: Path) -> None:

@@ -303,3 +303,27 @@ def test_image_user_like_runc(tmp_path: Path) -> None:
         image_user(tmp_path, "bob")
     assert sandbox.home_of(tmp_path, 1000) == "/home/app"
     assert sandbox.home_of(tmp_path, 4242) == "/"
+
+
+def test_binds_hand_in_host_folders_read_only_or_writable(root: Path, tmp_path: Path) -> None:
+    (root / "src").mkdir(exist_ok=True)
+    (root / "out").mkdir(exist_ok=True)
+    source, out = tmp_path / "source", tmp_path / "out"
+    source.mkdir()
+    out.mkdir()
+    (source / "in.txt").write_text("hello")
+    code = """
+data = open("/src/in.txt").read()
+open("/out/result.txt", "w").write(data.upper())
+try:
+    open("/src/x", "w")
+    print("WROTE")
+except OSError as e:
+    print("source", e.strerror)
+"""
+    binds = [sandbox.Bind(source, "/src"), sandbox.Bind(out, "/out", writable=True)]
+    result = py(root, code, binds=binds)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "source Read-only file system"
+    assert (out / "result.txt").read_text() == "HELLO"
+    assert not (source / "x").exists()

@@ -1,0 +1,88 @@
+"""The served proof on a real project (issue 18): Flask 2.0.3 with Werkzeug left free is
+refused in one line naming Werkzeug; pinned, it is served, proven and answers in podman;
+then each way a real service fails to be one, built for real and refused with its line.
+
+The project (tests/projects/flask-werkzeug) is copied per test; every build shares the
+session's torchslim cache, so torch's layer is built once.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import httpx
+import pytest
+from support.corpus import build_project, copy_project, failed_build
+
+from .test_projects import serving
+
+pytestmark = [pytest.mark.e2e, pytest.mark.network]
+
+
+def project(tmp_path: Path, *, requirements: str = "flask==2.0.3\n", extra: str = "") -> Path:
+    root = copy_project("flask-werkzeug", tmp_path / "flask-werkzeug")
+    (root / "requirements.txt").write_text(requirements)
+    if extra:
+        with (root / "torchslim.toml").open("a") as f:
+            f.write(extra)
+    return root
+
+
+PINNED = "flask==2.0.3\nwerkzeug<3\n"
+
+
+def test_flask_with_free_werkzeug_is_refused_naming_werkzeug(
+    ts_cache: Path, tmp_path: Path
+) -> None:
+    line = failed_build(project(tmp_path), tmp_path)
+    assert "python app.py exited 1 before listening on :5000" in line, line
+    assert "ImportError: cannot import name 'url_quote' from 'werkzeug.urls'" in line, line
+    assert "(flask/helpers.py, line" in line, line
+    assert re.search(r"Werkzeug 3\.[\d.]+ is locked: pin the Werkzeug release", line), line
+
+
+def test_flask_with_werkzeug_pinned_is_served_proven_and_answers(
+    ts_cache: Path, tmp_path: Path
+) -> None:
+    built = build_project(project(tmp_path, requirements=PINNED), tmp_path / "ok.tar")
+    proof = built.report["proof"]
+    assert proof["status"] == "proven", proof
+    served = proof["served"]
+    assert served["health"].startswith("/healthz 200 after ")
+    assert served["requests"] == 1 and served["listening"] == ["0.0.0.0:5000"]
+    assert served["stopped"].startswith("on SIGTERM")
+    with serving(built, 5000, "/healthz") as url:
+        r = httpx.post(url + "/predict", json={"inputs": [[1, 2, 3, 4]]})
+        assert r.json() == {"outputs": [[5.0, 5.0]]}
+
+
+def test_gunicorn_with_two_workers_is_served(ts_cache: Path, tmp_path: Path) -> None:
+    cmd = 'cmd = ["gunicorn", "-w", "2", "--bind", "0.0.0.0:5000", "app:app"]\n'
+    root = project(tmp_path, requirements=PINNED + "gunicorn==23.0.0\n")
+    text = (root / "torchslim.toml").read_text().replace('cmd = ["python", "app.py"]\n', cmd)
+    (root / "torchslim.toml").write_text(text)
+    built = build_project(root, tmp_path / "gunicorn.tar")
+    assert built.report["proof"]["status"] == "proven"
+    assert built.report["proof"]["served"]["stopped"].startswith("on SIGTERM")
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        (
+            'HOST = "127.0.0.1"',
+            "listens only on 127.0.0.1:5000, which nothing outside the container reaches",
+        ),
+        ('PORT = "5001"', "listened on :5001, not on port 5000: set port = 5001"),
+        ('DOWNLOAD_AT_START = "1"', "ship the weights in the image (`model`)"),
+        ('NEVER_LISTEN = "1"', "did not listen on port 5000 within"),
+    ],
+    ids=["loopback-only", "wrong-port", "downloads-at-start", "never-listens"],
+)
+def test_a_service_that_is_not_one_is_refused_in_one_line(
+    ts_cache: Path, tmp_path: Path, env: str, expected: str
+) -> None:
+    extra = f"env = {{ {env} }}\nproof-timeout = 20\n"
+    line = failed_build(project(tmp_path, requirements=PINNED, extra=extra), tmp_path)
+    assert expected in line, line
