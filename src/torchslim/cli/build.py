@@ -68,7 +68,7 @@ from torchslim.cli.app import (
     default=True,
     show_default=True,
     help="Attach SBOMs and provenance to oci:/docker:// outputs as OCI referrers "
-    "(off: a layout holds one manifest, for syft's oci-dir:).",
+    "(a layout's index.json still names the image alone).",
 )
 @friendly_errors
 def build(

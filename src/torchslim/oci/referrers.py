@@ -4,8 +4,11 @@ An artifact is an image manifest whose ``artifactType`` says what it is, whose c
 is the empty descriptor (``{}``) and whose one layer is the document; its ``subject``
 names the image manifest it describes (image-spec 1.1, "Guidelines for artifact usage").
 
-* OCI layout: blobs go to ``blobs/sha256/``, the artifact manifests into ``index.json``
-  beside the image (with ``artifactType``, no ref name), as oras does.
+* OCI layout: the artifact blobs and manifests go to ``blobs/sha256/``; ``index.json``
+  keeps naming the image alone, so every tool that opens a layout by its one entry reads
+  it as is (``skopeo``/``podman`` ``oci:DIR``, syft's ``oci-dir:``, ``umoci``). They are
+  found as a registry's referrers API finds them: every manifest of the store whose
+  ``subject`` is the image.
 * Registry: blobs, then the manifest by digest. A registry with the referrers API
   answers with an ``OCI-Subject`` header; for one without (distribution 2.8, Debian's
   ``docker-registry``) the image index under the tag ``sha256-<hex>`` lists the
@@ -19,13 +22,15 @@ from __future__ import annotations
 
 import base64
 import os
-from collections.abc import Sequence
+import re
+import stat
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from torchslim.cache import split_digest
-from torchslim.errors import BuildError, IntegrityError, NetworkError
+from torchslim.errors import BuildError, IntegrityError, NetworkError, TorchslimError
 from torchslim.oci import layout
 from torchslim.oci.blobio import check_bytes, sha256_bytes
 from torchslim.oci.distribution import RegistryClient, pull_scope, push_scope, registry_errors
@@ -40,6 +45,7 @@ EMPTY_DIGEST = sha256_bytes(EMPTY_DATA)
 CREATED_ANNOTATION = "org.opencontainers.image.created"
 TITLE_ANNOTATION = "org.opencontainers.image.title"
 SUBJECT_HEADER = "oci-subject"
+_HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass(frozen=True)
@@ -122,19 +128,18 @@ def _put_file(path: Path, data: bytes) -> None:
 def add_referrers_to_layout(
     root: Path, subject: Descriptor, artifacts: Sequence[Artifact], created: str
 ) -> list[Referrer]:
-    """Attach ``artifacts`` to the manifest ``subject`` of the layout at ``root``.
+    """Attach ``artifacts`` to the manifest ``subject`` of the layout at ``root``: their
+    blobs only, each written once (running it twice changes nothing).
 
-    Blobs first, ``index.json`` last (atomically); entries already there are kept once,
-    so running it twice changes nothing.
+    ``index.json`` is left as it is, naming the image alone: a second entry there makes
+    skopeo and podman ask "more than one image in oci, choose an image" and syft's
+    ``oci-dir:`` refuse the layout; buildx's nesting (attestations beside the image in an
+    index) is refused by syft's ``oci-dir:`` and by umoci ("tag is ambiguous").
     """
-    index_path = root / "index.json"
-    if not index_path.is_file():
+    if not (root / "index.json").is_file():
         raise BuildError(f"{root} is not an OCI image layout (no index.json)")
-    index = parse_json_object(index_path.read_bytes(), f"{root}/index.json")
     if not _blob(root, subject.digest).is_file():
         raise BuildError(f"{root} does not hold the manifest {subject.digest} to attach to")
-    entries = list(index.get("manifests") or [])
-    have = {str(e.get("digest")) for e in entries}
     made = []
     for artifact in artifacts:
         ref = artifact_manifest(artifact, subject, created)
@@ -145,30 +150,80 @@ def add_referrers_to_layout(
         ):
             if not _blob(root, digest).is_file():
                 _put_file(_blob(root, digest), data)
-        if ref.digest not in have:
-            entries.append(ref.descriptor_json())
-            have.add(ref.digest)
         made.append(ref)
-    index["manifests"] = entries
-    _put_file(index_path, canonical_json(index))
     return made
+
+
+def _small_json_blobs(root: Path) -> Iterator[str]:
+    """Digests of the layout's plain-file blobs that may be manifests: at most MANIFEST_MAX
+    bytes, a JSON object (layers, links and odd names are passed over unread)."""
+    folder = root / "blobs" / "sha256"
+    try:
+        names = sorted(os.listdir(folder))
+    except OSError:
+        return
+    for name in names:
+        if not _HEX64.fullmatch(name):
+            continue
+        try:
+            st = (folder / name).lstat()
+            if not stat.S_ISREG(st.st_mode) or not 0 < st.st_size <= MANIFEST_MAX:
+                continue
+            with (folder / name).open("rb") as f:
+                if f.read(1) != b"{":
+                    continue
+        except OSError:
+            continue
+        yield f"sha256:{name}"
+
+
+def _referrer_descriptor(digest: str, data: bytes, subject_digest: str) -> dict[str, Any] | None:
+    """What an index would list about the manifest ``data`` when it is an artifact whose
+    subject is ``subject_digest``; None for anything else."""
+    if b'"subject"' not in data:
+        return None
+    try:
+        manifest = parse_json_object(data, f"blob {digest[:19]}")
+    except TorchslimError:
+        return None
+    subject = manifest.get("subject")
+    artifact_type = manifest.get("artifactType")
+    if (
+        manifest.get("mediaType") != OCI_MANIFEST
+        or not isinstance(artifact_type, str)
+        or not isinstance(subject, dict)
+        or subject.get("digest") != subject_digest
+    ):
+        return None
+    annotations = manifest.get("annotations")
+    desc = Descriptor(
+        OCI_MANIFEST,
+        digest,
+        len(data),
+        {str(k): str(v) for k, v in annotations.items()} if isinstance(annotations, dict) else None,
+    )
+    return {**desc.to_json(), "artifactType": artifact_type}
+
+
+def _referrer_order(descriptor: dict[str, Any]) -> tuple[str, str, str]:
+    created = (descriptor.get("annotations") or {}).get(CREATED_ANNOTATION, "")
+    return str(created), str(descriptor["artifactType"]), str(descriptor["digest"])
 
 
 def layout_referrers(
     root: Path, subject_digest: str, artifact_type: str | None = None
 ) -> list[dict[str, Any]]:
-    """Descriptors (from ``index.json``) of the artifacts whose subject is ``subject_digest``."""
-    index = layout.read_index_json(root)
+    """Descriptors of the artifacts whose subject is ``subject_digest``: every manifest in
+    ``blobs/`` that names it (what the referrers API answers), oldest first, then by type.
+
+    Layouts of older torchslim versions, which also listed them in ``index.json``, are
+    read the same way."""
     out = []
-    for entry in index.get("manifests") or []:
-        if entry.get("mediaType") != OCI_MANIFEST or "artifactType" not in entry:
-            continue
-        if artifact_type is not None and entry.get("artifactType") != artifact_type:
-            continue
-        manifest = parse_json_object(read_layout_blob(root, str(entry["digest"])), "artifact")
-        if (manifest.get("subject") or {}).get("digest") == subject_digest:
-            out.append(dict(entry))
-    return out
+    for digest in _small_json_blobs(root):
+        found = _referrer_descriptor(digest, read_layout_blob(root, digest), subject_digest)
+        if found is not None and artifact_type in (None, found["artifactType"]):
+            out.append(found)
+    return sorted(out, key=_referrer_order)
 
 
 def read_layout_blob(root: Path, digest: str, cap: int = MANIFEST_MAX) -> bytes:

@@ -5,8 +5,9 @@ done (``check`` refuses an existing output early), then written once the images 
 built: building never writes, writing never builds (ko's build vs publish).
 
 Each image may come with artifacts (SBOMs, provenance) to attach as OCI 1.1 referrers:
-a layout lists them in ``index.json``, a registry gets them after the image (the
-``sha256-<hex>`` tag where it has no referrers API); a docker-archive has no place for them.
+a layout holds their blobs (its ``index.json`` still names the image alone, so every tool
+reads it), a registry gets them after the image (the ``sha256-<hex>`` tag where it has no
+referrers API); a docker-archive has no place for them.
 """
 
 from __future__ import annotations
@@ -74,8 +75,8 @@ class _FileSink:
 
 
 class LayoutSink(_FileSink):
-    """An OCI image layout directory; the tag becomes the ref name, referrers are entries
-    of ``index.json`` beside the image (as ``oras attach --oci-layout`` writes them)."""
+    """An OCI image layout directory; the tag becomes the ref name. ``index.json`` names
+    the image (or the platforms' index) alone; referrers are blobs found by their subject."""
 
     def write(
         self, images: Sequence[Image], *, name: str, tag: str, referrers: Referrers = ()

@@ -182,10 +182,12 @@ def test_a_layout_output_holds_the_referrers_and_sbom_dir_the_files(
     _cli("build", str(project), "--platform", "linux/amd64",
          "--output", f"oci:{out}", "--sbom", str(files))  # fmt: skip
     image = open_image(f"oci:{out}")
+    # index.json names the image alone; the referrers are blobs whose subject it is.
     index = json.loads((out / "index.json").read_text())
-    assert [e.get("artifactType") for e in index["manifests"]] == [None, *TYPES]
+    assert [e["digest"] for e in index["manifests"]] == [image.digest()]
     found = layout_referrers(out, image.digest())
-    assert [layout_document(out, d) for d in found] == [(files / t).read_bytes() for t in TITLES]
+    docs = {d["artifactType"]: layout_document(out, d) for d in found}
+    assert docs == {t: (files / n).read_bytes() for t, n in zip(TYPES, TITLES, strict=True)}
     assert sorted(p.name for p in files.iterdir()) == sorted(TITLES)
     prov = json.loads((files / "sbom.provenance.json").read_bytes())
     assert prov["predicate"]["buildDefinition"]["externalParameters"] == {
@@ -197,12 +199,13 @@ def test_a_layout_output_holds_the_referrers_and_sbom_dir_the_files(
     annotations = image.manifest()["annotations"]
     assert {OCI + "base.name", OCI + "base.digest", OCI + "description"} <= set(annotations)
 
-    # --no-attach-sbom: the layout holds the image alone (syft's oci-dir: wants one manifest).
+    # --no-attach-sbom: the same index.json, and no referrers.
     _cli("build", str(project), "--platform", "linux/amd64", "--force",
          "--output", f"oci:{out}", "--no-attach-sbom")  # fmt: skip
     index = json.loads((out / "index.json").read_text())
     assert len(index["manifests"]) == 1 and "artifactType" not in index["manifests"][0]
     assert open_image(f"oci:{out}").digest() == image.digest()
+    assert layout_referrers(out, image.digest()) == []
 
 
 def test_two_platforms_each_get_referrers_and_the_index_their_shared_annotations(
@@ -227,7 +230,8 @@ def test_two_platforms_each_get_referrers_and_the_index_their_shared_annotations
     assert len(base_digests) == 2 and OCI + "base.digest" not in shared
     for result in results:
         found = layout_referrers(out, result.digest)
-        assert [layout_document(out, d) for d in found] == [a.data for a in result.artifacts]
+        docs = {d["artifactType"]: layout_document(out, d) for d in found}
+        assert docs == {a.artifact_type: a.data for a in result.artifacts}
         prov = json.loads(result.artifacts[2].data)
         platform = prov["predicate"]["buildDefinition"]["internalParameters"]["platform"]
         assert platform == result.platform

@@ -16,6 +16,7 @@ from support.registry import Registry, start_registry
 from torchslim.oci.blobio import sha256_bytes
 from torchslim.oci.distribution import RegistryClient
 from torchslim.oci.index import manifest_descriptor
+from torchslim.oci.layer import Descriptor
 from torchslim.oci.layout import read_oci_layout, write_oci_layout
 from torchslim.oci.media import OCI_INDEX, OCI_MANIFEST
 from torchslim.oci.referrers import (
@@ -75,22 +76,61 @@ def test_artifact_manifest_is_an_oci_1_1_artifact(layout: tuple[Path, object]) -
     assert artifact_manifest(_artifacts()[0], subject, CREATED).manifest == ref.manifest
 
 
-def test_layout_gets_index_entries_and_reads_them_back(layout: tuple[Path, object]) -> None:
+def test_layout_keeps_one_index_entry_and_finds_referrers_by_subject(
+    layout: tuple[Path, object],
+) -> None:
     root, img = layout
     subject = manifest_descriptor(img)  # type: ignore[arg-type]
+    before = (root / "index.json").read_bytes()
     made = add_referrers_to_layout(root, subject, _artifacts(), CREATED)
     again = add_referrers_to_layout(root, subject, _artifacts(), CREATED)
     assert [r.digest for r in made] == [r.digest for r in again]
-    index = json.loads((root / "index.json").read_text())
-    assert len(index["manifests"]) == 4  # the image + three artifacts, each once
+    # index.json names the image alone (skopeo, podman, syft and umoci open it as is).
+    assert (root / "index.json").read_bytes() == before
+    for r in made:
+        assert (root / "blobs" / "sha256" / r.digest[7:]).read_bytes() == r.manifest
     found = layout_referrers(root, subject.digest)
-    assert sorted(d["artifactType"] for d in found) == sorted([CDX, SPDX, INTOTO])
+    # Oldest first, then by type: SPDX, CycloneDX, in-toto.
+    assert [d["artifactType"] for d in found] == [SPDX, CDX, INTOTO]
+    assert {d["digest"] for d in found} == {r.digest for r in made}
+    assert found[0] == {**made[1].descriptor_json()}
     only = layout_referrers(root, subject.digest, SPDX)
     assert [layout_document(root, d) for d in only] == [_artifacts()[1].data]
     assert layout_referrers(root, "sha256:" + "0" * 64) == []
     # The image is still what the layout opens, with and without its tag.
     assert read_oci_layout(root).digest() == img.digest()  # type: ignore[attr-defined]
     assert read_oci_layout(root, "v1").digest() == img.digest()  # type: ignore[attr-defined]
+
+
+def test_referrers_of_another_subject_and_odd_blobs_are_passed_over(
+    layout: tuple[Path, object], tmp_path: Path
+) -> None:
+    root, img = layout
+    subject = manifest_descriptor(img)  # type: ignore[arg-type]
+    add_referrers_to_layout(root, subject, _artifacts()[:1], CREATED)
+    blobs = root / "blobs" / "sha256"
+    other = Descriptor(OCI_MANIFEST, "sha256:" + "1" * 64, 10)
+    foreign = artifact_manifest(_artifacts()[1], other, CREATED).manifest
+    (blobs / sha256_bytes(foreign)[7:]).write_bytes(foreign)
+    (blobs / "not-a-digest").write_bytes(b'{"subject": {}}')
+    outside = tmp_path / "outside.json"
+    outside.write_bytes(artifact_manifest(_artifacts()[2], subject, CREATED).manifest)
+    (blobs / sha256_bytes(outside.read_bytes())[7:]).symlink_to(outside)
+    assert [d["artifactType"] for d in layout_referrers(root, subject.digest)] == [CDX]
+
+
+def test_a_layout_of_older_torchslim_still_lists_its_referrers(
+    layout: tuple[Path, object],
+) -> None:
+    """Written before index.json named the image alone: the entries are read as before."""
+    root, img = layout
+    subject = manifest_descriptor(img)  # type: ignore[arg-type]
+    made = add_referrers_to_layout(root, subject, _artifacts(), CREATED)
+    index = json.loads((root / "index.json").read_text())
+    index["manifests"] += [r.descriptor_json() for r in made]
+    (root / "index.json").write_text(json.dumps(index))
+    assert len(layout_referrers(root, subject.digest)) == 3
+    assert read_oci_layout(root).digest() == img.digest()  # type: ignore[attr-defined]
 
 
 def test_umoci_still_unpacks_a_layout_with_referrers(
@@ -152,6 +192,7 @@ def test_push_then_query_returns_the_three_artifacts(
         root = layout[0]
         add_referrers_to_layout(root, subject, _artifacts(), CREATED)
         carried = layout_artifacts(root, subject.digest)
-        assert [a for a, _ in carried] == _artifacts() and {c for _, c in carried} == {CREATED}
+        by_type = sorted(_artifacts(), key=lambda a: a.artifact_type)
+        assert [a for a, _ in carried] == by_type and {c for _, c in carried} == {CREATED}
         again, _ = push_referrers(client, "t/referrers", subject, [a for a, _ in carried], CREATED)
-        assert [r.digest for r in again] == [r.digest for r in made]
+        assert sorted(r.digest for r in again) == sorted(r.digest for r in made)
