@@ -28,6 +28,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from torchslim.confined import escape_problem
 from torchslim.errors import ConfigError
 from torchslim.project.dockerfile_facts import Found
 from torchslim.project.spaces import Space
@@ -109,9 +110,10 @@ def _literal(node: ast.expr) -> object:
 
 def read_code(root: Path, rel: str) -> Code | None:
     """The imports, calls and PORT-style reads of ``rel``; None when it does not parse."""
+    if not _inside(root, rel):
+        return None
     try:
-        with (root / rel).open("rb") as f:
-            tree = ast.parse(f.read(MAX_SOURCE))
+        tree = ast.parse(_head(root / rel))
     except (OSError, SyntaxError, ValueError, RecursionError, MemoryError):
         return None
     imports: dict[str, int] = {}
@@ -133,6 +135,17 @@ def read_code(root: Path, rel: str) -> Code | None:
     return Code(rel, dict(sorted(imports.items(), key=lambda i: i[1])), calls, port_vars)
 
 
+def _head(path: Path) -> str:
+    """The first MAX_SOURCE bytes of a project file, as text."""
+    with path.open("rb") as f:
+        return f.read(MAX_SOURCE).decode("utf-8", errors="replace")
+
+
+def _inside(root: Path, rel: str) -> bool:
+    """``rel`` is a file of the project (no ``..`` or symlink out of it)."""
+    return escape_problem(root, "cmd", rel) is None and (root / rel).is_file()
+
+
 def _import_dirs(env: Mapping[str, str]) -> list[str]:
     """The project folders the image's Python imports from: /app and PYTHONPATH's /app/…"""
     paths = [p for p in env.get("PYTHONPATH", "").split(":") if p.startswith("/app")]
@@ -144,7 +157,7 @@ def _module_file(root: Path, module: str, dirs: list[str]) -> str | None:
     for folder in dirs:
         base = posixpath.join(folder, *parts) if folder != "." else posixpath.join(*parts)
         for rel in (f"{base}.py", f"{base}/__main__.py", f"{base}/__init__.py"):
-            if (root / rel).is_file():
+            if _inside(root, rel):
                 return posixpath.normpath(rel)
     return None
 
@@ -177,14 +190,14 @@ def entry_file(root: Path, cmd: list[str], env: Mapping[str, str]) -> str | None
     args = cmd[tool[1] + 1 :] if tool else []
     target = next((a for a in args if not a.startswith("-")), None)
     if tool and tool[0] == "streamlit" and args[:1] == ["run"] and len(args) > 1:
-        return args[1] if (root / args[1]).is_file() else None
+        return args[1] if _inside(root, args[1]) else None
     if tool and tool[0] in ("bentoml", "serve") and target in ("serve", "run"):
         ref = next((a for a in args[1:] if not a.startswith("-")), "")
         return _module_file(root, ref.split(":")[0], dirs) if ref else None
     entry = entry_from_cmd(cmd, "/app", dict(env))
     if entry.kind == "script" and entry.path and entry.path.startswith("/app/"):
         rel = entry.path.removeprefix("/app/")
-        return rel if (root / rel).is_file() else None
+        return rel if _inside(root, rel) else None
     if entry.kind in ("app", "module") and entry.module:
         return _module_file(root, entry.module, dirs)
     return None
@@ -291,9 +304,7 @@ def torchserve_why() -> str:
 def torchserve_handler(root: Path) -> str | None:
     """``handler.py`` (a TorchServe handler) when the project has one at its top."""
     for path in sorted(root.glob("*.py"))[:200]:
-        with path.open("rb") as f:
-            text = f.read(MAX_SOURCE).decode("utf-8", errors="replace")
-        if _HANDLER.search(text):
+        if _inside(root, path.name) and _HANDLER.search(_head(path)):
             return path.name
     return None
 
@@ -311,8 +322,8 @@ def guess_framework_cmd(root: Path, candidates: list[str]) -> FrameworkGuess | N
     """A Streamlit page, a BentoML service or a Gradio app that launches at top level,
     among ``candidates`` (entry files relative to ``root``)."""
     bentofile = root / "bentofile.yaml"
-    if bentofile.is_file():
-        text = bentofile.read_text(encoding="utf-8", errors="replace")[:MAX_SOURCE]
+    if _inside(root, bentofile.name):
+        text = _head(bentofile)
         if (m := _BENTOFILE.search(text)) is not None:
             line = text.count("\n", 0, m.start()) + 1
             return FrameworkGuess(["bentoml", "serve", m.group(1)], f"bentofile.yaml:{line}")
@@ -323,7 +334,7 @@ def guess_framework_cmd(root: Path, candidates: list[str]) -> FrameworkGuess | N
         if "streamlit" in code.imports:
             where = f"{rel}:{code.imports['streamlit']} imports streamlit"
             return FrameworkGuess(["streamlit", "run", rel], where)
-        text = (root / rel).read_text(encoding="utf-8", errors="replace")[:MAX_SOURCE]
+        text = _head(root / rel)
         if (m := _BENTO_CLASS.search(text)) is not None:
             module = rel.removesuffix(".py").replace("/", ".")
             line = text.count("\n", 0, m.start()) + 1

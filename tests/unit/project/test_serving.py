@@ -325,3 +325,12 @@ def test_written_config_loads(tmp_path: Path) -> None:
     _, cfg, _ = init(root)
     assert tomllib.loads((root / "torchslim.toml").read_text())["env"] == {"PORT": "8000"}
     assert cfg.extras == []  # requirements.txt holds litserve: no extra to choose
+
+
+def test_an_entry_linked_out_of_the_project_is_not_read(tmp_path: Path) -> None:
+    (tmp_path / "secret.py").write_text('import gradio\nPORT = os.environ["PORT"]\n')
+    root = write_tree(tmp_path / "p", {"requirements.txt": "torch\n"})
+    (root / "app.py").symlink_to(tmp_path / "secret.py")
+    (root / "bentofile.yaml").symlink_to(tmp_path / "secret.py")
+    plan = plan_init(root, cmd="python3 app.py")
+    assert plan.get("env") is None and plan.get("port") is None and plan.get("health") is None
