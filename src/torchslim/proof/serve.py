@@ -182,6 +182,7 @@ class _Watch:
     answers: dict[int, dict[str, Any]] = field(default_factory=dict)
     timed_out: Any = None
     done: bool = False
+    broken: str | None = None  # the client itself failed (it could not join the namespace)
 
     def feed(self, line: str) -> None:
         tag, _, payload = line.partition(" ")
@@ -220,7 +221,7 @@ def _watch(
         [*_nsenter(pid), sys.executable, "-I", "-S", "-c", PROBER],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
         env={"PATH": os.environ.get("PATH", ""), "LANG": "C.UTF-8"},
     )
     assert probe.stdin is not None and probe.stdout is not None
@@ -254,6 +255,11 @@ def _watch(
         if probe.poll() is None:
             probe.kill()
         probe.wait()
+    if not watch.done and watch.timed_out is None and probe.returncode:
+        err = (probe.stderr.read(4096) if probe.stderr else b"").decode("utf-8", "replace")
+        watch.broken = (err.strip().splitlines() or [f"exit {probe.returncode}"])[-1][:200]
+    if probe.stderr:
+        probe.stderr.close()
     return watch, False
 
 
@@ -372,7 +378,9 @@ def serve(
         result = box.result()
     seconds = result.seconds
     listening = _format_listeners(watch.listeners)
-    if exited and watch.health is None:
+    if watch.broken is not None:
+        failure = f"the proof could not ask {command}: its client failed: {watch.broken}"
+    elif exited and watch.health is None:
         failure = _start_failure(command, spec.port, result)
     elif watch.health is None:
         failure = _listen_failure(cmd, spec, watch, seconds)
