@@ -11,35 +11,26 @@ image's result is cached by its digest, so an unchanged image is not proven agai
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import re
 import time
 from pathlib import Path
 
-from torchslim.atomic import write_atomic
-from torchslim.build import reverts
+from torchslim.build import proofcache, reverts
 from torchslim.build.assemble import Assembly
 from torchslim.build.layercache import LayerCache, staging
 from torchslim.build.plan import APP_ROOT, Plan
 from torchslim.build.report import LayerReport
-from torchslim.cache import cache_root
 from torchslim.config import Steps
 from torchslim.debian import RootfsInfo
 from torchslim.errors import BuildError
 from torchslim.oci.image import Image
 from torchslim.oci.unpack import merge_trees
 from torchslim.project.pyproject import read_pyproject, script_command
-from torchslim.proof import checker as proofcheck
-from torchslim.proof import prober
-from torchslim.proof import serve as servemod
 from torchslim.proof.prove import Failure, Proof, prove_rootfs
 from torchslim.proof.serve import ServeSpec, SmokeRequest
 from torchslim.slim.image import ImageView
 from torchslim.slim.owners import owner_of, package_owners
-
-# Bump when what a proof checks changes; with the checker's own source it keys cached proofs.
-PROOF_FORMAT = 2
 
 
 class ProofError(BuildError):
@@ -54,32 +45,6 @@ def _env(image: Image) -> dict[str, str]:
     config = image.config().get("config") or {}
     pairs = (str(e).partition("=") for e in config.get("Env") or [])
     return {k: v for k, _, v in pairs}
-
-
-def _key(plan: Plan, image: Image, service: ServeSpec | None) -> str:
-    """Exactly what the proof checked: the image, the checker and server code, the smoke
-    command and requests (their bodies by digest)."""
-    code = hashlib.sha256(
-        b"".join(Path(str(m.__file__)).read_bytes() for m in (proofcheck, prober, servemod))
-    ).hexdigest()
-    asked = None
-    if service is not None:
-        asked = [
-            service.port,
-            service.health,
-            [[r.method, r.path, r.status, hashlib.sha256(r.body or b"").hexdigest(), r.headers]
-             for r in service.requests],
-            list(service.writable),
-        ]  # fmt: skip
-    text = json.dumps([PROOF_FORMAT, code, image.digest(), plan.cfg.smoke, asked], sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-def _cached(key: str) -> Proof | None:
-    try:
-        return Proof.from_dict(json.loads((cache_root() / "proofs" / f"{key}.json").read_text()))
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
 
 
 def serve_spec(plan: Plan) -> ServeSpec | None:
@@ -111,8 +76,8 @@ def prove_image(
 ) -> Proof:
     """Prove ``image`` (or reuse the proof of the same digest, unless ``fresh``)."""
     service = serve_spec(plan)
-    key = _key(plan, image, service)
-    if not fresh and (hit := _cached(key)) is not None:
+    key = proofcache.proof_key(image, plan.cfg.smoke if plan.service else [], service)
+    if not fresh and (hit := proofcache.cached_proof(key)) is not None:
         steps.step("Proof: this exact image was proven before")
         return hit
     steps.step(f"Proving the image runs ({plan.platform})")
@@ -124,6 +89,8 @@ def prove_image(
         workdir = root / APP_ROOT.lstrip("/")
         if not workdir.exists() and not workdir.is_symlink():
             workdir.mkdir(parents=True)  # as a runtime creates a missing WorkingDir
+        loads_key = proofcache.loads_key(image, trees, rootfs.python_exe)
+        loads = None if fresh else proofcache.cached_loads(loads_key)
         proof = prove_rootfs(
             root,
             python_exe=rootfs.python_exe,
@@ -135,7 +102,10 @@ def prove_image(
             arch=plan.platform.arch,
             service=service,
             progress=lambda s: steps.step(f"Proof: waiting for the service to answer ({s:.0f} s)"),
+            check_paths=[] if loads is not None else None,  # loaded before: load nothing
         )
+        if loads is not None:
+            proof = proofcache.with_loads(proof, loads)
         if proof.failures or proof.warnings:
             proof = dataclasses.replace(
                 proof,
@@ -144,8 +114,10 @@ def prove_image(
             )
     # The step's whole cost: laying out the layers and running the checks.
     proof = dataclasses.replace(proof, seconds=time.monotonic() - started)
+    if loads is None:
+        proofcache.save_loads(loads_key, proof)
     if proof.ok:
-        write_atomic(cache_root() / "proofs" / f"{key}.json", json.dumps(proof.to_dict()))
+        proofcache.save_proof(key, proof)
     return proof
 
 

@@ -218,3 +218,36 @@ def test_writable_paths_belong_to_the_app_user(project: Path, cache: Path) -> No
     assert "HOME=/tmp" in config["Env"] and "HF_HOME=/tmp/.cache/huggingface" in config["Env"]
     # volumes: a runtime mounts one on each, writable even under --read-only
     assert config["Volumes"] == {"/app/uploads": {}, "/var/cache/svc": {}}
+
+
+def test_an_app_edit_serves_again_but_loads_nothing_loaded_before(
+    project: Path, cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each part of the proof is cached by what it checked (issue 18): the loads by the
+    layers holding shared objects, the whole proof by the image digest."""
+    import torchslim.build.prove as prove_step
+
+    calls: list[object] = []
+    real = prove_step.prove_rootfs
+
+    def spy(*args: object, **kw: object) -> object:
+        calls.append(kw.get("check_paths"))
+        return real(*args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(prove_step, "prove_rootfs", spy)
+    plan = _plan(project, platform="linux/amd64").plans[0]
+    first = build(plan)
+    assert calls == [None]  # everything loaded
+    build(plan)
+    assert calls == [None]  # the same image: not proven again
+    main = project / "app" / "svc" / "__main__.py"
+    main.write_text(main.read_text().replace("b\"value %d\"", "b\"v=%d\""))
+    edited = build(_plan(project, platform="linux/amd64").plans[0])
+    assert calls == [None, []]  # served and imported again; no library loaded again
+    assert edited.digest != first.digest
+    assert edited.proof is not None and edited.proof.ok and edited.proof.served is not None
+    assert first.proof is not None
+    assert (edited.proof.libraries, edited.proof.extensions) == (
+        first.proof.libraries,
+        first.proof.extensions,
+    )
