@@ -82,4 +82,4 @@ def test_a_pushed_build_carries_its_sbom_and_provenance(
     in_layout = layout_referrers(layout, digest)
     assert sorted(d["digest"] for d in copied) == sorted(d["digest"] for d in in_layout)
     # The SBOMs are the pushed build's; its provenance names the other --output.
-    assert [d["digest"] for d in in_layout[:2]] == built["referrers"][:2]
+    assert set(built["referrers"][:2]) < {d["digest"] for d in in_layout}
