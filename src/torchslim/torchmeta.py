@@ -285,6 +285,26 @@ def paired_torch(package: str, version: str) -> str | None:
     return None
 
 
+def family_series(package: str, torch: str) -> str | None:
+    """The ``X.Y`` of the torchvision/torchaudio releases built for torch ``torch``
+    (``torchvision``, ``2.13.0`` → ``0.28``); None for another package."""
+    m = int(minor(torch).split(".")[1])
+    if package == "torchvision":
+        return f"0.{m + 15}"
+    return f"2.{m}" if package == "torchaudio" else None
+
+
+def family_release(package: str, torch: str) -> str | None:
+    """The torchvision/torchaudio release that pairs with torch ``torch`` (``2.13.0`` →
+    torchvision ``0.28.0``: each release of the family ships with torch's patch number),
+    for the torch releases ``_RELEASES`` knows; None otherwise."""
+    series = family_series(package, torch)
+    if series is None or minor(torch) not in _RELEASES:
+        return None
+    parts = torch.split("+")[0].split(".")
+    return f"{series}.{parts[2] if len(parts) > 2 else 0}"
+
+
 def wheel_variant(package: str, version: str) -> str | None:
     """The variant a torch-family wheel is built for: its local tag (``+cu130``), or for
     PyPI's plain wheel the default variant of the torch release it pairs with."""

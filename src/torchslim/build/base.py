@@ -85,7 +85,10 @@ def open_base(plan: Plan, pinned: dict[str, str], steps: Steps) -> OpenedBase:
             "pick a base built for your platform or change --platform"
         )
     probe = cached_probe(image)
-    require_python(probe, f"{plan.cfg.file}: key `base` = {plan.cfg.base!r}", plan.cfg.python)
+    asked = plan.overrides.origin("python") if plan.overrides.python else "the project"
+    require_python(
+        probe, f"{plan.cfg.file}: key `base` = {plan.cfg.base!r}", plan.cfg.python, asked
+    )
     if probe.cuda_libs and plan.cfg.variant != "cpu":
         steps.warn(
             f"base {plan.cfg.base} already carries {probe.cuda_bytes / 1e6:.0f} MB of CUDA "

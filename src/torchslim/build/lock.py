@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 import re
 import tomllib
 import urllib.parse
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -33,8 +35,9 @@ from torchslim.deps.audit import DevFinding, audit
 from torchslim.deps.lock import IndexUnreachable, Lock, Target, parse_lock
 from torchslim.deps.lock import resolve as uv_resolve
 from torchslim.deps.pipconf import IndexSettings
-from torchslim.deps.requirements import parse_requirements
+from torchslim.deps.requirements import parse_requirements, read_requirements
 from torchslim.errors import BuildError, ConfigError, IntegrityError, NetworkError, ResolveError
+from torchslim.project.items import LineRewrite
 from torchslim.torchmeta import FAMILY, minor, paired_torch, wheel_variant
 
 # glibc of the Debian suites torchslim builds bases from: which manylinux wheels fit.
@@ -161,11 +164,14 @@ def _inputs(plan: Plan, target: Target) -> str:
 
 def _requirement_files(plan: Plan, tmp: Path) -> list[Path]:
     """What uv resolves: the project's pip files as they are (their options apply), plus one
-    file for requirements from anywhere else (pyproject, a lock given as input, the config)."""
+    file for requirements from anywhere else (pyproject, a lock given as input, the config).
+    Lines an override replaces are read from copies in ``tmp`` (see :func:`overlay`)."""
     reqs = plan.requirements
-    files = list(reqs.requirement_files)
-    names = {f.name for f in files} | {
-        f.relative_to(plan.cfg.root).as_posix() for f in files if f.is_relative_to(plan.cfg.root)
+    files = overlay(plan.cfg.root, list(reqs.requirement_files), reqs.rewrites, tmp)
+    names = {f.name for f in reqs.requirement_files} | {
+        f.relative_to(plan.cfg.root).as_posix()
+        for f in reqs.requirement_files
+        if f.is_relative_to(plan.cfg.root)
     }
     rest = [i for i in reqs.prod if i.source.split(":", 1)[0] not in names]
     if rest:
@@ -179,6 +185,63 @@ def _requirement_files(plan: Plan, tmp: Path) -> list[Path]:
         other.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
         files.append(other)
     return files
+
+
+def overlay(
+    root: Path, files: list[Path], rewrites: Sequence[LineRewrite], tmp: Path
+) -> list[Path]:
+    """``files`` as one build reads them: where ``rewrites`` replace lines, a view of the
+    project in ``tmp/tree`` holds copies of the requirement files with those lines replaced
+    (the rest of the project linked, so ``-r``, ``-c``, ``./pkg`` and find-links resolve as
+    before) and the copies are returned in their place. The project's files stay as they are.
+    """
+    by_file: dict[Path, dict[int, str | None]] = {}
+    for rewrite in rewrites:
+        file, _, line = rewrite.source.rpartition(":")
+        if file and line.isdigit():
+            by_file.setdefault((root / file).resolve(), {})[int(line)] = rewrite.text
+    read = {p.resolve() for f in files for p in read_requirements(f).files}
+    if not set(by_file) & read:
+        return files
+    base = Path(os.path.commonpath([root.resolve(), *read]))
+    tree = tmp / "tree"
+    for path in sorted(read):
+        text = path.read_text(encoding="utf-8-sig")
+        _place(base, tree, path, _rewrite_lines(text, by_file.get(path, {})))
+    return [tree / f.resolve().relative_to(base) for f in files]
+
+
+def _place(base: Path, tree: Path, path: Path, text: str) -> None:
+    """Write ``text`` at ``path``'s place in ``tree``: real folders down to it, every other
+    entry of those folders a link to the project's own."""
+    src, dst = base, tree
+    for part in (*path.relative_to(base).parts[:-1], None):
+        if dst.is_symlink():
+            dst.unlink()
+        dst.mkdir(parents=True, exist_ok=True)
+        for entry in src.iterdir():
+            if not os.path.lexists(dst / entry.name):
+                (dst / entry.name).symlink_to(entry)
+        if part is not None:
+            src, dst = src / part, dst / part
+    target = dst / path.name
+    target.unlink()
+    target.write_text(text, encoding="utf-8")
+
+
+def _rewrite_lines(text: str, lines: Mapping[int, str | None]) -> str:
+    """``text`` with each logical line starting at a key replaced by its value (None: a
+    comment), continuation lines included; line numbers stay as they were."""
+    physical = text.splitlines(keepends=True)
+    for number, new in lines.items():
+        first = last = number - 1
+        while last + 1 < len(physical) and physical[last].rstrip("\r\n").endswith("\\"):
+            last += 1
+        for i in range(first, min(last, len(physical) - 1) + 1):
+            physical[i] = "\n"
+        if first < len(physical):
+            physical[first] = (new if new is not None else "# left to torch for this build") + "\n"
+    return "".join(physical)
 
 
 def _is_pypi(url: str) -> bool:
@@ -209,6 +272,7 @@ def family_mismatch(plan: Plan, python: Lock) -> str | None:
     (``operator torchvision::nms does not exist``), as does one paired with another torch.
     """
     torch = plan.torch
+    ov, config_file = plan.overrides, plan.cfg.file.name
     for name in FAMILY:
         wheel = python.get(name)
         if wheel is None:
@@ -217,16 +281,18 @@ def family_mismatch(plan: Plan, python: Lock) -> str | None:
         if pairs is not None and pairs != minor(torch.version):
             return (
                 f"{name} {wheel.version} is built for torch {pairs}, not torch "
-                f"{torch.version}: pin the {name} release that pairs with torch {torch.version}"
+                f"{torch.version} ({ov.origin('torch', config_file)}): pin the {name} "
+                f"release that pairs with torch {torch.version}"
             )
         variant = wheel_variant(name, wheel.version)
         if variant is not None and variant != torch.variant:
+            choose = f"pass --variant {variant}" if ov.variant else f'set variant = "{variant}"'
             return (
                 f"{name} {wheel.version} is the {variant} build but torch is "
-                f"{torch.version}+{torch.variant}: add the PyTorch {torch.variant} index "
-                f"({torch.index_url}) to your pip configuration or pin "
-                f"{name}=={wheel.version.split('+')[0]}+{torch.variant}, or set "
-                f'variant = "{variant}"'
+                f"{torch.version}+{torch.variant} ({ov.origin('variant', config_file)}): add "
+                f"the PyTorch {torch.variant} index ({torch.index_url}) to your pip "
+                f"configuration or pin {name}=={wheel.version.split('+')[0]}+{torch.variant}, "
+                f"or {choose}"
             )
     return None
 
@@ -307,6 +373,12 @@ def resolve(
     changed = False
     python: Lock | None = None
     if plan.target != "os":
+        if plan.requirements.rewrites:
+            where = ", ".join(r.source for r in plan.requirements.rewrites)
+            steps.step(
+                f"torch pins follow {plan.overrides.torch_origin} for this build: {where} "
+                "(the files stay as they are)"
+            )
         target = target_of(plan, glibc)
         inputs = _inputs(plan, target)
         if existing is None or existing.inputs != inputs:
@@ -336,6 +408,7 @@ def resolve(
         project.base = base_pin
         changed = True
     if changed and project.python_text:
+        plan.lock_path.parent.mkdir(parents=True, exist_ok=True)  # an override's own space
         write_project_lock(plan.lock_path, project)
     return Locked(project, python, packages)
 

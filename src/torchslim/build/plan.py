@@ -7,26 +7,32 @@ the plan and decides nothing the user could have been told about up front.
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, TypeVar
 
 from torchslim import debian
+from torchslim.cache import cache_root
 from torchslim.config import Compression, Platform, ProjectConfig, build_platform, with_torch
+from torchslim.debian.spec import PYTHON_SUITES
 from torchslim.deps.pipconf import IndexSettings
 from torchslim.errors import ConfigError
 from torchslim.oci.transport import Location, parse_location
 from torchslim.project.ignore import select_app_files
 from torchslim.project.items import ProjectRequirements
 from torchslim.project.models import expand_files, expand_model_entries
+from torchslim.project.override import override_torch
 from torchslim.project.sources import find_requirements
 from torchslim.project.torchpin import check_torch_pin
 from torchslim.slim.rules import PROFILES
-from torchslim.torchmeta import TorchBuild, image_tag, torch_build
+from torchslim.torchmeta import TorchBuild, image_tag, shipped_variants, torch_build
 
 Target = Literal["image", "base", "os"]
+Key = Literal["torch", "variant", "python", "platform"]
 Files = tuple[tuple[Path, str], ...]  # (source on this machine, absolute path in the image)
 LOCK_NAME = "pylock.toml"
 APP_ROOT = "/app"  # the WORKDIR: app files, model files
@@ -56,6 +62,46 @@ class BuildOptions:
     prove: bool = True  # --no-prove skips running the image before it is written
     torch: str | None = None  # --torch: another torch release than the config's
     variant: str | None = None  # --variant: cpu or cuXYZ instead of the config's
+    python: str | None = None  # --python: another Python (3.X) than the config's
+
+
+@dataclass(frozen=True)
+class Overrides:
+    """The project's values the command line replaces for this one build (those that differ
+    from the config's; None where the project's own value holds)."""
+
+    torch: str | None = None
+    variant: str | None = None
+    python: str | None = None
+    platform: str | None = None  # as given, when it names a platform the config lacks
+
+    @classmethod
+    def of(cls, opts: BuildOptions, cfg: ProjectConfig) -> Overrides:
+        chosen = [p.strip() for p in opts.platform.split(",")] if opts.platform else []
+        return cls(
+            torch=opts.torch if opts.torch not in (None, cfg.torch) else None,
+            variant=opts.variant if opts.variant not in (None, cfg.variant) else None,
+            python=opts.python if opts.python not in (None, cfg.python) else None,
+            platform=opts.platform if set(chosen) - set(cfg.platform) else None,
+        )
+
+    def origin(self, key: Key, config_file: str = "torchslim.toml") -> str:
+        """``--torch 2.13.0 (command line)`` or ``torchslim.toml: torch``."""
+        value = getattr(self, key)
+        return f"--{key} {value} (command line)" if value is not None else f"{config_file}: {key}"
+
+    def said(self, key: Key, value: str, config_file: str = "torchslim.toml") -> str:
+        """A value and where it came from: ``--torch 2.13.0 (command line)`` or
+        ``torch 2.13.0 (torchslim.toml: torch)``."""
+        if getattr(self, key) is not None:
+            return self.origin(key)
+        return f"{key} {value} ({self.origin(key, config_file)})"
+
+    @property
+    def torch_origin(self) -> str:
+        """Where the build's torch comes from when the command line chose it."""
+        keys: tuple[Key, ...] = ("torch", "variant")
+        return " and ".join(self.origin(k) for k in keys if getattr(self, k) is not None)
 
 
 @dataclass(frozen=True)
@@ -81,6 +127,7 @@ class Plan:
     settings: IndexSettings = field(repr=False)
     prove: bool = True
     requirements: ProjectRequirements = field(default_factory=ProjectRequirements, repr=False)
+    overrides: Overrides = Overrides()
     app_files: Files = ()
     model_files: Files = ()
     extra_files: Files = ()  # the `files` key: single files to chosen image paths
@@ -144,20 +191,39 @@ def source_date_epoch(value: int | None, environ: Mapping[str, str]) -> int | No
         ) from None
 
 
-def lock_path(cfg: ProjectConfig, platform: Platform, torch: str, variant: str) -> Path:
+def lock_path(
+    cfg: ProjectConfig, platform: Platform, torch: str, variant: str, python: str | None = None
+) -> Path:
     """One lock per target, so switching target never relocks another.
 
-    ``pylock.toml`` for the config's own target (its first platform, its torch and
-    variant); ``pylock.linux-arm64.toml``, ``pylock.torch2.14.1-cu130.toml``, … for others
-    (``--platform``, ``--torch``, ``--variant``).
+    ``pylock.toml`` for the config's own target (its first platform, its torch, variant and
+    Python), ``pylock.linux-arm64.toml`` for its other platforms, all beside the config.
+    A target the command line makes (``--platform``, ``--torch``, ``--variant``,
+    ``--python``) locks in the build's own space, ``pylock.torch2.14.1-cu130.toml`` …
+    under :func:`override_locks`: the project's files are never written for it.
     """
+    python = python or cfg.python
     parts = []
     if str(platform) != cfg.platform[0]:
         parts.append(f"{platform.os}-{platform.arch}")
+    if python != cfg.python:
+        parts.append(f"python{python}")
     if (torch, variant) != (cfg.torch, cfg.variant):
         parts.append(f"torch{torch}-{variant}")
     name = f"pylock.{'-'.join(parts)}.toml" if parts else LOCK_NAME
-    return cfg.root / name
+    own = str(platform) in cfg.platform and (torch, variant, python) == (
+        cfg.torch,
+        cfg.variant,
+        cfg.python,
+    )
+    return (cfg.root if own else override_locks(cfg.root)) / name
+
+
+def override_locks(root: Path) -> Path:
+    """Where a project's locks for command-line targets live: torchslim's cache, one folder
+    per project."""
+    digest = hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:16]
+    return cache_root() / "locks" / digest
 
 
 def _platforms(cfg: ProjectConfig, opts: BuildOptions) -> list[Platform]:
@@ -241,11 +307,63 @@ def _in_file(cfg: ProjectConfig, fn: Callable[[], T]) -> Callable[[], T]:
 
 
 def _requirements(cfg: ProjectConfig) -> ProjectRequirements:
-    reqs = find_requirements(
+    return find_requirements(
         cfg.root, cfg.requirements, cfg.extras, cfg.dev_requirements, config_file=cfg.file.name
     )
-    check_torch_pin(reqs, cfg.torch, cfg.variant, config_file=cfg.file.name)
-    return reqs
+
+
+def _torch_pins(
+    cfg: ProjectConfig, ov: Overrides, reqs: ProjectRequirements, torch: TorchBuild
+) -> ProjectRequirements:
+    """The project's torch pins checked against the config's values, and replaced where the
+    command line overrides them (for this build; no file is edited)."""
+    check_torch_pin(
+        reqs,
+        cfg.torch,
+        cfg.variant,
+        config_file=cfg.file.name,
+        check_version=ov.torch is None,
+        check_variant=ov.variant is None,
+    )
+    if ov.torch is None and ov.variant is None:
+        return reqs
+    return override_torch(reqs, torch, ov.torch_origin)
+
+
+def _overridden(cfg: ProjectConfig, opts: BuildOptions) -> ProjectConfig:
+    """``cfg`` with the command line's torch, variant and Python."""
+    cfg = with_torch(cfg, opts.torch, opts.variant)
+    if opts.python is None:
+        return cfg
+    if not re.fullmatch(r"3\.\d+", opts.python):
+        raise ConfigError(f"--python {opts.python!r}: expected a version such as 3.12")
+    return cfg.model_copy(update={"python": opts.python})
+
+
+def _torch(cfg: ProjectConfig, ov: Overrides) -> TorchBuild:
+    if ov.torch is None and ov.variant is None:
+        return torch_build(cfg.torch, cfg.variant, file=str(cfg.file))
+    shipped = shipped_variants(cfg.torch)
+    if shipped and cfg.variant not in shipped:
+        torch = ov.said("torch", cfg.torch, cfg.file.name)
+        variant = ov.said("variant", cfg.variant, cfg.file.name)
+        raise ConfigError(
+            f"{torch} does not ship {variant}: choose --variant {' or '.join(shipped)}"
+        )
+    return TorchBuild(cfg.torch, cfg.variant)
+
+
+def _suite(cfg: ProjectConfig, ov: Overrides) -> str:
+    if ov.python is None:
+        return debian.suite_for_python(cfg.python)
+    try:
+        return debian.suite_for_python(cfg.python)
+    except ConfigError:
+        known = " or ".join(PYTHON_SUITES)
+        raise ConfigError(
+            f"{ov.origin('python')}: the Debian base has no Python {cfg.python}; "
+            f"choose --python {known}, or use a registry base"
+        ) from None
 
 
 def _project_files(cfg: ProjectConfig) -> tuple[Files, Files, Files]:
@@ -268,20 +386,23 @@ def plan_build(
     """Every decision for every platform; all configuration errors together."""
     errors = _Errors()
     own = cfg
-    cfg = errors.check(lambda: with_torch(own, opts.torch, opts.variant)) or own
+    ov = Overrides.of(opts, own)
+    cfg = errors.check(lambda: _overridden(own, opts)) or own
     platforms = errors.check(lambda: _platforms(cfg, opts)) or []
-    torch = errors.check(lambda: torch_build(cfg.torch, cfg.variant, file=str(cfg.file)))
+    torch = errors.check(lambda: _torch(cfg, ov))
     profile = errors.check(lambda: _profile(cfg, opts))
     base = errors.check(lambda: _base(cfg))
     suite = ""
     if cfg.base == "debian":
-        suite = errors.check(lambda: debian.suite_for_python(cfg.python)) or ""
+        suite = errors.check(lambda: _suite(cfg, ov)) or ""
     tag = errors.check(lambda: _tag(cfg, opts, torch)) if torch is not None else None
     sde = errors.check(lambda: source_date_epoch(opts.source_date_epoch, environ))
     output = errors.check(lambda: _output(opts, len(platforms)))
     reqs = ProjectRequirements()
     if opts.target != "os":
-        reqs = errors.check(_in_file(cfg, lambda: _requirements(cfg))) or reqs
+        found = errors.check(_in_file(cfg, lambda: _requirements(cfg)))
+        if found is not None and torch is not None:
+            reqs = errors.check(lambda: _torch_pins(cfg, ov, found, torch)) or found
     files: tuple[Files, Files, Files] = ((), (), ())
     if opts.target == "image":
         files = errors.check(_in_file(cfg, lambda: _project_files(cfg))) or files
@@ -307,7 +428,7 @@ def plan_build(
                 uid=cfg.user,
             ),
             base=base,
-            lock_path=lock_path(own, platform, cfg.torch, cfg.variant),
+            lock_path=lock_path(own, platform, cfg.torch, cfg.variant, cfg.python),
             relock=opts.relock,
             strict=opts.strict,
             source_date_epoch=sde,
@@ -315,6 +436,7 @@ def plan_build(
             settings=settings,
             prove=opts.prove,
             requirements=reqs,
+            overrides=ov,
             app_files=files[0],
             model_files=files[1],
             extra_files=files[2],

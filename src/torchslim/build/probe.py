@@ -139,8 +139,11 @@ def duplicate_cuda(probe: BaseProbe, wheel_libs: Iterable[str]) -> dict[str, int
     return {p: n for p, n in sorted(probe.cuda_libs.items()) if lib_family(p) in families}
 
 
-def require_python(probe: BaseProbe, where: str, python: str | None = None) -> None:
-    """Raise a one-line BuildError when the base has no usable Python (or not ``python``)."""
+def require_python(
+    probe: BaseProbe, where: str, python: str | None = None, asked: str = "the project"
+) -> None:
+    """Raise a one-line BuildError when the base has no usable Python (or not ``python``,
+    which ``asked`` asks for: "the project", "--python 3.12 (command line)")."""
     if probe.python_exe is None or probe.site_packages is None or probe.python_version is None:
         raise BuildError(
             f"{where}: the base image has no usable Python (no python3 with its standard "
@@ -150,8 +153,13 @@ def require_python(probe: BaseProbe, where: str, python: str | None = None) -> N
     if python is not None and probe.python_version != python:
         raise BuildError(
             f"{where}: the base image has Python {probe.python_version} ({probe.python_exe}) "
-            f'but the project asks for {python}; set `python = "{probe.python_version}"` '
-            "or pick a base with that Python"
+            f"but {asked} asks for {python}; "
+            + (
+                f'set `python = "{probe.python_version}"`'
+                if asked == "the project"
+                else f"pass --python {probe.python_version}"
+            )
+            + " or pick a base with that Python"
         )
 
 

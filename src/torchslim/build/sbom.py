@@ -76,8 +76,9 @@ def materials(plan: Plan, locked: Locked, base: BaseRef) -> list[Material]:
     """Every input by digest: config, lock, Debian release files, base image, git commit."""
     root = plan.cfg.root
     out = [file_material(plan.cfg.file, "config", root)]
-    if plan.lock_path.is_file():
-        out.append(file_material(plan.lock_path, "lock", root))
+    if plan.lock_path.is_file():  # a command-line target's lock is named by its file name
+        lock_root = root if plan.lock_path.is_relative_to(root) else plan.lock_path.parent
+        out.append(file_material(plan.lock_path, "lock", lock_root))
     for suite, release in sorted(locked.project.debian_releases.items()):
         algo, _, hexpart = release.get("sha256", "").partition(":")
         out.append(Material(f"debian:{suite}/InRelease", release.get("url", ""), {algo: hexpart}))

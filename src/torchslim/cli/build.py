@@ -50,8 +50,16 @@ from torchslim.cli.app import (
     help="image: the service; base: OS + torch + deps, a shared base; os: the OS alone.",
 )
 @tls_verify_option
-@click.option("--torch", "torch_version", help="Another torch release than the config's.")
-@click.option("--variant", help="cpu or cuXYZ (e.g. cu130) instead of the config's.")
+@click.option(
+    "--torch",
+    "torch_version",
+    help="Another torch release for this build: the project's torch pins follow it "
+    "(torchvision/torchaudio too); no file is edited.",
+)
+@click.option(
+    "--variant", help="cpu or cuXYZ (e.g. cu130) for this build, instead of the config's."
+)
+@click.option("--python", "python_version", help="Python 3.X for this build (a lock of its own).")
 @click.option(
     "--no-prove",
     is_flag=True,
@@ -90,6 +98,7 @@ def build(
     tls_verify: bool,
     torch_version: str | None,
     variant: str | None,
+    python_version: str | None,
     no_prove: bool,
     sbom_dir: Path | None,
     attach_sbom: bool,
@@ -120,6 +129,7 @@ def build(
         prove=not no_prove,
         torch=torch_version,
         variant=variant,
+        python=python_version,
     )
     bp = plan_build(cfg, opts, load_pip_settings())
     invocation = Invocation.of(["torchslim", "build", str(project)], opts)
@@ -178,6 +188,7 @@ def push(source: str, destination: str, tls_verify: bool, mount_from: tuple[str,
 @click.option("--strict", is_flag=True, help="Exit non-zero when dev-only packages are found.")
 @click.option("--torch", "torch_version", help="Another torch release than the config's.")
 @click.option("--variant", help="cpu or cuXYZ (e.g. cu130) instead of the config's.")
+@click.option("--python", "python_version", help="Python 3.X instead of the config's.")
 @friendly_errors
 def deps(
     project: Path,
@@ -185,6 +196,7 @@ def deps(
     strict: bool,
     torch_version: str | None,
     variant: str | None,
+    python_version: str | None,
 ) -> None:
     """Resolve PROJECT's prod requirements for the target; audit dev-only packages."""
     from rich.table import Table
@@ -195,7 +207,9 @@ def deps(
     from torchslim.deps.pipconf import load_pip_settings
 
     cfg = load_config(project)
-    opts = BuildOptions(platform=platform, torch=torch_version, variant=variant)
+    opts = BuildOptions(
+        platform=platform, torch=torch_version, variant=variant, python=python_version
+    )
     bp = plan_build(cfg, opts, load_pip_settings())
     plan = bp.plans[0]
     with CliSteps(err_console) as steps:

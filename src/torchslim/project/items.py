@@ -109,6 +109,15 @@ def requirement_name(text: str) -> str:
 
 
 @dataclass(frozen=True)
+class LineRewrite:
+    """One requirement line of a project file as one build reads it (the file is not edited):
+    ``text`` in place of the line at ``source`` ("requirements.txt:1"), or None to drop it."""
+
+    source: str
+    text: str | None
+
+
+@dataclass(frozen=True)
 class ProjectRequirements:
     """The prod set (installed) and the dev set (never installed; used by the audit)."""
 
@@ -119,6 +128,8 @@ class ProjectRequirements:
     files: tuple[Path, ...] = ()  # prod files read (they key the lock)
     requirement_files: tuple[Path, ...] = ()  # prod pip requirement files (-r for pip/uv)
     notes: tuple[str, ...] = field(default_factory=tuple)  # choices made, for the user
+    # Lines of the prod files that this build reads otherwise (--torch / --variant)
+    rewrites: tuple[LineRewrite, ...] = ()
 
     def names(self, which: Literal["prod", "dev"] = "prod") -> list[str]:
         items = self.prod if which == "prod" else self.dev
@@ -136,6 +147,7 @@ class ProjectRequirements:
 __all__ = [
     "Artifact",
     "Kind",
+    "LineRewrite",
     "ProjectRequirements",
     "RequirementItem",
     "requirement_entry",

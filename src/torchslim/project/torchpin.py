@@ -53,7 +53,8 @@ def variant_of_index(url: str) -> str | None:
     return m.group(1) if m else None
 
 
-def _applies_to_linux(marker: str | None) -> bool:
+def applies_to_linux(marker: str | None) -> bool:
+    """Whether a requirement with ``marker`` is one of a Linux image's."""
     if not marker:
         return True
     try:
@@ -69,7 +70,7 @@ def torch_pins(items: Iterable[RequirementItem]) -> list[TorchPin]:
         if item.name != "torch":
             continue
         if item.kind == "pinned" and item.version:
-            if _applies_to_linux(item.marker):
+            if applies_to_linux(item.marker):
                 spec = SpecifierSet(f"=={item.version}")
                 out.append(
                     TorchPin(
@@ -86,7 +87,7 @@ def torch_pins(items: Iterable[RequirementItem]) -> list[TorchPin]:
         except InvalidRequirement:
             continue
         marker = str(req.marker) if req.marker else item.marker
-        if not _applies_to_linux(marker):
+        if not applies_to_linux(marker):
             continue
         exact = [s.version for s in req.specifier if s.operator in ("==", "===")]
         version = exact[0] if exact and "*" not in exact[0] else None
@@ -117,21 +118,26 @@ def check_torch_pin(
     variant: str,
     *,
     config_file: str = "torchslim.toml",
+    check_version: bool = True,
+    check_variant: bool = True,
 ) -> None:
-    """Raise ConfigError when a torch pin of the project excludes the configured torch."""
+    """Raise ConfigError when a torch pin of the project excludes the configured torch
+    (``check_version``) or names another variant (``check_variant``); a value the command
+    line overrides is not checked: the pins follow it for that build."""
     for pin in torch_pins(requirements.prod):
         # A pin with a local tag ("==2.13.0+cpu") matches only versions with that tag.
         candidate = f"{torch_version}+{pin.variant}" if pin.variant else torch_version
-        if not pin.specifier.contains(candidate, prereleases=True):
+        if check_version and not pin.specifier.contains(candidate, prereleases=True):
             raise ConfigError(
-                f'{pin.text} in {pin.source} conflicts with torch = "{torch_version}" in '
-                f"{config_file}: make them agree (change one of the two pins)"
+                f'{pin.text} in {pin.source} conflicts with torch = "{torch_version}" '
+                f"({config_file}: torch): make them agree (change one of the two pins), "
+                "or pass --torch to build another torch once"
             )
-        if pin.variant is not None and pin.variant != variant:
+        if check_variant and pin.variant is not None and pin.variant != variant:
             raise ConfigError(
-                f"{pin.text} in {pin.source} is the {pin.variant} build, but {config_file} "
-                f'says variant = "{variant}": make them agree (set variant = "{pin.variant}" '
-                "or drop the local version from the pin)"
+                f'{pin.text} in {pin.source} is the {pin.variant} build, but variant = "{variant}" '
+                f'({config_file}: variant): make them agree (set variant = "{pin.variant}" '
+                "or drop the local version from the pin), or pass --variant for one build"
             )
 
 
@@ -183,6 +189,7 @@ def pins_in_requirement_files(root: Path) -> list[TorchPin]:
 
 __all__ = [
     "TorchPin",
+    "applies_to_linux",
     "check_torch_pin",
     "choose_torch",
     "nearest_cuda_variant",

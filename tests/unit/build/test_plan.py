@@ -82,6 +82,10 @@ def test_torch_and_variant_from_the_command_line_lock_separately(tmp_path: Path)
     assert amd.torch.requirement == "torch==2.14.1" and amd.tag == "v1.0-pytorch2.14-cuda13.0"
     assert amd.lock_path.name == "pylock.torch2.14.1-cu130.toml"
     assert arm.lock_path.name == "pylock.linux-arm64-torch2.14.1-cu130.toml"
+    # A command-line target locks in the build's own space, never beside the config.
+    assert (
+        not amd.lock_path.is_relative_to(tmp_path) and amd.lock_path.parent == arm.lock_path.parent
+    )
     own = plan_build(cfg, BuildOptions(variant="cpu"), SETTINGS, environ={}).plans[0]
     assert own.lock_path.name == "pylock.toml"  # the config's own target
     with pytest.raises(ConfigError, match=r"--variant 'gpu': expected cpu or cuXYZ"):
