@@ -72,7 +72,10 @@ def test_pyproject_table(tmp_path: Path) -> None:
         ("platform = 'windows/amd64'\n", "key `platform`"),
         ("[healthcheck]\ninterval = 'soon'\n", "key `healthcheck.interval`"),
         ("requests = [{ path = 'predict' }]\n", "key `requests.0.path`"),
-        ("requests = [{ path = '/p', upload = 'requirements.txt', json = 1 }]\n", "one of upload, body"),
+        (
+            "requests = [{ path = '/p', upload = 'requirements.txt', json = 1 }]\n",
+            "one of upload, body",
+        ),
         ("requests = [{ path = '/p', upload = 'missing.png' }]\n", "upload file 'missing.png'"),
         ("requests = [{ path = '/p', body = '../../etc/passwd' }]\n", "body"),
         ("proof-timeout = 1\n", "key `proof-timeout`"),

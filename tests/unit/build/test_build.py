@@ -241,7 +241,7 @@ def test_an_app_edit_serves_again_but_loads_nothing_loaded_before(
     build(plan)
     assert calls == [None]  # the same image: not proven again
     main = project / "app" / "svc" / "__main__.py"
-    main.write_text(main.read_text().replace("b\"value %d\"", "b\"v=%d\""))
+    main.write_text(main.read_text().replace('b"value %d"', 'b"v=%d"'))
     edited = build(_plan(project, platform="linux/amd64").plans[0])
     assert calls == [None, []]  # served and imported again; no library loaded again
     assert edited.digest != first.digest
