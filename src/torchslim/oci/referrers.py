@@ -36,7 +36,7 @@ from torchslim.oci.blobio import check_bytes, sha256_bytes
 from torchslim.oci.distribution import RegistryClient, pull_scope, push_scope, registry_errors
 from torchslim.oci.image import canonical_json, parse_json_object
 from torchslim.oci.layer import Descriptor
-from torchslim.oci.limits import DOCUMENT_MAX, MANIFEST_MAX
+from torchslim.oci.limits import DOCUMENT_MAX, MANIFEST_MAX, MiB
 from torchslim.oci.media import OCI_INDEX, OCI_MANIFEST
 
 EMPTY_MEDIA_TYPE = "application/vnd.oci.empty.v1+json"
@@ -46,6 +46,8 @@ CREATED_ANNOTATION = "org.opencontainers.image.created"
 TITLE_ANNOTATION = "org.opencontainers.image.title"
 SUBJECT_HEADER = "oci-subject"
 _HEX64 = re.compile(r"[0-9a-f]{64}")
+BLOBS_MAX = 1 << 16  # an image layout holds a few blobs per layer, not millions
+SCAN_MAX = 256 * MiB  # the small JSON blobs read to find referrers, all together
 
 
 @dataclass(frozen=True)
@@ -156,12 +158,17 @@ def add_referrers_to_layout(
 
 def _small_json_blobs(root: Path) -> Iterator[str]:
     """Digests of the layout's plain-file blobs that may be manifests: at most MANIFEST_MAX
-    bytes, a JSON object (layers, links and odd names are passed over unread)."""
+    bytes, a JSON object (layers, links and odd names are passed over unread). A layout
+    of more than BLOBS_MAX blobs, or whose candidates add up to more than SCAN_MAX bytes,
+    is refused."""
     folder = root / "blobs" / "sha256"
     try:
         names = sorted(os.listdir(folder))
     except OSError:
         return
+    if len(names) > BLOBS_MAX:
+        raise IntegrityError(f"{root}: over {BLOBS_MAX} blobs, not an image layout")
+    total = 0
     for name in names:
         if not _HEX64.fullmatch(name):
             continue
@@ -174,6 +181,12 @@ def _small_json_blobs(root: Path) -> Iterator[str]:
                     continue
         except OSError:
             continue
+        total += st.st_size
+        if total > SCAN_MAX:
+            raise IntegrityError(
+                f"{root}: its small JSON blobs add up to over {SCAN_MAX >> 20} MiB; "
+                "the layout is hostile, refusing to look for referrers in it"
+            )
         yield f"sha256:{name}"
 
 

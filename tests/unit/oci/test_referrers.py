@@ -13,6 +13,8 @@ import pytest
 from support.images import ImageFactory, make_tree
 from support.registry import Registry, start_registry
 
+from torchslim.errors import IntegrityError
+from torchslim.oci import referrers
 from torchslim.oci.blobio import sha256_bytes
 from torchslim.oci.distribution import RegistryClient
 from torchslim.oci.index import manifest_descriptor
@@ -117,6 +119,20 @@ def test_referrers_of_another_subject_and_odd_blobs_are_passed_over(
     outside.write_bytes(artifact_manifest(_artifacts()[2], subject, CREATED).manifest)
     (blobs / sha256_bytes(outside.read_bytes())[7:]).symlink_to(outside)
     assert [d["artifactType"] for d in layout_referrers(root, subject.digest)] == [CDX]
+
+
+def test_a_layout_of_too_many_json_bytes_is_refused(
+    layout: tuple[Path, object], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root, img = layout
+    subject = manifest_descriptor(img)  # type: ignore[arg-type]
+    add_referrers_to_layout(root, subject, _artifacts(), CREATED)
+    monkeypatch.setattr(referrers, "SCAN_MAX", 2000)
+    with pytest.raises(IntegrityError, match="layout is hostile"):
+        layout_referrers(root, subject.digest)
+    monkeypatch.setattr(referrers, "BLOBS_MAX", 3)
+    with pytest.raises(IntegrityError, match="over 3 blobs"):
+        layout_referrers(root, subject.digest)
 
 
 def test_a_layout_of_older_torchslim_still_lists_its_referrers(
