@@ -109,6 +109,8 @@ class ProjectConfig(_Model):
     license: Annotated[str, Field(min_length=1)] | None = None
     description: Annotated[str, Field(min_length=1)] | None = None
     healthcheck: HealthcheckConfig = HealthcheckConfig()
+    # Packages whose sdists may be built (in the sandbox) when no wheel fits; none by default.
+    build_from_source: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]] = []
 
     # Where the config was read from; set by load_config, not by the file.
     root: Path = Field(default=Path("."), exclude=True)

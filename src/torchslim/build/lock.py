@@ -159,6 +159,7 @@ def _inputs(plan: Plan, target: Target) -> str:
         str(plan.platform),
         plan.cfg.python,
         dataclasses.asdict(target),
+        *([sorted(plan.cfg.build_from_source)] if plan.cfg.build_from_source else []),
     )
 
 
@@ -313,12 +314,13 @@ def _family_pins(plan: Plan, text: str, target: Target) -> list[str]:
 def _uv_lock(plan: Plan, target: Target, steps: Steps) -> str:
     """uv's lock for ``target`` (the PyTorch index is added when the user's lack torch)."""
     pin = [plan.torch.requirement]
+    sources = plan.cfg.build_from_source  # sdists that may be built, in the sandbox
     with staging("lock") as tmp:
         reqs = _requirement_files(plan, tmp)
         out = tmp / LOCK_NAME
         settings = plan.settings
         try:
-            uv_resolve(reqs, target, settings, extra=pin, out=out)
+            uv_resolve(reqs, target, settings, extra=pin, out=out, build_from_source=sources)
         except ResolveError as first:
             # Only a failure about torch itself (not e.g. "torchvision" or "torchslim-x").
             if not re.search(r"(?<![\w.-])torch(?![\w-])", str(first)):
@@ -326,7 +328,7 @@ def _uv_lock(plan: Plan, target: Target, steps: Steps) -> str:
             steps.step(f"torch not in your indexes; trying {plan.torch.index_url}")
             settings = _with_torch_index(plan)
             try:
-                uv_resolve(reqs, target, settings, extra=pin, out=out)
+                uv_resolve(reqs, target, settings, extra=pin, out=out, build_from_source=sources)
             except IndexUnreachable as err:
                 if err.index.rstrip("/") != plan.torch.index_url.rstrip("/"):  # another one
                     raise
@@ -342,7 +344,14 @@ def _uv_lock(plan: Plan, target: Target, steps: Steps) -> str:
             steps.step(f"{', '.join(family)} for torch {plan.torch.requirement}")
             # When that fails too, family_mismatch says what to do, in one line.
             with contextlib.suppress(ResolveError, NetworkError):
-                uv_resolve(reqs, target, _with_torch_index(plan), extra=[*pin, *family], out=out)
+                uv_resolve(
+                    reqs,
+                    target,
+                    _with_torch_index(plan),
+                    extra=[*pin, *family],
+                    out=out,
+                    build_from_source=sources,
+                )
         return out.read_text()
 
 

@@ -57,6 +57,41 @@ def _find_links(filename: str, entry: str, client: httpx.Client) -> Iterator[str
         yield from (url for name, url in _links(page, entry) if name == filename)
 
 
+def _hashed_links(page: str, base: str) -> Iterator[tuple[str, str, str | None]]:
+    """(filename, URL, sha256 from its ``#sha256=`` fragment) for every link of a page."""
+    for href in _HREF.findall(page):
+        url, _, fragment = urllib.parse.urljoin(base, html.unescape(href)).partition("#")
+        sha = fragment[7:] if fragment.startswith("sha256=") else None
+        yield urllib.parse.unquote(url.rsplit("/", 1)[-1]), url, sha
+
+
+def _listed(entry: str, client: httpx.Client) -> Iterator[tuple[str, str, str | None]]:
+    """Every file a find-links entry offers: a folder's files, or a page's links."""
+    path = local_path(entry)
+    if path is not None and path.is_dir():
+        for file in sorted(path.iterdir()):
+            if file.is_file():
+                yield file.name, file.resolve().as_uri(), None
+        return
+    page = _read(entry, client)
+    if page is not None:
+        yield from _hashed_links(page, entry)
+
+
+def project_files(
+    project: str, settings: IndexSettings, client: httpx.Client
+) -> Iterator[tuple[str, str, str | None]]:
+    """(filename, URL, sha256 or None) of every file the find-links and indexes offer
+    whose name may be ``project``'s (callers parse the name)."""
+    for entry in settings.find_links:
+        yield from _listed(entry, client)
+    for index in settings.index_urls():
+        page_url = f"{index.rstrip('/')}/{canonicalize_name(project)}/"
+        page = _read(page_url, client)
+        if page is not None:
+            yield from _hashed_links(page, page_url)
+
+
 def candidate_urls(
     filename: str, project: str, settings: IndexSettings, client: httpx.Client
 ) -> Iterator[str]:

@@ -8,8 +8,12 @@ That run hits uv's cache, so it costs a fraction of a second; we check that both
 pinned the same versions. The graph and the target are stored in the lock under
 ``[tool.torchslim]`` so ``read_lock`` gives back the same ``Lock``.
 
-A package with no wheel for the target but an sdist (or a local directory) is built
-with ``pip wheel --no-deps`` and accepted only if the result is ``py3-none-any``.
+Resolving runs no project code on the host: uv always gets ``--no-build`` and reads only
+wheels. A local path requirement (``./pkg``, ``-e ./lib``, ``file:``) is built into a
+wheel in the sandbox first (:mod:`torchslim.deps.sourcebuild`) and uv reads that wheel in
+its place. A package the indexes serve only as an sdist is refused in one line unless
+``build-from-source`` names it; then its sdist is built in the sandbox too, and uv finds
+the wheel in a find-links folder of its own. Only ``py3-none-any`` results are accepted.
 """
 
 from __future__ import annotations
@@ -22,17 +26,25 @@ import subprocess
 import sys
 import tempfile
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import tomli_w
 from packaging.requirements import InvalidRequirement, Requirement
-from packaging.utils import canonicalize_name, parse_wheel_filename
+from packaging.utils import (
+    InvalidSdistFilename,
+    canonicalize_name,
+    parse_sdist_filename,
+    parse_wheel_filename,
+)
+from packaging.version import Version
 
 from torchslim.atomic import write_atomic
 from torchslim.cache import cache_root
-from torchslim.deps.http import iter_url, local_path, make_client, url_filename, with_retries
+from torchslim.deps.http import iter_url, local_path, make_client, with_retries
+from torchslim.deps.localpaths import build_local_paths
+from torchslim.deps.locate import project_files
 from torchslim.deps.pipconf import IndexSettings
 from torchslim.deps.pylock import (
     ARCHES,
@@ -45,10 +57,13 @@ from torchslim.deps.pylock import (
     read_lock,
 )
 from torchslim.deps.requirements import read_requirements
+from torchslim.deps.sourcebuild import build_in_sandbox, unpack_sdist
 from torchslim.errors import ConfigError, IntegrityError, NetworkError, ResolveError
 from torchslim.redact import redact
 
 EXTRA_FILE = "torchslim-extra.txt"
+MAX_SDIST_BUILDS = 8  # per lock: each allowed sdist, and an older one when a pin needs it
+_NEEDS_SDIST = re.compile(r"Wheels are required for `([^`]+)` because building from source")
 Graph = dict[str, tuple[str, ...]]  # normalized name -> what required it
 
 
@@ -63,8 +78,12 @@ def resolve(
     extra: Sequence[str] = (),
     out: Path,
     extra_label: str = "torchslim config",
+    build_from_source: Sequence[str] = (),
 ) -> Lock:
-    """Lock ``requirements`` (+ ``extra`` lines) for ``target`` into ``out`` (atomically)."""
+    """Lock ``requirements`` (+ ``extra`` lines) for ``target`` into ``out`` (atomically).
+
+    ``build_from_source``: packages whose sdists may be built (in the sandbox) when the
+    indexes have no wheel for them; any other sdist-only package is refused."""
     # Every index uv may fetch from → the requirement file line that named it ("" when the
     # pip config or torchslim did), so an unreachable one is named as the user wrote it.
     origins = {u: "" for u in (settings.index_url, *settings.extra_index_urls) if u}
@@ -80,9 +99,12 @@ def resolve(
     if not requirements and not extra:
         raise ConfigError("nothing to resolve: no requirements file and no extra requirements")
 
+    allowed = {canonicalize_name(n) for n in build_from_source}
     with tempfile.TemporaryDirectory(prefix="torchslim-lock-") as tmpd:
         tmp = Path(tmpd)
-        sources = [str(p.resolve()) for p in requirements]
+        # Local paths become wheels built in the sandbox; uv reads copies of the files.
+        files, extra = build_local_paths(requirements, extra, settings, tmp / "local")
+        sources = [str(p) for p in files]
         if extra:
             (tmp / EXTRA_FILE).write_text("".join(f"{x}\n" for x in extra), encoding="utf-8")
             sources.append(str(tmp / EXTRA_FILE))
@@ -90,11 +112,12 @@ def resolve(
             *_uv_cmd(),
             "--no-config",  # pip config is the contract; a stray uv.toml must not change it
             # uv would fetch a managed CPython of the target version (from GitHub) only to
-            # build sdists; those are built by pip later, and a build must not depend on it.
+            # build sdists; it builds none, and a build must not depend on it.
             "--no-python-downloads",
             "pip",
             "compile",
             *sources,
+            "--no-build",  # no setup.py runs on the host: uv reads wheels only
             "--python-version",
             target.python,
             "--python-platform",
@@ -108,9 +131,12 @@ def resolve(
         env = {**os.environ, **settings.uv_env()}
         # Relative paths in uv's output are relative to its cwd: the first requirement file's
         # directory, where a user's "./mypkg" requirement is meant to be found.
-        cwd = requirements[0].resolve().parent if requirements else Path.cwd()
-        graph_cmd = [*base, "--annotation-style", "split", "-o", str(tmp / "graph.txt")]
-        _run_uv(graph_cmd, env, target, cwd, origins)
+        cwd = files[0].parent if files else Path.cwd()
+        graph = [*base, "--annotation-style", "split", "-o", str(tmp / "graph.txt")]
+        links = _resolve_building(
+            lambda more: [*graph, *more], env, target, cwd, origins, allowed, settings, tmp
+        )
+        base += links
         _run_uv(
             [*base, "--format", "pylock.toml", "--generate-hashes", "-o", str(tmp / "pylock.toml")],
             env,
@@ -123,7 +149,7 @@ def resolve(
         text = (tmp / "pylock.toml").read_text(encoding="utf-8")
         data = tomllib.loads(text)
         local = _local_sources(data, tmp)
-        changed = _ensure_wheels(data, target, settings, tmp)
+        changed = _ensure_wheels(data, target)
         pins, parents = _name_local_paths(pins, parents, local, cwd)
         _check_pins(data, pins)
         tool = {"tool": {"torchslim": _tool_table(target, parents)}}
@@ -341,73 +367,159 @@ def _tool_table(target: Target, parents: Mapping[str, tuple[str, ...]]) -> dict[
 # ------------------------------------------------------------------------ wheel choice
 
 
-def _ensure_wheels(
-    data: dict[str, Any], target: Target, settings: IndexSettings, tmp: Path
-) -> bool:
-    """Make every package carry a wheel for the target; build pure sdists. True if changed."""
+def _ensure_wheels(data: dict[str, Any], target: Target) -> bool:
+    """Make every package carry a wheel for the target: a wheel file a requirement names
+    by path (the sandbox's builds of local paths among them) becomes its ``wheels`` entry.
+    True if anything changed."""
     changed = False
+    built = (cache_root() / "built-wheels").resolve()
     for pkg in data.get("packages", []):
+        for wheel in pkg.get("wheels", []):
+            if _under(local_path(str(wheel.get("url", ""))), built):
+                pkg.setdefault("tool", {})["torchslim"] = {"built-locally": True}
+                changed = True
         if best_wheel(pkg.get("wheels", []), target) is not None:
             continue
         name, version = pkg["name"], pkg.get("version", "?")
-        source = pkg.get("sdist") or pkg.get("directory") or pkg.get("archive")
-        if source is None:
+        archive = pkg.get("archive", {})
+        path = Path(str(archive.get("path") or local_path(str(archive.get("url", ""))) or ""))
+        entry = {"url": path.resolve().as_uri(), "hashes": archive.get("hashes", {})}
+        if not path.name.endswith(".whl") or best_wheel([entry], target) is None:
             raise ResolveError(
                 f"{name} {version} has no wheel for {target.describe()}: pin a version that "
                 "ships one or add a wheel for the target to find-links"
             )
-        built = _build_pure_wheel(name, version, source, target, settings, tmp)
-        pkg["wheels"] = [built]
-        pkg.setdefault("version", str(parse_wheel_filename(url_filename(built["url"]))[1]))
-        for key in ("sdist", "directory", "archive"):
-            pkg.pop(key, None)
-        pkg.setdefault("tool", {})["torchslim"] = {"built-locally": True}
+        entry["size"] = path.stat().st_size
+        pkg["wheels"] = [entry]
+        pkg.pop("archive", None)
+        if _under(path, built):
+            pkg.setdefault("tool", {})["torchslim"] = {"built-locally": True}
         changed = True
     return changed
 
 
-def _build_pure_wheel(
-    name: str,
-    version: str,
-    source: Mapping[str, Any],
+def _under(path: Path | None, folder: Path) -> bool:
+    return path is not None and path.resolve().is_relative_to(folder)
+
+
+def lock_wheels_only(
+    requires: list[str], target: Target, settings: IndexSettings, tmp: Path
+) -> Lock:
+    """``requires`` (a build's requirements) locked for ``target``, wheels only."""
+    for line in requires:
+        try:
+            Requirement(line)
+        except InvalidRequirement as exc:
+            raise ResolveError(f"invalid build requirement {line!r}: {exc}") from None
+    (tmp / "build-requires.txt").write_text("".join(f"{r}\n" for r in requires), encoding="utf-8")
+    out = tmp / "pylock.toml"
+    cmd = [
+        *_uv_cmd(), "--no-config", "--no-python-downloads", "pip", "compile",
+        str(tmp / "build-requires.txt"), "--no-build", "--python-version", target.python,
+        "--python-platform", target.uv_platform, "--no-header", "--color", "never",
+        "--no-progress", *settings.uv_args(), "--format", "pylock.toml", "--generate-hashes",
+        "-o", str(out),
+    ]  # fmt: skip
+    _run_uv(cmd, {**os.environ, **settings.uv_env()}, target, tmp)
+    return read_lock(out, target)
+
+
+# ------------------------------------------------------------------ sdists, in the sandbox
+
+
+def _resolve_building(
+    command: Callable[[list[str]], list[str]],
+    env: Mapping[str, str],
     target: Target,
+    cwd: Path,
+    origins: Mapping[str, str],
+    allowed: Collection[str],
     settings: IndexSettings,
     tmp: Path,
-) -> dict[str, Any]:
-    """``pip wheel --no-deps`` the sdist; accept only ``py3-none-any`` (runs anywhere)."""
-    compiled = (
-        f"{name} has no wheel for {target.describe()}, only an sdist with compiled code: build "
-        "a wheel for the target and add it to find-links, or pin a version that ships wheels"
+) -> list[str]:
+    """Run uv (``command(extra args)``) until it resolves; each sdist-only package it names
+    is refused, or, when ``allowed``, built in the sandbox and offered as a find-links
+    folder. Returns the extra args the resolution needed."""
+    links: list[str] = []
+    built: set[tuple[str, str]] = set()
+    for _ in range(MAX_SDIST_BUILDS + 1):
+        cmd = command(links)
+        proc = subprocess.run(
+            cmd, env=dict(env), cwd=cwd, capture_output=True, text=True, check=False
+        )
+        if proc.returncode == 0:
+            return links
+        needed = _sdist_needed(proc.stderr)
+        if needed is None:
+            raise uv_error(proc.stderr, target, origins)
+        name, version = needed
+        sdist = _find_sdist(name, version, settings, {v for n, v in built if n == name})
+        shown = f"{name} {sdist[3] if sdist else version or '(every version)'}"
+        if name not in allowed:
+            raise ResolveError(
+                f"{shown} is published only as an sdist, whose build runs its code: add "
+                f'"{name}" to build-from-source in the torchslim config to build it in the '
+                f"sandbox, or pin a version that ships a wheel for {target.describe()}"
+            )
+        if sdist is None:
+            raise ResolveError(
+                f"{shown} has no wheel for {target.describe()}, and no sdist of it is in the "
+                "find-links or indexes torchslim can read: add a wheel to find-links"
+            )
+        wheel = _build_sdist(name, sdist, settings, tmp)
+        built.add((name, sdist[3]))
+        links += ["--find-links", str(wheel.parent)]
+    raise ResolveError(
+        f"more than {MAX_SDIST_BUILDS} sdists to build for one lock; pin versions that ship wheels"
     )
-    loc = str(source.get("url") or source.get("path") or "")
-    src = local_path(loc)
-    if src is not None and not src.is_absolute():
-        src = (tmp / src).resolve()  # PEP 751 paths are relative to the lock file
-    if src is None:
-        src = tmp / (url_filename(loc) or f"{name}.tar.gz")
-        expected = dict(source.get("hashes", {})).get("sha256")
-        _download_checked(loc, src, expected, settings, name)
-    outdir = tmp / f"built-{canonicalize_name(name)}"
-    cmd = [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(outdir), str(src)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    built = sorted(outdir.glob("*.whl")) if outdir.is_dir() else []
-    if proc.returncode != 0 or not built:
-        raise ResolveError(compiled)
-    wheel = built[0]
-    wtags = parse_wheel_filename(wheel.name)[3]
-    if not any(
-        t.abi == "none" and t.platform == "any" and t.interpreter.startswith("py3") for t in wtags
-    ):
-        raise ResolveError(compiled)
-    keep = cache_root() / "built-wheels" / wheel.name
-    keep.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(wheel, keep)
-    data = keep.read_bytes()
-    return {
-        "url": keep.resolve().as_uri(),
-        "size": len(data),
-        "hashes": {"sha256": hashlib.sha256(data).hexdigest()},
-    }
+
+
+def _sdist_needed(stderr: str) -> tuple[str, str | None] | None:
+    """(package, version or None) when uv failed only for want of a wheel it may not build."""
+    m = _NEEDS_SDIST.search(stderr)
+    if m is None:
+        return None
+    name = canonicalize_name(m[1])
+    pinned = re.search(rf"(?<![\w.-]){re.escape(m[1])}==([\w.+!-]+?) has no usable wheels", stderr)
+    return name, pinned[1] if pinned else None
+
+
+Sdist = tuple[str, str, "str | None", str]  # filename, URL, sha256, version
+
+
+def _find_sdist(
+    name: str, version: str | None, settings: IndexSettings, skip: set[str]
+) -> Sdist | None:
+    """The sdist of ``name`` to build: of ``version``, else the newest (a final release
+    before a pre-release) not in ``skip``; None when the find-links and indexes have none."""
+    found: dict[Version, Sdist] = {}
+    with make_client(settings) as client:
+        for filename, url, sha in project_files(name, settings, client):
+            try:
+                sname, sversion = parse_sdist_filename(filename)
+            except InvalidSdistFilename:
+                continue
+            if sname == name and str(sversion) not in skip:
+                found.setdefault(sversion, (filename, url, sha, str(sversion)))
+    if version is not None:
+        return next((s for v, s in found.items() if v == Version(version)), None)
+    if not found:
+        return None
+    return found[max(found, key=lambda v: (not v.is_prerelease, v))]
+
+
+def _build_sdist(name: str, sdist: Sdist, settings: IndexSettings, tmp: Path) -> Path:
+    """Fetch the sdist (hash-checked when the index gives one) and build it in the sandbox."""
+    filename, url, sha, version = sdist
+    work = tmp / f"sdist-{name}-{version}"
+    work.mkdir(parents=True)
+    archive = work / filename
+    _download_checked(url, archive, sha, settings, name)
+    src = unpack_sdist(archive, work / "src")
+    wheel = build_in_sandbox(src, f"{name} {version}", settings, expect=name)
+    if parse_wheel_filename(wheel.name)[1] != Version(version):
+        raise ResolveError(f"{name} {version}: its sdist built another version; refused")
+    return wheel
 
 
 def _download_checked(
