@@ -19,7 +19,7 @@ from pathlib import Path
 from torchslim.atomic import write_atomic
 from torchslim.cache import cache_root
 from torchslim.oci.image import Image
-from torchslim.proof import checker, prober
+from torchslim.proof import checker, elfread, prober
 from torchslim.proof import serve as servemod
 from torchslim.proof.result import LOADS, Deferred, Failure, Proof
 from torchslim.proof.serve import ServeSpec
@@ -30,7 +30,7 @@ PROOF_FORMAT = 2
 
 def _code() -> str:
     """The checker's, the server's and the prober's source, by digest."""
-    parts = (checker, prober, servemod)
+    parts = (checker, elfread, prober, servemod)
     return hashlib.sha256(b"".join(Path(str(m.__file__)).read_bytes() for m in parts)).hexdigest()
 
 
@@ -81,7 +81,9 @@ def loads_key(image: Image, trees: Sequence[Path], python_exe: str) -> str:
         layer.digest for layer, tree in zip(image.layers(), trees, strict=True)
         if _has_shared_objects(tree)
     ]  # fmt: skip
-    checker_code = hashlib.sha256(Path(str(checker.__file__)).read_bytes()).hexdigest()
+    checker_code = hashlib.sha256(
+        b"".join(Path(str(m.__file__)).read_bytes() for m in (checker, elfread))
+    ).hexdigest()
     text = json.dumps([PROOF_FORMAT, checker_code, python_exe, digests])
     return hashlib.sha256(text.encode()).hexdigest()
 

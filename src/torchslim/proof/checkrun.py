@@ -15,11 +15,20 @@ from pathlib import Path
 from typing import Any
 
 from torchslim.proof import checker as proofcheck
+from torchslim.proof import elfread
 from torchslim.proof.entry import EntryPoint
 from torchslim.proof.result import Check, Deferred, DeferredSource, Failure
 from torchslim.sandbox.run import Emulation, SandboxResult, run_in_root
 
-CHECKER = Path(proofcheck.__file__).read_text(encoding="utf-8")
+
+def checker_source() -> str:
+    """What runs in the image: ``elfread`` then ``checker``, one script (one future import)."""
+    elf = Path(elfread.__file__).read_text(encoding="utf-8")
+    main = Path(proofcheck.__file__).read_text(encoding="utf-8")
+    return elf + "\n" + main.replace("from __future__ import annotations\n", "", 1)
+
+
+CHECKER = checker_source()
 MAX_CRASHES = 20
 MAX_CHECKER_OUTPUT = 16 << 20
 _KIND_CHECK: dict[str, Check] = {"torch": "torch", "ext": "extension", "lib": "library"}

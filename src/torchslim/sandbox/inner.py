@@ -1,22 +1,17 @@
 """The sandbox's own processes: create the namespaces, prepare the root, exec the command.
 
-``sandbox.run`` starts this file's source with the *host's* Python (``-I -S``, only the
-standard library). Three processes, as runc has them:
-
-1. the **launcher**, in the host's namespaces, forks (2) and, once (2) has made its
-   namespaces, writes its uid/gid maps: as root an unused subordinate range (the image
-   user never maps to host uid 0 or to any uid that owns host files), rootless the
-   caller's own uid only. It reports (3)'s host pid on the status pipe and exits as (2)
-   does;
-2. the **namespace holder** unshares user (unless ``userns`` is off), mount, pid, network,
-   IPC and UTS namespaces and forks (3);
-3. the **init**, PID 1 of the new pid namespace: it binds the image's root onto a fresh
-   place, mounts /proc (with runc's masked and read-only paths), a read-only /sys, a
-   small /dev, bounded tmpfs on /tmp, /dev/shm and each writable path, makes the root
-   read-only, brings up ``lo`` (the only network), chroots, forks the command as the
-   image's user (no capabilities, no_new_privs, rlimits), forwards SIGTERM/SIGINT to it,
-   reaps every process and exits as the command did. When it dies, the kernel kills
-   everything left in the namespace.
+``sandbox.run`` starts this file's source with the *host's* Python (``-I -S``, standard
+library only). Three processes, as runc has them: (1) the **launcher**, in the host's
+namespaces, forks (2) and writes its uid/gid maps once (2) has made its namespaces (as
+root, an unused subordinate range: the image user never maps to host uid 0 or to a uid
+that owns host files; rootless, the caller's uid only), reports (3)'s host pid on the
+status pipe and exits as (2) does; (2) the **namespace holder** unshares user, mount,
+pid, network, IPC and UTS namespaces and forks (3); (3) the **init**, PID 1 inside,
+mounts the root read-only with /proc (runc's masked and read-only paths), a read-only
+/sys, a small /dev, bounded tmpfs on /tmp, /dev/shm and each writable path, brings up
+``lo`` (the only network), chroots, forks the command as the image's user (no
+capabilities, no_new_privs, rlimits), forwards SIGTERM/SIGINT to it, reaps every process
+and exits as the command did; when it dies, the kernel kills the whole namespace.
 
 Nothing is written to the root directory on disk: every mount lives in the private
 mount namespace. Errors of the sandbox itself exit 125 with one ``torchslim-sandbox:``

@@ -24,9 +24,7 @@ import contextlib
 import functools
 import json
 import os
-import platform
 import select
-import shutil
 import signal
 import subprocess
 import sys
@@ -36,143 +34,37 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from torchslim.errors import BuildError
 from torchslim.sandbox import inner as sandboxinit
+from torchslim.sandbox.emulation import QEMU_NAMES, Emulation, emulation_for, host_arch
+from torchslim.sandbox.errors import SandboxError
+from torchslim.sandbox.result import SandboxResult, split_status
+from torchslim.sandbox.users import home_of, image_user
+
+__all__ = [
+    "QEMU_NAMES",
+    "Bind",
+    "Emulation",
+    "Limits",
+    "SandboxError",
+    "SandboxResult",
+    "Sandboxed",
+    "emulation_for",
+    "home_of",
+    "host_arch",
+    "image_user",
+    "run_in_root",
+    "sandbox_available",
+    "sandbox_method",
+    "start_in_root",
+]
 
 METHOD_USERNS = "userns+chroot"
 METHOD_ROOT = "chroot"  # root without a user namespace
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"  # as runc sets
 MAX_OUTPUT = 1 << 20
-MAX_LINES, MAX_LINE = 20, 200  # what an error quotes of a command's output
 SUBORDINATE_DEFAULT = 2_000_000_000
 ID_RANGE = 65536
 _HELPER = Path(sandboxinit.__file__).read_text(encoding="utf-8")
-
-# OCI architecture → qemu-user's name for it.
-QEMU_NAMES = {
-    "amd64": "x86_64",
-    "arm64": "aarch64",
-    "arm": "arm",
-    "ppc64le": "ppc64le",
-    "s390x": "s390x",
-    "riscv64": "riscv64",
-    "386": "i386",
-}
-_MACHINE_TO_ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386"}
-
-
-class SandboxError(BuildError):
-    """The sandbox itself could not start (not the command inside it)."""
-
-
-@dataclass(frozen=True)
-class SandboxResult:
-    """What a command run in the root did; outputs keep their last ``max_output`` bytes."""
-
-    argv: tuple[str, ...]
-    returncode: int  # negative: killed by that signal
-    stdout: str
-    stderr: str
-    seconds: float
-    timed_out: bool
-    method: str
-
-    @property
-    def setup_error(self) -> str | None:
-        """The sandbox's own one-line error (exit 125-127 with its mark), if it failed."""
-        if self.returncode not in (
-            sandboxinit.EXIT_SETUP,
-            sandboxinit.EXIT_CANNOT_RUN,
-            sandboxinit.EXIT_NOT_FOUND,
-        ):
-            return None
-        for line in reversed(self.stderr.splitlines()):
-            if line.startswith(sandboxinit.MARK):
-                return line[len(sandboxinit.MARK) :]
-        return None
-
-    def tail(self, lines: int = 4) -> str:
-        """The last non-empty lines of stderr and stdout (at most ``MAX_LINES`` of
-        ``MAX_LINE`` characters each), joined with `` | ``."""
-        text = [ln.strip() for ln in (self.stdout + "\n" + self.stderr).splitlines()]
-        kept = [ln for ln in text if ln][-min(lines, MAX_LINES) :]
-        return " | ".join(ln if len(ln) <= MAX_LINE else ln[: MAX_LINE - 1] + "…" for ln in kept)
-
-    def exit_text(self) -> str:
-        if self.timed_out:
-            return f"timed out after {self.seconds:.0f}s"
-        if self.returncode < 0:
-            try:
-                return f"killed by {signal.Signals(-self.returncode).name}"
-            except ValueError:
-                return f"killed by signal {-self.returncode}"
-        return f"exited {self.returncode}"
-
-
-@dataclass(frozen=True)
-class Emulation:
-    """How a foreign-architecture root runs: transparently (binfmt ``F``) or explicitly."""
-
-    qemu: str  # qemu's name for the arch, e.g. aarch64
-    binary: str | None  # a static qemu to bind into the root; None when binfmt_misc handles it
-
-    @property
-    def method(self) -> str:
-        return f"qemu-{self.qemu}"
-
-
-def host_arch() -> str:
-    machine = platform.machine()
-    return _MACHINE_TO_ARCH.get(machine, machine)
-
-
-def _is_static(path: str) -> bool:
-    """An ELF without PT_INTERP: runs inside any root."""
-    from elftools.common.exceptions import ELFError
-    from elftools.elf.elffile import ELFFile
-
-    try:
-        with open(path, "rb") as f:
-            return not any(seg["p_type"] == "PT_INTERP" for seg in ELFFile(f).iter_segments())
-    except (OSError, ELFError):
-        return False
-
-
-def _binfmt_fixed(qemu: str, binfmt: Path) -> bool:
-    """A binfmt_misc entry for ``qemu`` with the F flag (the kernel holds the interpreter open)."""
-    for entry in (f"qemu-{qemu}", f"qemu-{qemu}-static"):
-        try:
-            text = (binfmt / entry).read_text()
-        except OSError:
-            continue
-        flags = next(
-            (ln.split(":", 1)[1] for ln in text.splitlines() if ln.startswith("flags")), ""
-        )
-        if text.startswith("enabled") and "F" in flags:
-            return True
-    return False
-
-
-def emulation_for(
-    arch: str, *, binfmt: Path = Path("/proc/sys/fs/binfmt_misc")
-) -> Emulation | str | None:
-    """None for the host's own arch; an Emulation; or why a root of ``arch`` cannot run here."""
-    arch = arch.removeprefix("linux/").split("/")[0]
-    if arch == host_arch():
-        return None
-    qemu = QEMU_NAMES.get(arch)
-    if qemu is None:
-        return f"no qemu-user emulator is known for architecture {arch}"
-    if _binfmt_fixed(qemu, binfmt):
-        return Emulation(qemu, None)
-    for name in (f"qemu-{qemu}-static", f"qemu-{qemu}"):
-        found = shutil.which(name)
-        if found and _is_static(found):
-            return Emulation(qemu, os.path.realpath(found))
-    return (
-        f"a linux/{arch} root needs qemu-user on this {host_arch()} host; install "
-        f"qemu-user-static (apt) so qemu-{qemu}-static exists"
-    )
 
 
 def subordinate_base(subuid: Path = Path("/etc/subuid")) -> int:
@@ -283,43 +175,6 @@ class _Tail:
         return bytes(self.data[-self.limit :]).decode("utf-8", "replace")
 
 
-def _table(root: Path, name: str) -> list[list[str]]:
-    try:
-        text = (root / "etc" / name).read_text(errors="replace")
-    except OSError:
-        return []
-    return [line.split(":") for line in text.splitlines() if line.count(":") >= 2]
-
-
-def image_user(root: Path, user: str) -> tuple[int, int]:
-    """An image config's ``User`` (``1000``, ``1000:1000``, ``app``, ``app:app``, empty) as
-    numeric uid:gid, read from the root's /etc/passwd and /etc/group like runc does."""
-    name, _, group = (user or "0").partition(":")
-    passwd = {row[0]: row for row in _table(root, "passwd")}
-    if name.isdigit():
-        uid = int(name)
-        row = next((r for r in passwd.values() if r[2] == name), None)
-    elif name in passwd:
-        row = passwd[name]
-        uid = int(row[2])
-    else:
-        raise SandboxError(f"image user {name!r} is not in the image's /etc/passwd")
-    if not group:
-        return uid, int(row[3]) if row is not None and len(row) > 3 and row[3].isdigit() else uid
-    if group.isdigit():
-        return uid, int(group)
-    gid = next((int(r[2]) for r in _table(root, "group") if r[0] == group), None)
-    if gid is None:
-        raise SandboxError(f"image group {group!r} is not in the image's /etc/group")
-    return uid, gid
-
-
-def home_of(root: Path, uid: int) -> str:
-    """The user's home from the root's /etc/passwd, as runc sets HOME; ``/`` when absent."""
-    row = next((r for r in _table(root, "passwd") if r[2] == str(uid) and len(r) >= 6), None)
-    return (row[5] or "/") if row else "/"
-
-
 @dataclass(frozen=True)
 class Bind:
     """A host folder mounted at ``inside`` (a folder the root has): read-only unless
@@ -398,7 +253,7 @@ class Sandboxed:
         if self._status >= 0:
             os.close(self._status)
             self._status = -1
-        returncode, stderr = _status(self.proc.returncode, self.err.text())
+        returncode, stderr = split_status(self.proc.returncode, self.err.text())
         return SandboxResult(
             argv=tuple(self.argv),
             returncode=returncode,
@@ -507,15 +362,6 @@ def run_in_root(
     if result.returncode == sandboxinit.EXIT_SETUP and result.setup_error:
         raise SandboxError(f"cannot run in {root}: {result.setup_error}")
     return result
-
-
-def _status(code: int, stderr: str) -> tuple[int, str]:
-    """The command's status and stderr; a signal the init reported (exit 128+N) becomes -N."""
-    mark = f"{sandboxinit.MARK}{sandboxinit.SIGNALED}{code - 128}"
-    text = stderr.rstrip("\n")
-    if code > 128 and text.endswith(mark):
-        return -(code - 128), text[: -len(mark)]
-    return code, stderr
 
 
 def _feed(pipe: IO[bytes], data: bytes) -> None:

@@ -19,6 +19,7 @@ from support.proofroot import ENV, USER, copy_tree, gcc_library, make_root, repl
 from torchslim.proof import checkrun as proofrun
 from torchslim.proof.prove import CHECKER, Deferred, Failure, Proof, prove_rootfs
 from torchslim.proof.result import LOADS
+from torchslim.sandbox import emulation
 from torchslim.sandbox import run as sandbox
 from torchslim.sandbox.run import host_arch, sandbox_available
 
@@ -250,8 +251,8 @@ def test_not_proven_without_a_sandbox_never_passes(
 def test_foreign_arch_without_qemu_is_not_proven(
     root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(sandbox.shutil, "which", lambda name: None)
-    monkeypatch.setattr(sandbox, "_binfmt_fixed", lambda qemu, binfmt: False)
+    monkeypatch.setattr(emulation.shutil, "which", lambda name: None)
+    monkeypatch.setattr(emulation, "_binfmt_fixed", lambda qemu, binfmt: False)
     foreign = "arm64" if host_arch() != "arm64" else "amd64"
     result = prove_rootfs(
         root, python_exe="/usr/bin/python3", env=ENV, user=USER, workdir="/app", cmd=UVICORN,

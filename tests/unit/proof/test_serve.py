@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from support.proofroot import ENV, USER, make_root
 
-from torchslim.proof.serve import Served, ServeSpec, SmokeRequest, error_line, serve
+from torchslim.proof.refusals import error_line
+from torchslim.proof.serve import Served, ServeSpec, SmokeRequest, serve
 from torchslim.sandbox.run import sandbox_available
 from torchslim.smokeconfig import RequestConfig
 

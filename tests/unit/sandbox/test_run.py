@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 from support.proofroot import ENV, USER, make_root, snapshot
 
+from torchslim.sandbox import emulation
 from torchslim.sandbox import run as sandbox
+from torchslim.sandbox.result import split_status
 from torchslim.sandbox.run import (
     Emulation,
     SandboxError,
@@ -257,8 +259,8 @@ except OSError as e:
 
 def test_signal_status_from_the_init_becomes_negative() -> None:
     mark = "torchslim-sandbox: killed by signal 11\n"
-    assert sandbox._status(139, "Fatal Python error\n" + mark) == (-11, "Fatal Python error\n")
-    assert sandbox._status(139, "exit(139) of its own\n") == (139, "exit(139) of its own\n")
+    assert split_status(139, "Fatal Python error\n" + mark) == (-11, "Fatal Python error\n")
+    assert split_status(139, "exit(139) of its own\n") == (139, "exit(139) of its own\n")
 
 
 def test_emulation_native_binfmt_or_why_not(
@@ -272,7 +274,7 @@ def test_emulation_native_binfmt_or_why_not(
         f"enabled\ninterpreter /usr/bin/qemu-{qemu}-static\nflags: OCF\n"
     )
     assert emulation_for(foreign, binfmt=tmp_path) == Emulation(qemu, None)
-    monkeypatch.setattr(sandbox.shutil, "which", lambda name: None)
+    monkeypatch.setattr(emulation.shutil, "which", lambda name: None)
     (tmp_path / f"qemu-{qemu}").write_text("enabled\nflags: \n")  # no F: the chroot lacks qemu
     why = emulation_for(f"linux/{foreign}", binfmt=tmp_path)
     assert isinstance(why, str) and f"qemu-{qemu}-static" in why and f"linux/{foreign}" in why
