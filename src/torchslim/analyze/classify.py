@@ -95,6 +95,8 @@ _SECRET_NAMES = re.compile(
     r"\.config/gcloud/credentials\.db|\.kube/config|\.pypirc)$"
 )
 _TESTS = re.compile(r"(^|/)(tests?|testing)/")
+# The history line of the layer `torchslim build --target debug` adds on the service image.
+DEBUG_TOOLS_LAYER = "torchslim: debug-tools"
 
 
 @dataclass(frozen=True)
@@ -106,6 +108,7 @@ class FileFacts:
     owner: str
     dev_owner: bool
     private_key: bool
+    layer: str = ""  # the created_by of the layer the file comes from
 
 
 Test = Callable[[FileFacts], bool]
@@ -197,6 +200,12 @@ CATEGORIES: tuple[Category, ...] = (
         "Likely secrets",
         "private keys and credential files must never ship in an image",
         lambda f: f.private_key or bool(_SECRET_NAMES.search(f.path)),
+    ),
+    _cat(
+        "debug-tools",
+        "Debug tools",
+        "the debug image's own layer (busybox, py-spy) on top of the service's shared layers",
+        lambda f: f.layer == DEBUG_TOOLS_LAYER,
     ),
     *(
         _cat(

@@ -190,6 +190,7 @@ def analyze_image(image: Image, *, name: str, limits: Limits) -> Analysis:
             pkg.name if pkg else "",
             bool(pkg and pkg.kind == "python" and pkg.name in dev_names),
             node.private_key,
+            created[node.layer] if node.layer < len(created) else "",
         )
         cat = classify(facts)
         total = cats[cat.id]

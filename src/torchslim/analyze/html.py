@@ -26,6 +26,7 @@ _PALETTE = {
     "secrets": "#000000",
     "ssh": "#c0392b",
     "shells": "#7f8c8d",
+    "debug": "#16a085",
     "other": "#95a5a6",
 }
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from torchslim.build import annotate, files, imageconfig, python, reverts
+from torchslim.build import annotate, debugtools, files, imageconfig, python, reverts
 from torchslim.build.base import Base, OpenedBase
 from torchslim.build.dates import Dates
 from torchslim.build.layercache import LayerCache
@@ -71,6 +71,15 @@ class Assembly:
         self.layers, self.store, self.steps = layers, store, steps
         known = reverts.saved_reverts(plan, python_lock, os_.rootfs) if python_lock else []
         self.reverts: list[Revert] = known  # what earlier proofs found, for these wheels
+        self._tools: tuple[Layer, LayerReport] | None = None
+
+    def tools(self) -> tuple[Layer, LayerReport]:
+        """The debug target's tools layer (made once: a proof's reassembly reuses it)."""
+        if self._tools is None:
+            mtime = self.dates.image_epoch
+            made = debugtools.tools_layer(self.plan, mtime, self.layers, self.store, self.steps)
+            self._tools = made
+        return self._tools
 
     def image(self, undo: Sequence[Revert]) -> tuple[Image, list[LayerReport]]:
         plan, os_ = self.plan, self.os
@@ -91,6 +100,8 @@ class Assembly:
         if plan.service:
             python_version = os_.rootfs.python_version
             new += files.service_layers(plan, python_version, self.dates.image_epoch, self.layers)
+        if plan.debug:
+            new.append(self.tools())
         image = append_layers(
             os_.image,
             [(layer, self.store, f"torchslim: {report.name}") for layer, report in new],

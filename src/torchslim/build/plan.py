@@ -31,7 +31,8 @@ from torchslim.project.torchpin import check_torch_pin
 from torchslim.slim.rules import PROFILES
 from torchslim.torchmeta import TorchBuild, image_tag, shipped_variants, torch_build
 
-Target = Literal["image", "base", "os"]
+Target = Literal["image", "base", "os", "debug"]
+DEBUG_SUFFIX = "-debug"
 Key = Literal["torch", "variant", "python", "platform"]
 Files = tuple[tuple[Path, str], ...]  # (source on this machine, absolute path in the image)
 LOCK_NAME = "pylock.toml"
@@ -56,7 +57,8 @@ class BuildOptions:
     strict: bool = False
     relock: bool = False
     source_date_epoch: int | None = None
-    # image: everything; base: OS + torch + deps (a shared base for services); os: OS only
+    # image: everything; base: OS + torch + deps (a shared base for services); os: OS only;
+    # debug: the service plus one layer of tools (busybox, py-spy), tag suffix -debug
     target: Target = "image"
     tls_verify: bool = True
     prove: bool = True  # --no-prove skips running the image before it is written
@@ -139,7 +141,12 @@ class Plan:
     @property
     def service(self) -> bool:
         """Whether this is the service image (app, model, cmd), not a shared base."""
-        return self.target == "image"
+        return self.target in ("image", "debug")
+
+    @property
+    def debug(self) -> bool:
+        """Whether the service image gets the debug tools layer on top."""
+        return self.target == "debug"
 
 
 @dataclass(frozen=True)
@@ -269,7 +276,12 @@ def _tag(cfg: ProjectConfig, opts: BuildOptions, torch: TorchBuild) -> str:
             "--tag latest: refused, a moving tag hides which build runs; "
             "use the default semantic tag or pass --allow-latest"
         )
-    return tag
+    return debug_tag(tag) if opts.target == "debug" else tag
+
+
+def debug_tag(tag: str) -> str:
+    """The debug image's tag: the service's with ``-debug`` (once)."""
+    return tag if tag.endswith(DEBUG_SUFFIX) else tag + DEBUG_SUFFIX
 
 
 def _output(opts: BuildOptions, platforms: int) -> Location | None:
@@ -404,7 +416,7 @@ def plan_build(
         if found is not None and torch is not None:
             reqs = errors.check(lambda: _torch_pins(cfg, ov, found, torch)) or found
     files: tuple[Files, Files, Files] = ((), (), ())
-    if opts.target == "image":
+    if opts.target in ("image", "debug"):
         files = errors.check(_in_file(cfg, lambda: _project_files(cfg))) or files
     errors.raise_any()
     assert torch is not None and profile is not None and tag is not None

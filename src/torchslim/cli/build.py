@@ -44,10 +44,11 @@ from torchslim.cli.app import (
 )
 @click.option(
     "--target",
-    type=click.Choice(["image", "base", "os"]),
+    type=click.Choice(["image", "base", "os", "debug"]),
     default="image",
     show_default=True,
-    help="image: the service; base: OS + torch + deps, a shared base; os: the OS alone.",
+    help="image: the service; base: OS + torch + deps, a shared base; os: the OS alone; "
+    "debug: the service plus a layer of busybox and py-spy (tag -debug).",
 )
 @tls_verify_option
 @click.option(
