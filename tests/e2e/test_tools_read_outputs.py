@@ -103,45 +103,47 @@ def outputs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Outputs]:
         pytest.skip("docker-registry is not installed (bash scripts/install.sh installs it)")
     tmp = tmp_path_factory.mktemp("tools")
     reg = start_registry(tmp / "registry")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("TORCHSLIM_CACHE", str(tmp / "cache"))
-        mp.setenv("SOURCE_DATE_EPOCH", "1700000000")
-        service = fake_service(tmp, mp)
-        # A second distribution beside torch: syft must find both, with their versions.
-        extra = make_wheel(tmp / "wheels", name="tinyextra", version="0.3.1")
-        mp.setattr(lock_step, "_uv_lock", lambda *a: pylock(service.wheel, extra))
-        cfg = load_config(service.root)
-        locations = {
-            "oci": f"oci:{tmp / 'oci'}",
-            "docker-archive": f"docker-archive:{tmp / 'img.tar'}",
-            "registry": f"docker://{reg.host}/{REPO}",
-        }
-        cdx, digests, tags = {}, set(), set()
-        for kind, location in locations.items():
-            opts = BuildOptions(output=location, tls_verify=False)
-            bp = plan_build(cfg, opts, IndexSettings(), environ={})
-            result = build(bp.plans[0])
-            publish(bp, [result])
-            doc = next(a for a in result.artifacts if a.artifact_type == FORMATS["cyclonedx"])
-            cdx[kind] = doc.data
-            digests.add(result.image.digest())
-            tags.add(bp.tag)
-            image = result.image
-        assert len(digests) == 1 and len(tags) == 1, "one image, written three ways"
-        tag = tags.pop()
-        yield Outputs(
-            layout=tmp / "oci",
-            archive=tmp / "img.tar",
-            registry=reg,
-            ref=f"{reg.host}/{REPO}:{tag}",
-            tag=tag,
-            digest=digests.pop(),
-            config_digest=sha256_bytes(image.config_bytes()),
-            layers=[layer.digest for layer in image.layers()],
-            diff_ids=[layer.diff_id for layer in image.layers()],
-            cdx=cdx,
-        )
-    reg.stop()
+    try:
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("TORCHSLIM_CACHE", str(tmp / "cache"))
+            mp.setenv("SOURCE_DATE_EPOCH", "1700000000")
+            service = fake_service(tmp, mp)
+            # A second distribution beside torch: syft must find both, with their versions.
+            extra = make_wheel(tmp / "wheels", name="tinyextra", version="0.3.1")
+            mp.setattr(lock_step, "_uv_lock", lambda *a: pylock(service.wheel, extra))
+            cfg = load_config(service.root)
+            locations = {
+                "oci": f"oci:{tmp / 'oci'}",
+                "docker-archive": f"docker-archive:{tmp / 'img.tar'}",
+                "registry": f"docker://{reg.host}/{REPO}",
+            }
+            cdx, digests, tags = {}, set(), set()
+            for kind, location in locations.items():
+                opts = BuildOptions(output=location, tls_verify=False)
+                bp = plan_build(cfg, opts, IndexSettings(), environ={})
+                result = build(bp.plans[0])
+                publish(bp, [result])
+                doc = next(a for a in result.artifacts if a.artifact_type == FORMATS["cyclonedx"])
+                cdx[kind] = doc.data
+                digests.add(result.image.digest())
+                tags.add(bp.tag)
+                image = result.image
+            assert len(digests) == 1 and len(tags) == 1, "one image, written three ways"
+            tag = tags.pop()
+            yield Outputs(
+                layout=tmp / "oci",
+                archive=tmp / "img.tar",
+                registry=reg,
+                ref=f"{reg.host}/{REPO}:{tag}",
+                tag=tag,
+                digest=digests.pop(),
+                config_digest=sha256_bytes(image.config_bytes()),
+                layers=[layer.digest for layer in image.layers()],
+                diff_ids=[layer.diff_id for layer in image.layers()],
+                cdx=cdx,
+            )
+    finally:
+        reg.stop()
 
 
 def _components(items: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
