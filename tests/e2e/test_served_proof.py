@@ -86,3 +86,25 @@ def test_a_service_that_is_not_one_is_refused_in_one_line(
     extra = f"env = {{ {env} }}\nproof-timeout = 20\n"
     line = failed_build(project(tmp_path, requirements=PINNED, extra=extra), tmp_path)
     assert expected in line, line
+
+
+def test_scipy_116_and_matplotlib_without_tk_are_proven_with_warnings(
+    ts_cache: Path, tmp_path: Path
+) -> None:
+    """Issue 22: scipy >= 1.16's _matfuncs_sqrtm_triu and matplotlib's Tk backend fail
+    to import on their own; the service never loads them, so they are warnings naming
+    them and their distributions, and the image is written and answers."""
+    root = copy_project("scipy-matplotlib", tmp_path / "scipy-matplotlib")
+    built = build_project(root, tmp_path / "plots.tar")
+    proof = built.report["proof"]
+    assert proof["status"] == "proven", proof
+    assert proof["served"]["requests"] == 2
+    warned = {w["subject"].rsplit("/", 1)[-1].split(".")[0]: w for w in proof["warnings"]}
+    assert "_matfuncs_sqrtm_triu" in warned, proof["warnings"]
+    assert warned["_matfuncs_sqrtm_triu"]["package"] == "scipy 1.17.1"
+    assert "_tkagg" in warned and warned["_tkagg"]["package"] == "matplotlib 3.11.2"
+    with serving(built, 8000, "/health") as url:
+        r = httpx.post(url + "/sqrtm", json=[[4.0, 0.0], [0.0, 9.0]])
+        assert r.json()["sqrtm"] == [[2.0, 0.0], [0.0, 3.0]]
+        png = httpx.get(url + "/plot.png")
+        assert png.status_code == 200 and png.content.startswith(b"\x89PNG")

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from torchslim.oci.unpack import resolve_in_root
-from torchslim.proof.checkrun import CHECKER, loads, run_checker
+from torchslim.proof.checkrun import CHECKER, CheckerOutcome, loads, run_checker
 from torchslim.proof.entry import EntryPoint, entry_from_cmd
 from torchslim.proof.result import Deferred, Failure, Proof, Status
 from torchslim.proof.rootpath import cmd_problem
@@ -138,10 +138,24 @@ def prove_rootfs(
                     if service is not None and cmd and not problem
                     else None
                 )
-                outcome = run_checker(
-                    root, python_exe, env=env, user=user, workdir=workdir, entry=entry,
-                    check_paths=check_paths, emulation=emulation, timeout=timeout,
-                )  # fmt: skip
+                # Nothing left for the checker when the loads are known and the service
+                # itself imports its entry: the served verdict alone runs.
+                skip = serving is not None and check_paths == []
+                outcome = (
+                    CheckerOutcome(done=True, entry_done=entry.kind != "none")
+                    if skip
+                    else run_checker(
+                        root,
+                        python_exe,
+                        env=env,
+                        user=user,
+                        workdir=workdir,
+                        entry=entry,
+                        check_paths=check_paths,
+                        emulation=emulation,
+                        timeout=timeout,
+                    )  # fmt: skip
+                )
                 smoke_failure = smoking.result() if smoking else None
                 served = serving.result() if serving else None
         except SandboxError as exc:
