@@ -17,15 +17,18 @@ from support.fakebuild import make_base_layout, make_service, plan_for
 from support.wheels import make_wheel
 
 from torchslim.analyze.classify import DEBUG_TOOLS_LAYER, FileFacts, classify
+from torchslim.analyze.engine import analyze_image
 from torchslim.build import build, debugtools
 from torchslim.build.plan import Plan
 from torchslim.cache import BlobStore
 from torchslim.config import Steps
 from torchslim.debian.spec import DebPackage
 from torchslim.oci.image import Image
+from torchslim.oci.limits import Limits
 from torchslim.torchmeta import LABEL_PROOF
 
 FAKE_BUSYBOX = b"\x7fELF fake busybox\0" + b"\0[\0[[\0cat\0ls\0sh\0\0tail"
+FAKE_PY_SPY = b"\x7fELF fake py-spy"
 
 
 def _tar(files: dict[str, tuple[bytes, int]]) -> bytes:
@@ -56,7 +59,7 @@ def _fake_inputs(tmp: Path) -> debugtools.ToolInputs:
     deb.write_bytes(_deb({"./bin/busybox": (FAKE_BUSYBOX, 0o755)}))
     wheel = tmp / "py_spy-0.4.3-py2.py3-none-any.whl"
     with zipfile.ZipFile(wheel, "w") as zf:
-        zf.writestr("py_spy-0.4.3.data/scripts/py-spy", b"\x7fELF fake py-spy")
+        zf.writestr("py_spy-0.4.3.data/scripts/py-spy", FAKE_PY_SPY)
     store = BlobStore(tmp / "tool-blobs")
     busybox = DebPackage(
         "busybox-static", "1:1.35.0-4", "amd64", "pool/b.deb", store.put_file(deb), 1
@@ -122,6 +125,11 @@ def test_debug_image_shares_every_service_layer_and_adds_only_tools(project: Pat
     assert all(n.startswith(("usr", "var")) for n in files), sorted(files)
     history = debug.image.config()["history"][-1]["created_by"]
     assert history == DEBUG_TOOLS_LAYER
+    analysis = analyze_image(debug.image, name="svc-debug", limits=Limits())
+    tools = analysis.category("debug-tools")
+    assert tools is not None and tools.bytes >= len(FAKE_BUSYBOX) + len(FAKE_PY_SPY)
+    shown = {path for path, _ in tools.examples}
+    assert {"usr/local/bin/busybox", "usr/local/bin/py-spy"} <= shown, shown
 
 
 def test_analyze_puts_the_tools_layer_in_its_own_category() -> None:
