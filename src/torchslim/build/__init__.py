@@ -63,7 +63,9 @@ def build(
     for warning in imageconfig.risky_env(plan):
         steps.warn(warning)
     facts = image_facts(plan, opened, dates)
-    assembly = Assembly(plan, os_, locked.python, dates, facts, layers, store, steps)
+    assembly = Assembly(
+        plan, os_, locked.python, dates, facts, layers, store, steps, glibc=opened.glibc
+    )
     image, reports, proof = prove.prove_build(assembly)
     image = with_config(image, labels={LABEL_PROOF: proof.label()})
     image = with_annotations(image, annotate.manifest_annotations(image))

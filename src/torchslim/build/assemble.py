@@ -8,15 +8,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from torchslim.build import annotate, debugtools, files, imageconfig, python, reverts
+from torchslim.build import annotate, debugtools, files, imageconfig, notebook, python, reverts
 from torchslim.build.base import Base, OpenedBase
 from torchslim.build.dates import Dates
 from torchslim.build.layercache import LayerCache
+from torchslim.build.lock import target_of
 from torchslim.build.plan import Plan
 from torchslim.build.report import LayerReport
 from torchslim.cache import BlobStore
 from torchslim.config import Steps
 from torchslim.deps.lock import Lock
+from torchslim.errors import BuildError
 from torchslim.oci.image import Image
 from torchslim.oci.layer import Layer
 from torchslim.oci.mutate import append_layers, with_config
@@ -65,13 +67,17 @@ class Assembly:
         layers: LayerCache,
         store: BlobStore,
         steps: Steps,
+        *,
+        glibc: str | None = None,
     ) -> None:
         self.plan, self.os, self.python = plan, os_, python_lock
+        self.glibc = glibc  # the base's, for the notebook layer's wheel target
         self.dates, self.facts = dates, facts
         self.layers, self.store, self.steps = layers, store, steps
         known = reverts.saved_reverts(plan, python_lock, os_.rootfs) if python_lock else []
         self.reverts: list[Revert] = known  # what earlier proofs found, for these wheels
         self._tools: tuple[Layer, LayerReport] | None = None
+        self._notebook: tuple[Layer, LayerReport] | None = None
 
     def tools(self) -> tuple[Layer, LayerReport]:
         """The debug target's tools layer (made once: a proof's reassembly reuses it)."""
@@ -80,6 +86,23 @@ class Assembly:
             made = debugtools.tools_layer(self.plan, mtime, self.layers, self.store, self.steps)
             self._tools = made
         return self._tools
+
+    def notebook(self) -> tuple[Layer, LayerReport]:
+        """The notebook target's Jupyter layer (made once, as the tools layer is)."""
+        if self._notebook is None:
+            if self.python is None:
+                raise BuildError("--target notebook: the service has no Python lock")
+            self._notebook = notebook.notebook_layer(
+                self.plan,
+                self.python,
+                target_of(self.plan, self.glibc),
+                self.os.rootfs,
+                self.dates.image_epoch,
+                self.layers,
+                self.store,
+                self.steps,
+            )
+        return self._notebook
 
     def image(self, undo: Sequence[Revert]) -> tuple[Image, list[LayerReport]]:
         plan, os_ = self.plan, self.os
@@ -102,6 +125,8 @@ class Assembly:
             new += files.service_layers(plan, python_version, self.dates.image_epoch, self.layers)
         if plan.debug:
             new.append(self.tools())
+        if plan.notebook:
+            new.append(self.notebook())
         image = append_layers(
             os_.image,
             [(layer, self.store, f"torchslim: {report.name}") for layer, report in new],

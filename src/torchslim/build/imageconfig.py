@@ -11,6 +11,7 @@ import posixpath
 from dataclasses import dataclass
 from typing import Any
 
+from torchslim.build import notebook
 from torchslim.build.plan import APP_ROOT, Plan
 from torchslim.config import duration_ns
 from torchslim.debian import RootfsInfo
@@ -111,12 +112,14 @@ def labels(plan: Plan, facts: ImageFacts) -> dict[str, str]:
     return out
 
 
-def healthcheck(plan: Plan, python_exe: str) -> dict[str, Any] | None:
-    """Exec form with the image's Python (no shell, no curl): GET the health path, 200 or fail."""
+def healthcheck(plan: Plan, python_exe: str, url: str | None = None) -> dict[str, Any] | None:
+    """Exec form with the image's Python (no shell, no curl): GET the health path, 200 or fail
+    (``url``: another one, the notebook target's)."""
     cfg = plan.cfg
-    if not (cfg.health and cfg.port and plan.service):
-        return None
-    url = f"http://127.0.0.1:{cfg.port}{cfg.health}"
+    if url is None:
+        if not (cfg.health and cfg.port and plan.service):
+            return None
+        url = f"http://127.0.0.1:{cfg.port}{cfg.health}"
     probe = (
         "import sys, urllib.request\n"
         f"sys.exit(0 if urllib.request.urlopen({url!r}, timeout=2).status == 200 else 1)"
@@ -134,7 +137,7 @@ def healthcheck(plan: Plan, python_exe: str) -> dict[str, Any] | None:
 def image_config(plan: Plan, rootfs: RootfsInfo, facts: ImageFacts) -> dict[str, Any]:
     """Keyword arguments for ``oci.mutate.with_config``."""
     cfg = plan.cfg
-    return {
+    config = {
         "user": f"{cfg.user}:{cfg.user}",
         "env": [f"{k}={v}" for k, v in environment(plan).items()],
         "cmd": list(cfg.cmd) if plan.service else [rootfs.python_exe],
@@ -146,4 +149,20 @@ def image_config(plan: Plan, rootfs: RootfsInfo, facts: ImageFacts) -> dict[str,
         # A runtime mounts a volume on each (docker/podman: an anonymous one, filled from the
         # image, owned by the app user), so they stay writable under --read-only.
         "volumes": list(plan.cfg.writable) if plan.service else None,
+    }
+    if plan.notebook:
+        config.update(_notebook(plan, rootfs))
+    return config
+
+
+def _notebook(plan: Plan, rootfs: RootfsInfo) -> dict[str, Any]:
+    """The notebook target's command, port, env, volumes and health check (no token)."""
+    nb = notebook.notebook_config(plan, rootfs)
+    env = {**environment(plan), **nb["extra_env"]}
+    return {
+        "cmd": nb["cmd"],
+        "exposed_ports": nb["exposed_ports"],
+        "env": [f"{k}={v}" for k, v in env.items()],
+        "volumes": nb["volumes"],
+        "healthcheck": healthcheck(plan, rootfs.python_exe, nb["health_url"]),
     }

@@ -31,8 +31,9 @@ from torchslim.project.torchpin import check_torch_pin
 from torchslim.slim.rules import PROFILES
 from torchslim.torchmeta import TorchBuild, image_tag, shipped_variants, torch_build
 
-Target = Literal["image", "base", "os", "debug"]
+Target = Literal["image", "base", "os", "debug", "notebook"]
 DEBUG_SUFFIX = "-debug"
+NOTEBOOK_SUFFIX = "-notebook"
 Key = Literal["torch", "variant", "python", "platform"]
 Files = tuple[tuple[Path, str], ...]  # (source on this machine, absolute path in the image)
 LOCK_NAME = "pylock.toml"
@@ -58,7 +59,8 @@ class BuildOptions:
     relock: bool = False
     source_date_epoch: int | None = None
     # image: everything; base: OS + torch + deps (a shared base for services); os: OS only;
-    # debug: the service plus one layer of tools (busybox, py-spy), tag suffix -debug
+    # debug: the service plus one layer of tools (busybox, py-spy), tag suffix -debug;
+    # notebook: the service plus a Jupyter layer (its own command, port 8888), tag -notebook
     target: Target = "image"
     tls_verify: bool = True
     prove: bool = True  # --no-prove skips running the image before it is written
@@ -141,12 +143,17 @@ class Plan:
     @property
     def service(self) -> bool:
         """Whether this is the service image (app, model, cmd), not a shared base."""
-        return self.target in ("image", "debug")
+        return self.target in ("image", "debug", "notebook")
 
     @property
     def debug(self) -> bool:
         """Whether the service image gets the debug tools layer on top."""
         return self.target == "debug"
+
+    @property
+    def notebook(self) -> bool:
+        """Whether the service image gets the Jupyter layer on top (and Jupyter's command)."""
+        return self.target == "notebook"
 
 
 @dataclass(frozen=True)
@@ -276,12 +283,19 @@ def _tag(cfg: ProjectConfig, opts: BuildOptions, torch: TorchBuild) -> str:
             "--tag latest: refused, a moving tag hides which build runs; "
             "use the default semantic tag or pass --allow-latest"
         )
+    if opts.target == "notebook":
+        return notebook_tag(tag)
     return debug_tag(tag) if opts.target == "debug" else tag
 
 
 def debug_tag(tag: str) -> str:
     """The debug image's tag: the service's with ``-debug`` (once)."""
     return tag if tag.endswith(DEBUG_SUFFIX) else tag + DEBUG_SUFFIX
+
+
+def notebook_tag(tag: str) -> str:
+    """The notebook image's tag: the service's with ``-notebook`` (once)."""
+    return tag if tag.endswith(NOTEBOOK_SUFFIX) else tag + NOTEBOOK_SUFFIX
 
 
 def _output(opts: BuildOptions, platforms: int) -> Location | None:
@@ -416,7 +430,7 @@ def plan_build(
         if found is not None and torch is not None:
             reqs = errors.check(lambda: _torch_pins(cfg, ov, found, torch)) or found
     files: tuple[Files, Files, Files] = ((), (), ())
-    if opts.target in ("image", "debug"):
+    if opts.target in ("image", "debug", "notebook"):
         files = errors.check(_in_file(cfg, lambda: _project_files(cfg))) or files
     errors.raise_any()
     assert torch is not None and profile is not None and tag is not None

@@ -16,7 +16,7 @@ import re
 import time
 from pathlib import Path
 
-from torchslim.build import proofcache, reverts
+from torchslim.build import notebook, proofcache, reverts
 from torchslim.build.assemble import Assembly
 from torchslim.build.layercache import LayerCache, staging
 from torchslim.build.plan import APP_ROOT, Plan
@@ -47,9 +47,12 @@ def _env(image: Image) -> dict[str, str]:
     return {k: v for k, _, v in pairs}
 
 
-def serve_spec(plan: Plan) -> ServeSpec | None:
-    """What the served proof asks of a service image (None: no port, nothing to serve)."""
+def serve_spec(plan: Plan, token: str | None = None) -> ServeSpec | None:
+    """What the served proof asks of a service image (None: no port, nothing to serve);
+    the notebook target's with ``token``, the one its proof's env gives."""
     cfg = plan.cfg
+    if plan.notebook and token is not None:
+        return notebook_spec(plan, token)
     if not plan.service or cfg.port is None:
         return None
     requests = []
@@ -65,6 +68,21 @@ def serve_spec(plan: Plan) -> ServeSpec | None:
     )
 
 
+def notebook_spec(plan: Plan, token: str) -> ServeSpec:
+    """Jupyter answers its status with the token, and 403 without it."""
+    authorized = {"Authorization": f"token {token}"}
+    return ServeSpec(
+        port=notebook.PORT,
+        health=f"/api/status?token={token}",
+        requests=(
+            SmokeRequest("GET", "/api/status", 403),
+            SmokeRequest("GET", "/api/kernelspecs", 200, headers=authorized),
+        ),
+        writable=(*plan.cfg.writable, notebook.NOTEBOOK_DIR),
+        timeout=float(plan.cfg.proof_timeout),
+    )
+
+
 def prove_image(
     plan: Plan,
     image: Image,
@@ -75,7 +93,8 @@ def prove_image(
     fresh: bool = False,
 ) -> Proof:
     """Prove ``image`` (or reuse the proof of the same digest, unless ``fresh``)."""
-    service = serve_spec(plan)
+    token = notebook.proof_token(image.digest()) if plan.notebook else None
+    service = serve_spec(plan, token)
     key = proofcache.proof_key(image, plan.cfg.smoke if plan.service else [], service)
     if not fresh and (hit := proofcache.cached_proof(key)) is not None:
         steps.step("Proof: this exact image was proven before")
@@ -94,10 +113,10 @@ def prove_image(
         proof = prove_rootfs(
             root,
             python_exe=rootfs.python_exe,
-            env=_env(image),
+            env={**_env(image), **({"JUPYTER_TOKEN": token} if token else {})},
             user=(user, user),
             workdir=APP_ROOT,
-            cmd=list(plan.cfg.cmd) if plan.service else [rootfs.python_exe],
+            cmd=_cmd(plan, rootfs),
             smoke=list(plan.cfg.smoke) if plan.service else [],
             arch=plan.platform.arch,
             service=service,
@@ -119,6 +138,13 @@ def prove_image(
     if proof.ok:
         proofcache.save_proof(key, proof)
     return proof
+
+
+def _cmd(plan: Plan, rootfs: RootfsInfo) -> list[str]:
+    """The image's command, as its config says."""
+    if plan.notebook:
+        return notebook.command(rootfs.python_exe)
+    return list(plan.cfg.cmd) if plan.service else [rootfs.python_exe]
 
 
 _SITE_PATH = re.compile(r"(/[^\s()'\",]+-packages/[^\s()'\",]+\.py)")

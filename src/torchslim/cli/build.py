@@ -44,11 +44,12 @@ from torchslim.cli.app import (
 )
 @click.option(
     "--target",
-    type=click.Choice(["image", "base", "os", "debug"]),
+    type=click.Choice(["image", "base", "os", "debug", "notebook"]),
     default="image",
     show_default=True,
     help="image: the service; base: OS + torch + deps, a shared base; os: the OS alone; "
-    "debug: the service plus a layer of busybox and py-spy (tag -debug).",
+    "debug: the service plus a layer of busybox and py-spy (tag -debug); notebook: the "
+    "service plus JupyterLab on port 8888, token required (tag -notebook).",
 )
 @tls_verify_option
 @click.option(

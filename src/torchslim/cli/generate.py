@@ -128,15 +128,24 @@ def ci(kind: str, project: Path, classic: bool, max_size: str | None, force: boo
     help="Write to this file instead of stdout.",
 )
 @click.option("--force", is_flag=True, help="Replace an existing output file.")
+@click.option(
+    "--target",
+    type=click.Choice(["image", "notebook"]),
+    default="image",
+    show_default=True,
+    help="notebook: the -notebook image, its token from a Secret, a ClusterIP Service.",
+)
 @friendly_errors
-def k8s(project: Path, image: str, replicas: int, output: Path | None, force: bool) -> None:
+def k8s(
+    project: Path, image: str, replicas: int, output: Path | None, force: bool, target: str
+) -> None:
     """Kubernetes Deployment + Service with probes on the health path."""
     from torchslim.config import load_config
     from torchslim.generate.dockerfile import write_generated
     from torchslim.generate.k8s import render_k8s
 
     cfg = load_config(project)
-    text = render_k8s(cfg, image=image, replicas=replicas)
+    text = render_k8s(cfg, image=image, replicas=replicas, target=target)
     if output is None:
         click.echo(text, nl=False)
         return

@@ -146,12 +146,17 @@ def debug_image(image: str) -> str:
     return f"{name}:TAG-debug"
 
 
-def render_k8s(cfg: ProjectConfig, *, image: str, replicas: int = 1) -> str:
-    """Multi-document YAML: a Deployment, and a Service when the config names a port."""
+def render_k8s(cfg: ProjectConfig, *, image: str, replicas: int = 1, target: str = "image") -> str:
+    """Multi-document YAML: a Deployment, and a Service when the config names a port
+    (``target`` notebook: the notebook image's, see :mod:`torchslim.generate.k8s_notebook`)."""
     if not image or any(c.isspace() for c in image):
         raise ConfigError(f"k8s: image {image!r} is not an image reference; pass --image REF")
     if replicas < 0:
         raise ConfigError(f"k8s: replicas must be 0 or more, got {replicas}")
+    if target == "notebook":
+        from torchslim.generate.k8s_notebook import render_notebook
+
+        return render_notebook(cfg, image=image, replicas=replicas)
     gpu = cfg.variant != "cpu"
     hc = cfg.healthcheck
     return render(
