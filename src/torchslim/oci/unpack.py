@@ -152,11 +152,14 @@ class _Placer:
         Each directory's place in the root is resolved once, not once per entry: a layer of
         torch is some 10,000 files.
         """
+        # A directory's place is its parent's place plus its name, unless that name is a
+        # symlink in the root (merged /usr's /lib): only then is it resolved from the top.
+        placed: dict[str, Path] = {"": self.root}
         for dirpath, dirnames, filenames in os.walk(tree):
             base = Path(dirpath)
             rel_dir = base.relative_to(tree).as_posix()
             rel_dir = "" if rel_dir == "." else rel_dir
-            parent = self.parent(f"{rel_dir}/x") if rel_dir else self.root
+            parent = placed.get(rel_dir) or self.parent(f"{rel_dir}/x")
             if parent is None:
                 dirnames[:] = []
                 continue
@@ -169,8 +172,10 @@ class _Placer:
                 src = base / name
                 if src.is_symlink():
                     self._link(parent / name, os.readlink(src))
-                else:
-                    self.directory(parent / name, src.lstat().st_mode)
+                    continue
+                self.directory(parent / name, src.lstat().st_mode)
+                if not (parent / name).is_symlink():
+                    placed[f"{rel_dir}/{name}" if rel_dir else name] = parent / name
             for name in names:
                 if name == WH_OPAQUE:
                     continue
@@ -178,6 +183,7 @@ class _Placer:
                     hidden = name[len(WH_PREFIX) :]
                     if not malformed_whiteout(hidden) and "/" not in hidden:
                         _remove(parent / hidden)
+                        placed.pop(f"{rel_dir}/{hidden}" if rel_dir else hidden, None)
                     continue
                 src = base / name
                 if src.is_symlink():
