@@ -30,7 +30,7 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
@@ -185,14 +185,23 @@ class Bind:
     writable: bool = False
 
 
+def _three_quarters_of_memory() -> int:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") * 3 // 4
+    except (OSError, ValueError):
+        return 0
+
+
 @dataclass(frozen=True)
 class Limits:
     """What a sandboxed command may use: tmpfs sizes (/tmp, /dev/shm and each writable
-    path), processes of its user, and data memory (``RLIMIT_DATA``; 0: unbounded)."""
+    path), processes of its user, and data memory per process (``RLIMIT_DATA``: private
+    writable memory, what a leak or a bomb grows; 0: unbounded). The default leaves the
+    builder a quarter of the machine."""
 
     tmp_bytes: int = 1 << 30
     max_procs: int = 4096
-    max_memory: int = 0
+    max_memory: int = field(default_factory=_three_quarters_of_memory)
 
 
 class Sandboxed:

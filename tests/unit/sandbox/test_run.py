@@ -329,3 +329,11 @@ except OSError as e:
     assert result.stdout.strip() == "source Read-only file system"
     assert (out / "result.txt").read_text() == "HELLO"
     assert not (source / "x").exists()
+
+
+def test_memory_is_bounded(root: Path) -> None:
+    code = "data = bytearray(512 << 20); print('allocated')"
+    bounded = py(root, code, limits=sandbox.Limits(max_memory=256 << 20))
+    assert bounded.returncode == 1 and "MemoryError" in bounded.stderr, bounded.stderr
+    assert sandbox.Limits().max_memory > 0  # bounded by default too
+    assert py(root, code).stdout == "allocated\n"
