@@ -25,7 +25,6 @@ from torchslim.config import Steps
 from torchslim.debian import RootfsInfo
 from torchslim.errors import BuildError
 from torchslim.oci.image import Image
-from torchslim.oci.unpack import merge_trees
 from torchslim.project.pyproject import read_pyproject, script_command
 from torchslim.proof.prove import Failure, Proof, prove_rootfs
 from torchslim.proof.serve import ServeSpec, SmokeRequest
@@ -104,7 +103,7 @@ def prove_image(
     user = plan.cfg.user
     with staging("rootfs") as scratch:
         trees = [layers.tree(image, layer) for layer in image.layers()]
-        root = merge_trees(trees, scratch / "root")
+        root = proofcache.proof_root(image, trees, scratch / "root")
         workdir = root / APP_ROOT.lstrip("/")
         if not workdir.exists() and not workdir.is_symlink():
             workdir.mkdir(parents=True)  # as a runtime creates a missing WorkingDir
