@@ -52,8 +52,9 @@ def error_line(output: str) -> str:
         m = _EXCEPTION.match(lines[i].strip())
         if not m:
             continue
-        frames = [_FRAME.match(ln) for ln in lines[:i]]
-        last = next((f for f in reversed(frames) if f), None)
+        frames = [f for f in (_FRAME.match(ln) for ln in lines[:i]) if f]
+        # importlib's own frames (<frozen importlib._bootstrap>) say nothing of the cause.
+        last = next((f for f in reversed(frames) if not f[1].startswith("<frozen")), None)
         where = f" ({_short(last[1])}, line {last[2]})" if last else ""
         return (m[1][:300] + where).strip()
     return lines[-1][:300] if lines else "(no output)"

@@ -193,5 +193,12 @@ def test_error_line_takes_the_last_exception_and_its_innermost_frame() -> None:
         "ImportError: cannot import name 'url_quote' from 'werkzeug.urls' "
         "(flask/helpers.py, line 16)"
     )
+    frozen = (
+        "Traceback (most recent call last):\n"
+        '  File "/usr/lib/python3/dist-packages/cv2/__init__.py", line 181, in <module>\n'
+        '  File "<frozen importlib._bootstrap>", line 1176, in _find_and_load\n'
+        "ImportError: libGL.so.1: cannot open shared object file: No such file or directory\n"
+    )
+    assert error_line(frozen).endswith("(cv2/__init__.py, line 181)")
     assert error_line("starting\nbye\n") == "bye"
     assert error_line("") == "(no output)"
