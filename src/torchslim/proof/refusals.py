@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 LOOPBACK = re.compile(r"^(127\.|::1$|::ffff:127\.)")
 _EXCEPTION = re.compile(r"^([A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt|Warning)\b.*)$")
+_STDLIB = re.compile(r"^<|/lib/python3\.\d+/(?!.*-packages/)")
 _FRAME = re.compile(r'^\s*File "([^"]+)", line (\d+)')
 _NETWORK = re.compile(
     r"name resolution|Name or service not known|Network is unreachable|"
@@ -53,8 +54,9 @@ def error_line(output: str) -> str:
         if not m:
             continue
         frames = [f for f in (_FRAME.match(ln) for ln in lines[:i]) if f]
-        # importlib's own frames (<frozen importlib._bootstrap>) say nothing of the cause.
-        last = next((f for f in reversed(frames) if not f[1].startswith("<frozen")), None)
+        # The standard library's frames (importlib, <frozen …>) say nothing of the cause:
+        # the innermost frame of a package or of the app does.
+        last = next((f for f in reversed(frames) if not _STDLIB.search(f[1])), None)
         where = f" ({_short(last[1])}, line {last[2]})" if last else ""
         return (m[1][:300] + where).strip()
     return lines[-1][:300] if lines else "(no output)"

@@ -196,6 +196,7 @@ def test_error_line_takes_the_last_exception_and_its_innermost_frame() -> None:
     frozen = (
         "Traceback (most recent call last):\n"
         '  File "/usr/lib/python3/dist-packages/cv2/__init__.py", line 181, in <module>\n'
+        '  File "/usr/lib/python3.11/importlib/__init__.py", line 126, in import_module\n'
         '  File "<frozen importlib._bootstrap>", line 1176, in _find_and_load\n'
         "ImportError: libGL.so.1: cannot open shared object file: No such file or directory\n"
     )
