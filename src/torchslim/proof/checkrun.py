@@ -18,6 +18,7 @@ from torchslim.proof import checker as proofcheck
 from torchslim.proof import elfread
 from torchslim.proof.entry import EntryPoint
 from torchslim.proof.result import Check, Deferred, DeferredSource, Failure
+from torchslim.proof.tagged import parse_tagged
 from torchslim.sandbox.run import Emulation, SandboxResult, run_in_root
 
 
@@ -54,11 +55,10 @@ def parse_checker_output(stdout: str, outcome: CheckerOutcome) -> None:
     """Merge one run's tagged lines (see ``proofcheck``) into ``outcome``."""
     outcome.pending = None
     for line in stdout.splitlines():
-        tag, _, payload = line.partition(" ")
-        try:
-            value = json.loads(payload) if payload else None
-        except ValueError:
+        parsed = parse_tagged(line)
+        if parsed is None:
             continue
+        tag, value = parsed
         if tag == "T" and isinstance(value, list):
             outcome.targets = value
         elif tag == "S" and isinstance(value, dict):

@@ -32,6 +32,7 @@ from torchslim.proof.refusals import (
     request_failure,
     start_failure,
 )
+from torchslim.proof.tagged import parse_tagged
 from torchslim.sandbox.run import Emulation, Limits, Sandboxed, start_in_root
 
 PROBER = Path(prober.__file__).read_text(encoding="utf-8")
@@ -134,11 +135,10 @@ class _Watch:
     broken: str | None = None  # the client itself failed (it could not join the namespace)
 
     def feed(self, line: str) -> None:
-        tag, _, payload = line.partition(" ")
-        try:
-            value = json.loads(payload) if payload else None
-        except ValueError:
+        parsed = parse_tagged(line)
+        if parsed is None:
             return
+        tag, value = parsed
         if tag == "L" and isinstance(value, list):
             self.listeners = value
         elif tag == "H" and isinstance(value, dict):
