@@ -145,3 +145,16 @@ def gcc_library(dest: Path, source: str, *link: str) -> Path:
     subprocess.run(["gcc", "-shared", "-fPIC", "-o", str(dest), str(src), *link], check=True)
     src.unlink()
     return dest
+
+
+def processes_with(marker: str) -> list[str]:
+    """Pids of this host's processes whose command line holds ``marker`` (what a sandboxed
+    command started and should not have left behind)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if marker.encode() in (proc / "cmdline").read_bytes():
+                found.append(proc.name)
+        except OSError:
+            continue
+    return found

@@ -32,6 +32,7 @@ from torchslim.build.plan import LOCK_NAME, Plan
 from torchslim.cache import BlobStore
 from torchslim.config import Steps
 from torchslim.deps.audit import DevFinding, audit
+from torchslim.deps.localpaths import place_in_view
 from torchslim.deps.lock import IndexUnreachable, Lock, Target, parse_lock
 from torchslim.deps.lock import resolve as uv_resolve
 from torchslim.deps.pipconf import IndexSettings
@@ -208,26 +209,8 @@ def overlay(
     tree = tmp / "tree"
     for path in sorted(read):
         text = path.read_text(encoding="utf-8-sig")
-        _place(base, tree, path, _rewrite_lines(text, by_file.get(path, {})))
+        place_in_view(base, tree, path, _rewrite_lines(text, by_file.get(path, {})))
     return [tree / f.resolve().relative_to(base) for f in files]
-
-
-def _place(base: Path, tree: Path, path: Path, text: str) -> None:
-    """Write ``text`` at ``path``'s place in ``tree``: real folders down to it, every other
-    entry of those folders a link to the project's own."""
-    src, dst = base, tree
-    for part in (*path.relative_to(base).parts[:-1], None):
-        if dst.is_symlink():
-            dst.unlink()
-        dst.mkdir(parents=True, exist_ok=True)
-        for entry in src.iterdir():
-            if not os.path.lexists(dst / entry.name):
-                (dst / entry.name).symlink_to(entry)
-        if part is not None:
-            src, dst = src / part, dst / part
-    target = dst / path.name
-    target.unlink()
-    target.write_text(text, encoding="utf-8")
 
 
 def _rewrite_lines(text: str, lines: Mapping[int, str | None]) -> str:

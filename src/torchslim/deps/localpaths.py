@@ -80,11 +80,11 @@ def _overlay(
     read = {f for r in requirements for f in read_requirements(r).files}
     base = Path(os.path.commonpath([f.parent for f in (*read, *files)]))
     for path, new in lines.items():
-        _place(base, tree, path, _rewrite(_decode(path.read_bytes()), new))
+        place_in_view(base, tree, path, _rewrite(_decode(path.read_bytes()), new))
     return [tree / f.relative_to(base) for f in files]
 
 
-def _place(base: Path, tree: Path, path: Path, text: str) -> None:
+def place_in_view(base: Path, tree: Path, path: Path, text: str) -> None:
     """``text`` at ``path``'s place in ``tree``: real folders down to it, every other entry
     of those folders a link to the project's own."""
     src, dst = base, tree

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support.proofroot import ENV, USER, make_root
+from support.proofroot import ENV, USER, make_root, processes_with
 
 from torchslim.proof.refusals import error_line
 from torchslim.proof.serve import Served, ServeSpec, SmokeRequest, serve
@@ -171,14 +171,7 @@ exec(compile({SERVER!r}, "server", "exec"))
     assert "WROTE" not in result.output
     assert "ifaces ['lo']" in result.output
     time.sleep(0.2)
-    left = []
-    for proc in Path("/proc").iterdir():
-        try:
-            if marker.encode() in (proc / "cmdline").read_bytes():
-                left.append(proc.name)
-        except OSError:
-            continue
-    assert left == []
+    assert processes_with(marker) == []
 
 
 def test_error_line_takes_the_last_exception_and_its_innermost_frame() -> None:

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support.proofroot import ENV, USER, make_root, snapshot
+from support.proofroot import ENV, USER, make_root, processes_with, snapshot
 
 from torchslim.sandbox import emulation
 from torchslim.sandbox import run as sandbox
@@ -111,14 +111,7 @@ def test_timeout_kills_every_process_inside(root: Path) -> None:
     assert result.stdout == "started\n"
     assert result.timed_out and result.exit_text() == f"timed out after {result.seconds:.0f}s"
     assert result.seconds < 10
-    left = []
-    for proc in Path("/proc").iterdir():
-        try:
-            if marker.encode() in (proc / "cmdline").read_bytes():
-                left.append(proc.name)
-        except OSError:
-            continue
-    assert left == []
+    assert processes_with(marker) == []
 
 
 def test_stdin_goes_in_and_output_is_bounded_to_its_tail(root: Path) -> None:
