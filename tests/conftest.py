@@ -3,10 +3,14 @@
 Podman: tests/podman/containers.conf makes podman work inside this sandbox
 (runc, cgroupfs, file events, ulimits a container may set). ``run_podman``
 and the ``podman`` / ``podman_env`` fixtures point CONTAINERS_CONF at it.
+Every image a test loads goes into a storage of the session's own (under pytest's
+temporary folder, removed with it): a run leaves no gigabytes behind and never touches
+the images of the user running it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import shutil
@@ -50,6 +54,30 @@ def run_podman(
             f"stdout: {proc.stdout[-2000:]}\nstderr: {proc.stderr[-4000:]}"
         )
     return proc
+
+
+@pytest.fixture(scope="session", autouse=True)
+def podman_storage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A podman storage for this session only (CONTAINERS_STORAGE_CONF), emptied at the end."""
+    root = tmp_path_factory.mktemp("podman-storage")
+    conf = root / "storage.conf"
+    conf.write_text(
+        f'[storage]\ndriver = "overlay"\ngraphroot = "{root / "graph"}"\n'
+        f'runroot = "{root / "run"}"\n'
+    )
+    old = os.environ.get("CONTAINERS_STORAGE_CONF")
+    os.environ["CONTAINERS_STORAGE_CONF"] = str(conf)
+    try:
+        yield root
+    finally:
+        if shutil.which("podman") is not None and (root / "graph").exists():
+            with contextlib.suppress(OSError, subprocess.TimeoutExpired):
+                run_podman("rm", "-a", "-f", check=False, timeout=120)
+                run_podman("rmi", "-a", "-f", check=False, timeout=300)
+        if old is None:
+            os.environ.pop("CONTAINERS_STORAGE_CONF", None)
+        else:
+            os.environ["CONTAINERS_STORAGE_CONF"] = old
 
 
 @functools.cache
