@@ -15,4 +15,4 @@ fi
 .venv/bin/ruff check src tests
 .venv/bin/ruff format --check src tests
 .venv/bin/mypy --strict src
-exec .venv/bin/pytest -m "" -ra "$@"
+exec .venv/bin/pytest -m "" -ra --durations=40 "$@"
