@@ -107,6 +107,9 @@ def prove_image(
         workdir = root / APP_ROOT.lstrip("/")
         if not workdir.exists() and not workdir.is_symlink():
             workdir.mkdir(parents=True)  # as a runtime creates a missing WorkingDir
+        hosts = root / "etc" / "hosts"
+        if (root / "etc").is_dir() and not (root / "etc").is_symlink() and not hosts.is_symlink():
+            hosts.touch()  # a runtime binds /etc/hosts over it (the sandbox does the same)
         loads_key = proofcache.loads_key(image, trees, rootfs.python_exe)
         loads = None if fresh else proofcache.cached_loads(loads_key)
         proof = prove_rootfs(

@@ -56,6 +56,10 @@ MASKED = (
 )  # fmt: skip
 READ_ONLY = ("/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger")
 NEW_ROOT = "/tmp/.torchslim-root"  # in the private mount namespace's own tmpfs
+# What a runtime writes into a container's /etc/hosts (podman, Kubernetes): a service may
+# ask for localhost by name (Gradio does at launch) or resolve its own host name.
+HOSTNAME = "torchslim"
+HOSTS = f"127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{HOSTNAME}\n"
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -162,6 +166,22 @@ def _dev(root: str, emulator: str | None, shm: str) -> str | None:
 def _tmpfs(root: str, path: str, data: str) -> None:
     if os.path.isdir(root + path):
         _must(_mount("tmpfs", root + path, "tmpfs", MS_NOSUID | MS_NODEV, data), path)
+
+
+def _hosts(root: str) -> None:
+    """The host name and /etc/hosts a runtime gives a container. The hosts file is bound
+    over the image's own (the build makes an empty one where the image has none); a link
+    there is left alone, as it may lead anywhere."""
+    socket.sethostname(HOSTNAME)
+    target = root + "/etc/hosts"
+    if os.path.islink(target) or not os.path.isfile(target):
+        return
+    source = "/tmp/hosts"  # the private scratch tmpfs, never the host's /tmp
+    with open(source, "w") as out:
+        out.write(HOSTS)
+    _must(_mount(source, target, None, MS_BIND), "bind /etc/hosts")
+    flags = MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV
+    _must(_mount(None, target, None, flags | _locked_flags(target)), "/etc/hosts read-only")
 
 
 def _loopback() -> None:
@@ -294,6 +314,7 @@ def _prepare_root(
     for path in spec.get("writable") or []:
         _tmpfs(root, path, owner)
     _binds(root, binds)
+    _hosts(root)
     _must(
         _mount(None, root, None, MS_REMOUNT | MS_BIND | MS_RDONLY | _locked_flags(root)),
         "remount the root read-only",

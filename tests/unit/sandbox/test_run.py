@@ -250,6 +250,24 @@ except OSError as e:
     assert "REACHED" not in result.stdout and "outside" in result.stdout
 
 
+def test_localhost_and_the_host_name_resolve_as_in_a_runtime(root: Path) -> None:
+    """A runtime writes /etc/hosts and sets a host name; Gradio asks for localhost by name
+    at launch. The sandbox binds its own file over the image's: the disk keeps its bytes."""
+    hosts = root / "etc" / "hosts"
+    hosts.parent.mkdir(exist_ok=True)
+    hosts.write_text("")
+    try:
+        code = (
+            "import socket; print(socket.gethostname(), socket.gethostbyname('localhost'),"
+            " socket.gethostbyname(socket.gethostname()))"
+        )
+        result = py(root, code)
+        assert result.stdout.split() == ["torchslim", "127.0.0.1", "127.0.1.1"], result.stderr
+        assert hosts.read_text() == ""
+    finally:
+        hosts.unlink()
+
+
 def test_signal_status_from_the_init_becomes_negative() -> None:
     mark = "torchslim-sandbox: killed by signal 11\n"
     assert split_status(139, "Fatal Python error\n" + mark) == (-11, "Fatal Python error\n")
