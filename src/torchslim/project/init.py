@@ -38,7 +38,7 @@ from torchslim.project.models import find_model_files, holds_only_weights
 from torchslim.project.pyproject import optional_holding, read_pyproject
 from torchslim.project.reqfiles import is_dev_file
 from torchslim.project.sources import find_requirements
-from torchslim.project.spaces import Space, read_space, streamlit_run_line
+from torchslim.project.spaces import Space, read_space, sdk_not_required, streamlit_run_line
 from torchslim.project.torchpin import (
     nearest_cuda_variant,
     newest_known_torch,
@@ -165,6 +165,8 @@ class _Planner:
             self.plan.choose("requirements", None, f"found {auto.source}")
             reqs = auto
         self.plan.notes += list(reqs.notes)
+        if (note := sdk_not_required(self.space, set(reqs.names()))) is not None:
+            self.plan.notes.append(note)
         if reqs.source in CONDA_FILES:
             self.conda = read_environment(self.root, self.root / reqs.source)
         return reqs

@@ -7,6 +7,7 @@ A Space says how it runs in the YAML block at the top of its README.md::
     app_file: app.py       # the script the Space runs (default app.py)
     app_port: 7860         # docker Spaces: the port the container listens on
     python_version: "3.10"
+    sdk_version: 4.44.1    # the gradio / streamlit release the Space platform installs
     ---
 
 Only flat ``key: value`` lines are read (the keys above are never nested), so no YAML
@@ -35,6 +36,7 @@ class Space:
     app_file: Found[str] | None = None
     app_port: Found[int] | None = None
     python: Found[str] | None = None  # "3.10" from python_version "3.10.13"
+    sdk_version: Found[str] | None = None
     notes: tuple[str, ...] = ()
 
 
@@ -89,7 +91,24 @@ def read_space(root: Path) -> Space | None:
         app_file=app_file,
         app_port=app_port,
         python=Found(m.group(1), python.where) if m and python else None,
+        sdk_version=keys.get("sdk_version"),
         notes=tuple(notes),
+    )
+
+
+def sdk_not_required(space: Space | None, names: set[str]) -> str | None:
+    """A note when the Space's SDK (which the Spaces platform installs itself, at
+    ``sdk_version``) is not among the requirements: the image has only what they name."""
+    if space is None or space.sdk is None or space.sdk.value not in ("gradio", "streamlit"):
+        return None
+    sdk = space.sdk.value
+    if sdk in names:
+        return None
+    pin = f"=={space.sdk_version.value}" if space.sdk_version else ""
+    return (
+        f"{space.sdk.where}: sdk: {sdk}: the Spaces platform installs {sdk}{pin} itself, "
+        f"but no requirement names it; add {sdk}{pin} to the requirements, or the image "
+        f"has no {sdk}"
     )
 
 
@@ -103,4 +122,12 @@ def streamlit_run_line(root: Path) -> Found[str] | None:
     return None
 
 
-__all__ = ["README", "SDKS", "Space", "front_matter", "read_space", "streamlit_run_line"]
+__all__ = [
+    "README",
+    "SDKS",
+    "Space",
+    "front_matter",
+    "read_space",
+    "sdk_not_required",
+    "streamlit_run_line",
+]

@@ -93,6 +93,19 @@ def test_a_gradio_space(tmp_path: Path) -> None:
     assert_every_value_has_a_place(plan)
 
 
+def test_a_space_whose_requirements_leave_out_its_sdk_is_told(tmp_path: Path) -> None:
+    """Spaces install gradio (at sdk_version) themselves; an image has only what the
+    requirements name, so init says which line to add."""
+    files = {"README.md": SPACE_README, "app.py": GRADIO_APP, "requirements.txt": "torch\n"}
+    plan = plan_init(write_tree(tmp_path / "bare", files))
+    [note] = [n for n in plan.notes if "sdk: gradio" in n]
+    assert note.startswith("README.md:4: sdk: gradio: the Spaces platform installs gradio==4.44.1")
+    assert "add gradio==4.44.1 to the requirements" in note
+    files["requirements.txt"] = "torch\nGradio>=4\n"
+    plan = plan_init(write_tree(tmp_path / "listed", files))
+    assert not [n for n in plan.notes if "sdk: gradio" in n]
+
+
 def test_a_gradio_launch_names_its_port_and_a_docker_space_its_app_port(tmp_path: Path) -> None:
     app = GRADIO_APP.replace("demo.launch()", "demo.launch(server_port=7000)")
     root = write_tree(tmp_path / "g", {"app.py": app, "requirements.txt": "gradio\n"})
