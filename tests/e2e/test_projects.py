@@ -289,6 +289,79 @@ def test_init_seed_project_then_build_and_serve(corpus: Corpus, tmp_path: Path) 
         }
 
 
+# ---- issue 22: framework shapes, each through `torchslim init` unchanged ------------
+
+
+def initialized(corpus: Corpus, name: str, tmp_path: Path) -> Built:
+    """``tests/projects/<name>`` with only what ``torchslim init`` wrote, built and proven."""
+    project = copy_project(name, tmp_path / name)
+    proc = torchslim("init", str(project))
+    assert proc.returncode == 0, proc.stderr
+    built = corpus.record(build_project(project, tmp_path / f"{name}.tar"))
+    assert_proven(built)
+    assert built.report["proof"]["served"], built.report["proof"]
+    return built
+
+
+def test_gradio_space_from_its_readme_front_matter(corpus: Corpus, tmp_path: Path) -> None:
+    """A Space: README front matter (sdk: gradio, app_file) gives cmd, port 7860 and
+    GRADIO_SERVER_NAME=0.0.0.0; Gradio's launch asks for localhost by name, as in podman."""
+    built = initialized(corpus, "gradio-space", tmp_path)
+    with serving(built, 7860, "/") as url:
+        r = httpx.post(url + "/gradio_api/call/score", json={"data": ["1 2 3"]})
+        assert r.status_code == 200, r.text
+        event = httpx.get(f"{url}/gradio_api/call/score/{r.json()['event_id']}", timeout=30)
+        assert "event: complete" in event.text and 'data: ["14.0"]' in event.text, event.text
+
+
+def test_streamlit_page(corpus: Corpus, tmp_path: Path) -> None:
+    """``import streamlit``: init writes ``streamlit run`` with --server.address 0.0.0.0
+    and headless, port 8501 and Streamlit's own health route."""
+    built = initialized(corpus, "streamlit-page", tmp_path)
+    with serving(built, 8501, "/_stcore/health") as url:
+        assert httpx.get(url + "/_stcore/health").text == "ok"
+        page = httpx.get(url + "/")
+        assert page.status_code == 200 and "<noscript>" in page.text, page.text[:500]
+
+
+def test_conda_environment_yml_and_a_conda_activate_command(corpus: Corpus, tmp_path: Path) -> None:
+    """environment.yml is the only environment: pytorch + cpuonly → torch CPU, numpy's conda
+    pin, its pip: section; ``bash -c "source activate pt && exec python …"`` → the python."""
+    built = initialized(corpus, "conda-env", tmp_path)
+    with serving(built, 5000, "/ping") as url:
+        assert httpx.get(url + "/ping").json() == {"numpy": "1.26.4", "torch": "2.13.0+cpu"}
+        r = httpx.post(url + "/stats", json={"values": [3, 4]})
+        assert r.json() == {"mean": 3.5, "norm": 5.0}
+
+
+def test_batch_job_run_from_an_absolute_workdir_path(corpus: Corpus, tmp_path: Path) -> None:
+    """No port: ``ENTRYPOINT ["python", "/workspace/run_inference.py"]`` under WORKDIR
+    /workspace runs from the image's app folder and prints its answer."""
+    project = copy_project("batch-workdir", tmp_path / "batch-workdir")
+    assert torchslim("init", str(project)).returncode == 0
+    assert '"/app/run_inference.py"' in (project / "torchslim.toml").read_text()
+    built = corpus.record(build_project(project, tmp_path / "batch.tar"))
+    assert_proven(built)
+    loaded = podman("load", "-i", str(built.archive)).stdout
+    image = re.search(r"Loaded image(?:\(s\))?: (\S+)", loaded)
+    assert image, loaded
+    try:
+        out = podman("run", "--rm", "--read-only", "--tmpfs", "/tmp", image[1]).stdout
+    finally:
+        podman("rmi", "-f", image[1], check=False)
+    assert json.loads(out) == {"scores": [4.5, 1.5, 2.0], "best": 0}
+
+
+def test_litserve_service_whose_server_is_in_an_extra(corpus: Corpus, tmp_path: Path) -> None:
+    """pyproject only; litserve is in the ``api`` extra, which init selects because
+    server.py imports it; LitServe's /health and the port the script reads from PORT."""
+    built = initialized(corpus, "litserve-extra", tmp_path)
+    with serving(built, 8000, "/health") as url:
+        r = httpx.post(url + "/predict", json={"input": [1, 2, 3]}, timeout=30)
+        assert r.status_code == 200, r.text
+        assert r.json() == {"output": [2.0, 1.0, -3.0]}
+
+
 # ---- issue 10: bad input, one line each ----------------------------------------------
 
 SEED_CONFIG = """\

@@ -21,6 +21,7 @@ from torchslim.build.assemble import Assembly
 from torchslim.build.layercache import LayerCache, staging
 from torchslim.build.plan import APP_ROOT, Plan
 from torchslim.build.report import LayerReport
+from torchslim.build.revertsearch import search_reverts
 from torchslim.config import Steps
 from torchslim.debian import RootfsInfo
 from torchslim.errors import BuildError
@@ -29,6 +30,7 @@ from torchslim.project.pyproject import read_pyproject, script_command
 from torchslim.proof.prove import Failure, Proof, prove_rootfs
 from torchslim.proof.serve import ServeSpec, SmokeRequest
 from torchslim.slim.image import ImageView
+from torchslim.slim.ledger import Revert
 from torchslim.slim.owners import owner_of, package_owners
 
 
@@ -180,15 +182,18 @@ def _message_owner(message: str, owners: dict[str, str]) -> str | None:
     return None
 
 
-def raise_for_failures(proof: Proof, plan: Plan) -> None:
-    """A failed proof is the project's problem here (slimming was undone or not involved)."""
+def raise_for_failures(proof: Proof, plan: Plan, *, unslimmed: bool = True) -> None:
+    """A failed proof is the project's problem here (slimming was undone or not involved).
+
+    ``unslimmed``: the failure was seen with slimming undone too (else: "as built")."""
     if proof.status != "failed":
         return
     proof = dataclasses.replace(proof, failures=_with_script_hint(proof.failures, plan))
     first = proof.failures[0].line()
     more = f" (and {len(proof.failures) - 1} more)" if len(proof.failures) > 1 else ""
     lines = "\n".join(f"  {f.line()}" for f in proof.failures[:20])
-    why = "not because of slimming (it fails unslimmed too)" if plan.slim else "as built"
+    unslim = plan.slim and unslimmed
+    why = "not because of slimming (it fails unslimmed too)" if unslim else "as built"
     fix = _fix(proof.failures[0])
     fix = "" if "--no-prove" in first else fix  # the failure's own line already says what to do
     output = proof.served.output if proof.served and not proof.served.ok else ""
@@ -236,6 +241,71 @@ def _with_script_hint(failures: tuple[Failure, ...], plan: Plan) -> tuple[Failur
     return tuple(out)
 
 
+# What a service says that slimming cannot have caused: where and whether it listens.
+_NOT_SLIMMING = re.compile(r"listen|not on port|reached for the network|did not answer within")
+_SERVED = ("serve", "entry", "smoke")
+_SITE_DIR = re.compile(r"-packages/([A-Za-z_][\w.-]*)/")
+
+
+def _served_failure(proof: Proof) -> Failure | None:
+    """The failure of the service itself that undoing slimming might fix, if any."""
+    for f in proof.failures:
+        if f.check in _SERVED and not _NOT_SLIMMING.search(f.message):
+            return f
+    return None
+
+
+Built = tuple[Image, list[LayerReport], Proof]
+
+
+def _search_served(assembly: Assembly, failure: Failure) -> tuple[Built | None, bool]:
+    """Serve the image with the slimming of the packages the failure names undone; when it
+    answers, undo only the changes it needs (``revertsearch``), remember them, and return
+    that image and its proof. Also whether it was served unslimmed at all (False: slimming
+    changed nothing in those packages)."""
+    plan, steps, py, rootfs = assembly.plan, assembly.steps, assembly.python, assembly.os.rootfs
+    assert py is not None
+    reason = f"the service fails without it ({failure.line()[:200]})"
+    # Only the packages the failure names (a path below site-packages, the raising frame,
+    # its distribution): a search over all of torch would rebuild torch's layer each try.
+    dirs = set(_SITE_DIR.findall(failure.message))
+    dirs |= {f.split("/")[0] for f in _FRAME_PATH.findall(failure.message) if f[:1] != "/"}
+    packages = {failure.package.split()[0].lower()} if failure.package else set()
+    if not dirs and not packages:
+        return None, False  # the app's own code or settings: no package to look at
+    steps.step("The service failed: did slimming change the packages it names?")
+    changes = reverts.slimming_changes(
+        plan, py, rootfs, assembly.reverts, assembly.store, steps, reason,
+        dirs=dirs, packages=packages,
+    )  # fmt: skip
+    if not changes:
+        return None, False
+    steps.step(f"The service failed: serving it with {len(changes)} slimming changes undone")
+    served: dict[int, tuple[Image, list[LayerReport], Proof]] = {}
+
+    def serves(undo: list[Revert]) -> bool:
+        steps.step(f"Slimming search: serving with {len(undo)} of {len(changes)} changes undone")
+        image, reports = assembly.image([*assembly.reverts, *undo])
+        proof = prove_image(plan, image, rootfs, assembly.layers, steps)
+        if proof.ok:
+            served[len(undo)] = (image, reports, proof)
+        return proof.ok
+
+    outcome = search_reverts(changes, serves)
+    if outcome.undo is None:
+        return None, True
+    assembly.reverts = [*assembly.reverts, *outcome.undo]
+    reverts.save_reverts(plan, py, rootfs, assembly.reverts)
+    rules = sorted({r.rule for r in outcome.undo})
+    shown = ", ".join(r.path for r in outcome.undo[:3])
+    more = f" and {len(outcome.undo) - 3} more" if len(outcome.undo) > 3 else ""
+    steps.warn(
+        f"slimming undone for {shown}{more} (rule {', '.join(rules)}): {reason}; found in "
+        f"{outcome.tries} served proofs" + ("" if outcome.narrowed else " (not narrowed further)")
+    )
+    return served[len(outcome.undo)], True
+
+
 def prove_build(assembly: Assembly) -> tuple[Image, list[LayerReport], Proof]:
     """Assemble and prove; a load that fails slimmed but not unslimmed is slimming's fault:
     undo those changes, assemble and prove again (at most ``reverts.MAX_ROUNDS`` times)."""
@@ -267,7 +337,14 @@ def prove_build(assembly: Assembly) -> tuple[Image, list[LayerReport], Proof]:
             steps.warn(f"slimming undone for {r.path} (rule {r.rule}): {r.reason}")
         image, reports = assembly.image(assembly.reverts)
         proof = prove_image(plan, image, rootfs, assembly.layers, steps)
-    raise_for_failures(proof, plan)
+    unslimmed = not proof.failures or any(reverts.may_be_slimming(f) for f in proof.failures)
+    failure = _served_failure(proof) if plan.slim and py is not None else None
+    if failure is not None:
+        searched, served_unslimmed = _search_served(assembly, failure)
+        unslimmed = unslimmed or served_unslimmed
+        if searched is not None:
+            image, reports, proof = searched
+    raise_for_failures(proof, plan, unslimmed=unslimmed)
     for w in proof.warnings:
         owner = f" ({w.package})" if w.package else ""
         steps.warn(

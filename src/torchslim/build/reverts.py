@@ -10,10 +10,11 @@ profile, so the next build makes the same image without failing first.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import posixpath
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from torchslim.atomic import write_atomic
@@ -28,8 +29,10 @@ from torchslim.deps.lock import Lock
 from torchslim.deps.wheels import fetch_wheels
 from torchslim.proof.prove import Failure
 from torchslim.slim.apply import slim_tree
-from torchslim.slim.backup import Backup
+from torchslim.slim.backup import Backup, Change
+from torchslim.slim.image import ImageView
 from torchslim.slim.ledger import Ledger, Revert
+from torchslim.slim.owners import package_owners
 from torchslim.slim.restore import restore
 
 _NO_MODULE = re.compile(r"no module named '([\w.]+)'", re.IGNORECASE)
@@ -82,7 +85,7 @@ def save_examined(plan: Plan, lock: Lock, rootfs: RootfsInfo, subjects: set[str]
     write_atomic(_examined_path(plan, lock, rootfs), json.dumps(sorted(subjects), indent=1))
 
 
-def _may_be_slimming(failure: Failure) -> bool:
+def may_be_slimming(failure: Failure) -> bool:
     """Whether undoing slimming could fix ``failure``: a file that did not load, or a module
     that is missing (slimming removes files and modules, nothing else)."""
     if failure.check in ("library", "extension", "torch"):
@@ -114,6 +117,66 @@ def _suspects(
     return out
 
 
+@contextlib.contextmanager
+def _slimmed(
+    plan: Plan,
+    lock: Lock,
+    rootfs: RootfsInfo,
+    known: Sequence[Revert],
+    store: BlobStore,
+    steps: Steps,
+) -> Iterator[tuple[Path, Path, Ledger]]:
+    """The wheels installed and slimmed in staging, every change backed up: the root, the
+    backup folder and the ledger."""
+    scheme = scheme_for(rootfs)
+    paths = fetch_wheels(lock, store, plan.settings, steps.progress)
+    keep = [*plan.keep, *(r.path for r in known)]
+    with staging("revert") as root, staging("backup") as work:
+        for w in lock.packages:
+            install_wheel(paths[w.name], root, scheme, rootfs.python_exe)
+        backup = work / "backup"
+        ledger = Ledger()
+        slim_tree(
+            root, rootfs.site_packages, profile=plan.profile, keep=keep, ledger=ledger,
+            backup=backup,
+        )  # fmt: skip
+        yield root, backup, ledger
+
+
+def slimming_changes(
+    plan: Plan,
+    lock: Lock,
+    rootfs: RootfsInfo,
+    known: Sequence[Revert],
+    store: BlobStore,
+    steps: Steps,
+    reason: str,
+    *,
+    dirs: set[str],
+    packages: set[str],
+) -> list[Revert]:
+    """The changes slimming makes (beyond ``known``) below the site-packages folders
+    ``dirs`` and those of the distributions ``packages`` (lower-case names), as reverts
+    with ``reason``, in package, rule, path order."""
+    site = rootfs.site_packages.rstrip("/") + "/"
+
+    def top(path: str) -> str:
+        return path.removeprefix(site).split("/")[0] if path.startswith(site) else ""
+
+    with _slimmed(plan, lock, rootfs, known, store, steps) as (root, backup, _ledger):
+        owners = package_owners(ImageView([(root, "/")]))
+        wanted = set(dirs) | {
+            top(path) for path, owner in owners.items() if owner.split()[0].lower() in packages
+        }
+        wanted.discard("")
+        changes = [c for c in Backup.load(backup).changes.values() if top(c.path) in wanted]
+
+    def order(c: Change) -> tuple[str, str, str]:
+        return (top(c.path), c.rule, c.path)
+
+    return [Revert(c.rule, c.path, c.bytes, reason) for c in sorted(changes, key=order)]
+
+
 def find_reverts(
     plan: Plan,
     lock: Lock,
@@ -125,25 +188,13 @@ def find_reverts(
     steps: Steps,
 ) -> list[Revert]:
     """The slimming changes the failing loads need undone (none: slimming is not the cause)."""
-    if not any(_may_be_slimming(f) for f in failures):
+    if not any(may_be_slimming(f) for f in failures):
         return []  # e.g. the entry raised, cmd is not on PATH, smoke failed: nothing to undo
     steps.step("The proof failed: finding which slimming changes the failing files need")
-    scheme = scheme_for(rootfs)
-    paths = fetch_wheels(lock, store, plan.settings, steps.progress)
-    keep = [*plan.keep, *(r.path for r in known)]
-    with staging("revert") as root, staging("backup") as work, staging("libs") as stub:
-        for w in lock.packages:
-            install_wheel(paths[w.name], root, scheme, rootfs.python_exe)
-        backup = work / "backup"
-        ledger = Ledger()
-        slim_tree(
-            root,
-            rootfs.site_packages,
-            profile=plan.profile,
-            keep=keep,
-            ledger=ledger,
-            backup=backup,
-        )
+    with (
+        _slimmed(plan, lock, rootfs, known, store, steps) as (root, backup, ledger),
+        staging("libs") as stub,
+    ):
         stub_libraries(stub, base_libs)
         changed = sorted(Backup.load(backup).changes)
         suspects = _suspects(failures, root, rootfs.site_packages, changed)

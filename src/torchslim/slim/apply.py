@@ -54,11 +54,18 @@ class _Keep:
 
     def __init__(self, globs: Sequence[str], site_packages: str) -> None:
         self.relative = [g.strip("/") for g in globs if not g.startswith("/")]
-        self.absolute = [g.rstrip("/") for g in globs if g.startswith("/")]
+        absolute = [g.rstrip("/") for g in globs if g.startswith("/")]
+        # Plain paths (a proof's undone changes: thousands) are looked up, not matched.
+        self.exact = {g for g in absolute if not any(c in g for c in "*?[")}
+        self.absolute = [g for g in absolute if g not in self.exact]
         self.site_packages = site_packages
 
     def __call__(self, rel: str) -> bool:
         image = posixpath.join(self.site_packages, rel)
+        if self.exact:
+            parts = image.split("/")
+            if any("/".join(parts[:i]) in self.exact for i in range(2, len(parts) + 1)):
+                return True
         return any(match_self_or_parent(g, rel) for g in self.relative) or any(
             match_self_or_parent(g, image) for g in self.absolute
         )

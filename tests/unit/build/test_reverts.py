@@ -12,7 +12,7 @@ SITE = "/usr/local/lib/python3.11/dist-packages"
 
 
 def test_only_missing_files_and_modules_can_be_slimming() -> None:
-    may = reverts._may_be_slimming
+    may = reverts.may_be_slimming
     assert may(Failure("library", f"{SITE}/x/libx.so", "OSError: bad ELF"))
     assert may(Failure("extension", f"{SITE}/x/_x.so", "ImportError: y"))
     assert may(Failure("torch", "torch", "ImportError: libtorch_cpu.so"))
