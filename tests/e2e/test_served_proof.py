@@ -108,3 +108,84 @@ def test_scipy_116_and_matplotlib_without_tk_are_proven_with_warnings(
         assert r.json()["sqrtm"] == [[2.0, 0.0], [0.0, 3.0]]
         png = httpx.get(url + "/plot.png")
         assert png.status_code == 200 and png.content.startswith(b"\x89PNG")
+
+
+# ---- slimming undone by serving (issue 18, item 4) -----------------------------------
+
+REFDATA_INIT = b"""\
+import json
+from pathlib import Path
+
+# A package that reads a file kept beside its own test suite (as some do for reference
+# data): nothing imports the suite, so slimming's package-test-suites rule drops it.
+REFERENCE = json.loads((Path(__file__).parent / "tests" / "reference.json").read_text())
+"""
+
+REFDATA_SERVER = """\
+import json
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import refdata
+
+
+class Handler(BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = json.dumps(refdata.REFERENCE).encode()
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+HTTPServer(("0.0.0.0", 8080), Handler).serve_forever()
+"""
+
+REFDATA_CONFIG = """\
+name = "refdata-svc"
+torch = "2.13.0"
+app = "."
+cmd = ["python3", "serve.py"]
+port = 8080
+health = "/"
+"""
+
+
+def test_a_file_slimming_removed_is_found_by_serving_and_kept(
+    ts_cache: Path, tmp_path: Path
+) -> None:
+    """The service dies at start on a data file in its package's tests/ folder. Undoing
+    that package's slimming makes it serve (a few bytes: not narrowed further); the build
+    keeps them, says so, remembers it, and the image answers in podman. Only that
+    package's layer is rebuilt: torch's comes from the cache."""
+    from support.corpus import torchslim
+    from support.wheels import make_wheel
+
+    root = tmp_path / "refdata-svc"
+    (root / "wheels").mkdir(parents=True)
+    make_wheel(root / "wheels", name="refdata", extra={
+        "refdata/__init__.py": REFDATA_INIT,
+        "refdata/tests/__init__.py": b"",
+        "refdata/tests/test_reference.py": b"def test_answer():\n    assert True\n",
+        "refdata/tests/reference.json": b'{"answer": 42}',
+    })  # fmt: skip
+    (root / "requirements.txt").write_text("./wheels/refdata-1.0-py3-none-any.whl\n")
+    (root / "serve.py").write_text(REFDATA_SERVER)
+    (root / "torchslim.toml").write_text(REFDATA_CONFIG)
+    out = tmp_path / "refdata.tar"
+    proc = torchslim("build", str(root), "--output", f"docker-archive:{out}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    kept = "/usr/local/lib/python3.11/dist-packages/refdata/tests/reference.json"
+    [warning] = [line for line in proc.stderr.splitlines() if "slimming undone for" in line]
+    assert kept in warning and "(rule package-test-suites)" in warning, warning
+    assert "FileNotFoundError" in warning, warning
+    assert "found in 1 served proof" in warning and "not narrowed" not in warning, warning
+    search = proc.stderr[proc.stderr.index("serving it with") :]
+    assert "Writing layer deps" in search and "Writing layer torch" not in search, search
+    # remembered: the next build makes the same image without failing first
+    again = build_project(root, tmp_path / "again.tar")
+    assert again.report["proof"]["status"] == "proven"
+    reverted = again.report["ledger"]["reverted"]
+    assert [r["rule"] for r in reverted if r["path"] == kept] == ["package-test-suites"], reverted
+    with serving(again, 8080, "/") as url:
+        assert httpx.get(url + "/").json() == {"answer": 42}

@@ -20,10 +20,9 @@ def make_wheel(
     extra: dict[str, bytes] | None = None,
 ) -> Path:
     """``demo-1.0-py3-none-any.whl`` with a module, a console script and a data script
-    (plus ``extra`` files, by their path in the wheel)."""
+    (plus ``extra`` files by their path in the wheel, which win over those)."""
     info = f"{name}-{version}.dist-info"
     files: dict[str, bytes] = {
-        **(extra or {}),
         f"{name}/__init__.py": b"def main() -> None:\n    print('hi')\n",
         f"{name}/data.txt": b"payload\n",
         f"{name}-{version}.data/scripts/{name}-tool": b"#!python\nprint('tool')\n",
@@ -31,6 +30,7 @@ def make_wheel(
         f"{info}/WHEEL": b"Wheel-Version: 1.0\nGenerator: hand\nRoot-Is-Purelib: true\n"
         b"Tag: py3-none-any\n",
         f"{info}/entry_points.txt": f"[console_scripts]\n{name} = {name}:main\n".encode(),
+        **(extra or {}),  # an extra file of the same path replaces the default
     }
     record = "\n".join(_record_line(n, d) for n, d in files.items())
     record += f"\n{info}/RECORD,,\n"

@@ -242,7 +242,10 @@ def _with_script_hint(failures: tuple[Failure, ...], plan: Plan) -> tuple[Failur
 
 
 # What a service says that slimming cannot have caused: where and whether it listens.
-_NOT_SLIMMING = re.compile(r"listen|not on port|reached for the network|did not answer within")
+_NOT_SLIMMING = re.compile(
+    r"listens only on|not on port|reached for the network|did not listen on port|"
+    r"did not answer 2xx within|listened only on the unix socket"
+)
 _SERVED = ("serve", "entry", "smoke")
 _SITE_DIR = re.compile(r"-packages/([A-Za-z_][\w.-]*)/")
 
@@ -256,6 +259,11 @@ def _served_failure(proof: Proof) -> Failure | None:
 
 
 Built = tuple[Image, list[LayerReport], Proof]
+SMALL_UNDO = 1 << 20  # kept whole: narrowing a megabyte further costs more rebuilds than it saves
+
+
+def _bytes(undo: list[Revert]) -> int:
+    return sum(r.bytes for r in undo)
 
 
 def _search_served(assembly: Assembly, failure: Failure) -> tuple[Built | None, bool]:
@@ -265,7 +273,8 @@ def _search_served(assembly: Assembly, failure: Failure) -> tuple[Built | None, 
     changed nothing in those packages)."""
     plan, steps, py, rootfs = assembly.plan, assembly.steps, assembly.python, assembly.os.rootfs
     assert py is not None
-    reason = f"the service fails without it ({failure.line()[:200]})"
+    why = failure.message if len(failure.message) <= 300 else failure.message[:299] + "…"
+    reason = f"the service fails without it ({why})"
     # Only the packages the failure names (a path below site-packages, the raising frame,
     # its distribution): a search over all of torch would rebuild torch's layer each try.
     dirs = set(_SITE_DIR.findall(failure.message))
@@ -291,7 +300,7 @@ def _search_served(assembly: Assembly, failure: Failure) -> tuple[Built | None, 
             served[len(undo)] = (image, reports, proof)
         return proof.ok
 
-    outcome = search_reverts(changes, serves)
+    outcome = search_reverts(changes, serves, enough=lambda undo: _bytes(undo) <= SMALL_UNDO)
     if outcome.undo is None:
         return None, True
     assembly.reverts = [*assembly.reverts, *outcome.undo]
@@ -301,7 +310,8 @@ def _search_served(assembly: Assembly, failure: Failure) -> tuple[Built | None, 
     more = f" and {len(outcome.undo) - 3} more" if len(outcome.undo) > 3 else ""
     steps.warn(
         f"slimming undone for {shown}{more} (rule {', '.join(rules)}): {reason}; found in "
-        f"{outcome.tries} served proofs" + ("" if outcome.narrowed else " (not narrowed further)")
+        f"{outcome.tries} served proof{'s' if outcome.tries > 1 else ''}"
+        + ("" if outcome.narrowed else " (not narrowed further)")
     )
     return served[len(outcome.undo)], True
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import posixpath
 import time
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -128,6 +130,36 @@ def scheme_for(rootfs: RootfsInfo) -> Scheme:
     )
 
 
+def _reverts_by_group(
+    reverts: Sequence[Revert],
+    groups: Sequence[tuple[str, list[str]]],
+    wheel_files: dict[str, Path],
+    site_packages: str,
+) -> dict[str, list[Revert]]:
+    """Which layer each undone change shapes, for the layer keys: a proof that undoes a
+    data file of one package rebuilds that package's layer, not torch's.
+
+    A change goes to the layers whose wheels put files in its top-level folder (read
+    from the wheels' own file lists). A shared library goes to every layer: keeping one
+    keeps what it links against (``slim.apply``), wherever that lies; so does a path
+    no wheel names.
+    """
+    tops: dict[str, set[str]] = {}
+    for group, names in groups:
+        for name in names:
+            with zipfile.ZipFile(wheel_files[name]) as whl:
+                for entry in whl.namelist():
+                    tops.setdefault(entry.split("/", 1)[0], set()).add(group)
+    site = site_packages.rstrip("/") + "/"
+    out: dict[str, list[Revert]] = {group: [] for group, _ in groups}
+    for r in reverts:
+        top = r.path.removeprefix(site).split("/", 1)[0] if r.path.startswith(site) else ""
+        library = ".so" in posixpath.basename(r.path)
+        for group in out if library or top not in tops else tops[top]:
+            out[group].append(r)
+    return out
+
+
 def python_layers(
     plan: Plan,
     lock: Lock,
@@ -150,6 +182,11 @@ def python_layers(
     if "torch" not in wheels:
         raise ResolveError(f"the lock has no torch wheel for {plan.torch.requirement}")
     groups = plan_python_layers(list(wheels))
+    paths: dict[str, Path] | None = None
+    by_group: dict[str, list[Revert]] = {group: [] for group, _ in groups}
+    if reverts:
+        paths = fetch_wheels(lock, store, plan.settings, steps.progress)
+        by_group = _reverts_by_group(reverts, groups, paths, rootfs.site_packages)
     keys: dict[str, tuple[int, str]] = {}
     for group, names in groups:
         mtime = dates.layer_epoch(names)
@@ -164,8 +201,8 @@ def python_layers(
                 rootfs.python_exe,
                 plan.slim,
                 plan.profile,
-                sorted(keep),
-                sorted((r.rule, r.path, r.reason) for r in reverts),
+                sorted(plan.keep),
+                sorted((r.rule, r.path, r.reason) for r in by_group[group]),
             ),
         )
     hits = {g: layers.hit(g, key) for g, (_, key) in keys.items()}
@@ -173,7 +210,7 @@ def python_layers(
         return [(hit[0], hit[1]) for hit in hits.values() if hit is not None]
 
     steps.step(f"Fetching {len(wheels)} wheels")
-    paths = fetch_wheels(lock, store, plan.settings, steps.progress)
+    paths = paths or fetch_wheels(lock, store, plan.settings, steps.progress)
     with staging("python") as root, staging("split") as split:
         owner: dict[str, str] = {}
         dist_of: dict[str, str] = {}  # image path → the wheel that installed it

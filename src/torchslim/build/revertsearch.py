@@ -5,7 +5,8 @@ message say which). A service that fails at start or on a request says no such t
 may have read a data file a rule removed. So the image is built with every change of the
 rules undone and served: when that fails too, slimming is not the cause. When it serves,
 the changes (in rule, package, path order, so halves follow packages) are halved while
-one half alone is enough, within a bound on rebuilds; what is left is undone.
+one half alone is enough, within a bound on rebuilds, until what is left is small;
+that is undone.
 """
 
 from __future__ import annotations
@@ -33,12 +34,14 @@ def search_reverts(
     serves: Callable[[list[T]], bool],
     *,
     max_rebuilds: int = MAX_REBUILDS,
+    enough: Callable[[list[T]], bool] | None = None,
 ) -> Search[T]:
     """The smallest run of ``changes`` found whose undoing makes ``serves`` true.
 
     ``serves(undo)`` builds the image with ``undo`` undone (on top of what is undone
     already) and proves it. The first try undoes everything; then each step keeps the
-    half that serves alone. Two culprits in different halves stop the halving there.
+    half that serves alone. Two culprits in different halves stop the halving there, and
+    so does ``enough`` (a set too small to be worth more rebuilds).
     """
     current = list(changes)
     if not current or max_rebuilds < 1:
@@ -46,7 +49,7 @@ def search_reverts(
     tries = 1
     if not serves(current):
         return Search(None, tries, True)
-    while len(current) > 1:
+    while len(current) > 1 and not (enough is not None and enough(current)):
         half = len(current) // 2
         first, second = current[:half], current[half:]
         if tries >= max_rebuilds:

@@ -149,7 +149,7 @@ def resolve(
         text = (tmp / "pylock.toml").read_text(encoding="utf-8")
         data = tomllib.loads(text)
         local = _local_sources(data, tmp)
-        changed = _ensure_wheels(data, target)
+        changed = _ensure_wheels(data, target, tmp)
         pins, parents = _name_local_paths(pins, parents, local, cwd)
         _check_pins(data, pins)
         tool = {"tool": {"torchslim": _tool_table(target, parents)}}
@@ -367,10 +367,11 @@ def _tool_table(target: Target, parents: Mapping[str, tuple[str, ...]]) -> dict[
 # ------------------------------------------------------------------------ wheel choice
 
 
-def _ensure_wheels(data: dict[str, Any], target: Target) -> bool:
+def _ensure_wheels(data: dict[str, Any], target: Target, lock_dir: Path) -> bool:
     """Make every package carry a wheel for the target: a wheel file a requirement names
     by path (the sandbox's builds of local paths among them) becomes its ``wheels`` entry.
-    True if anything changed."""
+    ``archive.path`` is relative to ``lock_dir``, where uv wrote the lock (as pylock.toml
+    says), never to our cwd. True if anything changed."""
     changed = False
     built = (cache_root() / "built-wheels").resolve()
     for pkg in data.get("packages", []):
@@ -382,7 +383,10 @@ def _ensure_wheels(data: dict[str, Any], target: Target) -> bool:
             continue
         name, version = pkg["name"], pkg.get("version", "?")
         archive = pkg.get("archive", {})
-        path = Path(str(archive.get("path") or local_path(str(archive.get("url", ""))) or ""))
+        given = archive.get("path")
+        path = (
+            lock_dir / str(given) if given else Path(local_path(str(archive.get("url", ""))) or "")
+        )
         entry = {"url": path.resolve().as_uri(), "hashes": archive.get("hashes", {})}
         if not path.name.endswith(".whl") or best_wheel([entry], target) is None:
             raise ResolveError(

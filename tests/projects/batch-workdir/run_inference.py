@@ -11,7 +11,7 @@ HERE = Path(__file__).resolve().parent
 
 def main() -> int:
     weights = torch.tensor(json.loads((HERE / "weights.json").read_text()))
-    rows = torch.tensor(json.loads((HERE / "inputs.json").read_text()))
+    rows = torch.tensor(json.loads((HERE / "inputs.json").read_text()), dtype=torch.float32)
     scores = rows @ weights
     json.dump({"scores": scores.tolist(), "best": int(scores.argmax())}, sys.stdout)
     print()

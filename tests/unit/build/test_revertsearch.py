@@ -54,3 +54,10 @@ def test_the_bound_stops_with_a_set_that_serves() -> None:
 def test_nothing_to_undo_is_not_tried() -> None:
     serves, tried = needs(1)
     assert search_reverts([], serves).undo is None and tried == []
+
+
+def test_a_set_small_enough_is_kept_whole() -> None:
+    serves, tried = needs(3)
+    outcome = search_reverts(list(range(64)), serves, enough=lambda undo: len(undo) <= 8)
+    assert outcome.undo is not None and 3 in outcome.undo and len(outcome.undo) == 8
+    assert outcome.narrowed and len(tried) <= 1 + 2 * 3
