@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from torchslim.build import notebook
-from torchslim.build.plan import APP_ROOT, Plan
+from torchslim.build.plan import APP_ROOT, INIT_ENTRYPOINT, Plan
 from torchslim.config import duration_ns
 from torchslim.debian import RootfsInfo
 from torchslim.torchmeta import torch_labels
@@ -141,6 +141,7 @@ def image_config(plan: Plan, rootfs: RootfsInfo, facts: ImageFacts) -> dict[str,
         "user": f"{cfg.user}:{cfg.user}",
         "env": [f"{k}={v}" for k, v in environment(plan).items()],
         "cmd": list(cfg.cmd) if plan.service else [rootfs.python_exe],
+        "entrypoint": INIT_ENTRYPOINT.get(cfg.init) if plan.service else None,
         "working_dir": APP_ROOT,
         "exposed_ports": [f"{cfg.port}/tcp"] if cfg.port and plan.service else None,
         "healthcheck": healthcheck(plan, rootfs.python_exe),

@@ -38,6 +38,9 @@ Key = Literal["torch", "variant", "python", "platform"]
 Files = tuple[tuple[Path, str], ...]  # (source on this machine, absolute path in the image)
 LOCK_NAME = "pylock.toml"
 APP_ROOT = "/app"  # the WORKDIR: app files, model files
+# `init`: the Debian package and the entrypoint that runs cmd under it.
+INIT_PACKAGES: dict[str, tuple[str, ...]] = {"tini": ("tini",)}
+INIT_ENTRYPOINT: dict[str, list[str]] = {"tini": ["/usr/bin/tini", "--"]}
 T = TypeVar("T")
 
 
@@ -263,6 +266,11 @@ def _base(cfg: ProjectConfig) -> Location | None:
             f'{cfg.file}: key `apt`: extra Debian packages need base = "debian"; '
             "install them in your own base image instead"
         )
+    if cfg.init != "none":
+        raise ConfigError(
+            f'{cfg.file}: key `init` = "{cfg.init}": the init comes from Debian, so it needs '
+            'base = "debian"; put it in your own base image and name it in `cmd` instead'
+        )
     return parse_location(
         cfg.base,
         what=f"{cfg.file}: key `base` =",
@@ -450,7 +458,7 @@ def plan_build(
                 arch=platform.arch,
                 mirror=opts.mirror or cfg.mirror or debian.DEFAULT_MIRROR,
                 python=cfg.python,
-                extra=tuple(cfg.apt),
+                extra=(*cfg.apt, *INIT_PACKAGES.get(cfg.init, ())),
                 uid=cfg.user,
             ),
             base=base,

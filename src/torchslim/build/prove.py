@@ -19,7 +19,7 @@ from pathlib import Path
 from torchslim.build import notebook, proofcache, reverts
 from torchslim.build.assemble import Assembly
 from torchslim.build.layercache import LayerCache, staging
-from torchslim.build.plan import APP_ROOT, Plan
+from torchslim.build.plan import APP_ROOT, INIT_ENTRYPOINT, Plan
 from torchslim.build.report import LayerReport
 from torchslim.build.revertsearch import search_reverts
 from torchslim.config import Steps
@@ -121,6 +121,7 @@ def prove_image(
             user=(user, user),
             workdir=APP_ROOT,
             cmd=_cmd(plan, rootfs),
+            init=INIT_ENTRYPOINT.get(plan.cfg.init, []) if plan.service else [],
             smoke=list(plan.cfg.smoke) if plan.service else [],
             arch=plan.platform.arch,
             service=service,

@@ -3,8 +3,8 @@
 The image has neither a shell nor tini, and Python lives on PATH, so ``init`` takes
 the command inside the usual wrappers:
 
-* ``tini --`` / ``dumb-init`` prefixes are dropped: the command runs as PID 1 and
-  torchslim's proof checks that it stops on SIGTERM;
+* ``tini --`` / ``dumb-init`` prefixes become ``init = "tini"`` (Debian's tini, which
+  forwards SIGTERM to a command that ignores it as PID 1);
 * ``bash -c "source activate ENV && exec python x.py"`` and ``conda run -n ENV …``
   become the command after the activation;
 * a shell script whose effect is ``exec CMD …`` (its last ``exec`` line, with ``$VAR`` /
@@ -38,6 +38,7 @@ _NO_SHELL = "the image has no shell"
 class Entry:
     cmd: list[str] | None  # None: not translatable (see notes)
     notes: list[str] = field(default_factory=list)
+    init: str | None = None  # the init the command ran under (tini, dumb-init), if any
 
 
 def _base(word: str) -> str:
@@ -229,14 +230,16 @@ def unwrap(
 ) -> Entry:
     """``argv`` (a Dockerfile's command) as the command the image runs directly."""
     notes: list[str] = []
+    init: str | None = None
     for _ in range(8):  # wrappers nest: tini -- bash -c "… exec conda run …"
         if not argv:
             break
         name = _base(argv[0])
         if name in _INITS:
+            init = name.removesuffix("-static")
             notes.append(
-                f"{where}: {name} dropped: the image runs the command directly as PID 1 "
-                "(torchslim's proof checks that it stops on SIGTERM)"
+                f'{where}: {name} → init = "tini" (Debian\'s tini runs cmd and forwards '
+                "SIGTERM; the proof checks that it stops)"
             )
             argv = _drop_init(argv)
             continue
@@ -254,7 +257,7 @@ def unwrap(
                     f"{where}: {shlex.quote(script)} needs a shell and {_NO_SHELL}: write the "
                     'command it runs as `cmd` (exec form), e.g. cmd = ["python3", "serve.py"]'
                 )
-                return Entry(None, notes)
+                return Entry(None, notes, init)
             notes.append(
                 f"{where}: runs {shlex.join(found)} without {shlex.join(argv[:2])} ({_NO_SHELL})"
             )
@@ -271,7 +274,7 @@ def unwrap(
                     'starts as `cmd` (exec form, e.g. cmd = ["gunicorn", "-b", '
                     '"0.0.0.0:8000", "app:app"]), or pass it: torchslim init --cmd \'…\''
                 )
-                return Entry(None, notes)
+                return Entry(None, notes, init)
             notes.append(
                 f"{where}: {rel} ends in `exec {shlex.join(found)}`: that is the command "
                 f"({_NO_SHELL})"
@@ -279,7 +282,7 @@ def unwrap(
             argv = found
             continue
         break
-    return Entry(_map_workdir(argv, workdir, where, notes), notes)
+    return Entry(_map_workdir(argv, workdir, where, notes), notes, init)
 
 
 __all__ = ["Entry", "script_exec", "unwrap"]

@@ -264,6 +264,9 @@ class _Planner:
             cmd, source = split_command(self.cmd_option, "--cmd"), "--cmd"
         elif docker is not None and docker.cmd and facts is not None and facts.cmd is not None:
             cmd, source = docker.cmd, facts.cmd.where
+            if docker.init is not None:
+                why = f"{facts.cmd.where} runs the command under {docker.init}"
+                self.plan.choose("init", "tini", why, default="none")
         elif (proc := read_procfile(self.root)) is not None:
             cmd = split_command(guess.substitute_port(proc.value, port), proc.where)
             source = proc.where

@@ -22,7 +22,7 @@ from torchslim.project.init import InitPlan
 KEY_ORDER = (
     "name", "version", "python", "torch", "variant", "requirements", "extras", "app",
     "files", "model", "include", "exclude", "cmd", "port", "health", "healthcheck", "user",
-    "env", "writable",
+    "env", "writable", "init",
 )  # fmt: skip
 
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 import os
 import shlex
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -82,6 +82,7 @@ def prove_rootfs(
     workdir: str,
     cmd: list[str],
     smoke: list[str],
+    init: Sequence[str] = (),
     check_paths: list[str] | None = None,
     arch: str,
     timeout: float = 300.0,
@@ -94,6 +95,7 @@ def prove_rootfs(
     ``env`` is the image's environment, ``user`` its numeric uid:gid, ``workdir`` its
     working directory, ``arch`` its OCI architecture (``amd64``, ``linux/arm64``).
     ``check_paths`` (image paths) limits the loading to those files; None loads all.
+    ``init``: the image's entrypoint before ``cmd`` (``tini --``), for the served run.
     """
     start = time.monotonic()
     if not os.access(root, os.R_OK | os.X_OK) or not root.is_dir():
@@ -127,7 +129,7 @@ def prove_rootfs(
                     pool.submit(
                         serve,
                         root,
-                        cmd,
+                        [*init, *cmd],
                         service,
                         env=env,
                         user=user,

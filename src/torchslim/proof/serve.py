@@ -2,10 +2,12 @@
 
 ``serve`` starts the command in the sandbox exactly as a runtime would (the image's env,
 user, working directory, read-only root with only /tmp and the writable paths writable,
-loopback only), runs ``prober`` in the sandbox's network namespace to wait for the
-port, ask the health path (2xx) and the smoke requests, then sends SIGTERM and waits a
-grace period, as Kubernetes does before SIGKILL (not stopping is a warning, not a
-failure). Every process of the service is killed at the end, whatever happens.
+loopback only, and as PID 1: a service that installs no SIGTERM handler does not stop on
+it, as under podman or Kubernetes without an init), runs ``prober`` in the sandbox's
+network namespace to wait for the port, ask the health path (2xx) and the smoke
+requests, then sends SIGTERM and waits a grace period, as Kubernetes does before SIGKILL
+(not stopping is a warning, not a failure). Every process of the service is killed at
+the end, whatever happens.
 """
 
 from __future__ import annotations
@@ -220,8 +222,8 @@ def _stop(box: Sandboxed, grace: float) -> tuple[str, str | None]:
         return f"on SIGTERM in {time.monotonic() - started:.1f} s", None
     return (
         f"killed after {grace:.0f} s",
-        f"the service did not stop within {grace:.0f} s of SIGTERM (Kubernetes then kills "
-        "it): handle SIGTERM, or run it under an init such as tini",
+        f"the service did not stop within {grace:.0f} s of SIGTERM as PID 1 (Kubernetes "
+        'then kills it): handle SIGTERM, or set init = "tini" (Debian\'s tini forwards it)',
     )
 
 
@@ -241,7 +243,7 @@ def serve(
     command = shlex.join(cmd)
     box = start_in_root(
         root, cmd, env=env, user=user, cwd=workdir, emulation=emulation,
-        writable=list(spec.writable), limits=limits,
+        writable=list(spec.writable), limits=limits, pid1=True,
     )  # fmt: skip
     warnings: list[str] = []
     stopped: str | None = None

@@ -351,6 +351,8 @@ def _init(spec: dict[str, Any]) -> NoReturn:
         os.chdir(spec["cwd"])
     except OSError as exc:
         _die(EXIT_CANNOT_RUN, f"working directory {spec['cwd']}: {exc.strerror}")
+    if spec.get("pid1"):
+        _exec(spec, emulator)  # as a runtime without --init: SIGTERM needs a handler
     child = os.fork()
     if child == 0:
         _exec(spec, emulator)

@@ -287,8 +287,13 @@ def start_in_root(
     writable: list[str] | None = None,
     limits: Limits | None = None,
     binds: list[Bind] | None = None,
+    pid1: bool = False,
 ) -> Sandboxed:
     """Start ``argv`` in ``root`` as ``user`` with ``env`` (PATH lookup inside the root).
+
+    ``pid1``: ``argv`` is the namespace's PID 1, as in a container run without an init:
+    the kernel then delivers SIGTERM only when it has a handler. Else an init runs it,
+    reaps and forwards SIGTERM.
 
     Raises SandboxError when no sandbox can run on this host.
     """
@@ -314,6 +319,7 @@ def start_in_root(
         "max_procs": limits.max_procs,
         "max_memory": limits.max_memory,
         "binds": [[str(b.host), b.inside, b.writable] for b in binds or []],
+        "pid1": pid1,
         **_ids(method, uid, gid),
     }
     if os.geteuid() == 0:  # rootless, the caller's own folders are already the user's

@@ -8,7 +8,7 @@ import pytest
 from support.projects import write_tree
 
 from torchslim.errors import ConfigError
-from torchslim.project import plan_init
+from torchslim.project import plan_init, write_config
 from torchslim.project.entry import script_exec
 
 FLASK_APP = """\
@@ -54,8 +54,10 @@ def test_tini_and_a_gunicorn_script_become_the_exec_form_command(tmp_path: Path)
         "--log-level", "info", "app:app",
     ]  # fmt: skip
     notes = "\n".join(plan.notes)
-    assert "Dockerfile:6: tini dropped: the image runs the command directly as PID 1" in notes
-    assert "SIGTERM" in notes
+    assert 'Dockerfile:6: tini → init = "tini" (Debian\'s tini runs cmd' in notes
+    assert plan.get("init") == "tini"
+    text = write_config(plan).read_text()
+    assert 'init = "tini"  # Dockerfile:6 runs the command under tini' in text
     assert "Dockerfile:6: gunicorn.sh ends in `exec gunicorn -w 4" in notes
 
 

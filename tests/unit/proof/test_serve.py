@@ -18,7 +18,8 @@ from torchslim.smokeconfig import RequestConfig
 
 # A small service: ``python3 -c SERVER HOST PORT``; /health 200, /echo reports the upload.
 SERVER = """
-import http.server, sys
+import http.server, signal, sys
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # as uvicorn and gunicorn do
 host, port = sys.argv[1], int(sys.argv[2])
 class H(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
@@ -134,12 +135,18 @@ def test_a_unix_socket_only_service_is_named(root: Path) -> None:
     assert "listened only on the unix socket /tmp/app.sock" in result.failure
 
 
-def test_ignoring_sigterm_is_a_warning_and_it_is_killed(root: Path) -> None:
-    code = "import signal; signal.signal(signal.SIGTERM, signal.SIG_IGN)\n" + SERVER
+@pytest.mark.parametrize("ignore", ["SIG_IGN", "no handler at all, as PID 1"])
+def test_ignoring_sigterm_is_a_warning_and_it_is_killed(root: Path, ignore: str) -> None:
+    """The service is PID 1, as in a container without an init: with no handler of its own
+    (a plain ``http.server``, Flask's dev server) the kernel drops SIGTERM."""
+    code = SERVER.replace("lambda *_: sys.exit(0)", "signal.SIG_IGN")
+    if ignore != "SIG_IGN":
+        code = code.replace("signal.signal(signal.SIGTERM, signal.SIG_IGN)", "")
     result = run(root, ["python3", "-c", code, "0.0.0.0", "8000"], grace=1.0)
     assert result.ok
     assert result.stopped == "killed after 1 s"
-    assert result.warnings and "did not stop within 1 s of SIGTERM" in result.warnings[0]
+    assert result.warnings and "did not stop within 1 s of SIGTERM as PID 1" in result.warnings[0]
+    assert 'set init = "tini"' in result.warnings[0]
 
 
 def test_the_service_cannot_reach_out_and_leaves_nothing_behind(root: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -266,6 +267,30 @@ def test_localhost_and_the_host_name_resolve_as_in_a_runtime(root: Path) -> None
         assert hosts.read_text() == ""
     finally:
         hosts.unlink()
+
+
+@pytest.mark.parametrize(("handler", "stops"), [(False, False), (True, True)])
+def test_as_pid1_sigterm_needs_a_handler_as_in_a_container(
+    root: Path, handler: bool, stops: bool
+) -> None:
+    """``pid1``: the command is PID 1 of its namespace, as under a runtime without --init:
+    the kernel delivers SIGTERM to it only when it has a handler."""
+    from torchslim.sandbox.run import start_in_root
+
+    code = "import os, signal, sys, time\n"
+    if handler:
+        code += "signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))\n"
+    code += "print(os.getpid(), flush=True)\ntime.sleep(30)\n"
+    box = start_in_root(root, ["python3", "-c", code], env=ENV, user=USER, cwd="/app", pid1=True)
+    try:
+        assert box.init_pid(20) is not None
+        time.sleep(1.5)  # python3 starts and sets its handler
+        box.terminate()
+        assert box.wait(3) is stops
+    finally:
+        box.kill()
+        result = box.result()
+    assert result.stdout.split()[:1] == ["1"], result.stderr
 
 
 def test_signal_status_from_the_init_becomes_negative() -> None:
