@@ -42,16 +42,33 @@ def test_flask_with_free_werkzeug_is_refused_naming_werkzeug(
     assert re.search(r"Werkzeug 3\.[\d.]+ is locked: pin the Werkzeug release", line), line
 
 
+def image_config(archive: Path) -> dict[str, object]:
+    """The runtime config of the image in a docker-archive."""
+    import json
+    import tarfile
+
+    with tarfile.open(archive) as tar:
+        manifest = json.load(tar.extractfile("manifest.json"))  # type: ignore[arg-type]
+        config = json.load(tar.extractfile(manifest[0]["Config"]))  # type: ignore[arg-type]
+    return dict(config["config"])
+
+
 def test_flask_with_werkzeug_pinned_is_served_proven_and_answers(
     ts_cache: Path, tmp_path: Path
 ) -> None:
-    built = build_project(project(tmp_path, requirements=PINNED), tmp_path / "ok.tar")
+    """Flask's dev server sets no SIGTERM handler, so as PID 1 it would not stop (as under
+    podman): ``init = "tini"`` gives the image Debian's tini, and the proof sees it stop."""
+    root = project(tmp_path, requirements=PINNED, extra='init = "tini"\n')
+    built = build_project(root, tmp_path / "ok.tar")
     proof = built.report["proof"]
     assert proof["status"] == "proven", proof
     served = proof["served"]
     assert served["health"].startswith("/healthz 200 after ")
     assert served["requests"] == 1 and served["listening"] == ["0.0.0.0:5000"]
-    assert served["stopped"].startswith("on SIGTERM")
+    assert served["stopped"].startswith("on SIGTERM"), served
+    config = image_config(built.archive)
+    assert config["Entrypoint"] == ["/usr/bin/tini", "--"]
+    assert config["Cmd"] == ["python", "app.py"]
     with serving(built, 5000, "/healthz") as url:
         r = httpx.post(url + "/predict", json={"inputs": [[1, 2, 3, 4]]})
         assert r.json() == {"outputs": [[5.0, 5.0]]}
