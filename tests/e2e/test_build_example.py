@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -179,3 +181,70 @@ def test_zstd_archive_loads_and_serves(built: dict[str, object], tmp_path: Path)
     finally:
         podman("rm", "-f", name, check=False)
         podman("rmi", "-f", "localhost/hello-torch:zstd", check=False)
+
+
+def test_notebook_target_shares_the_service_layers_and_needs_a_token(
+    built: dict[str, object], tmp_path: Path
+) -> None:
+    """``--target notebook`` (issue 25): the service's layers plus one Jupyter layer;
+    proven by serving (``/api/status`` with the token, 403 without); in podman read-only
+    as uid 1000 it refuses to start without a token, answers with one, starts a kernel,
+    and that kernel's interpreter imports the service's torch."""
+    project = built["project"]
+    assert isinstance(project, Path)
+    archive = tmp_path / "nb.tar"
+    proc = torchslim(
+        "build", str(project), "--target", "notebook",
+        "--output", f"docker-archive:{archive}", "--json", str(tmp_path / "nb.json"),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads((tmp_path / "nb.json").read_text())
+    served = report["proof"]["served"]
+    assert report["proof"]["status"] == "proven" and served["requests"] == 2, served
+    assert not re.search(r"token=\w", json.dumps(report["proof"])), "the token is not printed"
+    service = built["report"]
+    assert isinstance(service, dict)
+    names = [layer["name"] for layer in report["layers"]]
+    assert names[-1] == "jupyter" and [x["digest"] for x in report["layers"][:-1]] == [
+        x["digest"] for x in service["layers"]
+    ]
+    image = "localhost/hello-torch:v1.2-pytorch2.13-cpu-notebook"
+    assert image in podman("load", "-i", str(archive)).stdout
+    refused = podman("run", "--rm", "--read-only", "--tmpfs", "/tmp", image, check=False)
+    assert refused.returncode != 0
+    [line] = [x for x in refused.stderr.splitlines() if "torchslim notebook:" in x]
+    assert "refusing to start without a token" in line and "JUPYTER_TOKEN" in line
+    port = free_port()
+    name = f"notebook-e2e-{port}"
+    podman(
+        "run", "-d", "--name", name, "--read-only", "--tmpfs", "/tmp",
+        "-e", "JUPYTER_TOKEN=s3cret", "-p", f"127.0.0.1:{port}:8888", image,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    auth = {"Authorization": "token s3cret"}
+    try:
+        wait_healthy(f"{url}/api/status?token=s3cret")
+        assert httpx.get(f"{url}/api/status").status_code == 403
+        assert (
+            httpx.get(f"{url}/api/status", headers={"Authorization": "token x"}).status_code == 403
+        )
+        kernel = httpx.post(f"{url}/api/kernels", headers=auth, json={"name": "python3"})
+        assert kernel.status_code == 201, kernel.text
+        # The kernel runs (jupyter-server reports "idle" only once a client connects).
+        find = (
+            "import pathlib; print(any(b'ipykernel_launcher' in p.read_bytes() "
+            "for p in pathlib.Path('/proc').glob('[0-9]*/cmdline')))"
+        )
+        running = ""
+        for _ in range(60):
+            running = podman("exec", name, "python3", "-c", find).stdout.strip()
+            if running == "True":
+                break
+            time.sleep(0.5)
+        assert running == "True"
+        check = "import os, torch; print(os.getuid(), torch.__version__)"
+        out = podman("exec", name, "python3", "-c", check).stdout.split()
+        assert out == ["1000", "2.13.0+cpu"]
+    finally:
+        podman("rm", "-f", "-t", "0", name, check=False)
+        podman("rmi", "-f", image, check=False)

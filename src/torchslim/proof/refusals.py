@@ -100,7 +100,7 @@ def listen_failure(cmd: list[str], spec: ServeSpec, watch: _Watch, seconds: floa
         got = watch.timed_out["health"]
         answer = f"HTTP {got['status']}" if got.get("status") else got.get("error", "no answer")
         return (
-            f"{command} listened on :{spec.port} but {spec.health or '/'} did not answer 2xx "
+            f"{command} listened on :{spec.port} but {spec.shown_health()} did not answer 2xx "
             f"within {seconds:.0f} s (last: {answer}); set `health` to a path that does"
         )
     if tcp:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import select
 import shlex
 import shutil
@@ -59,6 +60,9 @@ class SmokeRequest:
         return {"method": self.method, "path": self.path, "body": body, "headers": self.headers}
 
 
+_TOKEN = re.compile(r"((?:^|[?&])token=)[^&]+")
+
+
 @dataclass(frozen=True)
 class ServeSpec:
     """What the served proof checks: the port, the health path, the smoke requests."""
@@ -69,6 +73,10 @@ class ServeSpec:
     writable: tuple[str, ...] = ()
     timeout: float = 180.0
     grace: float = STOP_GRACE
+
+    def shown_health(self) -> str:
+        """The health path as printed: a ``token=`` in it (the notebook's) is not shown."""
+        return _TOKEN.sub(r"\1…", self.health or "/")
 
 
 @dataclass(frozen=True)
@@ -270,7 +278,7 @@ def serve(
     health = None
     if watch.health is not None:
         status, took = watch.health.get("status"), watch.health.get("seconds", 0.0)
-        health = f"{spec.health or '/'} {status} after {took:.1f} s"
+        health = f"{spec.shown_health()} {status} after {took:.1f} s"
     if exited and failure is None:
         warnings.append(f"the service exited ({result.exit_text()}) while it was asked")
     return Served(
