@@ -190,8 +190,8 @@ def test_notebook_target_shares_the_service_layers_and_needs_a_token(
     proven by serving (``/api/status`` with the token, 403 without); in podman read-only
     as uid 1000 it refuses to start without a token, answers with one, starts a kernel,
     and that kernel's interpreter imports the service's torch."""
-    project = built["project"]
-    assert isinstance(project, Path)
+    project = copy_example(tmp_path / "hello-torch")  # another test touches the shared one
+    service = build_to_oci(project, tmp_path)
     archive = tmp_path / "nb.tar"
     proc = torchslim(
         "build", str(project), "--target", "notebook",
@@ -202,8 +202,6 @@ def test_notebook_target_shares_the_service_layers_and_needs_a_token(
     served = report["proof"]["served"]
     assert report["proof"]["status"] == "proven" and served["requests"] == 2, served
     assert not re.search(r"token=\w", json.dumps(report["proof"])), "the token is not printed"
-    service = built["report"]
-    assert isinstance(service, dict)
     names = [layer["name"] for layer in report["layers"]]
     assert names[-1] == "jupyter" and [x["digest"] for x in report["layers"][:-1]] == [
         x["digest"] for x in service["layers"]
