@@ -273,7 +273,8 @@ def _search_served(assembly: Assembly, failure: Failure) -> tuple[Built | None, 
     that image and its proof. Also whether it was served unslimmed at all (False: slimming
     changed nothing in those packages)."""
     plan, steps, py, rootfs = assembly.plan, assembly.steps, assembly.python, assembly.os.rootfs
-    assert py is not None
+    if py is None:
+        return None, False  # no Python layers: nothing was slimmed
     why = failure.message if len(failure.message) <= 300 else failure.message[:299] + "…"
     reason = f"the service fails without it ({why})"
     # Only the packages the failure names (a path below site-packages, the raising frame,
@@ -291,14 +292,14 @@ def _search_served(assembly: Assembly, failure: Failure) -> tuple[Built | None, 
     if not changes:
         return None, False
     steps.step(f"The service failed: serving it with {len(changes)} slimming changes undone")
-    served: dict[int, tuple[Image, list[LayerReport], Proof]] = {}
+    served: dict[tuple[str, ...], Built] = {}  # each undone set that served, by its paths
 
     def serves(undo: list[Revert]) -> bool:
         steps.step(f"Slimming search: serving with {len(undo)} of {len(changes)} changes undone")
         image, reports = assembly.image([*assembly.reverts, *undo])
         proof = prove_image(plan, image, rootfs, assembly.layers, steps)
         if proof.ok:
-            served[len(undo)] = (image, reports, proof)
+            served[tuple(r.path for r in undo)] = (image, reports, proof)
         return proof.ok
 
     outcome = search_reverts(changes, serves, enough=lambda undo: _bytes(undo) <= SMALL_UNDO)
@@ -314,7 +315,7 @@ def _search_served(assembly: Assembly, failure: Failure) -> tuple[Built | None, 
         f"{outcome.tries} served proof{'s' if outcome.tries > 1 else ''}"
         + ("" if outcome.narrowed else " (not narrowed further)")
     )
-    return served[len(outcome.undo)], True
+    return served[tuple(r.path for r in outcome.undo)], True
 
 
 def prove_build(assembly: Assembly) -> tuple[Image, list[LayerReport], Proof]:
