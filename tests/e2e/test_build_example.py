@@ -246,3 +246,54 @@ def test_notebook_target_shares_the_service_layers_and_needs_a_token(
     finally:
         podman("rm", "-f", "-t", "0", name, check=False)
         podman("rmi", "-f", image, check=False)
+
+
+def test_debug_target_of_the_example_dumps_its_uvicorn(
+    built: dict[str, object], tmp_path: Path
+) -> None:
+    """``--target debug`` (issue 25) on the example: the service's layers plus one tools
+    layer; a debug container in the running service's PID namespace has a shell and
+    py-spy dumps the service's uvicorn, as `kubectl debug --target` would."""
+    project = copy_example(tmp_path / "hello-torch")
+    archive = tmp_path / "svc.tar"
+    proc = torchslim(
+        "build", str(project), "--output", f"docker-archive:{archive}",
+        "--json", str(tmp_path / "svc.json"),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    debug_archive = tmp_path / "debug.tar"
+    proc = torchslim(
+        "build", str(project), "--target", "debug",
+        "--output", f"docker-archive:{debug_archive}", "--json", str(tmp_path / "debug.json"),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    service = json.loads((tmp_path / "svc.json").read_text())
+    debug = json.loads((tmp_path / "debug.json").read_text())
+    assert debug["proof"]["status"] == "proven"
+    assert [x["digest"] for x in debug["layers"][:-1]] == [x["digest"] for x in service["layers"]]
+    assert debug["layers"][-1]["name"] == "debug-tools"
+    image = "localhost/hello-torch:v1.2-pytorch2.13-cpu"
+    tools = image + "-debug"
+    podman("load", "-i", str(archive))
+    podman("load", "-i", str(debug_archive))
+    name = f"hello-debug-{free_port()}"
+    podman("run", "-d", "--name", name, "--read-only", "--tmpfs", "/tmp", image)
+    try:
+        shell = podman("run", "--rm", "--pid", f"container:{name}", tools, "sh", "-c", "ps")
+        assert "uvicorn" in shell.stdout, shell.stdout
+        out = ""
+        for _ in range(30):  # until uvicorn has started its loop
+            dump = podman(
+                "run", "--rm", "--pid", f"container:{name}", "--cap-add", "SYS_PTRACE",
+                tools, "py-spy", "dump", "--pid", "1", check=False,
+            )  # fmt: skip
+            out = dump.stdout + dump.stderr
+            if dump.returncode == 0 and "uvicorn" in out:
+                break
+            time.sleep(1)
+        assert "Process 1:" in out and "uvicorn" in out, out
+        uid = podman("exec", name, "python3", "-c", "import os; print(os.getuid())").stdout
+        assert uid.strip() == "1000"
+    finally:
+        podman("rm", "-f", "-t", "0", name, check=False)
+        podman("rmi", "-f", tools, check=False)
