@@ -74,6 +74,9 @@ def podman_storage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
             with contextlib.suppress(OSError, subprocess.TimeoutExpired):
                 run_podman("rm", "-a", "-f", check=False, timeout=120)
                 run_podman("rmi", "-a", "-f", check=False, timeout=300)
+        overlay = root / "graph" / "overlay"
+        if os.path.ismount(overlay):  # containers/storage binds it onto itself, as root
+            subprocess.run(["umount", str(overlay)], check=False, capture_output=True)
         if old is None:
             os.environ.pop("CONTAINERS_STORAGE_CONF", None)
         else:
