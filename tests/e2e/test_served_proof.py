@@ -140,9 +140,13 @@ REFERENCE = json.loads((Path(__file__).parent / "tests" / "reference.json").read
 
 REFDATA_SERVER = """\
 import json
+import signal
+import sys
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import refdata
+
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # stops as PID 1
 
 
 class Handler(BaseHTTPRequestHandler):

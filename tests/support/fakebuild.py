@@ -59,7 +59,13 @@ def _pylock(wheel: Path) -> str:
 # The fake service serves for real: the proof starts it and asks /health.
 SERVER = """\
 import http.server
+import signal
+import sys
+
 from app.svc import VALUE
+
+# As uvicorn and gunicorn do: as PID 1 (the proof runs it so) it stops on SIGTERM.
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
 
 
 class Handler(http.server.BaseHTTPRequestHandler):

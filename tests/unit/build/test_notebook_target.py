@@ -30,7 +30,8 @@ from torchslim.oci.image import Image
 from torchslim.torchmeta import LABEL_PROOF
 
 FAKE_JUPYTER = b"""\
-import http.server, json, os, sys
+import http.server, json, os, signal, sys
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # as jupyter-server does
 TOKEN = os.environ["JUPYTER_TOKEN"]
 class H(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
