@@ -28,6 +28,7 @@ from torchslim.errors import BuildError
 from torchslim.oci.image import Image
 from torchslim.project.pyproject import read_pyproject, script_command
 from torchslim.proof.prove import Failure, Proof, prove_rootfs
+from torchslim.proof.result import LOADS
 from torchslim.proof.serve import ServeSpec, SmokeRequest
 from torchslim.slim.image import ImageView
 from torchslim.slim.ledger import Revert
@@ -252,7 +253,11 @@ _SITE_DIR = re.compile(r"-packages/([A-Za-z_][\w.-]*)/")
 
 
 def _served_failure(proof: Proof) -> Failure | None:
-    """The failure of the service itself that undoing slimming might fix, if any."""
+    """The failure of the service itself that undoing slimming might fix, if any. None
+    when a file failed to load too: that explains the service, and ``find_reverts`` has
+    already looked for slimming's part in it."""
+    if any(f.check in LOADS for f in proof.failures):
+        return None
     for f in proof.failures:
         if f.check in _SERVED and not _NOT_SLIMMING.search(f.message):
             return f
