@@ -39,6 +39,17 @@ def build_to_oci(project: Path, tmp_path: Path) -> dict[str, Any]:
     return data
 
 
+def build_archive(project: Path, out: Path, name: str, *flags: str) -> tuple[Path, dict[str, Any]]:
+    """``torchslim build PROJECT FLAGS`` to ``out/NAME.tar``; the archive and its report."""
+    archive, report = out / f"{name}.tar", out / f"{name}.json"
+    proc = torchslim(
+        "build", str(project), *flags, "--output", f"docker-archive:{archive}",
+        "--json", str(report),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    return archive, json.loads(report.read_text())
+
+
 @pytest.fixture(scope="module")
 def built(ts_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     work = tmp_path_factory.mktemp("a")
@@ -192,13 +203,7 @@ def test_notebook_target_shares_the_service_layers_and_needs_a_token(
     and that kernel's interpreter imports the service's torch."""
     project = copy_example(tmp_path / "hello-torch")  # another test touches the shared one
     service = build_to_oci(project, tmp_path)
-    archive = tmp_path / "nb.tar"
-    proc = torchslim(
-        "build", str(project), "--target", "notebook",
-        "--output", f"docker-archive:{archive}", "--json", str(tmp_path / "nb.json"),
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
-    report = json.loads((tmp_path / "nb.json").read_text())
+    archive, report = build_archive(project, tmp_path, "nb", "--target", "notebook")
     served = report["proof"]["served"]
     assert report["proof"]["status"] == "proven" and served["requests"] == 2, served
     assert not re.search(r"token=\w", json.dumps(report["proof"])), "the token is not printed"
@@ -255,20 +260,8 @@ def test_debug_target_of_the_example_dumps_its_uvicorn(
     layer; a debug container in the running service's PID namespace has a shell and
     py-spy dumps the service's uvicorn, as `kubectl debug --target` would."""
     project = copy_example(tmp_path / "hello-torch")
-    archive = tmp_path / "svc.tar"
-    proc = torchslim(
-        "build", str(project), "--output", f"docker-archive:{archive}",
-        "--json", str(tmp_path / "svc.json"),
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
-    debug_archive = tmp_path / "debug.tar"
-    proc = torchslim(
-        "build", str(project), "--target", "debug",
-        "--output", f"docker-archive:{debug_archive}", "--json", str(tmp_path / "debug.json"),
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
-    service = json.loads((tmp_path / "svc.json").read_text())
-    debug = json.loads((tmp_path / "debug.json").read_text())
+    archive, service = build_archive(project, tmp_path, "svc")
+    debug_archive, debug = build_archive(project, tmp_path, "debug", "--target", "debug")
     assert debug["proof"]["status"] == "proven"
     assert [x["digest"] for x in debug["layers"][:-1]] == [x["digest"] for x in service["layers"]]
     assert debug["layers"][-1]["name"] == "debug-tools"

@@ -51,20 +51,15 @@ def search_reverts(
         return Search(None, tries, True)
     while len(current) > 1 and not (enough is not None and enough(current)):
         half = len(current) // 2
-        first, second = current[:half], current[half:]
-        if tries >= max_rebuilds:
-            return Search(current, tries, False)
-        tries += 1
-        if serves(first):
-            current = first
-            continue
-        if tries >= max_rebuilds:
-            return Search(current, tries, False)
-        tries += 1
-        if serves(second):
-            current = second
-            continue
-        return Search(current, tries, False)  # each half needs something of the other
+        for part in (current[:half], current[half:]):
+            if tries >= max_rebuilds:
+                return Search(current, tries, False)
+            tries += 1
+            if serves(part):
+                current = part
+                break
+        else:
+            return Search(current, tries, False)  # each half needs something of the other
     return Search(current, tries, True)
 
 
