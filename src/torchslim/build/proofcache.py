@@ -9,20 +9,16 @@ rebuild serves the new image and imports its entry, and loads nothing it loaded 
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 from torchslim.atomic import write_atomic
 from torchslim.cache import cache_root
 from torchslim.oci.image import Image
-from torchslim.oci.unpack import merge_trees
 from torchslim.proof import checker, elfread, prober
 from torchslim.proof import serve as servemod
 from torchslim.proof.result import LOADS, Deferred, Failure, Proof
@@ -72,27 +68,6 @@ def cached_proof(key: str) -> Proof | None:
 
 def save_proof(key: str, proof: Proof) -> None:
     write_atomic(cache_root() / "proofs" / f"{key}.json", json.dumps(proof.to_dict()))
-
-
-TOP_LAYERS = 2  # app and model: what a rebuild changes most; the layers below are kept
-
-
-def proof_root(image: Image, trees: Sequence[Path], dest: Path) -> Path:
-    """The image's root at ``dest``: the layers below the top two merged once and kept
-    (keyed by their digests), copied as hard links, then the top layers laid over it."""
-    layers = image.layers()
-    if len(trees) <= TOP_LAYERS or shutil.which("cp") is None:
-        return merge_trees(list(trees), dest)
-    below = [layer.digest for layer in layers[:-TOP_LAYERS]]
-    key = hashlib.sha256(json.dumps([PROOF_FORMAT, below]).encode()).hexdigest()
-    kept = cache_root() / "proof-roots" / key
-    if not kept.is_dir():
-        kept.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=kept.parent) as tmp:
-            merge_trees(list(trees[:-TOP_LAYERS]), Path(tmp) / "root")
-            with contextlib.suppress(OSError):  # another build kept the same one first
-                os.rename(Path(tmp) / "root", kept)
-    return merge_trees(list(trees[-TOP_LAYERS:]), dest, onto=kept)
 
 
 def _has_shared_objects(tree: Path) -> bool:

@@ -20,6 +20,7 @@ from torchslim.build import notebook, proofcache, reverts
 from torchslim.build.assemble import Assembly
 from torchslim.build.layercache import LayerCache, staging
 from torchslim.build.plan import APP_ROOT, INIT_ENTRYPOINT, Plan
+from torchslim.build.proofroot import proof_root
 from torchslim.build.report import LayerReport
 from torchslim.build.revertsearch import search_reverts
 from torchslim.config import Steps
@@ -104,15 +105,11 @@ def prove_image(
     steps.step(f"Proving the image runs ({plan.platform})")
     started = time.monotonic()
     user = plan.cfg.user
-    with staging("rootfs") as scratch:
-        trees = [layers.tree(image, layer) for layer in image.layers()]
-        root = proofcache.proof_root(image, trees, scratch / "root")
-        workdir = root / APP_ROOT.lstrip("/")
-        if not workdir.exists() and not workdir.is_symlink():
-            workdir.mkdir(parents=True)  # as a runtime creates a missing WorkingDir
-        hosts = root / "etc" / "hosts"
-        if (root / "etc").is_dir() and not (root / "etc").is_symlink() and not hosts.is_symlink():
-            hosts.touch()  # a runtime binds /etc/hosts over it (the sandbox does the same)
+    trees = [layers.tree(image, layer) for layer in image.layers()]
+    with (
+        staging("rootfs") as scratch,
+        proof_root(image, trees, scratch, workdir=APP_ROOT) as root,
+    ):
         loads_key = proofcache.loads_key(image, trees, rootfs.python_exe)
         loads = None if fresh else proofcache.cached_loads(loads_key)
         proof = prove_rootfs(

@@ -263,8 +263,13 @@ def merge_trees(trees: list[Path], dest: Path, *, onto: Path | None = None) -> P
         dest.mkdir(parents=True)
     else:
         subprocess.run(["cp", "-a", "-l", str(onto), str(dest)], check=True, capture_output=True)
-    placer = _Placer(dest)
+    return lay_trees(trees, dest)
+
+
+def lay_trees(trees: list[Path], root: Path) -> Path:
+    """Layer trees (lowest first) laid over the existing ``root``, as hard links."""
+    placer = _Placer(root)
     for tree in trees:
         placer.merge(tree)
     placer.finish()
-    return dest
+    return root
