@@ -144,6 +144,58 @@ def test_flask_flat_repo_numpy1_pillow10_ships_no_secrets(corpus: Corpus) -> Non
     assert not never & app
 
 
+def test_debug_and_notebook_targets_of_the_flat_gunicorn_project(
+    corpus: Corpus, tmp_path: Path
+) -> None:
+    """Issue 25 on a corpus project (gunicorn, ``app = "."``), not only the example: both
+    targets keep every service layer and add one; each is proven by serving. The debug
+    container joins the running service's PID namespace and py-spy dumps gunicorn; the
+    notebook, read-only as uid 1000, refuses to start without a token and answers
+    ``/api/status`` with it (403 without)."""
+    built = corpus("flask-flat")
+    service = [x["digest"] for x in built.report["layers"]]
+    debug = build_project(built.project, tmp_path / "debug.tar", "--target", "debug")
+    notebook = build_project(built.project, tmp_path / "nb.tar", "--target", "notebook")
+    for target, layer in ((debug, "debug-tools"), (notebook, "jupyter")):
+        assert target.report["proof"]["status"] == "proven", target.report["proof"]
+        assert target.report["proof"]["served"]["health"].startswith("/healthz 200")
+        names = [x["name"] for x in target.report["layers"]]
+        assert names[-1] == layer, names
+        assert [x["digest"] for x in target.report["layers"][:-1]] == service
+    assert notebook.report["proof"]["served"]["requests"] == 2  # with the token, without
+    tools = podman("load", "-i", str(debug.archive)).stdout
+    debug_image = re.search(r"Loaded image(?:\(s\))?: (\S+)", tools)
+    assert debug_image and debug_image[1].endswith("-debug"), tools
+    with serving(built, 5000, "/healthz") as url:
+        name = f"corpus-{built.name}-{url.rsplit(':', 1)[1]}"
+        dump = podman(
+            "run", "--rm", "--pid", f"container:{name}", "--cap-add", "SYS_PTRACE",
+            debug_image[1], "py-spy", "dump", "--pid", "1", check=False,
+        )  # fmt: skip
+        out = dump.stdout + dump.stderr
+        assert dump.returncode == 0 and "gunicorn" in out, out
+    podman("rmi", "-f", debug_image[1], check=False)
+    loaded = podman("load", "-i", str(notebook.archive)).stdout
+    nb_image = re.search(r"Loaded image(?:\(s\))?: (\S+)", loaded)
+    assert nb_image and nb_image[1].endswith("-notebook"), loaded
+    refused = podman("run", "--rm", "--read-only", "--tmpfs", "/tmp", nb_image[1], check=False)
+    assert refused.returncode != 0 and "refusing to start without a token" in refused.stderr
+    port = free_port()
+    name = f"corpus-notebook-{port}"
+    podman(
+        "run", "-d", "--name", name, "--read-only", "--tmpfs", "/tmp",
+        "-e", "JUPYTER_TOKEN=s3cret", "-p", f"127.0.0.1:{port}:8888", nb_image[1],
+    )  # fmt: skip
+    try:
+        wait_healthy(f"http://127.0.0.1:{port}/api/status?token=s3cret", timeout=120)
+        assert httpx.get(f"http://127.0.0.1:{port}/api/status").status_code == 403
+        uid = podman("exec", name, "python3", "-c", "import os; print(os.getuid())").stdout
+        assert uid.strip() == "1000"
+    finally:
+        podman("rm", "-f", "-t", "0", name, check=False)
+        podman("rmi", "-f", nb_image[1], check=False)
+
+
 def test_flat_repo_secrets_present_not_shipped(corpus: Corpus, tmp_path: Path) -> None:
     """Secrets beside the code: the ones .dockerignore lists are left out silently; one it
     does not list stops the build in one line naming the file and both fixes."""

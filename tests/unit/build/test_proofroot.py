@@ -114,9 +114,8 @@ def test_a_copy_another_build_holds_is_not_shared(tmp_path: Path, build: Build) 
     (tmp_path / "s2").mkdir()
     with proof_root(image, trees, tmp_path / "s1", workdir="/app") as first:
         lock = first.with_name(first.name.removesuffix(".work") + ".lock")
-        with open(lock) as held:
-            with pytest.raises(OSError):
-                fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with open(lock) as held, pytest.raises(OSError):
+            fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
         with proof_root(image, trees, tmp_path / "s2", workdir="/app") as second:
             assert second == tmp_path / "s2" / "root"
             assert _listing(second) == _listing(first)
