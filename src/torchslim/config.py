@@ -98,8 +98,9 @@ class ProjectConfig(_Model):
     keep: list[str] = []
     apt: list[str] = []
     # "tini": Debian's tini is PID 1 and forwards SIGTERM to cmd (for a service that
-    # ignores it as PID 1); "none": cmd is PID 1, as the proof checks.
-    init: Literal["none", "tini"] = "none"
+    # ignores it as PID 1); "none": cmd is PID 1, as the proof checks; "auto": none when
+    # the served proof shows cmd stops on SIGTERM as PID 1, else tini.
+    init: Literal["none", "tini", "auto"] = "none"
     platform: list[str] = ["linux/amd64"]
     env: dict[str, str] = {}
     labels: dict[str, str] = {}

@@ -57,9 +57,12 @@ def test_flask_with_werkzeug_pinned_is_served_proven_and_answers(
     ts_cache: Path, tmp_path: Path
 ) -> None:
     """Flask's dev server sets no SIGTERM handler, so as PID 1 it would not stop (as under
-    podman): ``init = "tini"`` gives the image Debian's tini, and the proof sees it stop."""
-    root = project(tmp_path, requirements=PINNED, extra='init = "tini"\n')
+    podman): ``init = "auto"`` (what ``init`` writes for a Dockerfile's tini) sees that in
+    the served proof and builds again with Debian's tini, and the proof sees it stop."""
+    root = project(tmp_path, requirements=PINNED, extra='init = "auto"\n')
     built = build_project(root, tmp_path / "ok.tar")
+    assert built.report["init"]["init"] == "tini", built.report["init"]
+    assert "not stop on SIGTERM as PID 1" in built.report["init"]["why"]
     proof = built.report["proof"]
     assert proof["status"] == "proven", proof
     served = proof["served"]

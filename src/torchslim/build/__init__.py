@@ -12,6 +12,7 @@ build is ``build`` per platform, published as one index::
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Sequence
 
@@ -19,7 +20,7 @@ from torchslim.build import annotate, base, imageconfig, lock, prove
 from torchslim.build.assemble import Assembly, image_facts
 from torchslim.build.dates import Dates
 from torchslim.build.layercache import LayerCache
-from torchslim.build.plan import BuildOptions, BuildPlan, Plan, plan_build
+from torchslim.build.plan import BuildOptions, BuildPlan, Plan, plan_build, with_init
 from torchslim.build.report import BuildResult, merged_ledger
 from torchslim.build.sbom import Invocation, sbom_documents
 from torchslim.cache import BlobStore
@@ -47,8 +48,39 @@ def build(
     plan: Plan, steps: Steps | None = None, invocation: Invocation | None = None
 ) -> BuildResult:
     """The image ``plan`` describes, built, cached and proven, with its SBOMs and provenance
-    (``invocation``: the command that asked for it); nothing is written to an output."""
+    (``invocation``: the command that asked for it); nothing is written to an output.
+
+    ``init = "auto"``: built without an init first; when the served proof shows the
+    service did not stop on SIGTERM as PID 1, built again with Debian's tini."""
     steps = steps or QuietSteps()
+    if plan.cfg.init != "auto" or not plan.service:
+        return _build(plan, steps, invocation)
+    if not plan.prove:
+        why = "no proof (--no-prove) showed that the service stops on SIGTERM as PID 1"
+        return _with_init(_build(with_init(plan, "tini"), steps, invocation), "tini", why)
+    first = _build(with_init(plan, "none"), steps, invocation)
+    served = first.proof.served if first.proof is not None else None
+    if served is not None and (served.stopped or "").startswith("on SIGTERM"):
+        why = f"the served proof saw the service stop {served.stopped} as PID 1"
+        steps.step(f"init auto: none ({why})")
+        return _with_init(first, "none", why)
+    why = "the served proof saw the service not stop on SIGTERM as PID 1; tini forwards it"
+    if plan.base is not None:  # tini comes from Debian's archive; an own base has none
+        why = "the service did not stop on SIGTERM as PID 1, and tini comes only with base = debian"
+        steps.warn(
+            f'init = "auto": {why}; handle SIGTERM in the service, or add an init to your base'
+        )
+        return _with_init(first, "none", why)
+    steps.step(f"init auto: tini ({why}); building again with Debian's tini")
+    return _with_init(_build(with_init(plan, "tini"), steps, invocation), "tini", why)
+
+
+def _with_init(result: BuildResult, init: str, why: str) -> BuildResult:
+    return dataclasses.replace(result, init=init, init_why=f'init = "auto": {init}, as {why}')
+
+
+def _build(plan: Plan, steps: Steps, invocation: Invocation | None) -> BuildResult:
+    """One build of ``plan`` (its init decided)."""
     started = time.monotonic()
     store = BlobStore(warn=steps.warn)  # a corrupt cached blob is evicted with a warning
     layers = LayerCache(store, compression=plan.compression, uid=plan.cfg.user, steps=steps)
@@ -86,6 +118,7 @@ def build(
         slimmed=plan.slim,
         proof=proof,
         artifacts=artifacts,
+        init=plan.cfg.init,
     )
 
 

@@ -11,7 +11,7 @@ import hashlib
 import os
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal, TypeVar
 
@@ -38,7 +38,8 @@ Key = Literal["torch", "variant", "python", "platform"]
 Files = tuple[tuple[Path, str], ...]  # (source on this machine, absolute path in the image)
 LOCK_NAME = "pylock.toml"
 APP_ROOT = "/app"  # the WORKDIR: app files, model files
-# `init`: the Debian package and the entrypoint that runs cmd under it.
+# `init`: the Debian package and the entrypoint that runs cmd under it ("auto" is decided
+# by the build from the served proof: see `with_init`).
 INIT_PACKAGES: dict[str, tuple[str, ...]] = {"tini": ("tini",)}
 INIT_ENTRYPOINT: dict[str, list[str]] = {"tini": ["/usr/bin/tini", "--"]}
 T = TypeVar("T")
@@ -258,6 +259,14 @@ def _profile(cfg: ProjectConfig, opts: BuildOptions) -> str:
     return profile
 
 
+def with_init(plan: Plan, init: Literal["none", "tini"]) -> Plan:
+    """``plan`` with its init decided (``auto`` resolved by the build): the init's Debian
+    package joins the base's."""
+    cfg = plan.cfg.model_copy(update={"init": init})
+    spec = replace(plan.debian, extra=(*cfg.apt, *INIT_PACKAGES.get(init, ())))
+    return replace(plan, cfg=cfg, debian=spec)
+
+
 def _base(cfg: ProjectConfig) -> Location | None:
     if cfg.base == "debian":
         return None
@@ -266,7 +275,7 @@ def _base(cfg: ProjectConfig) -> Location | None:
             f'{cfg.file}: key `apt`: extra Debian packages need base = "debian"; '
             "install them in your own base image instead"
         )
-    if cfg.init != "none":
+    if cfg.init == "tini":
         raise ConfigError(
             f'{cfg.file}: key `init` = "{cfg.init}": the init comes from Debian, so it needs '
             'base = "debian"; put it in your own base image and name it in `cmd` instead'

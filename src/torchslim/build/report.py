@@ -67,6 +67,9 @@ class BuildResult:
     profile: str
     slimmed: bool
     proof: Proof | None = None
+    # The image's init ("none" or "tini") and, when the build chose it (init = "auto"), why.
+    init: str = "none"
+    init_why: str | None = None
     # CycloneDX, SPDX and provenance of ``image`` (sbom.documents): attached when written.
     artifacts: list[Artifact] = field(default_factory=list)
 
@@ -130,6 +133,7 @@ def to_dict(result: BuildResult, written: Written | None = None) -> dict[str, An
         ],
         "ledger": result.ledger.to_dict(),
         "proof": result.proof.to_dict() if result.proof is not None else None,
+        "init": {"init": result.init, "why": result.init_why},
         "sbom": [
             {"file": a.title, "artifact_type": a.artifact_type, "digest": a.digest}
             for a in result.artifacts
@@ -249,6 +253,8 @@ def render(result: BuildResult, console: Console) -> None:
         console.print(table)
     if result.proof is not None:
         console.print(f"Proof: {result.proof.summary()}", soft_wrap=True, markup=False)
+    if result.init_why:
+        console.print(f"Init: {result.init_why}", soft_wrap=True, markup=False)
     pulls = ", ".join(
         f"{pull_seconds(result.compressed, bps):.1f}s at {label}"
         for label, bps in BANDWIDTHS.items()

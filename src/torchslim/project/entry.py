@@ -3,8 +3,9 @@
 The image has neither a shell nor tini, and Python lives on PATH, so ``init`` takes
 the command inside the usual wrappers:
 
-* ``tini --`` / ``dumb-init`` prefixes become ``init = "tini"`` (Debian's tini, which
-  forwards SIGTERM to a command that ignores it as PID 1);
+* ``tini --`` / ``dumb-init`` prefixes become ``init = "auto"``: the build adds Debian's
+  tini (which forwards SIGTERM to a command that ignores it as PID 1) unless the served
+  proof shows the command stops on SIGTERM by itself;
 * ``bash -c "source activate ENV && exec python x.py"`` and ``conda run -n ENV …``
   become the command after the activation;
 * a shell script whose effect is ``exec CMD …`` (its last ``exec`` line, with ``$VAR`` /
@@ -238,8 +239,8 @@ def unwrap(
         if name in _INITS:
             init = name.removesuffix("-static")
             notes.append(
-                f'{where}: {name} → init = "tini" (Debian\'s tini runs cmd and forwards '
-                "SIGTERM; the proof checks that it stops)"
+                f'{where}: {name} → init = "auto" (the build adds Debian\'s tini unless the '
+                "served proof shows the service stops on SIGTERM as PID 1, and says which)"
             )
             argv = _drop_init(argv)
             continue

@@ -266,7 +266,7 @@ class _Planner:
             cmd, source = docker.cmd, facts.cmd.where
             if docker.init is not None:
                 why = f"{facts.cmd.where} runs the command under {docker.init}"
-                self.plan.choose("init", "tini", why, default="none")
+                self.plan.choose("init", "auto", why, default="none")
         elif (proc := read_procfile(self.root)) is not None:
             cmd = split_command(guess.substitute_port(proc.value, port), proc.where)
             source = proc.where

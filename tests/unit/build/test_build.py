@@ -18,6 +18,7 @@ from support.wheels import make_wheel
 import torchslim.build.lock as lock_step
 from torchslim.build import build, publish
 from torchslim.build.plan import BuildPlan
+from torchslim.config import QuietSteps
 from torchslim.deps.lock import Target
 from torchslim.oci.layout import read_oci_layout
 from torchslim.oci.transport import open_image
@@ -251,3 +252,46 @@ def test_an_app_edit_serves_again_but_loads_nothing_loaded_before(
         first.proof.libraries,
         first.proof.extensions,
     )
+
+
+def test_init_auto_keeps_no_init_for_a_service_that_stops_on_sigterm(
+    project: Path, cache: Path
+) -> None:
+    """Issue 22: ``init = "auto"`` (what ``init`` writes for a Dockerfile's tini) adds no
+    init when the served proof saw the service stop on SIGTERM as PID 1, and says so."""
+    with (project / "torchslim.toml").open("a") as f:
+        f.write('init = "auto"\n')
+    result = build(_plan(project, platform="linux/amd64").plans[0])
+    assert result.init == "none"
+    assert result.init_why and "stop on SIGTERM in" in result.init_why, result.init_why
+    assert result.image.config()["config"].get("Entrypoint") in (None, [])
+
+
+def test_init_auto_on_an_own_base_warns_when_the_service_ignores_sigterm(
+    project: Path, cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A service that ignores SIGTERM as PID 1 would get Debian's tini; on an own base
+    there is none to add, so the build says what to do instead."""
+    import dataclasses
+
+    import torchslim.build.prove as prove_step
+
+    serve_spec = prove_step.serve_spec
+    monkeypatch.setattr(
+        prove_step, "serve_spec",
+        lambda *a: (s := serve_spec(*a)) and dataclasses.replace(s, grace=1.0),
+    )  # fmt: skip
+    main = project / "app" / "svc" / "__main__.py"
+    main.write_text(SERVER.replace("signal.signal(signal.SIGTERM", "print(signal.SIGTERM"))
+    with (project / "torchslim.toml").open("a") as f:
+        f.write('init = "auto"\n')
+    warned: list[str] = []
+
+    class Steps(QuietSteps):
+        def warn(self, text: str) -> None:
+            warned.append(text)
+
+    result = build(_plan(project, platform="linux/amd64").plans[0], Steps())
+    assert result.init == "none" and result.proof is not None
+    assert result.proof.served is not None and result.proof.served.stopped == "killed after 1 s"
+    assert any("tini comes only with base = debian" in w for w in warned), warned
