@@ -16,6 +16,7 @@ from pathlib import Path, PurePosixPath
 
 from torchslim import __version__
 from torchslim.atomic import atomic_path
+from torchslim.build.plan import INIT_ENTRYPOINT, INIT_PACKAGES
 from torchslim.config import ProjectConfig
 from torchslim.deps.pylock import Target, parse_lock
 from torchslim.errors import ConfigError, OutputExistsError
@@ -99,6 +100,9 @@ EXPOSE {{ cfg.port }}
 HEALTHCHECK --interval={{ hc.interval }} --timeout={{ hc.timeout }} \\
   --start-period={{ hc.start_period }} --retries={{ hc.retries }} \\
   CMD {{ health_cmd | json }}
+{% endif %}
+{% if entrypoint %}
+ENTRYPOINT {{ entrypoint | json }}
 {% endif %}
 CMD {{ cfg.cmd | json }}
 """
@@ -268,6 +272,16 @@ def render_dockerfile(
                 f"apt packages ({', '.join(cfg.apt)}) must already be in RUNTIME_IMAGE: "
                 "torchslim's debian base carries them; python:*-slim does not."
             )
+    # init: tini as PID 1 forwards SIGTERM. A Dockerfile build has no served proof to
+    # decide "auto" with, so it gets tini, as a Dockerfile with tini had.
+    init = "tini" if cfg.init == "auto" else cfg.init
+    entrypoint = INIT_ENTRYPOINT.get(init) if cfg.port else None
+    if entrypoint:
+        packages = INIT_PACKAGES[init]
+        if plan.has_apt:
+            runtime_apt += [p for p in packages if p not in runtime_apt]
+        else:
+            notes.append(f"init = {cfg.init!r}: {', '.join(packages)} must be in RUNTIME_IMAGE.")
     if not plan.shell:
         notes.append(
             "The runtime base may have no shell: no useradd; USER is numeric, which needs "
@@ -304,6 +318,7 @@ def render_dockerfile(
         label_block=" \\\n      ".join(f"{k}={_dq(v)}" for k, v in labels),
         env_block=" \\\n    ".join(f"{k}={v}" for k, v in env),
         runtime_apt=runtime_apt,
+        entrypoint=entrypoint,
         app_dir=APP_DIR,
         app_copies=app_copies,
         health_cmd=_health_cmd(cfg),

@@ -222,3 +222,19 @@ def test_a_lock_pins_every_wheel_by_hash(cfg: ProjectConfig, tmp_path: Path) -> 
     assert '"--require-hashes"' in text and '"--no-deps"' in text
     assert '"torch==2.13.0+cpu"]' not in text  # torch comes from the lock, not its own RUN
     assert "!requirements.lock.txt" in files[".dockerignore"]
+
+
+@pytest.mark.parametrize("init", ["tini", "auto"])
+def test_init_gives_the_runtime_stage_tini_as_its_entrypoint(cfg: ProjectConfig, init: str) -> None:
+    """``init = "tini"`` (and ``auto``: a Dockerfile build has no served proof to decide
+    with) runs ``cmd`` under tini, installed by apt where the runtime base has apt."""
+    text = render_dockerfile(variant(cfg, init=init, base="python:3.11-slim"))
+    runtime = parse_dockerfile(text).stages[-1]
+    [entry] = [i.exec_form for i in runtime.instructions if i.keyword == "ENTRYPOINT"]
+    assert entry == ["/usr/bin/tini", "--"]
+    assert "install -y --no-install-recommends tini" in text
+    assert lint_text(text) == []  # our own lint finds nothing
+    assert "ENTRYPOINT" not in render_dockerfile(cfg)  # "none": cmd is PID 1
+    for base in ("debian", "gcr.io/distroless/python3-debian12"):
+        other = render_dockerfile(variant(cfg, init=init, base=base))
+        assert "tini must be in RUNTIME_IMAGE" in other and "recommends tini" not in other
