@@ -364,6 +364,35 @@ def initialized(corpus: Corpus, name: str, tmp_path: Path) -> Built:
     return built
 
 
+def test_sentence_transformers_and_sklearn_under_gunicorn_from_a_wrapper_script(
+    corpus: Corpus, tmp_path: Path
+) -> None:
+    """Issue 22: the Dockerfile's CMD is ``./start.sh``, whose last line execs
+    ``gunicorn -w 2``; init writes that command, and MODEL_DIR under WORKDIR /srv as
+    /app/model. sentence-transformers brings scipy >= 1.16 and scikit-learn: the image is
+    proven, and it answers what the saved model answered where it was made, from a
+    gunicorn master and two workers."""
+    built = initialized(corpus, "sbert-gunicorn", tmp_path)
+    text = (built.project / "torchslim.toml").read_text()
+    assert 'cmd = ["gunicorn", "-w", "2", "-b", "0.0.0.0:8000"' in text, text
+    assert 'MODEL_DIR = "/app/model"' in text, text
+    expected = json.loads((built.project / "expected.json").read_text())
+    ask = {"query": expected["query"], "docs": expected["docs"]}
+    with serving(built, 8000, "/health") as url:
+        health = httpx.get(url + "/health").json()
+        assert (health["sentence_transformers"], health["sklearn"]) == ("6.3.0", "1.9.1")
+        body = httpx.post(url + "/search", json=ask, timeout=60).json()
+        assert body["best"] == expected["best"] and body["dimension"] == expected["dimension"]
+        assert body["scores"] == pytest.approx(expected["scores"], abs=1e-3)
+        name = f"corpus-{built.name}-{url.rsplit(':', 1)[1]}"
+        # The literal is split so that this command's own cmdline does not match.
+        count = (
+            "import pathlib; print(sum(b'search.service' b':app' in p.read_bytes() "
+            "for p in pathlib.Path('/proc').glob('[0-9]*/cmdline')))"
+        )
+        assert podman("exec", name, "python3", "-c", count).stdout.strip() == "3"
+
+
 def test_gradio_space_from_its_readme_front_matter(corpus: Corpus, tmp_path: Path) -> None:
     """A Space: README front matter (sdk: gradio, app_file) gives cmd, port 7860 and
     GRADIO_SERVER_NAME=0.0.0.0; Gradio's launch asks for localhost by name, as in podman."""
