@@ -81,6 +81,8 @@ class ProjectConfig(_Model):
     requirements: list[Annotated[str, Field(min_length=1)]] | None = None
     dev_requirements: list[Annotated[str, Field(min_length=1)]] | None = None
     extras: list[str] = []
+    # PEP 735 [dependency-groups] of pyproject.toml installed with prod (dev ones never are)
+    groups: list[str] = []
     app: str = "."
     include: list[Annotated[str, Field(min_length=1)]] = []
     exclude: list[Annotated[str, Field(min_length=1)]] = []
@@ -124,6 +126,7 @@ class ProjectConfig(_Model):
         "requirements",
         "dev_requirements",
         "extras",
+        "groups",
         "include",
         "exclude",
         "model",

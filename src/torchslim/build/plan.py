@@ -351,8 +351,9 @@ def _in_file(cfg: ProjectConfig, fn: Callable[[], T]) -> Callable[[], T]:
 
 def _requirements(cfg: ProjectConfig) -> ProjectRequirements:
     return find_requirements(
-        cfg.root, cfg.requirements, cfg.extras, cfg.dev_requirements, config_file=cfg.file.name
-    )
+        cfg.root, cfg.requirements, cfg.extras, cfg.dev_requirements,
+        groups=cfg.groups, config_file=cfg.file.name,
+    )  # fmt: skip
 
 
 def _torch_pins(

@@ -123,7 +123,9 @@ def _under(path: str, folder: str) -> bool:
 def _requirements(cfg: ProjectConfig) -> tuple[list[str], list[str]]:
     """(pip requirement files to COPY and ``-r``, other requirements for one ``pip install``),
     from where the project keeps them (torch itself is installed by its own RUN)."""
-    reqs = find_requirements(cfg.root, cfg.requirements, cfg.extras, cfg.dev_requirements)
+    reqs = find_requirements(
+        cfg.root, cfg.requirements, cfg.extras, cfg.dev_requirements, groups=cfg.groups
+    )
     root = cfg.root.resolve()
     files = [p.resolve().relative_to(root).as_posix() for p in reqs.requirement_files]
     read = {p.resolve().relative_to(root).as_posix() for p in reqs.files if p.is_relative_to(root)}

@@ -341,7 +341,8 @@ class _Planner:
         return serving.Facts(self.root, env, exposed, space)
 
     def _extras(self) -> None:
-        """Extras of pyproject.toml that hold a package the entry imports are selected."""
+        """Extras and dependency groups of pyproject.toml that hold a package the entry
+        imports are selected (an extra first: a group only for what no extra holds)."""
         cmd = self.plan.get("cmd") or []
         env = {**self._serving_facts().env, **(self.plan.get("env") or {})}
         rel = serving.entry_file(self.root, cmd, env)
@@ -350,31 +351,35 @@ class _Planner:
         held = optional_holding(self.pyproject, serving.imported_packages(self.root, rel, env))
         extras = [h for h in held if h[0] == "[project.optional-dependencies]"]
         in_extras = {h[2] for h in extras}
-        for table, name, dist, where in held:
-            if table == "[dependency-groups]" and dist not in in_extras:
-                self.plan.notes.append(
-                    f"{where} imports {dist}, which only {table} {name} of pyproject.toml "
-                    "holds; the image installs no dependency group: move it to "
-                    "[project].dependencies or an extra"
-                )
-        several = {d for d in in_extras if sum(h[2] == d for h in extras) > 1}
-        for dist in sorted(several):
-            names = ", ".join(h[1] for h in extras if h[2] == dist)
-            self.plan.notes.append(
-                f"{dist} is in extras {names} of pyproject.toml; name the one to install "
-                "in `extras`"
-            )
-        chosen = [h for h in extras if h[2] not in several]
-        selected = list(dict.fromkeys(h[1] for h in chosen))
-        if not selected:
+        groups = [h for h in held if h[0] == "[dependency-groups]" and h[2] not in in_extras]
+        chosen = {
+            "extras": self._one_each(extras, "extras"),
+            "groups": self._one_each(groups, "groups"),
+        }
+        selected = {key: list(dict.fromkeys(h[1] for h in hits)) for key, hits in chosen.items()}
+        if not any(selected.values()):
             return
         try:
-            find_requirements(self.root, None, selected)
+            find_requirements(self.root, None, selected["extras"], groups=selected["groups"])
         except ConfigError:
             return  # the requirements come from elsewhere (a requirements file)
-        why = "; ".join(f"{h[3]} imports {h[2]}, in {h[0]}.{h[1]}" for h in chosen)
-        self.plan.choose("extras", selected, why, default=[])
-        self.plan.notes.append(f"extras = {selected}: {why}")
+        for key, hits in chosen.items():
+            if hits:
+                why = "; ".join(f"{h[3]} imports {h[2]}, in {h[0]}.{h[1]}" for h in hits)
+                self.plan.choose(key, selected[key], why, default=[])
+                self.plan.notes.append(f"{key} = {selected[key]}: {why}")
+
+    def _one_each(
+        self, hits: list[tuple[str, str, str, str]], key: str
+    ) -> list[tuple[str, str, str, str]]:
+        """The hits whose package one extra (or group) alone holds; the others are named."""
+        several = {d for d in {h[2] for h in hits} if sum(h[2] == d for h in hits) > 1}
+        for dist in sorted(several):
+            names = ", ".join(h[1] for h in hits if h[2] == dist)
+            self.plan.notes.append(
+                f"{dist} is in {key} {names} of pyproject.toml; name the one to install in `{key}`"
+            )
+        return [h for h in hits if h[2] not in several]
 
     def _docker_cmd(self) -> Entry | None:
         """The Dockerfile's command without the wrappers the image cannot run (notes say

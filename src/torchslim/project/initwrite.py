@@ -20,8 +20,8 @@ from torchslim.project.init import InitPlan
 
 # The order keys are written in: what identifies the image, then how it runs.
 KEY_ORDER = (
-    "name", "version", "python", "torch", "variant", "requirements", "extras", "app",
-    "files", "model", "include", "exclude", "cmd", "port", "health", "healthcheck", "user",
+    "name", "version", "python", "torch", "variant", "requirements", "extras", "groups",
+    "app", "files", "model", "include", "exclude", "cmd", "port", "health", "healthcheck", "user",
     "env", "writable", "init",
 )  # fmt: skip
 

@@ -59,9 +59,10 @@ def declares_dependencies(data: Mapping[str, Any]) -> bool:
 
 
 def pep621_prod(
-    root: Path, data: Mapping[str, Any], extras: Sequence[str]
+    root: Path, data: Mapping[str, Any], extras: Sequence[str], groups: Sequence[str] = ()
 ) -> list[RequirementItem]:
-    """``[project].dependencies`` plus the named extras (an extra may name the project)."""
+    """``[project].dependencies`` plus the named extras (an extra may name the project) and
+    dependency groups."""
     file = root / PYPROJECT
     project = data.get("project", {})
     optional = project.get("optional-dependencies", {})
@@ -85,6 +86,24 @@ def pep621_prod(
                 todo.extend(sorted(req.extras))  # "svc[serve]" inside an extra: expand it
             else:
                 out.append(item)
+    return out + group_items(root, data, groups)
+
+
+def group_items(
+    root: Path, data: Mapping[str, Any], groups: Sequence[str]
+) -> list[RequirementItem]:
+    """The named PEP 735 groups of pyproject.toml (``groups`` in the config)."""
+    file = root / PYPROJECT
+    known = data.get("dependency-groups", {})
+    out: list[RequirementItem] = []
+    for name in groups:
+        if name not in known:
+            names = ", ".join(sorted(known)) or "none"
+            raise ConfigError(
+                f"key `groups`: {name!r} is not a [dependency-groups] group of {file} "
+                f"(its groups: {names})"
+            )
+        out += _group(known, name, file)
     return out
 
 
@@ -105,13 +124,15 @@ def _group(
     return out
 
 
-def dev_items(root: Path, data: Mapping[str, Any]) -> list[RequirementItem]:
-    """Dev groups of every kind a pyproject.toml can hold."""
+def dev_items(
+    root: Path, data: Mapping[str, Any], prod_groups: Sequence[str] = ()
+) -> list[RequirementItem]:
+    """Dev groups of every kind a pyproject.toml can hold (less the ones prod installs)."""
     file = root / PYPROJECT
     out: list[RequirementItem] = []
     groups = data.get("dependency-groups", {})
     for name in groups:
-        if name in DEV_GROUPS:
+        if name in DEV_GROUPS and name not in prod_groups:
             out += _group(groups, name, file)
     for name, values in data.get("project", {}).get("optional-dependencies", {}).items():
         if name in DEV_GROUPS:

@@ -47,9 +47,12 @@ class _Prod:
 
 
 class _Finder:
-    def __init__(self, root: Path, extras: Sequence[str], config_file: str) -> None:
+    def __init__(
+        self, root: Path, extras: Sequence[str], groups: Sequence[str], config_file: str
+    ) -> None:
         self.root = root
         self.extras = list(extras)
+        self.groups = list(groups)
         self.config_file = config_file
         self.notes: list[str] = []
         self.data = pyproject.read_pyproject(root) or {}
@@ -60,9 +63,9 @@ class _Finder:
     def pep621(self) -> _Prod | None:
         if not pyproject.declares_dependencies(self.data):
             return None
-        declared = pyproject.pep621_prod(self.root, self.data, self.extras)
+        declared = pyproject.pep621_prod(self.root, self.data, self.extras, self.groups)
         where = "pyproject.toml [project].dependencies"
-        texts = [i.text for i in declared if i.source.endswith("].dependencies")]
+        texts = [i.text for i in declared if i.source.endswith("[project].dependencies")]
         files = [self.root / pyproject.PYPROJECT]
         uv_path = self.root / UV_LOCK
         if uv_path.is_file():
@@ -70,7 +73,7 @@ class _Finder:
             root_pkg = lock.root(self.name)
             if root_pkg is not None and lock.is_fresh(root_pkg, texts):
                 self.notes.append(f"took {UV_LOCK}: it was locked from {where}")
-                items = lock.prod(root_pkg, self.extras)
+                items = lock.prod(root_pkg, self.extras, self.groups)
                 return _Prod(items, UV_LOCK, "pinned", [*files, uv_path], uses_extras=True)
             self.notes.append(
                 f"{UV_LOCK} does not match {where} (run `uv lock`); resolving {where} instead"
@@ -117,7 +120,8 @@ class _Finder:
         root_pkg = lock.root(self.name)
         if root_pkg is None or not root_pkg.get("dependencies"):
             return None
-        return _Prod(lock.prod(root_pkg, self.extras), UV_LOCK, "pinned", [path], uses_extras=True)
+        items = lock.prod(root_pkg, self.extras, self.groups)
+        return _Prod(items, UV_LOCK, "pinned", [path], uses_extras=True)
 
     def pipenv(self) -> _Prod | None:
         pf, lock_path = self.root / pipfile.PIPFILE, self.root / pipfile.PIPFILE_LOCK
@@ -260,7 +264,7 @@ class _Finder:
                 else:
                     out += reqfiles.file_items(self.root, self.root / entry)[0]
             return out
-        out = pyproject.dev_items(self.root, self.data)
+        out = pyproject.dev_items(self.root, self.data, self.groups)
         pf = self.root / pipfile.PIPFILE
         if pf.is_file():
             out += pipfile.pipfile_items(pf, pipfile.read_pipfile(pf), "dev-packages")
@@ -295,10 +299,11 @@ def find_requirements(
     extras: Sequence[str] = (),
     dev_requirements: Sequence[str] | None = None,
     *,
+    groups: Sequence[str] = (),
     config_file: str = CONFIG_FILE,
 ) -> ProjectRequirements:
     """The project's prod and dev requirements, each with the file and place it came from."""
-    finder = _Finder(root.resolve(), extras, config_file)
+    finder = _Finder(root.resolve(), extras, groups, config_file)
     prod: _Prod | None = None
     if requirements is not None:
         prod = finder.configured(requirements)
@@ -324,6 +329,11 @@ def find_requirements(
         raise ConfigError(
             f"{config_file}: key `extras`: extras select [project.optional-dependencies] of "
             f"pyproject.toml, but the requirements come from {prod.source}; remove `extras`"
+        )
+    if groups and not prod.uses_extras:
+        raise ConfigError(
+            f"{config_file}: key `groups`: groups select [dependency-groups] of "
+            f"pyproject.toml, but the requirements come from {prod.source}; remove `groups`"
         )
     dev = finder.dev(dev_requirements, prod.files)
     return ProjectRequirements(

@@ -3,7 +3,7 @@
 The project itself is a package in the lock (``source = { virtual = "." }`` or
 ``{ editable = "." }``). Prod is everything reachable from its
 ``dependencies`` (plus the configured extras' ``optional-dependencies``);
-``dev-dependencies`` (PEP 735 groups) are not followed. Where uv forked the
+``dev-dependencies`` (PEP 735 groups) only for the groups the config names. Where uv forked the
 resolution (one package at two versions, by marker), both entries are kept with
 the edge's marker, so the build picks the one its target satisfies.
 """
@@ -94,9 +94,19 @@ class UvLock:
             wanted.add(_key(req.name, str(req.specifier), req.extras))
         return locked == wanted
 
-    def prod(self, root: Package, extras: Sequence[str]) -> list[RequirementItem]:
-        """Every package reachable from the root and its ``extras``, in breadth-first order."""
+    def prod(
+        self, root: Package, extras: Sequence[str], groups: Sequence[str] = ()
+    ) -> list[RequirementItem]:
+        """Every package reachable from the root, its ``extras`` and its dependency
+        ``groups`` (uv keeps them as the root's ``dev-dependencies``), breadth first."""
         optional = root.get("optional-dependencies", {})
+        locked_groups = root.get("dev-dependencies", {})
+        for group in groups:
+            if group not in locked_groups:
+                raise ConfigError(
+                    f"key `groups`: {group!r} is not a dependency group of {root['name']} in "
+                    f"{self.path} (its groups: {', '.join(sorted(locked_groups)) or 'none'})"
+                )
         for extra in extras:
             if extra not in optional:
                 raise ConfigError(
@@ -106,6 +116,8 @@ class UvLock:
         start = [*root.get("dependencies", [])]
         for extra in extras:
             start += optional[extra]
+        for group in groups:
+            start += locked_groups[group]
         queue: deque[tuple[Mapping[str, Any], str | None]] = deque((d, None) for d in start)
         seen: set[int] = set()
         out: list[RequirementItem] = []

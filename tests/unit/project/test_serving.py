@@ -197,7 +197,11 @@ def test_a_litserve_service_whose_server_is_in_an_extra(tmp_path: Path) -> None:
     assert_every_value_has_a_place(plan)
 
 
-def test_a_package_only_a_dependency_group_holds_is_named(tmp_path: Path) -> None:
+def test_a_dependency_group_that_holds_what_the_entry_imports_is_selected(
+    tmp_path: Path,
+) -> None:
+    """Issue 22: no extra holds litserve, a PEP 735 group does: init selects the group
+    (``groups``), says where from, and the build's requirements then have it."""
     root = write_tree(
         tmp_path / "grp",
         {
@@ -207,10 +211,15 @@ def test_a_package_only_a_dependency_group_holds_is_named(tmp_path: Path) -> Non
             "server.py": LITSERVE_SERVER.replace('int(os.environ.get("PORT", 8000))', "8123"),
         },
     )
-    plan = plan_init(root)
-    assert plan.get("extras") is None and plan.get("port") == 8123
+    plan, cfg, text = init(root)
+    assert plan.get("extras") is None and cfg.groups == ["serve"] and cfg.port == 8123
     assert sources(plan)["port"] == "server.py:16 run(port=8123)"
-    assert any("only [dependency-groups] serve of pyproject.toml" in n for n in plan.notes)
+    assert (
+        'groups = ["serve"]  # server.py:3 imports litserve, in [dependency-groups].serve' in text
+    )
+    reqs = find_requirements(cfg.root, cfg.requirements, cfg.extras, groups=cfg.groups)
+    assert "litserve" in reqs.names() and reqs.names("dev") == ["pytest"]
+    assert_every_value_has_a_place(plan)
 
 
 def test_a_bentoml_service(tmp_path: Path) -> None:

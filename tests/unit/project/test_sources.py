@@ -205,3 +205,45 @@ def test_a_lock_cannot_be_mixed_and_extras_need_pyproject(tmp_path: Path) -> Non
     assert find_requirements(project, ["uv.lock"]).kind == "pinned"
     with pytest.raises(ConfigError, match=r"key `extras`: .*come from requirements.txt"):
         find_requirements(project, ["requirements.txt"], extras=["serve"])
+
+
+def test_dependency_groups_named_in_the_config_are_prod(tmp_path: Path) -> None:
+    """``groups``: PEP 735 groups installed with prod (issue 22); a named dev group is
+    then prod, not dev; an unknown group is one line listing the project's groups."""
+    write_tree(
+        tmp_path,
+        {
+            "pyproject.toml": """
+[project]
+name = "svc"
+version = "1.0"
+dependencies = ["fastapi>=0.110"]
+[dependency-groups]
+serve = ["uvicorn>=0.30", {include-group = "metrics"}]
+metrics = ["prometheus-client"]
+test = ["pytest"]
+""",
+        },
+    )
+    reqs = find_requirements(tmp_path, groups=["serve"])
+    assert [(i.text, i.source) for i in reqs.prod] == [
+        ("fastapi>=0.110", "pyproject.toml [project].dependencies"),
+        ("uvicorn>=0.30", "pyproject.toml [dependency-groups].serve"),
+        ("prometheus-client", "pyproject.toml [dependency-groups].metrics"),
+    ]
+    assert reqs.names("dev") == ["pytest"]
+    both = find_requirements(tmp_path, groups=["test"])
+    assert "pytest" in both.names() and "pytest" not in both.names("dev")
+    with pytest.raises(ConfigError, match=r"key `groups`: 'gpu' is not a .*metrics, serve, test"):
+        find_requirements(tmp_path, groups=["gpu"])
+    (tmp_path / "requirements.txt").write_text("numpy\n")
+    with pytest.raises(ConfigError, match=r"key `groups`: .* come from requirements.txt"):
+        find_requirements(tmp_path, ["requirements.txt"], groups=["serve"])
+
+
+def test_uv_lock_follows_the_named_groups_only() -> None:
+    reqs = find_requirements(FIXTURES / "uv", groups=["lint"])
+    assert reqs.kind == "pinned" and "ruff" in reqs.names() and "pytest" not in reqs.names()
+    assert reqs.names("dev") == ["pytest"]
+    with pytest.raises(ConfigError, match=r"key `groups`: 'serve' is not a .*group.*dev, lint"):
+        find_requirements(FIXTURES / "uv", groups=["serve"])
