@@ -190,7 +190,7 @@ def find_reverts(
     """The slimming changes the failing loads need undone (none: slimming is not the cause)."""
     if not any(may_be_slimming(f) for f in failures):
         return []  # e.g. the entry raised, cmd is not on PATH, smoke failed: nothing to undo
-    steps.step("The proof failed: finding which slimming changes the failing files need")
+    steps.step("Some files did not load: finding which slimming changes they need, if any")
     with (
         _slimmed(plan, lock, rootfs, known, store, steps) as (root, backup, ledger),
         staging("libs") as stub,

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import posixpath
+import re
 import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -29,6 +30,11 @@ from torchslim.slim.roots import after_imports
 
 log = logging.getLogger(__name__)
 NOT_FOUND = "cannot open shared object file"  # glibc's dlerror() for a name not found
+# What the dynamic loader says when it cannot map or link a file names the file, then a
+# colon: "ImportError: /x.so: undefined symbol: f", "/x.so: ELF load command …". Removing
+# .symtab and debug sections can cause only such an error; a module's own Python error
+# ("initialization failed", "cannot import name …") is never a strip's doing.
+_LOADER_ERROR = re.compile(r"(?:^|[\s:])\S*\.so(?:\.[\w.]+)?: ")
 
 
 @dataclass(frozen=True)
@@ -99,12 +105,12 @@ def restore(
         # The loader's message names the culprit ("libx.so: ELF load command ..."): restore
         # it alone, with every removed file; otherwise every change the load touches.
         named = {p for p in changed if posixpath.basename(p) in message}
-        if named:
-            changed = named | {p for p in changed if backup.changes[p].action == "remove"}
-        elif NOT_FOUND in message:
-            # a library no file provides (libGL.so.1 for opencv-python): a removal can cause
-            # that, a strip never can
+        if NOT_FOUND in message or not _LOADER_ERROR.search(message):
+            # a library no file provides (libGL.so.1 for opencv-python), or the module's own
+            # error: a removal can cause that, a strip never can
             changed = {p for p in changed if backup.changes[p].action == "remove"}
+        elif named:
+            changed = named | {p for p in changed if backup.changes[p].action == "remove"}
         for path in sorted(changed):
             if path not in chosen:
                 why = message if path == failed else f"loading {short(failed)}: {message}"

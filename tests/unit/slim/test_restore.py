@@ -114,3 +114,24 @@ def test_a_library_found_nowhere_does_not_undo_strips(tmp_path: Path) -> None:
     assert restore(tmp_path, backup, [native], ledger, {native: message}) == []
     assert native in Backup.load(backup).changes
     assert ledger.reverts() == []
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "ImportError: initialization failed",
+        "ImportError: cannot import name 'within_block_loop' from partially initialized module "
+        "'pkg._native' (most likely due to a circular import) (/usr/lib/pkg/_native.so)",
+    ],
+)
+def test_a_modules_own_error_does_not_undo_its_strip(tmp_path: Path, message: str) -> None:
+    """scipy >= 1.16's _matfuncs_sqrtm_triu and matplotlib's _tkagg without Tk fail with
+    their own Python error, stripped or not: a strip is undone only for what the dynamic
+    loader said about the file (no false "slimming undone", no rebuild for nothing)."""
+    _tree(tmp_path)
+    backup = tmp_path / "bk"
+    ledger = Ledger()
+    slim_tree(tmp_path, SITE, ledger=ledger, backup=backup)
+    native = f"{SITE}/pkg/_native.so"
+    assert restore(tmp_path, backup, [native], ledger, {native: message}) == []
+    assert native in Backup.load(backup).changes and ledger.reverts() == []
