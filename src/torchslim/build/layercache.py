@@ -31,7 +31,8 @@ from torchslim.oci.layer import Layer, OwnerFn, write_layer_from_dir
 from torchslim.oci.unpack import unpack_layer
 
 # Bump when what a layer contains for the same inputs changes.
-BUILD_FORMAT = 4  # 3: the Debian base has /usr/bin/python; 4: entries keep every removal
+BUILD_FORMAT = 5  # 3: the Debian base has /usr/bin/python; 4: entries keep every removal;
+# 5: gzip and zstd layers compressed on threads (the bytes differ from 4's single stream)
 
 Fill = Callable[[Path], dict[str, Any]]
 

@@ -14,7 +14,9 @@ import stat
 import struct
 import tarfile
 import zlib
+from collections import deque
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
@@ -149,27 +151,74 @@ class _Compressor(Protocol):
 
 
 class _Gzip:
-    """gzip with a fixed header (mtime 0, no name, OS 255) so output depends on input only."""
+    """gzip with a fixed header (mtime 0, no name, OS 255) so output depends on input only.
+
+    Compressed in 1 MiB blocks on threads, as pigz does: each block is primed with the
+    32 KiB before it and ends with a sync flush, so the blocks join into one deflate stream
+    and the bytes do not depend on the number of threads (zlib lets go of the GIL while it
+    compresses). Input of one block or less comes out as a single plain deflate stream.
+    """
+
+    BLOCK = 1 << 20
+    WINDOW = 1 << 15
 
     def __init__(self, level: int = GZIP_LEVEL) -> None:
-        self._z = zlib.compressobj(level, zlib.DEFLATED, -zlib.MAX_WBITS)
+        self._level = level
         self._crc = 0
         self._size = 0
+        self._buf = bytearray()
+        self._prime = b""
+        self._pending: deque[Future[bytes]] = deque()
         self._header: bytes | None = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
 
     def compress(self, data: bytes) -> bytes:
         self._crc = zlib.crc32(data, self._crc)
         self._size += len(data)
-        out = self._z.compress(data)
-        if self._header is not None:
-            out, self._header = self._header + out, None
-        return out
+        self._buf += data
+        while len(self._buf) > self.BLOCK:  # the last block is kept for flush()'s Z_FINISH
+            block = bytes(self._buf[: self.BLOCK])
+            del self._buf[: self.BLOCK]
+            self._submit(block, finish=False)
+        return self._take(wait=len(self._pending) > 2 * _THREADS)
 
     def flush(self) -> bytes:
-        head = self._header or b""
+        self._submit(bytes(self._buf), finish=True)
+        self._buf = bytearray()
+        out = self._take(wait=True, every=True)
+        return out + struct.pack("<II", self._crc & 0xFFFFFFFF, self._size & 0xFFFFFFFF)
+
+    def _submit(self, block: bytes, *, finish: bool) -> None:
+        self._pending.append(_pool().submit(_deflate, block, self._prime, self._level, finish))
+        self._prime = (self._prime + block)[-self.WINDOW :]
+
+    def _take(self, *, wait: bool, every: bool = False) -> bytes:
+        """The finished blocks at the head, in order (at least one when ``wait``)."""
+        parts = [self._header or b""]
         self._header = None
-        trailer = struct.pack("<II", self._crc & 0xFFFFFFFF, self._size & 0xFFFFFFFF)
-        return head + self._z.flush() + trailer
+        while self._pending and (self._pending[0].done() or wait):
+            parts.append(self._pending.popleft().result())
+            wait = every
+        return b"".join(parts)
+
+
+_THREADS = max(1, min(8, os.cpu_count() or 1))
+_POOL: ThreadPoolExecutor | None = None
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _POOL
+    if _POOL is None:
+        _POOL = ThreadPoolExecutor(max_workers=_THREADS, thread_name_prefix="gzip")
+    return _POOL
+
+
+def _deflate(block: bytes, prime: bytes, level: int, finish: bool) -> bytes:
+    """One block as raw deflate, its back-references reaching into ``prime``."""
+    if prime:
+        z = zlib.compressobj(level, zlib.DEFLATED, -zlib.MAX_WBITS, zdict=prime)
+    else:
+        z = zlib.compressobj(level, zlib.DEFLATED, -zlib.MAX_WBITS)
+    return z.compress(block) + z.flush(zlib.Z_FINISH if finish else zlib.Z_SYNC_FLUSH)
 
 
 class _Identity:
@@ -184,9 +233,10 @@ def _compressor(compression: Compression) -> _Compressor:
     if compression == "gzip":
         return _Gzip()
     if compression == "zstd":
-        # Single-threaded, no content size in the frame header: a pure function of the input.
+        # No content size in the frame header; zstd's multi-threaded mode gives the same
+        # bytes for any number of worker threads (>= 1): a pure function of the input.
         cctx = zstandard.ZstdCompressor(
-            level=ZSTD_LEVEL, write_content_size=False, write_checksum=True, threads=0
+            level=ZSTD_LEVEL, write_content_size=False, write_checksum=True, threads=_THREADS
         )
         return cctx.compressobj()
     if compression == "none":

@@ -7,6 +7,7 @@ import hashlib
 import io
 import os
 import tarfile
+import zlib
 from pathlib import Path
 
 import pytest
@@ -127,6 +128,36 @@ def test_zstd_round_trip_without_content_size(tree: Path, store: BlobStore) -> N
     assert params.content_size == zstandard.CONTENTSIZE_UNKNOWN
     raw = _tar_of(store, layer)
     assert _sha(raw) == layer.diff_id and len(raw) == layer.uncompressed_size
+
+
+@pytest.mark.parametrize("compression", ["gzip", "zstd"])
+def test_a_big_layer_is_compressed_on_threads_to_the_same_bytes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, compression: str
+) -> None:
+    """Layers over 1 MiB are compressed on threads (gzip in primed, sync-flushed blocks as
+    pigz does; zstd's own workers): one valid stream whose bytes do not depend on the
+    number of threads, so a build is reproducible on any machine."""
+    import torchslim.oci.layer as layer_mod
+
+    tree = tmp_path / "big"
+    tree.mkdir()
+    chunk = os.urandom(4096)
+    (tree / "weights.bin").write_bytes(b"".join(chunk[: 64 + i % 4000] * 3 for i in range(2500)))
+    blobs = []
+    for threads in (1, 2, 4):
+        monkeypatch.setattr(layer_mod, "_THREADS", threads)
+        monkeypatch.setattr(layer_mod, "_POOL", None)
+        store = BlobStore(tmp_path / f"cache{threads}")
+        layer = write_layer_from_dir(tree, store, compression=compression)  # type: ignore[arg-type]
+        blobs.append(store.read_bytes(layer.digest))
+        raw = _tar_of(store, layer)
+        assert _sha(raw) == layer.diff_id and len(raw) == layer.uncompressed_size
+    assert blobs[0] == blobs[1] == blobs[2]
+    assert len(blobs[0]) < (tree / "weights.bin").stat().st_size / 2  # still compressed
+    if compression == "gzip":  # one member: readers that stop after the first see it all
+        d = zlib.decompressobj(31)
+        assert len(d.decompress(blobs[0])) == layer.uncompressed_size and d.eof
+        assert d.unused_data == b""
 
 
 def test_progress_reports_file_bytes_and_fifo_is_skipped(tree: Path, store: BlobStore) -> None:
