@@ -98,6 +98,19 @@ def _podman_problem() -> str | None:
 
 
 @pytest.fixture(scope="session")
+def ts_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """One torchslim cache for the session (TORCHSLIM_TEST_CACHE reuses one across runs)."""
+    path = Path(os.environ.get("TORCHSLIM_TEST_CACHE") or tmp_path_factory.mktemp("cache"))
+    old = os.environ.get("TORCHSLIM_CACHE")
+    os.environ["TORCHSLIM_CACHE"] = str(path)
+    yield path
+    if old is None:
+        os.environ.pop("TORCHSLIM_CACHE", None)
+    else:
+        os.environ["TORCHSLIM_CACHE"] = old
+
+
+@pytest.fixture(scope="session")
 def podman_env() -> Iterator[dict[str, str]]:
     """Env dict for subprocesses that run podman (skips when podman is unusable).
 

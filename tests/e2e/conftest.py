@@ -18,19 +18,6 @@ EXAMPLE = REPO / "examples" / "hello-torch"
 PODMAN_CONF = REPO / "tests" / "podman" / "containers.conf"
 
 
-@pytest.fixture(scope="session")
-def ts_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """One torchslim cache for the session (TORCHSLIM_TEST_CACHE reuses one across runs)."""
-    path = Path(os.environ.get("TORCHSLIM_TEST_CACHE") or tmp_path_factory.mktemp("cache"))
-    old = os.environ.get("TORCHSLIM_CACHE")
-    os.environ["TORCHSLIM_CACHE"] = str(path)
-    yield path
-    if old is None:
-        os.environ.pop("TORCHSLIM_CACHE", None)
-    else:
-        os.environ["TORCHSLIM_CACHE"] = old
-
-
 def copy_example(dest: Path) -> Path:
     shutil.copytree(EXAMPLE, dest, ignore=shutil.ignore_patterns("pylock.toml", "__pycache__"))
     return dest

@@ -1,7 +1,8 @@
 """The example image's root filesystem, for e2e proof tests: build it, unpack it with umoci.
 
 The build uses ``TORCHSLIM_TEST_CACHE`` when set (a warm cache makes it take seconds),
-else a fresh cache under the test's temporary directory (a cold build: network).
+else the cache the caller passes (the session's), else a fresh one under the test's
+temporary directory (a cold build: network).
 """
 
 from __future__ import annotations
@@ -18,10 +19,15 @@ import pytest
 
 
 def build_and_unpack(
-    example: Path, work: Path, *build_args: str, python: str | None = None
+    example: Path,
+    work: Path,
+    *build_args: str,
+    python: str | None = None,
+    cache: Path | None = None,
 ) -> Path:
     """Build ``example`` (with ``python = PYTHON``) to ``work/oci`` and unpack it; returns
-    the rootfs directory."""
+    the rootfs directory. ``cache``: the session's torchslim cache (``ts_cache``), where
+    the e2e builds of the example already put its layers."""
     if shutil.which("umoci") is None:
         pytest.skip("umoci is not installed (bash scripts/install.sh installs it)")
     project = work / "project"
@@ -30,7 +36,7 @@ def build_and_unpack(
         config = project / "torchslim.toml"
         text = re.sub(r'(?m)^python = ".*"$', f'python = "{python}"', config.read_text())
         config.write_text(text)
-    cache = os.environ.get("TORCHSLIM_TEST_CACHE") or str(work / "cache")
+    cache = os.environ.get("TORCHSLIM_TEST_CACHE") or str(cache or work / "cache")
     src = Path(__file__).resolve().parents[3] / "src"
     env = {**os.environ, "TORCHSLIM_CACHE": cache, "PYTHONPATH": str(src)}
     oci = work / "oci"

@@ -306,13 +306,13 @@ EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "hello-torch"
 
 
 @pytest.fixture(scope="module")
-def example_rootfs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def example_rootfs(tmp_path_factory: pytest.TempPathFactory, ts_cache: Path) -> Path:
     """The example built to an OCI layout and unpacked with umoci: the real image's files."""
     from support.proofimage import build_and_unpack
 
     if sandbox_available() is not None:
         pytest.skip(f"no sandbox on this host: {sandbox_available()}")
-    return build_and_unpack(EXAMPLE, tmp_path_factory.mktemp("example"))
+    return build_and_unpack(EXAMPLE, tmp_path_factory.mktemp("example"), cache=ts_cache)
 
 
 def prove_example(root: Path, **kw: Any) -> Proof:
