@@ -40,8 +40,9 @@ def test_generated_dockerfile_builds_runs_and_lints(ts_cache: Path, tmp_path: Pa
     if not any(WHEELS.glob("torch-2.13.0+cpu-*.whl")):
         pytest.skip("the local torch 2.13.0 CPU wheel is not on this machine")
     project = copy_example(tmp_path / "hello-torch")
+    # init = "tini": the OS base gets Debian's tini, and the Dockerfile runs cmd under it.
     with (project / "torchslim.toml").open("a") as f:
-        f.write('apt = ["python3.11-venv"]\n')
+        f.write('apt = ["python3.11-venv"]\ninit = "tini"\n')
     base_tar = tmp_path / "os.tar"
     torchslim(
         "build",
@@ -58,6 +59,7 @@ def test_generated_dockerfile_builds_runs_and_lints(ts_cache: Path, tmp_path: Pa
 
     torchslim("dockerfile", str(project))
     dockerfile = project / "Dockerfile"
+    assert 'ENTRYPOINT ["/usr/bin/tini", "--"]' in dockerfile.read_text()
     lint = subprocess.run(
         [sys.executable, "-m", "torchslim.cli", "lint", str(dockerfile), "--fail-on", "error"],
         capture_output=True,
@@ -108,6 +110,8 @@ def test_generated_dockerfile_builds_runs_and_lints(ts_cache: Path, tmp_path: Pa
         assert r.json() == {"outputs": [[0.5, 1.0]]}
         uid = podman("exec", name, "python3", "-c", "import os; print(os.getuid())")
         assert uid.stdout.strip() == "1000"
+        pid1 = "print(open('/proc/1/cmdline').read().split(chr(0))[0])"
+        assert podman("exec", name, "python3", "-c", pid1).stdout.strip() == "/usr/bin/tini"
         assert podman("healthcheck", "run", name, check=False).returncode == 0
     finally:
         podman("rm", "-f", name, check=False)
