@@ -23,10 +23,14 @@ from torchslim.build.layercache import LayerCache
 from torchslim.build.plan import BuildOptions, BuildPlan, Plan, plan_build, with_init
 from torchslim.build.report import BuildResult, merged_ledger
 from torchslim.build.sbom import Invocation, sbom_documents
+from torchslim.buildcache import CacheSources, ExportResult, export_entries
 from torchslim.cache import BlobStore
 from torchslim.config import QuietSteps, Steps
 from torchslim.deps.lock import Lock
+from torchslim.errors import TorchslimError
+from torchslim.oci.distribution import RegistryClient
 from torchslim.oci.mutate import with_annotations, with_config
+from torchslim.oci.reference import parse_reference
 from torchslim.oci.sink import Sink, Written, sink_for
 from torchslim.torchmeta import LABEL_PROOF
 
@@ -40,6 +44,7 @@ __all__ = [
     "check_output",
     "plan_build",
     "publish",
+    "publish_cache",
     "resolve_lock",
 ]
 
@@ -72,18 +77,46 @@ def build(
         )
         return _with_init(first, "none", why)
     steps.step(f"init auto: tini ({why}); building again with Debian's tini")
-    return _with_init(_build(with_init(plan, "tini"), steps, invocation), "tini", why)
+    second = _build(with_init(plan, "tini"), steps, invocation)
+    # The next build makes the no-init variant first too: --cache-to keeps its layers.
+    second.cache_entries = {**first.cache_entries, **second.cache_entries}
+    return _with_init(second, "tini", why)
 
 
 def _with_init(result: BuildResult, init: str, why: str) -> BuildResult:
     return dataclasses.replace(result, init=init, init_why=f'init = "auto": {init}, as {why}')
 
 
+def _sources(plan: Plan, store: BlobStore, steps: Steps) -> CacheSources | None:
+    if not plan.cache_from:
+        return None
+    return CacheSources(plan.cache_from, store, tls_verify=plan.tls_verify, warn=steps.warn)
+
+
 def _build(plan: Plan, steps: Steps, invocation: Invocation | None) -> BuildResult:
     """One build of ``plan`` (its init decided)."""
-    started = time.monotonic()
     store = BlobStore(warn=steps.warn)  # a corrupt cached blob is evicted with a warning
-    layers = LayerCache(store, compression=plan.compression, uid=plan.cfg.user, steps=steps)
+    sources = _sources(plan, store, steps)
+    try:
+        result = _build_with(plan, steps, invocation, store, sources)
+    finally:
+        if sources is not None:
+            sources.close()
+    result.cache_fetched = sources.stats if sources is not None else None
+    return result
+
+
+def _build_with(
+    plan: Plan,
+    steps: Steps,
+    invocation: Invocation | None,
+    store: BlobStore,
+    sources: CacheSources | None,
+) -> BuildResult:
+    started = time.monotonic()
+    layers = LayerCache(
+        store, compression=plan.compression, uid=plan.cfg.user, steps=steps, sources=sources
+    )
     existing = lock.read(plan)
     opened = base.open_base(plan, existing.base if existing else {}, steps)
     locked = lock.resolve(
@@ -119,6 +152,7 @@ def _build(plan: Plan, steps: Steps, invocation: Invocation | None) -> BuildResu
         proof=proof,
         artifacts=artifacts,
         init=plan.cfg.init,
+        cache_entries=dict(layers.used),
     )
 
 
@@ -148,6 +182,35 @@ def check_output(bp: BuildPlan, steps: Steps | None = None) -> Sink | None:
     sink = sink_for(bp.output, force=bp.force, tls_verify=tls_verify, progress=progress)
     sink.check()
     return sink
+
+
+def publish_cache(
+    bp: BuildPlan, results: Sequence[BuildResult], steps: Steps | None = None
+) -> ExportResult | None:
+    """``--cache-to``: every layer the builds used, as entries in the cache repository.
+
+    A registry that fails is one warning: the build's image is written already, and a
+    later build misses what did not arrive."""
+    ref = bp.cache_to
+    if ref is None:
+        return None
+    steps = steps or QuietSteps()
+    steps.step(f"Writing the build cache to {ref.registry}/{ref.repository}")
+    entries = [e for r in results for e in r.cache_entries.values()]
+    mounts: list[str] = []
+    if bp.output is not None and bp.output.transport == "docker":
+        out = parse_reference(bp.output.target)
+        if out.registry == ref.registry:
+            mounts.append(out.repository)  # the image's layers are there: mount, not upload
+    try:
+        with RegistryClient(ref.registry, tls_verify=bp.plans[0].tls_verify) as client:
+            return export_entries(
+                entries, ref, BlobStore(warn=steps.warn), client=client, mount_from=mounts,
+                progress=steps.progress,
+            )  # fmt: skip
+    except TorchslimError as exc:
+        steps.warn(f"--cache-to {ref.registry}/{ref.repository}: not written ({exc})")
+        return None
 
 
 def publish(

@@ -22,6 +22,8 @@ from typing import Any
 
 from torchslim.atomic import write_atomic
 from torchslim.build.report import LayerReport
+from torchslim.buildcache.entry import CacheEntry
+from torchslim.buildcache.remote import CacheSources
 from torchslim.cache import BlobStore, cache_root
 from torchslim.config import Compression, Steps
 from torchslim.digests import split_digest
@@ -66,8 +68,13 @@ class LayerCache:
         uid: int,
         steps: Steps,
         root: Path | None = None,
+        sources: CacheSources | None = None,
     ) -> None:
         self.store = store
+        # --cache-from: asked for a key the local cache lacks (buildcache.remote).
+        self.sources = sources
+        # Every layer this build used, by key, hit or made: what --cache-to exports.
+        self.used: dict[str, CacheEntry] = {}
         self.compression = compression
         self.uid = uid
         self.steps = steps
@@ -104,13 +111,26 @@ class LayerCache:
         return dict(entry)
 
     def hit(self, name: str, key: str) -> tuple[Layer, LayerReport, dict[str, Any]] | None:
-        """The cached layer of ``key`` with its report, or None."""
+        """The cached layer of ``key`` with its report (from the local cache, else from a
+        ``--cache-from`` source, then kept locally), or None."""
         entry = self.get(key)
+        if entry is None and self.sources is not None:
+            fetched = self.sources.fetch(key, name, self._tree_path)
+            if fetched is not None:
+                entry = self._keep_fetched(fetched)
         if entry is None:
             return None
         layer = Layer.from_dict(entry["layer"])
         extra: dict[str, Any] = entry.get("extra", {})
+        self.used[key] = CacheEntry(key, name, layer, extra)
         return layer, LayerReport.of(name, layer, True, 0.0, extra), extra
+
+    def _keep_fetched(self, entry: CacheEntry) -> dict[str, Any]:
+        """A fetched entry as a local one (its blob and tree are already in place)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        local = {"layer": entry.layer.to_dict(), "extra": entry.extra}
+        write_atomic(self._path(entry.key), json.dumps(local))
+        return local
 
     def write(
         self,
@@ -143,6 +163,7 @@ class LayerCache:
         self.root.mkdir(parents=True, exist_ok=True)
         write_atomic(self._path(key), json.dumps({"layer": layer.to_dict(), "extra": extra}))
         self._keep_tree(layer, root)
+        self.used[key] = CacheEntry(key, name, layer, extra)
         seconds = time.monotonic() - started
         return layer, LayerReport.of(name, layer, False, seconds, extra)
 

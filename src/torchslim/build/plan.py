@@ -16,11 +16,13 @@ from pathlib import Path
 from typing import Literal, TypeVar
 
 from torchslim import debian
+from torchslim.buildcache.remote import cache_repository
 from torchslim.cache import cache_root
 from torchslim.config import Compression, Platform, ProjectConfig, build_platform, with_torch
 from torchslim.debian.spec import PYTHON_SUITES
 from torchslim.deps.pipconf import IndexSettings
 from torchslim.errors import ConfigError
+from torchslim.oci.reference import Reference
 from torchslim.oci.transport import Location, parse_location
 from torchslim.project.ignore import select_app_files
 from torchslim.project.items import ProjectRequirements
@@ -71,6 +73,8 @@ class BuildOptions:
     torch: str | None = None  # --torch: another torch release than the config's
     variant: str | None = None  # --variant: cpu or cuXYZ instead of the config's
     python: str | None = None  # --python: another Python (3.X) than the config's
+    cache_from: Sequence[str] = ()  # --cache-from: registry repositories to read layers from
+    cache_to: str | None = None  # --cache-to: the registry repository to write them to
 
 
 @dataclass(frozen=True)
@@ -139,6 +143,7 @@ class Plan:
     app_files: Files = ()
     model_files: Files = ()
     extra_files: Files = ()  # the `files` key: single files to chosen image paths
+    cache_from: tuple[Reference, ...] = ()  # --cache-from repositories (buildcache)
 
     @property
     def debian_base(self) -> bool:
@@ -167,6 +172,7 @@ class BuildPlan:
     plans: tuple[Plan, ...]
     output: Location | None
     force: bool
+    cache_to: Reference | None = None  # --cache-to repository (buildcache)
 
     @property
     def tag(self) -> str:
@@ -442,6 +448,12 @@ def plan_build(
     tag = errors.check(lambda: _tag(cfg, opts, torch)) if torch is not None else None
     sde = errors.check(lambda: source_date_epoch(opts.source_date_epoch, environ))
     output = errors.check(lambda: _output(opts, len(platforms)))
+    cache_from = errors.check(
+        lambda: tuple(cache_repository(r, "--cache-from") for r in opts.cache_from)
+    )
+    cache_to = errors.check(
+        lambda: cache_repository(opts.cache_to, "--cache-to") if opts.cache_to else None
+    )
     reqs = ProjectRequirements()
     if opts.target != "os":
         found = errors.check(_in_file(cfg, lambda: _requirements(cfg)))
@@ -484,7 +496,8 @@ def plan_build(
             app_files=files[0],
             model_files=files[1],
             extra_files=files[2],
+            cache_from=cache_from or (),
         )
         for platform in platforms
     )
-    return BuildPlan(plans, output, opts.force)
+    return BuildPlan(plans, output, opts.force, cache_to)

@@ -13,6 +13,9 @@ from rich.table import Table
 from rich.text import Text
 
 from torchslim.atomic import write_atomic
+from torchslim.buildcache.entry import CacheEntry
+from torchslim.buildcache.export import ExportResult
+from torchslim.buildcache.remote import FetchStats
 from torchslim.deps.audit import DevFinding
 from torchslim.display import safe, styled
 from torchslim.oci.image import Image
@@ -70,6 +73,10 @@ class BuildResult:
     # The image's init ("none" or "tini") and, when the build chose it (init = "auto"), why.
     init: str = "none"
     init_why: str | None = None
+    # Every layer the build used, by key (what --cache-to exports), and what --cache-from
+    # served (None without it).
+    cache_entries: dict[str, CacheEntry] = field(default_factory=dict)
+    cache_fetched: FetchStats | None = None
     # CycloneDX, SPDX and provenance of ``image`` (sbom.documents): attached when written.
     artifacts: list[Artifact] = field(default_factory=list)
 
@@ -134,6 +141,7 @@ def to_dict(result: BuildResult, written: Written | None = None) -> dict[str, An
         "ledger": result.ledger.to_dict(),
         "proof": result.proof.to_dict() if result.proof is not None else None,
         "init": {"init": result.init, "why": result.init_why},
+        "cache_from": _fetched_dict(result.cache_fetched),
         "sbom": [
             {"file": a.title, "artifact_type": a.artifact_type, "digest": a.digest}
             for a in result.artifacts
@@ -141,6 +149,29 @@ def to_dict(result: BuildResult, written: Written | None = None) -> dict[str, An
         "dev_packages": [
             {"package": f.package, "brought_by": list(f.chain[1:])} for f in result.dev_findings
         ],
+    }
+
+
+def _fetched_dict(stats: FetchStats | None) -> dict[str, Any] | None:
+    if stats is None:
+        return None
+    return {
+        "hits": stats.hits,
+        "misses": stats.misses,
+        "bytes_downloaded": stats.bytes,
+        "requests": stats.requests,
+        "warnings": list(stats.warnings),
+    }
+
+
+def export_dict(exported: ExportResult) -> dict[str, Any]:
+    blobs = exported.blobs
+    return {
+        "reference": exported.reference,
+        "entries_written": len(exported.written),
+        "entries_present": len(exported.present),
+        "bytes_uploaded": blobs.bytes_uploaded,
+        "bytes_mounted_or_present": blobs.bytes_skipped,
     }
 
 
@@ -156,7 +187,11 @@ def push_dict(push: PushResult) -> dict[str, Any]:
     }
 
 
-def outcome_dict(results: Sequence[BuildResult], written: Written | None) -> dict[str, Any]:
+def outcome_dict(
+    results: Sequence[BuildResult],
+    written: Written | None,
+    exported: ExportResult | None = None,
+) -> dict[str, Any]:
     """One platform: that build's report; several: the index digest and one report each."""
     if len(results) == 1:
         data = to_dict(results[0], written)
@@ -167,11 +202,18 @@ def outcome_dict(results: Sequence[BuildResult], written: Written | None) -> dic
         data["push"] = push_dict(written.push)
     if written is not None and written.referrers:
         data["referrers"] = list(written.referrers)
+    if exported is not None:
+        data["cache_to"] = export_dict(exported)
     return data
 
 
-def write_json(results: Sequence[BuildResult], written: Written | None, path: Path) -> None:
-    write_atomic(path, json.dumps(outcome_dict(results, written), indent=2) + "\n")
+def write_json(
+    results: Sequence[BuildResult],
+    written: Written | None,
+    path: Path,
+    exported: ExportResult | None = None,
+) -> None:
+    write_atomic(path, json.dumps(outcome_dict(results, written, exported), indent=2) + "\n")
 
 
 def render_push(push: PushResult, console: Console) -> None:
@@ -185,7 +227,10 @@ def render_push(push: PushResult, console: Console) -> None:
 
 
 def render_outcome(
-    results: Sequence[BuildResult], written: Written | None, console: Console
+    results: Sequence[BuildResult],
+    written: Written | None,
+    console: Console,
+    exported: ExportResult | None = None,
 ) -> None:
     for result in results:
         render(result, console)
@@ -201,6 +246,14 @@ def render_outcome(
         )
     if written is not None:
         console.print(f"Wrote {safe(written.location)}", soft_wrap=True)
+    if exported is not None:
+        blobs = exported.blobs
+        console.print(
+            f"Build cache {safe(exported.reference)}: {len(exported.written)} entries written, "
+            f"{len(exported.present)} already there; uploaded {human(blobs.bytes_uploaded)}, "
+            f"{human(blobs.bytes_skipped)} present or mounted",
+            soft_wrap=True,
+        )
 
 
 def render(result: BuildResult, console: Console) -> None:
@@ -255,6 +308,12 @@ def render(result: BuildResult, console: Console) -> None:
         console.print(f"Proof: {result.proof.summary()}", soft_wrap=True, markup=False)
     if result.init_why:
         console.print(f"Init: {result.init_why}", soft_wrap=True, markup=False)
+    if (fetched := result.cache_fetched) is not None:
+        console.print(
+            f"Build cache: {fetched.hits} layer(s) from --cache-from ({human(fetched.bytes)} "
+            f"downloaded), {fetched.misses} built here",
+            soft_wrap=True,
+        )
     pulls = ", ".join(
         f"{pull_seconds(result.compressed, bps):.1f}s at {label}"
         for label, bps in BANDWIDTHS.items()

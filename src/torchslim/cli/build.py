@@ -80,6 +80,21 @@ from torchslim.cli.app import (
     help="Attach SBOMs and provenance to oci:/docker:// outputs as OCI referrers "
     "(a layout's index.json still names the image alone).",
 )
+@click.option(
+    "--cache-from",
+    "cache_from",
+    multiple=True,
+    metavar="REGISTRY/REPO",
+    help="Read finished layers from this registry build cache (repeatable, read-only): "
+    "a miss or a bad entry only means the layer is built here.",
+)
+@click.option(
+    "--cache-to",
+    "cache_to",
+    metavar="REGISTRY/REPO",
+    help="Write every layer this build used to this registry build cache, one entry "
+    "per layer tagged by its key.",
+)
 @friendly_errors
 def build(
     project: Path,
@@ -104,9 +119,18 @@ def build(
     no_prove: bool,
     sbom_dir: Path | None,
     attach_sbom: bool,
+    cache_from: tuple[str, ...],
+    cache_to: str | None,
 ) -> None:
     """Build PROJECT (a folder with torchslim.toml) into an image."""
-    from torchslim.build import BuildOptions, build, check_output, plan_build, publish
+    from torchslim.build import (
+        BuildOptions,
+        build,
+        check_output,
+        plan_build,
+        publish,
+        publish_cache,
+    )
     from torchslim.build.report import render_outcome, write_json
     from torchslim.build.sbom import Invocation, write_sbom_files
     from torchslim.config import load_config
@@ -132,6 +156,8 @@ def build(
         torch=torch_version,
         variant=variant,
         python=python_version,
+        cache_from=cache_from,
+        cache_to=cache_to,
     )
     bp = plan_build(cfg, opts, load_pip_settings())
     invocation = Invocation.of(["torchslim", "build", str(project)], opts)
@@ -139,12 +165,13 @@ def build(
         check_output(bp, steps)
         results = [build(plan, steps, invocation) for plan in bp.plans]
         written = publish(bp, results, steps, attach_sbom=attach_sbom)
+        exported = publish_cache(bp, results, steps)
         if sbom_dir is not None:
             for path in write_sbom_files(sbom_dir, results):
                 steps.step(f"Wrote {path}")
-    render_outcome(results, written, out_console)
+    render_outcome(results, written, out_console, exported)
     if json_path is not None:
-        write_json(results, written, json_path)
+        write_json(results, written, json_path, exported)
 
 
 @main.command()

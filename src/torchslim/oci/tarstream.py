@@ -6,6 +6,7 @@ Nothing is written to disk. Decompressed bytes are counted against
 
 from __future__ import annotations
 
+import hashlib
 import io
 import tarfile
 import zlib
@@ -94,11 +95,19 @@ class _Gunzip(ChunkReader):
 class _Budgeted(ChunkReader):
     """Charges every decompressed byte to the budget and checks the layer's ratio."""
 
-    def __init__(self, inner: BinaryIO, raw: _Counting, budget: Budget, what: str) -> None:
+    def __init__(
+        self,
+        inner: BinaryIO,
+        raw: _Counting,
+        budget: Budget,
+        what: str,
+        digest: hashlib._Hash | None = None,
+    ) -> None:
         self._inner = inner
         self._raw = raw
         self._budget = budget
         self._what = what
+        self._digest = digest
         self.count = 0
 
     def chunk(self, want: int) -> bytes:
@@ -106,6 +115,8 @@ class _Budgeted(ChunkReader):
         n = len(data)
         if n:
             self.count += n
+            if self._digest is not None:
+                self._digest.update(data)
             self._budget.add_bytes(n, self._what)
             lim = self._budget.limits
             if self.count > lim.ratio_floor and self.count > lim.max_ratio * max(
@@ -175,6 +186,9 @@ class LayerStats:
     compressed: int = 0
     uncompressed: int = 0
     entries: int = 0
+    # Set ``hash_uncompressed`` to get ``diff_id``: the digest of the tar as decompressed.
+    hash_uncompressed: bool = False
+    diff_id: str = ""
 
 
 def _decompressor(raw: _Counting, what: str) -> BinaryIO:
@@ -205,7 +219,8 @@ def walk_layer(
     raw = _Counting(blob)
     try:
         plain = _decompressor(raw, what)
-        counted = _Budgeted(plain, raw, budget, what)
+        digest = hashlib.sha256() if stats.hash_uncompressed else None
+        counted = _Budgeted(plain, raw, budget, what, digest)
         stream = io.BufferedReader(counted, buffer_size=CHUNK)
         tar = tarfile.open(  # noqa: SIM115 - a stream, closed with its source
             fileobj=stream, mode="r|", bufsize=CHUNK, errors="surrogateescape"
@@ -229,6 +244,8 @@ def walk_layer(
             pass  # the rest (end-of-archive padding): counts, and lets the digest check finish
         stats.compressed = raw.count
         stats.uncompressed = counted.count
+        if digest is not None:
+            stats.diff_id = "sha256:" + digest.hexdigest()
         if counted.count < end:
             raise IntegrityError(
                 f"{what}: tar ends after {counted.count} bytes inside a member that needs "

@@ -22,6 +22,7 @@ import shutil
 import stat
 import subprocess
 from pathlib import Path
+from typing import BinaryIO
 
 from torchslim.errors import IntegrityError
 from torchslim.oci.flatten import (
@@ -75,12 +76,19 @@ class _Placer:
         self.root = root
         self.raw = raw
         self.dir_modes: dict[Path, int] = {}
+        self._dirs: dict[str, Path] = {}  # image dir → its place (``parent``)
 
     def parent(self, rel: str) -> Path | None:
         """The host directory for ``rel``'s parent (made when missing), inside the root."""
-        parent = posixpath.dirname(rel)
-        host = self.root
-        for part in [p for p in parent.split("/") if p]:
+        parts = [p for p in posixpath.dirname(rel).split("/") if p]
+        # Start from the longest ancestor placed before (a layer is 10,000 files in a few
+        # hundred directories); ``forget`` drops them all when anything is replaced.
+        known = len(parts)
+        while known and "/".join(parts[:known]) not in self._dirs:
+            known -= 1
+        host = self._dirs["/".join(parts[:known])] if known else self.root
+        for i in range(known, len(parts)):
+            part = parts[i]
             found = resolve_in_root(self.root, posixpath.relpath(str(host / part), self.root))
             nxt = found if found is not None else host / part
             if found is None:
@@ -90,7 +98,12 @@ class _Placer:
             elif not found.is_dir():
                 return None
             host = nxt
+            self._dirs["/".join(parts[: i + 1])] = host
         return host
+
+    def forget(self) -> None:
+        """Something in the root was replaced or removed: no directory place is known."""
+        self._dirs.clear()
 
     def target(self, name: str) -> Path | None:
         """Where ``name`` goes, after applying it when it is a whiteout (then None)."""
@@ -102,12 +115,14 @@ class _Placer:
         if parent is None:
             return None
         if not self.raw and base == WH_OPAQUE:
+            self.forget()
             for child in list(parent.iterdir()):
                 _remove(child)
             return None
         if not self.raw and base.startswith(WH_PREFIX):
             hidden = base[len(WH_PREFIX) :]
             if not malformed_whiteout(hidden):  # ".wh.." would remove the parent itself
+                self.forget()
                 _remove(parent / hidden)
             return None
         return parent / base
@@ -121,6 +136,7 @@ class _Placer:
             if real is not None and real.is_dir():
                 return
         if target.is_symlink() or (target.exists() and not target.is_dir()):
+            self.forget()
             _remove(target)
         target.mkdir(exist_ok=True)
         self.dir_modes[target] = mode & 0o7777
@@ -132,7 +148,9 @@ class _Placer:
         if m.kind == "dir":
             self.directory(target, m.mode)
             return
-        _remove(target)
+        if os.path.lexists(target):
+            self.forget()
+            _remove(target)
         if m.kind == "file":
             with target.open("xb") as out:  # streamed: a big member is never held whole
                 if isinstance(peek, MemberContent):
@@ -167,6 +185,7 @@ class _Placer:
             names = sorted(filenames)
             opaque = WH_OPAQUE in names
             if opaque:
+                self.forget()
                 for child in list(parent.iterdir()):
                     _remove(child)
             for name in sorted(dirnames):
@@ -183,6 +202,7 @@ class _Placer:
                 if name.startswith(WH_PREFIX):
                     hidden = name[len(WH_PREFIX) :]
                     if not malformed_whiteout(hidden) and "/" not in hidden:
+                        self.forget()
                         _remove(parent / hidden)
                         placed.pop(f"{rel_dir}/{hidden}" if rel_dir else hidden, None)
                     continue
@@ -193,15 +213,16 @@ class _Placer:
                 try:
                     os.link(src, parent / name)
                 except FileExistsError:
+                    self.forget()
                     _remove(parent / name)
                     os.link(src, parent / name)
             dirnames[:] = sorted(d for d in dirnames if not (base / d).is_symlink())
 
-    @staticmethod
-    def _link(target: Path, to: str) -> None:
+    def _link(self, target: Path, to: str) -> None:
         try:
             target.symlink_to(to)
         except FileExistsError:
+            self.forget()
             _remove(target)
             target.symlink_to(to)
 
@@ -221,10 +242,36 @@ class _Placer:
                 raise IntegrityError(f"cannot set the mode of {directory}: {exc}") from exc
 
 
-def _walk(image: Image, layer: Layer, index: int, placer: _Placer, budget: Budget) -> None:
+def _walk(
+    image: Image,
+    layer: Layer,
+    index: int,
+    placer: _Placer,
+    budget: Budget,
+    *,
+    check_diff_id: bool = False,
+) -> None:
     what = f"layer {index + 1}/{len(image.layers())} ({layer.digest[:19]})"
     with image.open_layer(layer) as blob:
-        walk_layer(blob, budget, what, placer.visit, LayerStats())
+        _walk_blob(blob, layer, what, placer, budget, check_diff_id=check_diff_id)
+
+
+def _walk_blob(
+    blob: BinaryIO,
+    layer: Layer,
+    what: str,
+    placer: _Placer,
+    budget: Budget,
+    *,
+    check_diff_id: bool,
+) -> None:
+    stats = LayerStats(hash_uncompressed=check_diff_id)
+    walk_layer(blob, budget, what, placer.visit, stats)
+    if check_diff_id and stats.diff_id != layer.diff_id:
+        raise IntegrityError(
+            f"{what}: decompresses to {stats.diff_id}, not the diff id {layer.diff_id} it "
+            "claims; the layer is not what its source says"
+        )
 
 
 def unpack_image(image: Image, dest: Path, *, limits: Limits = Limits()) -> Path:  # noqa: B008
@@ -244,11 +291,33 @@ def unpack_layer(
     dest: Path,
     *,
     limits: Limits = Limits(),  # noqa: B008
+    check_diff_id: bool = False,
 ) -> Path:
-    """One layer of ``image`` as its own tree at ``dest``, whiteout markers kept."""
+    """One layer of ``image`` as its own tree at ``dest``, whiteout markers kept.
+
+    ``check_diff_id``: the decompressed tar is hashed too, and a layer whose bytes are not
+    its diff id raises IntegrityError (for layers from a source not trusted for it)."""
     dest.mkdir(parents=True)
     placer = _Placer(dest, raw=True)
-    _walk(image, layer, image.layers().index(layer), placer, Budget(limits))
+    index = image.layers().index(layer)
+    _walk(image, layer, index, placer, Budget(limits), check_diff_id=check_diff_id)
+    placer.finish()
+    return dest
+
+
+def unpack_layer_blob(
+    blob: BinaryIO,
+    layer: Layer,
+    dest: Path,
+    *,
+    what: str,
+    limits: Limits = Limits(),  # noqa: B008
+) -> Path:
+    """A layer's blob (already opened) as its own tree at ``dest``, whiteout markers kept;
+    its diff id is checked as it decompresses (IntegrityError when it differs)."""
+    dest.mkdir(parents=True)
+    placer = _Placer(dest, raw=True)
+    _walk_blob(blob, layer, what, placer, Budget(limits), check_diff_id=True)
     placer.finish()
     return dest
 

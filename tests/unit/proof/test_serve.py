@@ -203,3 +203,18 @@ def test_error_line_takes_the_last_exception_and_its_innermost_frame() -> None:
     assert error_line(frozen).endswith("(cv2/__init__.py, line 181)")
     assert error_line("starting\nbye\n") == "bye"
     assert error_line("") == "(no output)"
+
+
+def test_a_served_proofs_label_holds_no_timing() -> None:
+    """The label is part of the image config: timings would change the digest per host."""
+    from torchslim.proof.result import Proof
+    from torchslim.proof.serve import Served
+
+    def label(took: str) -> str:
+        served = Served("uvicorn app:app", 8000, health=f"/health 200 after {took} s")
+        proof = Proof("proven", "chroot", entry="app:app", entry_check="imports", served=served)
+        return proof.label()
+
+    assert label("0.1") == label("12.7")
+    assert label("0.1").startswith("proven: served: /health 200; ")
+    assert "after" not in label("3.0")

@@ -1,0 +1,103 @@
+"""One build-cache entry as a registry holds it: a plain OCI image manifest, tagged by its key.
+
+BuildKit's ``image-manifest=true`` form, which every registry accepts: the manifest's
+config is a small JSON document of our own media type (what the entry is, its key, the
+layer's descriptor and diff id, and what the build reports about it), and its one layer
+is the image's own layer blob, so a push of the image mounts it instead of uploading it.
+
+Nothing here is trusted by name: the key is recomputed by the build that reads the entry,
+and ``decode`` accepts an entry only when it says it is that key and its manifest's layer
+is the layer it describes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from torchslim.digests import split_digest
+from torchslim.errors import IntegrityError
+from torchslim.oci.blobio import sha256_bytes
+from torchslim.oci.image import canonical_json, parse_json_object
+from torchslim.oci.layer import Descriptor, Layer
+from torchslim.oci.media import OCI_MANIFEST
+
+ENTRY_CONFIG = "application/vnd.torchslim.cache.layer.v1+json"
+ENTRY_ARTIFACT = "application/vnd.torchslim.cache.v1"
+ENTRY_FORMAT = 1
+TAG_PREFIX = "tsl-"
+
+
+def tag_for(key: str) -> str:
+    """The tag of ``key``'s entry (a tag holds at most 128 characters; this is 68)."""
+    _, hexpart = split_digest(key, "cache key")
+    return TAG_PREFIX + hexpart
+
+
+@dataclass(frozen=True)
+class CacheEntry:
+    """A finished layer by its input key, with what the build reports about it."""
+
+    key: str
+    name: str
+    layer: Layer
+    extra: dict[str, Any]
+
+    def config_bytes(self) -> bytes:
+        return canonical_json(
+            {
+                "format": ENTRY_FORMAT,
+                "key": self.key,
+                "name": self.name,
+                "layer": self.layer.to_dict(),
+                "extra": self.extra,
+            }
+        )
+
+    def manifest_bytes(self) -> bytes:
+        config = self.config_bytes()
+        return canonical_json(
+            {
+                "schemaVersion": 2,
+                "mediaType": OCI_MANIFEST,
+                "artifactType": ENTRY_ARTIFACT,
+                "config": Descriptor(ENTRY_CONFIG, sha256_bytes(config), len(config)).to_json(),
+                "layers": [self.layer.descriptor.to_json()],
+                "annotations": {"org.opencontainers.image.title": f"torchslim layer {self.name}"},
+            }
+        )
+
+
+def config_descriptor(manifest: bytes, where: str) -> Descriptor:
+    """The config descriptor of an entry's manifest; IntegrityError when it is not an entry."""
+    doc = parse_json_object(manifest, where)
+    config = doc.get("config")
+    if doc.get("mediaType") != OCI_MANIFEST or not isinstance(config, dict):
+        raise IntegrityError(f"{where}: not an OCI image manifest")
+    desc = Descriptor.from_json(config, f"{where} config")
+    if desc.media_type != ENTRY_CONFIG:
+        raise IntegrityError(f"{where}: its config is {desc.media_type}, not a torchslim entry")
+    if desc.size > 4 << 20:
+        raise IntegrityError(f"{where}: its config claims {desc.size} bytes")
+    return desc
+
+
+def decode(manifest: bytes, config: bytes, key: str, where: str) -> CacheEntry:
+    """The entry, when it is ``key``'s and its manifest carries exactly the layer it names."""
+    doc = parse_json_object(config, f"{where} config")
+    if doc.get("format") != ENTRY_FORMAT:
+        raise IntegrityError(f"{where}: entry format {doc.get('format')!r}, not {ENTRY_FORMAT}")
+    if doc.get("key") != key:
+        raise IntegrityError(f"{where}: the entry is for another key ({doc.get('key')!r})")
+    name, extra = doc.get("name"), doc.get("extra")
+    if not isinstance(name, str) or not isinstance(extra, dict):
+        raise IntegrityError(f"{where}: name or extra missing")
+    layer = Layer.from_dict(doc.get("layer"))  # type: ignore[arg-type]  # checked inside
+    layers = parse_json_object(manifest, where).get("layers")
+    if not isinstance(layers, list) or len(layers) != 1 or not isinstance(layers[0], dict):
+        raise IntegrityError(f"{where}: an entry's manifest has exactly one layer")
+    listed = Descriptor.from_json(layers[0], f"{where} layer")
+    want = layer.descriptor
+    if (listed.digest, listed.size, listed.media_type) != (want.digest, want.size, want.media_type):
+        raise IntegrityError(f"{where}: its manifest's layer is not the layer its config names")
+    return CacheEntry(key, name, layer, dict(extra))
