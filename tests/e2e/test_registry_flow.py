@@ -140,3 +140,65 @@ def test_same_lock_and_epoch_push_same_digest(
     )
     assert a["digest"] == b["digest"]
     assert a["push"]["manifest_digest"] == b["push"]["manifest_digest"]  # type: ignore[index]
+
+
+def test_a_fresh_runner_builds_from_the_registry_cache_to_the_same_digest(
+    ts_cache: Path, registry_host: str, tmp_path: Path
+) -> None:
+    """Issue 24: --cache-to on one runner, --cache-from on a fresh one (empty caches)."""
+    from support.proxy import DroppingProxy
+
+    host = registry_host
+    project = copy_example(tmp_path / "svc")
+    # 1. A runner with a warm cache pushes the image, then the cache: its layers are mounted
+    # from the image's repository, so only the entries' configs (reports, ~1 MB) go up.
+    warm = torchslim(
+        "build", str(project), "--tls-verify", "false",
+        "--output", f"docker://{host}/team/cached", "--cache-to", f"{host}/team/buildcache",
+    )  # fmt: skip
+    exported = warm["cache_to"]
+    assert isinstance(exported, dict)
+    layers = warm["layers"]
+    assert isinstance(layers, list)
+    assert exported["entries_written"] == len(layers), exported
+    compressed = sum(int(layer["compressed"]) for layer in layers)
+    assert exported["bytes_mounted_or_present"] >= compressed, exported
+    assert exported["bytes_uploaded"] < 3_000_000, exported
+
+    # 2. A fresh runner (no torchslim or uv cache), the lock checked in with the project,
+    # an unreachable cache first: one warning, then every layer from the good one.
+    fresh = tmp_path / "runner" / "svc"
+    shutil.copytree(project, fresh)
+    env = {"TORCHSLIM_CACHE": str(tmp_path / "fresh-cache"), "UV_CACHE_DIR": str(tmp_path / "uv")}
+    out = tmp_path / "out"
+    got = torchslim(
+        "build", str(fresh), "--tls-verify", "false", "--output", f"oci:{out}",
+        "--cache-from", "127.0.0.1:9/gone", "--cache-from", f"{host}/team/buildcache",
+        env=env,
+    )  # fmt: skip
+    assert got["digest"] == warm["digest"]
+    fetched = got["cache_from"]
+    assert isinstance(fetched, dict)
+    assert (fetched["hits"], fetched["misses"]) == (len(layers), 0), fetched
+    assert fetched["bytes_downloaded"] <= 1.05 * compressed
+    assert len(fetched["warnings"]) == 1 and "127.0.0.1:9/gone" in fetched["warnings"][0]
+    assert all(layer["cached"] for layer in got["layers"])  # type: ignore[union-attr]
+
+    # 3. The cache registry dies mid-push: the build still succeeds, saying so in one line.
+    cutting = DroppingProxy(host, 64 << 10, times=1000)
+    try:
+        report = tmp_path / "cut.json"
+        proc = subprocess.run(
+            [
+                sys.executable, "-m", "torchslim.cli", "build", str(fresh), "--tls-verify",
+                "false", "--output", f"oci:{tmp_path / 'out2'}", "--json", str(report),
+                "--cache-to", f"{cutting.host}/team/other-cache",
+            ],
+            capture_output=True, text=True, timeout=900, env={**os.environ, **env},
+        )  # fmt: skip
+    finally:
+        cutting.close()
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(report.read_text()).get("cache_to") is None
+    lines = [ln for ln in proc.stderr.splitlines() if "--cache-to" in ln]
+    assert len(lines) == 1 and "not written" in lines[0], proc.stderr
