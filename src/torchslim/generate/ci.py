@@ -1,5 +1,8 @@
 """``torchslim ci gitlab|github``: build with torchslim (no Docker daemon), gate, push on tags.
 
+Every torchslim build reads the registry build cache (``--cache-from``); builds of the
+default branch write it (``--cache-to``), merge requests never do.
+
 The classic variant builds the generated Dockerfile with ``docker build
 --target runtime`` instead. Both tag ``v{version}-pytorch{X.Y}-{variant}``
 and run ``torchslim analyze`` as a size and findings gate before pushing.
@@ -24,6 +27,10 @@ variables:
   IMAGE_TAG: {{ tag | q }}
   IMAGE: {{ gitlab_image | q }}
   MAX_SIZE: {{ max_size | q }}
+{% if not classic %}
+  # The build cache runners share through the registry (torchslim build --cache-from/-to).
+  BUILD_CACHE: "$CI_REGISTRY_IMAGE/buildcache"
+{% endif %}
   PIP_DISABLE_PIP_VERSION_CHECK: "1"
   # torchslim keeps wheels and layers under $XDG_CACHE_HOME/torchslim: cached between jobs.
   XDG_CACHE_HOME: "$CI_PROJECT_DIR/.cache"
@@ -51,10 +58,24 @@ build:
     paths: [image.tar]
     expire_in: 1 day
 {% else %}
+# Registry credentials where registry clients look for them; no daemon involved.
+.registry-login: &registry-login
+  - mkdir -p ~/.docker
+  - >-
+    printf '{"auths":{"%s":{"auth":"%s"}}}' "$CI_REGISTRY"
+    "$(printf '%s:%s' "$CI_REGISTRY_USER" "$CI_REGISTRY_PASSWORD" | base64 | tr -d '\\n')"
+    > ~/.docker/config.json
+
 build:
   stage: build
   script:
-    - torchslim build . --tag "$IMAGE_TAG" --output oci:image
+    - *registry-login
+    # Every pipeline reads the shared build cache; only the default branch writes it, so a
+    # merge request's code never decides what a cached layer holds.
+    - >-
+      if [ "$CI_COMMIT_BRANCH" = "$CI_DEFAULT_BRANCH" ];
+      then CACHE_TO="--cache-to $BUILD_CACHE"; else CACHE_TO=""; fi
+    - torchslim build . --tag "$IMAGE_TAG" --output oci:image --cache-from "$BUILD_CACHE" $CACHE_TO
   artifacts:
     paths: [image]
     expire_in: 1 day
@@ -81,13 +102,8 @@ push:
     - docker push "$IMAGE"
 {% else %}
   script:
-    # Registry credentials where registry clients look for them; no daemon involved.
-    - mkdir -p ~/.docker
-    - >-
-      printf '{"auths":{"%s":{"auth":"%s"}}}' "$CI_REGISTRY"
-      "$(printf '%s:%s' "$CI_REGISTRY_USER" "$CI_REGISTRY_PASSWORD" | base64 | tr -d '\\n')"
-      > ~/.docker/config.json
-    - torchslim build . --tag "$IMAGE_TAG" --output "docker://$IMAGE"
+    - *registry-login
+    - torchslim build . --tag "$IMAGE_TAG" --output "docker://$IMAGE" --cache-from "$BUILD_CACHE"
 {% endif %}
 """
 
@@ -109,6 +125,10 @@ env:
   IMAGE_TAG: {{ tag | q }}
   IMAGE: {{ github_image | q }}
   MAX_SIZE: {{ max_size | q }}
+{% if not classic %}
+  # The build cache runners share through the registry (torchslim build --cache-from/-to).
+  BUILD_CACHE: {{ github_cache | q }}
+{% endif %}
 
 jobs:
   image:
@@ -131,22 +151,30 @@ jobs:
       - name: Save
         run: docker save "$IMAGE" -o image.tar
 {% else %}
+{% raw %}      - name: Log in to the registry (the build cache; read-only on pull requests)
+        run: >-
+          echo "${{ secrets.GITHUB_TOKEN }}"
+          | docker login ghcr.io -u "${{ github.actor }}" --password-stdin
       - name: Build
-        run: torchslim build . --tag "$IMAGE_TAG" --output oci:image
-{% endif %}
+        # Every run reads the shared build cache; only main writes it, so a pull request's
+        # code never decides what a cached layer holds.
+        run: >-
+          torchslim build . --tag "$IMAGE_TAG" --output oci:image --cache-from "$BUILD_CACHE"
+          ${{ github.ref == 'refs/heads/main' && '--cache-to "$BUILD_CACHE"' || '' }}
+{% endraw %}{% endif %}
       - name: Gate
         run: torchslim analyze {{ local_image }} --fail-on error --max-size "$MAX_SIZE"
-{% raw %}      - name: Log in to the registry (writes ~/.docker/config.json)
+{% if classic %}{% raw %}      - name: Log in to the registry (writes ~/.docker/config.json)
         if: startsWith(github.ref, 'refs/tags/')
         run: >-
           echo "${{ secrets.GITHUB_TOKEN }}"
           | docker login ghcr.io -u "${{ github.actor }}" --password-stdin
-{% endraw %}      - name: Push
+{% endraw %}{% endif %}      - name: Push
         if: startsWith(github.ref, 'refs/tags/')
 {% if classic %}
         run: docker push "$IMAGE"
 {% else %}
-        run: torchslim build . --tag "$IMAGE_TAG" --output "docker://$IMAGE"
+        run: torchslim build . --tag "$IMAGE_TAG" --output "docker://$IMAGE" --cache-from "$BUILD_CACHE"
 {% endif %}
 """
 
@@ -175,6 +203,7 @@ def render_ci(
         "gitlab_image": f"$CI_REGISTRY_IMAGE:{tag}",
         # ghcr.io needs a lowercase repository; rename IMAGE if yours has capitals.
         "github_image": "ghcr.io/${{ github.repository }}:" + tag,
+        "github_cache": "ghcr.io/${{ github.repository }}/buildcache",
         "local_image": "docker-archive:image.tar" if classic else "oci:image",
     }
     if kind == "gitlab":

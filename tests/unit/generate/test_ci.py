@@ -28,9 +28,17 @@ def cfg() -> ProjectConfig:
     return load_config(EXAMPLE)
 
 
+def flat(lines: list[Any]) -> list[str]:
+    """A job's script as GitLab runs it: nested lists (YAML anchors) flattened."""
+    return [x for line in lines for x in (flat(line) if isinstance(line, list) else [line])]
+
+
 def scripts(doc: dict[str, Any]) -> str:
     return "\n".join(
-        line for job in doc.values() if isinstance(job, dict) for line in job.get("script", [])
+        line
+        for job in doc.values()
+        if isinstance(job, dict)
+        for line in flat(job.get("script", []))
     )
 
 
@@ -45,6 +53,13 @@ def test_gitlab_torchslim_pipeline(cfg: ProjectConfig) -> None:
     assert '--output "docker://$IMAGE"' in text
     assert doc["push"]["rules"] == [{"if": "$CI_COMMIT_TAG"}]
     assert "docker build" not in text and "services" not in str(doc)  # no Docker-in-Docker
+    # The registry build cache: read by every pipeline, written by the default branch only.
+    assert doc["variables"]["BUILD_CACHE"] == "$CI_REGISTRY_IMAGE/buildcache"
+    build = doc["build"]["script"]
+    assert build[0][0] == "mkdir -p ~/.docker"  # the login anchor, before the build
+    assert '--cache-from "$BUILD_CACHE" $CACHE_TO' in build[-1]
+    assert 'if [ "$CI_COMMIT_BRANCH" = "$CI_DEFAULT_BRANCH" ]' in build[-2]
+    assert 'CACHE_TO="--cache-to $BUILD_CACHE"; else CACHE_TO=""' in build[-2]
 
 
 def test_gitlab_classic(cfg: ProjectConfig) -> None:
@@ -68,6 +83,11 @@ def test_github_workflow(cfg: ProjectConfig, classic: bool) -> None:
         assert "docker build --target runtime" in runs
     else:
         assert "docker build" not in runs and "docker://$IMAGE" in push["run"]
+        build = [s for s in steps if s.get("name") == "Build"][0]["run"]
+        assert '--cache-from "$BUILD_CACHE"' in build
+        assert "github.ref == 'refs/heads/main' && '--cache-to \"$BUILD_CACHE\"'" in build
+        assert doc["env"]["BUILD_CACHE"] == "ghcr.io/${{ github.repository }}/buildcache"
+        assert runs.count("docker login") == 1
     # PyYAML reads the bare `on:` key as True.
     assert doc[True]["push"]["tags"] == ["v*"]
 
