@@ -174,7 +174,9 @@ jobs:
 {% if classic %}
         run: docker push "$IMAGE"
 {% else %}
-        run: torchslim build . --tag "$IMAGE_TAG" --output "docker://$IMAGE" --cache-from "$BUILD_CACHE"
+        run: >-
+          torchslim build . --tag "$IMAGE_TAG" --output "docker://$IMAGE"
+          --cache-from "$BUILD_CACHE"
 {% endif %}
 """
 
