@@ -170,9 +170,8 @@ def test_a_fresh_runner_builds_from_the_registry_cache_to_the_same_digest(
     fresh = tmp_path / "runner" / "svc"
     shutil.copytree(project, fresh)
     env = {"TORCHSLIM_CACHE": str(tmp_path / "fresh-cache"), "UV_CACHE_DIR": str(tmp_path / "uv")}
-    out = tmp_path / "out"
     got = torchslim(
-        "build", str(fresh), "--tls-verify", "false", "--output", f"oci:{out}",
+        "build", str(fresh), "--tls-verify", "false", "--output", f"docker://{host}/team/fresh",
         "--cache-from", "127.0.0.1:9/gone", "--cache-from", f"{host}/team/buildcache",
         env=env,
     )  # fmt: skip
@@ -183,6 +182,10 @@ def test_a_fresh_runner_builds_from_the_registry_cache_to_the_same_digest(
     assert fetched["bytes_downloaded"] <= 1.05 * compressed
     assert len(fetched["warnings"]) == 1 and "127.0.0.1:9/gone" in fetched["warnings"][0]
     assert all(layer["cached"] for layer in got["layers"])  # type: ignore[union-attr]
+    # Its push mounts every layer from the cache repository: only the config goes up.
+    pushed = got["push"]
+    assert isinstance(pushed, dict)
+    assert len(pushed["mounted"]) == len(layers) and pushed["bytes_uploaded"] < 100_000, pushed
 
     # 3. The cache registry dies mid-push: the build still succeeds, saying so in one line.
     cutting = DroppingProxy(host, 64 << 10, times=1000)

@@ -179,7 +179,11 @@ def check_output(bp: BuildPlan, steps: Steps | None = None) -> Sink | None:
         return None
     tls_verify = bp.plans[0].tls_verify
     progress = (steps or QuietSteps()).progress
-    sink = sink_for(bp.output, force=bp.force, tls_verify=tls_verify, progress=progress)
+    # Layers a build cache of the same registry holds are mounted from it, not uploaded.
+    caches = [*bp.plans[0].cache_from, *([bp.cache_to] if bp.cache_to else [])]
+    sink = sink_for(
+        bp.output, force=bp.force, tls_verify=tls_verify, progress=progress, mount_from=caches
+    )
     sink.check()
     return sink
 

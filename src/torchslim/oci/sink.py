@@ -26,7 +26,7 @@ from torchslim.oci.index import manifest_descriptor
 from torchslim.oci.layout import write_oci_index_layout, write_oci_layout
 from torchslim.oci.mutate import EPOCH_CREATED
 from torchslim.oci.push import push_image, push_index
-from torchslim.oci.reference import parse_reference
+from torchslim.oci.reference import Reference, parse_reference
 from torchslim.oci.referrers import Artifact, add_referrers_to_layout, push_referrers
 from torchslim.oci.transport import Location
 from torchslim.oci.upload import PushResult
@@ -119,11 +119,17 @@ class RegistrySink:
     """A registry repository: blobs first, the tag last (a failed push leaves the tag as it was)."""
 
     def __init__(
-        self, location: Location, *, tls_verify: bool, progress: Progress | None = None
+        self,
+        location: Location,
+        *,
+        tls_verify: bool,
+        progress: Progress | None = None,
+        mount_from: Sequence[Reference] = (),
     ) -> None:
         self.location = location
         self.tls_verify = tls_verify
         self.progress = progress
+        self.mount_from = mount_from  # repositories that may hold the layers (a build cache)
 
     def check(self) -> None:
         parse_reference(self.location.target)
@@ -143,11 +149,16 @@ class RegistrySink:
         parsed = parse_reference(ref)
         attached: list[str] = []
         fallback = False
+        mounts = [r.repository for r in self.mount_from if r.registry == parsed.registry]
         with RegistryClient(parsed.registry, tls_verify=self.tls_verify) as client:
             if len(images) == 1:
-                pushed = push_image(images[0], parsed, progress=self.progress, client=client)
+                pushed = push_image(
+                    images[0], parsed, progress=self.progress, client=client, mount_from=mounts
+                )
             else:
-                pushed = push_index(list(images), parsed, progress=self.progress, client=client)
+                pushed = push_index(
+                    list(images), parsed, progress=self.progress, client=client, mount_from=mounts
+                )
             for image, artifacts in zip(images, referrers, strict=False):
                 if not artifacts:
                     continue
@@ -169,6 +180,7 @@ def sink_for(
     force: bool = False,
     tls_verify: bool = True,
     progress: Progress | None = None,
+    mount_from: Sequence[Reference] = (),
 ) -> Sink:
     """The sink for an output location (``oci:``, ``docker-archive:`` or ``docker://``)."""
     if location.transport == "oci":
@@ -176,7 +188,9 @@ def sink_for(
     if location.transport == "docker-archive":
         return ArchiveSink(location, force=force)
     if location.transport == "docker":
-        return RegistrySink(location, tls_verify=tls_verify, progress=progress)
+        return RegistrySink(
+            location, tls_verify=tls_verify, progress=progress, mount_from=mount_from
+        )
     raise ConfigError(
         f"--output {location}: cannot write there; use oci:DIR, docker-archive:FILE "
         "or docker://REGISTRY/REPO"
