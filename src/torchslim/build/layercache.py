@@ -22,7 +22,7 @@ from typing import Any
 
 from torchslim.atomic import write_atomic
 from torchslim.build.report import LayerReport
-from torchslim.buildcache.entry import CacheEntry
+from torchslim.buildcache.entry import CacheEntry, ProofEntry
 from torchslim.buildcache.remote import CacheSources
 from torchslim.cache import BlobStore, cache_root
 from torchslim.config import Compression, Steps
@@ -31,6 +31,7 @@ from torchslim.errors import IntegrityError
 from torchslim.oci.image import Image
 from torchslim.oci.layer import Layer, OwnerFn, write_layer_from_dir
 from torchslim.oci.unpack import unpack_layer
+from torchslim.proof.result import Proof
 
 # Bump when what a layer contains for the same inputs changes.
 BUILD_FORMAT = 5  # 3: the Debian base has /usr/bin/python; 4: entries keep every removal;
@@ -73,8 +74,9 @@ class LayerCache:
         self.store = store
         # --cache-from: asked for a key the local cache lacks (buildcache.remote).
         self.sources = sources
-        # Every layer this build used, by key, hit or made: what --cache-to exports.
-        self.used: dict[str, CacheEntry] = {}
+        # Every layer this build used and the record of its proof, hit or made, by tag:
+        # what --cache-to exports.
+        self.used: dict[str, CacheEntry | ProofEntry] = {}
         self.compression = compression
         self.uid = uid
         self.steps = steps
@@ -115,15 +117,33 @@ class LayerCache:
         ``--cache-from`` source, then kept locally), or None."""
         entry = self.get(key)
         if entry is None and self.sources is not None:
-            fetched = self.sources.fetch(key, name, self._tree_path)
+            fetched = self.sources.fetch(key, name)
             if fetched is not None:
                 entry = self._keep_fetched(fetched)
         if entry is None:
             return None
         layer = Layer.from_dict(entry["layer"])
         extra: dict[str, Any] = entry.get("extra", {})
-        self.used[key] = CacheEntry(key, name, layer, extra)
+        self._use(CacheEntry(key, name, layer, extra))
         return layer, LayerReport.of(name, layer, True, 0.0, extra), extra
+
+    def _use(self, entry: CacheEntry | ProofEntry) -> None:
+        self.used[entry.tag] = entry
+
+    def keep_proof(self, key: str, proof: Proof) -> None:
+        """The proof (``proofcache.proof_key``'s hex ``key``) goes with the layers to
+        --cache-to."""
+        self._use(ProofEntry("sha256:" + key, proof.to_dict()))
+
+    def shared_proof(self, key: str) -> Proof | None:
+        """The record of a proof with this key from a --cache-from source, if any."""
+        if self.sources is None:
+            return None
+        entry = self.sources.fetch_proof("sha256:" + key)
+        if entry is None:
+            return None
+        self._use(entry)
+        return Proof.from_dict(entry.proof)
 
     def _keep_fetched(self, entry: CacheEntry) -> dict[str, Any]:
         """A fetched entry as a local one (its blob and tree are already in place)."""
@@ -163,7 +183,7 @@ class LayerCache:
         self.root.mkdir(parents=True, exist_ok=True)
         write_atomic(self._path(key), json.dumps({"layer": layer.to_dict(), "extra": extra}))
         self._keep_tree(layer, root)
-        self.used[key] = CacheEntry(key, name, layer, extra)
+        self._use(CacheEntry(key, name, layer, extra))
         seconds = time.monotonic() - started
         return layer, LayerReport.of(name, layer, False, seconds, extra)
 

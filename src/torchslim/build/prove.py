@@ -101,7 +101,12 @@ def prove_image(
     key = proofcache.proof_key(image, plan.cfg.smoke if plan.service else [], service)
     if not fresh and (hit := proofcache.cached_proof(key)) is not None:
         steps.step("Proof: this exact image was proven before")
+        layers.keep_proof(key, hit)
         return hit
+    if not fresh and (shared := layers.shared_proof(key)) is not None:
+        steps.step("Proof: this exact image was proven by the build that wrote --cache-from")
+        proofcache.save_proof(key, shared)
+        return shared
     steps.step(f"Proving the image runs ({plan.platform})")
     started = time.monotonic()
     user = plan.cfg.user
@@ -140,6 +145,7 @@ def prove_image(
         proofcache.save_loads(loads_key, proof)
     if proof.ok:
         proofcache.save_proof(key, proof)
+        layers.keep_proof(key, proof)
     return proof
 
 

@@ -13,7 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from torchslim.atomic import write_atomic
-from torchslim.buildcache.entry import CacheEntry
+from torchslim.buildcache.entry import CacheEntry, ProofEntry
 from torchslim.buildcache.export import ExportResult
 from torchslim.buildcache.remote import FetchStats
 from torchslim.deps.audit import DevFinding
@@ -75,7 +75,7 @@ class BuildResult:
     init_why: str | None = None
     # Every layer the build used, by key (what --cache-to exports), and what --cache-from
     # served (None without it).
-    cache_entries: dict[str, CacheEntry] = field(default_factory=dict)
+    cache_entries: dict[str, CacheEntry | ProofEntry] = field(default_factory=dict)
     cache_fetched: FetchStats | None = None
     # CycloneDX, SPDX and provenance of ``image`` (sbom.documents): attached when written.
     artifacts: list[Artifact] = field(default_factory=list)
@@ -158,6 +158,7 @@ def _fetched_dict(stats: FetchStats | None) -> dict[str, Any] | None:
     return {
         "hits": stats.hits,
         "misses": stats.misses,
+        "proof_records": stats.proofs,
         "bytes_downloaded": stats.bytes,
         "requests": stats.requests,
         "warnings": list(stats.warnings),
@@ -311,7 +312,8 @@ def render(result: BuildResult, console: Console) -> None:
     if (fetched := result.cache_fetched) is not None:
         console.print(
             f"Build cache: {fetched.hits} layer(s) from --cache-from ({human(fetched.bytes)} "
-            f"downloaded), {fetched.misses} built here",
+            f"downloaded), {fetched.misses} built here"
+            + (", the proof's record reused" if fetched.proofs else ""),
             soft_wrap=True,
         )
     pulls = ", ".join(

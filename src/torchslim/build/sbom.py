@@ -22,13 +22,12 @@ from torchslim.build.base import OpenedBase
 from torchslim.build.lock import Locked
 from torchslim.build.plan import BuildOptions, Plan
 from torchslim.build.report import BuildResult, LayerReport
-from torchslim.cache import cache_root
 from torchslim.config import Steps
 from torchslim.oci.image import Image
 from torchslim.oci.referrers import Artifact
 from torchslim.sbom.artifacts import SUFFIXES, documents
 from torchslim.sbom.collect import collect
-from torchslim.sbom.layermeta import DirectoryMetaStore
+from torchslim.sbom.layermeta import layer_meta_store
 from torchslim.sbom.model import BaseRef, ImageIdentity, Removal, TorchInfo
 from torchslim.sbom.provenance import (
     LOCAL_BUILDER,
@@ -136,7 +135,7 @@ def sbom_documents(
     if plan.target != "os":
         t = plan.torch
         torch = TorchInfo(version=t.version, variant=t.variant, cuda=t.cuda)
-    tree = tree_from_image(image, DirectoryMetaStore(cache_root() / "sbom-layers"))
+    tree = tree_from_image(image, layer_meta_store())
     inputs = collect(
         tree,
         ident,

@@ -23,15 +23,30 @@ from torchslim.oci.layer import Descriptor, Layer
 from torchslim.oci.media import OCI_MANIFEST
 
 ENTRY_CONFIG = "application/vnd.torchslim.cache.layer.v1+json"
+PROOF_CONFIG = "application/vnd.torchslim.cache.proof.v1+json"
 ENTRY_ARTIFACT = "application/vnd.torchslim.cache.v1"
 ENTRY_FORMAT = 1
 TAG_PREFIX = "tsl-"
+PROOF_TAG_PREFIX = "tsp-"
 
 
-def tag_for(key: str) -> str:
+def tag_for(key: str, prefix: str = TAG_PREFIX) -> str:
     """The tag of ``key``'s entry (a tag holds at most 128 characters; this is 68)."""
     _, hexpart = split_digest(key, "cache key")
-    return TAG_PREFIX + hexpart
+    return prefix + hexpart
+
+
+def _manifest(config: bytes, media_type: str, layers: list[Descriptor], title: str) -> bytes:
+    return canonical_json(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "artifactType": ENTRY_ARTIFACT,
+            "config": Descriptor(media_type, sha256_bytes(config), len(config)).to_json(),
+            "layers": [d.to_json() for d in layers],
+            "annotations": {"org.opencontainers.image.title": title},
+        }
+    )
 
 
 @dataclass(frozen=True)
@@ -54,28 +69,61 @@ class CacheEntry:
             }
         )
 
+    @property
+    def tag(self) -> str:
+        return tag_for(self.key)
+
+    @property
+    def blobs(self) -> list[Descriptor]:
+        return [self.layer.descriptor]
+
     def manifest_bytes(self) -> bytes:
-        config = self.config_bytes()
-        return canonical_json(
-            {
-                "schemaVersion": 2,
-                "mediaType": OCI_MANIFEST,
-                "artifactType": ENTRY_ARTIFACT,
-                "config": Descriptor(ENTRY_CONFIG, sha256_bytes(config), len(config)).to_json(),
-                "layers": [self.layer.descriptor.to_json()],
-                "annotations": {"org.opencontainers.image.title": f"torchslim layer {self.name}"},
-            }
-        )
+        title = f"torchslim layer {self.name}"
+        return _manifest(self.config_bytes(), ENTRY_CONFIG, self.blobs, title)
 
 
-def config_descriptor(manifest: bytes, where: str) -> Descriptor:
+@dataclass(frozen=True)
+class ProofEntry:
+    """The record of a proof by its key (the image digest, the checking code, the requests):
+    a build with the same key reuses it instead of proving the same image again."""
+
+    key: str
+    proof: dict[str, Any]
+
+    @property
+    def tag(self) -> str:
+        return tag_for(self.key, PROOF_TAG_PREFIX)
+
+    @property
+    def blobs(self) -> list[Descriptor]:
+        return []
+
+    def config_bytes(self) -> bytes:
+        return canonical_json({"format": ENTRY_FORMAT, "key": self.key, "proof": self.proof})
+
+    def manifest_bytes(self) -> bytes:
+        return _manifest(self.config_bytes(), PROOF_CONFIG, [], "torchslim proof record")
+
+
+def decode_proof(config: bytes, key: str, where: str) -> ProofEntry:
+    """The proof record, when it is ``key``'s."""
+    doc = parse_json_object(config, f"{where} config")
+    if doc.get("format") != ENTRY_FORMAT or doc.get("key") != key:
+        raise IntegrityError(f"{where}: the record is for another key or format")
+    proof = doc.get("proof")
+    if not isinstance(proof, dict):
+        raise IntegrityError(f"{where}: the record holds no proof")
+    return ProofEntry(key, proof)
+
+
+def config_descriptor(manifest: bytes, where: str, media_type: str = ENTRY_CONFIG) -> Descriptor:
     """The config descriptor of an entry's manifest; IntegrityError when it is not an entry."""
     doc = parse_json_object(manifest, where)
     config = doc.get("config")
     if doc.get("mediaType") != OCI_MANIFEST or not isinstance(config, dict):
         raise IntegrityError(f"{where}: not an OCI image manifest")
     desc = Descriptor.from_json(config, f"{where} config")
-    if desc.media_type != ENTRY_CONFIG:
+    if desc.media_type != media_type:
         raise IntegrityError(f"{where}: its config is {desc.media_type}, not a torchslim entry")
     if desc.size > 4 << 20:
         raise IntegrityError(f"{where}: its config claims {desc.size} bytes")

@@ -1,4 +1,5 @@
-"""Writing the build cache to a registry (``--cache-to``): every layer a build used, by key.
+"""Writing the build cache to a registry (``--cache-to``): every layer a build used, and the
+record of its proof, by key.
 
 Per entry: a HEAD on its tag (there: skipped), else its layer blob (HEAD, mounted from
 the repositories named, e.g. the image's own, or uploaded), its config, then the
@@ -13,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
-from torchslim.buildcache.entry import CacheEntry, tag_for
+from torchslim.buildcache.entry import CacheEntry, ProofEntry
 from torchslim.cache import BlobStore
 from torchslim.config import Progress
 from torchslim.oci.blobio import sha256_bytes
@@ -34,7 +35,7 @@ class ExportResult:
 
 
 def export_entries(
-    entries: Sequence[CacheEntry],
+    entries: Sequence[CacheEntry | ProofEntry],
     ref: Reference,
     store: BlobStore,
     *,
@@ -48,8 +49,8 @@ def export_entries(
     pusher = BlobPusher(
         client, repo, mount_from, progress, CHUNKED_THRESHOLD, CHUNK_SIZE, result.blobs
     )
-    for entry in {e.key: e for e in entries}.values():
-        tag = tag_for(entry.key)
+    for entry in {e.tag: e for e in entries}.values():
+        tag = entry.tag
         head = client.send(
             "HEAD",
             f"/v2/{repo}/manifests/{tag}",
@@ -60,8 +61,8 @@ def export_entries(
         if head.status_code == 200:
             result.present.append(entry.key)
             continue
-        layer = entry.layer.descriptor
-        pusher.push_blob(Blob(layer.digest, layer.size, _opener(store, layer.digest)))
+        for blob in entry.blobs:
+            pusher.push_blob(Blob(blob.digest, blob.size, _opener(store, blob.digest)))
         config = entry.config_bytes()
         pusher.push_blob(Blob(sha256_bytes(config), len(config), _bytes_opener(config)))
         pusher.put_manifest(tag, entry.manifest_bytes(), OCI_MANIFEST)

@@ -3,35 +3,44 @@
 For a layer key the local cache lacks, each source repository is asked for the tag of
 that key, in order. An entry is used only when its config says it is that key, its
 manifest's one layer is the layer it describes, the blob hashes to its digest as it
-downloads, and the tar inside hashes to its diff id as it unpacks into the layer's
-tree. Anything else (absent, foreign, corrupt, a registry that fails or dies half-way)
-is a miss: the build makes the layer itself, and says why in one line. A source that
-fails to answer is not asked again in this build.
+downloads, and the tar inside hashes to its diff id. Anything else (absent, foreign,
+corrupt, a registry that fails or dies half-way) is a miss: the build makes the layer
+itself, and says why in one line. A source that fails to answer is not asked again in
+this build. The files are unpacked only when the proof needs them (``LayerCache.tree``).
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
-import shutil
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from torchslim.buildcache.entry import CacheEntry, config_descriptor, decode, tag_for
+from torchslim.buildcache.entry import (
+    ENTRY_CONFIG,
+    PROOF_CONFIG,
+    PROOF_TAG_PREFIX,
+    CacheEntry,
+    ProofEntry,
+    config_descriptor,
+    decode,
+    decode_proof,
+    tag_for,
+)
 from torchslim.cache import BlobStore
 from torchslim.errors import ConfigError, IntegrityError, NetworkError, TorchslimError
 from torchslim.oci.blobio import check_bytes
 from torchslim.oci.distribution import ACCEPT, RegistryClient, pull_scope, registry_errors
-from torchslim.oci.layer import Layer
 from torchslim.oci.limits import MANIFEST_MAX
 from torchslim.oci.media import OCI_MANIFEST
 from torchslim.oci.reference import Reference, parse_reference
-from torchslim.oci.unpack import unpack_layer_blob
+from torchslim.oci.tarstream import LayerStats
+from torchslim.proof.result import Proof
+from torchslim.sbom.layermeta import layer_meta_store
+from torchslim.sbom.tree import read_layer_meta
 
 Warn = Callable[[str], None]
+# Reads one entry's manifest and config (the source, the key, where) into the entry.
+_Reader = Callable[[Reference, str, str, bytes, bytes], "CacheEntry | ProofEntry"]
 
 
 def cache_repository(text: str, option: str) -> Reference:
@@ -50,8 +59,9 @@ def cache_repository(text: str, option: str) -> Reference:
 class FetchStats:
     """What the cache sources served this build."""
 
-    hits: int = 0
+    hits: int = 0  # layers
     misses: int = 0
+    proofs: int = 0  # proof records reused
     bytes: int = 0
     requests: int = 0
     warnings: list[str] = field(default_factory=list)
@@ -96,15 +106,36 @@ class CacheSources:
         self.stats.warnings.append(line)
         self._warn(line)
 
-    def fetch(self, key: str, name: str, tree_for: Callable[[Layer], Path]) -> CacheEntry | None:
-        """``key``'s entry from the first source that has a good one: its blob put in the
-        store and its files unpacked (diff id checked) into ``tree_for(layer)``; else None."""
+    def fetch(self, key: str, name: str) -> CacheEntry | None:
+        """``key``'s entry from the first source that has a good one (its blob put in the
+        store, digest and diff id checked), else None."""
+        entry = self._first(tag_for(key), f"layer {name}", "building the layer", self._layer, key)
+        if isinstance(entry, CacheEntry):
+            self.stats.hits += 1
+            return entry
+        self.stats.misses += 1
+        return None
+
+    def fetch_proof(self, key: str) -> ProofEntry | None:
+        """The record of a proof with this key (the image digest, the checker, the
+        requests), else None."""
+        tag = tag_for(key, PROOF_TAG_PREFIX)
+        entry = self._first(tag, "proof record", "proving the image here", self._proof, key)
+        if isinstance(entry, ProofEntry):
+            self.stats.proofs += 1
+            return entry
+        return None
+
+    def _first(
+        self, tag: str, what: str, fallback: str, read: _Reader, key: str
+    ) -> CacheEntry | ProofEntry | None:
         for ref in self.refs:
             if ref in self._dead:
                 continue
-            where = f"cache {ref.registry}/{ref.repository}:{tag_for(key)[:16]}… (layer {name})"
+            where = f"cache {ref.registry}/{ref.repository}:{tag[:16]}… ({what})"
             try:
-                entry = self._fetch_one(ref, key, tree_for, where)
+                found = self._entry(ref, tag, where)
+                entry = read(ref, key, where, *found) if found is not None else None
             except TorchslimError as exc:
                 if _is_source_down(exc):
                     self._dead.add(ref)
@@ -113,22 +144,19 @@ class CacheSources:
                         "without this cache"
                     )
                 else:
-                    self.warn(f"{where}: not used ({exc}); building the layer")
+                    self.warn(f"{where}: not used ({exc}); {fallback}")
                 continue
             if entry is not None:
-                self.stats.hits += 1
                 return entry
-        self.stats.misses += 1
         return None
 
-    def _fetch_one(
-        self, ref: Reference, key: str, tree_for: Callable[[Layer], Path], where: str
-    ) -> CacheEntry | None:
+    def _entry(self, ref: Reference, tag: str, where: str) -> tuple[bytes, bytes] | None:
+        """The manifest and config under ``tag``, or None when the tag is absent."""
         cl = self._client(ref.registry)
         repo = ref.repository
         self.stats.requests += 1
         resp, manifest = cl.get_small(
-            f"/v2/{repo}/manifests/{tag_for(key)}",
+            f"/v2/{repo}/manifests/{tag}",
             scope=pull_scope(repo),
             cap=MANIFEST_MAX,
             what=f"{where} manifest",
@@ -139,7 +167,8 @@ class CacheSources:
         if resp.status_code != 200:
             raise _SourceDown(f"the registry answered {registry_errors(resp, manifest)}")
         self.stats.bytes += len(manifest)
-        desc = config_descriptor(manifest, where)
+        media = PROOF_CONFIG if tag.startswith(PROOF_TAG_PREFIX) else ENTRY_CONFIG
+        desc = config_descriptor(manifest, where, media)
         self.stats.requests += 1
         resp, config = cl.get_small(
             f"/v2/{repo}/blobs/{desc.digest}",
@@ -151,29 +180,45 @@ class CacheSources:
             raise _SourceDown(f"its config: the registry answered {registry_errors(resp, config)}")
         check_bytes(config, desc.digest, f"{where} config")
         self.stats.bytes += len(config)
+        return manifest, config
+
+    def _layer(
+        self, ref: Reference, key: str, where: str, manifest: bytes, config: bytes
+    ) -> CacheEntry:
         entry = decode(manifest, config, key, where)
         _check_report(entry, where)
         if not self.store.verify(entry.layer.digest):
             self.stats.requests += 1
-            cl.fetch_blob(repo, entry.layer.descriptor, self.store)  # digest checked
+            cl = self._client(ref.registry)
+            cl.fetch_blob(ref.repository, entry.layer.descriptor, self.store)  # digest checked
             self.stats.bytes += entry.layer.descriptor.size
-        self._unpack(entry, tree_for(entry.layer), where)
+        self._check_layer(entry, where)
         return entry
 
-    def _unpack(self, entry: CacheEntry, tree: Path, where: str) -> None:
-        """The layer's files into ``tree``, its diff id checked on the way (nothing is kept
-        when it differs)."""
-        if tree.is_dir():
-            return
-        tree.parent.mkdir(parents=True, exist_ok=True)
-        scratch = Path(tempfile.mkdtemp(prefix=".incoming-", dir=tree.parent))
+    def _proof(
+        self, ref: Reference, key: str, where: str, manifest: bytes, config: bytes
+    ) -> ProofEntry:
+        entry = decode_proof(config, key, where)
         try:
-            with self.store.open(entry.layer.digest) as blob:
-                unpack_layer_blob(blob, entry.layer, scratch / "tree", what=where)
-            with contextlib.suppress(OSError):  # another build placed the same tree first
-                os.replace(scratch / "tree", tree)
-        finally:
-            shutil.rmtree(scratch, ignore_errors=True)
+            Proof.from_dict(entry.proof)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise IntegrityError(
+                f"{where}: the record is malformed ({type(exc).__name__})"
+            ) from None
+        return entry
+
+    def _check_layer(self, entry: CacheEntry, where: str) -> None:
+        """Read the stored blob once: its tar must hash to the entry's diff id. The same pass
+        keeps the layer's SBOM metadata, so the build's SBOM reads it no second time."""
+        stats = LayerStats(hash_uncompressed=True)
+        with self.store.open(entry.layer.digest) as blob:
+            meta = read_layer_meta(blob, where, stats)
+        if stats.diff_id != entry.layer.diff_id:
+            raise IntegrityError(
+                f"{where}: its layer decompresses to {stats.diff_id}, not the diff id "
+                f"{entry.layer.diff_id} the entry claims"
+            )
+        layer_meta_store().put(entry.layer.digest, meta)
 
 
 class _SourceDown(TorchslimError):

@@ -22,7 +22,6 @@ import shutil
 import stat
 import subprocess
 from pathlib import Path
-from typing import BinaryIO
 
 from torchslim.errors import IntegrityError
 from torchslim.oci.flatten import (
@@ -242,36 +241,10 @@ class _Placer:
                 raise IntegrityError(f"cannot set the mode of {directory}: {exc}") from exc
 
 
-def _walk(
-    image: Image,
-    layer: Layer,
-    index: int,
-    placer: _Placer,
-    budget: Budget,
-    *,
-    check_diff_id: bool = False,
-) -> None:
+def _walk(image: Image, layer: Layer, index: int, placer: _Placer, budget: Budget) -> None:
     what = f"layer {index + 1}/{len(image.layers())} ({layer.digest[:19]})"
     with image.open_layer(layer) as blob:
-        _walk_blob(blob, layer, what, placer, budget, check_diff_id=check_diff_id)
-
-
-def _walk_blob(
-    blob: BinaryIO,
-    layer: Layer,
-    what: str,
-    placer: _Placer,
-    budget: Budget,
-    *,
-    check_diff_id: bool,
-) -> None:
-    stats = LayerStats(hash_uncompressed=check_diff_id)
-    walk_layer(blob, budget, what, placer.visit, stats)
-    if check_diff_id and stats.diff_id != layer.diff_id:
-        raise IntegrityError(
-            f"{what}: decompresses to {stats.diff_id}, not the diff id {layer.diff_id} it "
-            "claims; the layer is not what its source says"
-        )
+        walk_layer(blob, budget, what, placer.visit, LayerStats())
 
 
 def unpack_image(image: Image, dest: Path, *, limits: Limits = Limits()) -> Path:  # noqa: B008
@@ -291,33 +264,11 @@ def unpack_layer(
     dest: Path,
     *,
     limits: Limits = Limits(),  # noqa: B008
-    check_diff_id: bool = False,
 ) -> Path:
-    """One layer of ``image`` as its own tree at ``dest``, whiteout markers kept.
-
-    ``check_diff_id``: the decompressed tar is hashed too, and a layer whose bytes are not
-    its diff id raises IntegrityError (for layers from a source not trusted for it)."""
+    """One layer of ``image`` as its own tree at ``dest``, whiteout markers kept."""
     dest.mkdir(parents=True)
     placer = _Placer(dest, raw=True)
-    index = image.layers().index(layer)
-    _walk(image, layer, index, placer, Budget(limits), check_diff_id=check_diff_id)
-    placer.finish()
-    return dest
-
-
-def unpack_layer_blob(
-    blob: BinaryIO,
-    layer: Layer,
-    dest: Path,
-    *,
-    what: str,
-    limits: Limits = Limits(),  # noqa: B008
-) -> Path:
-    """A layer's blob (already opened) as its own tree at ``dest``, whiteout markers kept;
-    its diff id is checked as it decompresses (IntegrityError when it differs)."""
-    dest.mkdir(parents=True)
-    placer = _Placer(dest, raw=True)
-    _walk_blob(blob, layer, what, placer, Budget(limits), check_diff_id=True)
+    _walk(image, layer, image.layers().index(layer), placer, Budget(limits))
     placer.finish()
     return dest
 

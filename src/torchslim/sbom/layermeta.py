@@ -13,7 +13,7 @@ from pathlib import Path
 import zstandard
 
 from torchslim.atomic import write_atomic
-from torchslim.cache import split_digest
+from torchslim.cache import cache_root, split_digest
 from torchslim.sbom.tree import LayerMeta
 
 FORMAT = 1  # bump when what LayerMeta holds changes
@@ -48,6 +48,11 @@ def meta_from_bytes(blob: bytes) -> LayerMeta | None:
         )
     except (zstandard.ZstdError, ValueError, KeyError, TypeError, AttributeError):
         return None
+
+
+def layer_meta_store() -> DirectoryMetaStore:
+    """The store a build keeps its layers' metadata in (under the torchslim cache)."""
+    return DirectoryMetaStore(cache_root() / "sbom-layers")
 
 
 class DirectoryMetaStore:

@@ -13,7 +13,7 @@ import os
 import posixpath
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 from torchslim.oci.flatten import follow_links
 from torchslim.oci.image import Image
@@ -160,9 +160,14 @@ class LayerMetaStore(Protocol):
 
 def _layer_meta(image: Image, layer: Layer) -> LayerMeta:
     """One layer read with the one layer reader (``oci.tarstream``: bounded, hostile-safe)."""
-    reader = _MetaReader()
     with image.open_layer(layer) as blob:
-        walk_layer(blob, Budget(Limits()), f"layer {layer.digest}", reader.visit, LayerStats())
+        return read_layer_meta(blob, f"layer {layer.digest}", LayerStats())
+
+
+def read_layer_meta(blob: BinaryIO, what: str, stats: LayerStats) -> LayerMeta:
+    """The ``LayerMeta`` of an opened layer blob (``stats`` filled as it streams by)."""
+    reader = _MetaReader()
+    walk_layer(blob, Budget(Limits()), what, reader.visit, stats)
     return reader.meta
 
 

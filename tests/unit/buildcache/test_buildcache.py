@@ -21,6 +21,7 @@ from torchslim.errors import ConfigError, IntegrityError, NetworkError
 from torchslim.oci.distribution import RegistryClient
 from torchslim.oci.layer import Layer, write_layer_from_dir
 from torchslim.oci.reference import Reference
+from torchslim.sbom.layermeta import layer_meta_store
 
 KEY = "sha256:" + "ab" * 32
 OTHER = "sha256:" + "cd" * 32
@@ -93,8 +94,11 @@ def _sources(
     return CacheSources(refs, fresh, tls_verify=False, warn=warnings.append), fresh
 
 
-def _trees(tmp_path: Path) -> object:
-    return lambda layer: tmp_path / "trees" / layer.diff_id.split(":")[1]
+@pytest.fixture(autouse=True)
+def own_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The fetch keeps each layer's SBOM metadata in the torchslim cache: a test's own."""
+    monkeypatch.setenv("TORCHSLIM_CACHE", str(tmp_path / "ts-cache"))
+    return tmp_path / "ts-cache"
 
 
 @pytest.mark.e2e
@@ -106,13 +110,13 @@ def test_an_exported_entry_is_fetched_with_its_files(
     assert _export(registry, "cache/ok", [e], store) == []  # already there: one HEAD
     warnings: list[str] = []
     sources, fresh = _sources(tmp_path, [Reference(registry.host, "cache/ok")], warnings)
-    got = sources.fetch(KEY, "app", _trees(tmp_path))  # type: ignore[arg-type]
+    got = sources.fetch(KEY, "app")
     assert got == e and warnings == []
     assert fresh.verify(e.layer.digest)
-    tree = tmp_path / "trees" / e.layer.diff_id.split(":")[1]
-    assert (tree / "app/main.py").read_bytes() == b"print('hi')\n"
+    meta = layer_meta_store().get(e.layer.digest)  # read in the same pass as the diff id
+    assert meta is not None and "app/main.py" in meta.others + list(meta.files)
     assert sources.stats.hits == 1 and sources.stats.bytes >= e.layer.descriptor.size
-    assert sources.fetch(OTHER, "app", _trees(tmp_path)) is None  # type: ignore[arg-type]
+    assert sources.fetch(OTHER, "app") is None
     assert warnings == [] and sources.stats.misses == 1  # absent: a quiet miss
 
 
@@ -128,9 +132,9 @@ def test_an_entry_whose_layer_is_not_its_diff_id_is_not_used(
     _export(registry, "cache/lying", [lying], store)
     warnings: list[str] = []
     sources, _ = _sources(tmp_path, [Reference(registry.host, "cache/lying")], warnings)
-    assert sources.fetch(KEY, "app", _trees(tmp_path)) is None  # type: ignore[arg-type]
+    assert sources.fetch(KEY, "app") is None
     assert len(warnings) == 1 and "not the diff id" in warnings[0] and "building" in warnings[0]
-    assert not (tmp_path / "trees" / e.layer.diff_id.split(":")[1]).exists()
+    assert layer_meta_store().get(other.digest) is None
 
 
 @pytest.mark.e2e
@@ -146,7 +150,7 @@ def test_a_tampered_blob_in_the_registry_is_a_miss(
     data.write_bytes(data.read_bytes()[:-8] + b"\0" * 8)
     warnings: list[str] = []
     sources, fresh = _sources(tmp_path, [Reference(registry.host, "cache/tampered")], warnings)
-    assert sources.fetch(KEY, "app", _trees(tmp_path)) is None  # type: ignore[arg-type]
+    assert sources.fetch(KEY, "app") is None
     assert len(warnings) == 1 and not fresh.has(e.layer.digest)
 
 
@@ -163,13 +167,13 @@ def test_a_registry_cut_off_mid_blob_is_one_warning_and_the_next_source_serves(
         warnings: list[str] = []
         refs = [dead, Reference(cutting.host, "cache/cut"), Reference(registry.host, "cache/cut")]
         sources, fresh = _sources(tmp_path, refs, warnings)
-        got = sources.fetch(KEY, "app", _trees(tmp_path))  # type: ignore[arg-type]
+        got = sources.fetch(KEY, "app")
         assert got == e and fresh.verify(e.layer.digest)
         assert len(warnings) == 2, warnings
         assert warnings[0].startswith("--cache-from 127.0.0.1:9/nothing/here: ")
         assert "building without this cache" in warnings[0]
         assert cutting.host in warnings[1]
-        assert sources.fetch(OTHER, "app", _trees(tmp_path)) is None  # type: ignore[arg-type]
+        assert sources.fetch(OTHER, "app") is None
         assert len(warnings) == 2  # a dead source is not asked again
     finally:
         cutting.close()
