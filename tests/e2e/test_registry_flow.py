@@ -160,7 +160,7 @@ def test_a_fresh_runner_builds_from_the_registry_cache_to_the_same_digest(
     assert isinstance(exported, dict)
     layers = warm["layers"]
     assert isinstance(layers, list)
-    assert exported["entries_written"] == len(layers), exported
+    assert exported["entries_written"] == len(layers) + 1, exported  # and the proof's record
     compressed = sum(int(layer["compressed"]) for layer in layers)
     assert exported["bytes_mounted_or_present"] >= compressed, exported
     assert exported["bytes_uploaded"] < 3_000_000, exported
@@ -179,6 +179,8 @@ def test_a_fresh_runner_builds_from_the_registry_cache_to_the_same_digest(
     fetched = got["cache_from"]
     assert isinstance(fetched, dict)
     assert (fetched["hits"], fetched["misses"]) == (len(layers), 0), fetched
+    assert fetched["proof_records"] == 1  # the same image, proven by the runner that wrote it
+    assert got["proof"]["status"] == "proven"  # type: ignore[index]
     assert fetched["bytes_downloaded"] <= 1.05 * compressed
     assert len(fetched["warnings"]) == 1 and "127.0.0.1:9/gone" in fetched["warnings"][0]
     assert all(layer["cached"] for layer in got["layers"])  # type: ignore[union-attr]

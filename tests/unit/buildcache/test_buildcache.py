@@ -195,3 +195,24 @@ def test_a_registry_that_dies_mid_export_leaves_no_entry(
         cutting.close()
     resp = httpx.head(f"http://{registry.host}/v2/cache/half/manifests/{tag_for(KEY)}")
     assert resp.status_code == 404  # the tag goes last: no entry without its blobs
+
+
+@pytest.mark.e2e
+def test_a_proof_record_is_reused_for_its_key_only(
+    registry: Registry, entry: tuple[CacheEntry, BlobStore], tmp_path: Path
+) -> None:
+    from torchslim.buildcache.entry import ProofEntry
+    from torchslim.proof.result import Proof
+
+    _, store = entry
+    proof = Proof("proven", "chroot", entry="app:app", entry_check="imports", smoke="passed")
+    good, bad = ProofEntry(KEY, proof.to_dict()), ProofEntry(OTHER, {"status": "proven"})
+    assert _export(registry, "cache/proofs", [good, bad], store) == [KEY, OTHER]
+    warnings: list[str] = []
+    sources, _ = _sources(tmp_path, [Reference(registry.host, "cache/proofs")], warnings)
+    got = sources.fetch_proof(KEY)
+    assert got is not None and Proof.from_dict(got.proof) == proof and warnings == []
+    assert sources.fetch_proof(OTHER) is None  # a record that is no proof is not used
+    assert len(warnings) == 1 and "proof record" in warnings[0] and "malformed" in warnings[0]
+    assert sources.fetch_proof("sha256:" + "ef" * 32) is None and len(warnings) == 1
+    assert sources.stats.proofs == 1 and sources.stats.hits == 0
