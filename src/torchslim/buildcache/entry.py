@@ -24,7 +24,6 @@ from torchslim.oci.media import OCI_MANIFEST
 
 ENTRY_CONFIG = "application/vnd.torchslim.cache.layer.v1+json"
 PROOF_CONFIG = "application/vnd.torchslim.cache.proof.v1+json"
-ENTRY_ARTIFACT = "application/vnd.torchslim.cache.v1"
 ENTRY_FORMAT = 1
 TAG_PREFIX = "tsl-"
 PROOF_TAG_PREFIX = "tsp-"
@@ -41,7 +40,6 @@ def _manifest(config: bytes, media_type: str, layers: list[Descriptor], title: s
         {
             "schemaVersion": 2,
             "mediaType": OCI_MANIFEST,
-            "artifactType": ENTRY_ARTIFACT,
             "config": Descriptor(media_type, sha256_bytes(config), len(config)).to_json(),
             "layers": [d.to_json() for d in layers],
             "annotations": {"org.opencontainers.image.title": title},
