@@ -216,3 +216,30 @@ def test_a_proof_record_is_reused_for_its_key_only(
     assert len(warnings) == 1 and "proof record" in warnings[0] and "malformed" in warnings[0]
     assert sources.fetch_proof("sha256:" + "ef" * 32) is None and len(warnings) == 1
     assert sources.stats.proofs == 1 and sources.stats.hits == 0
+
+
+@pytest.mark.e2e
+def test_a_cache_without_credentials_is_one_warning(
+    entry: tuple[CacheEntry, BlobStore],
+    tmp_path: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from support.registry import PASSWORD, USER
+
+    if shutil.which("docker-registry") is None:
+        pytest.skip("docker-registry is not installed (bash scripts/install.sh installs it)")
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "no-logins"))  # never the host's
+    monkeypatch.delenv("REGISTRY_AUTH_FILE", raising=False)
+    monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
+    reg = start_registry(tmp_path_factory.mktemp("auth-registry"), user=USER, password=PASSWORD)
+    try:
+        warnings: list[str] = []
+        sources, _ = _sources(tmp_path, [Reference(reg.host, "cache/private")], warnings)
+        assert sources.fetch(KEY, "app") is None
+        assert sources.fetch(OTHER, "app") is None
+        assert len(warnings) == 1, warnings
+        assert warnings[0].startswith(f"--cache-from {reg.host}/cache/private: ")
+        assert "building without this cache" in warnings[0]
+    finally:
+        reg.stop()
