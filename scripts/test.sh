@@ -15,4 +15,6 @@ fi
 .venv/bin/ruff check src tests
 .venv/bin/ruff format --check src tests
 .venv/bin/mypy --strict src
-exec .venv/bin/pytest -m "" -ra --durations=40 "$@"
+# Two workers (one per core): builds wait on the network, podman and the services they
+# prove about half the time. A module stays on one worker (tests/conftest.py groups them).
+exec .venv/bin/pytest -m "" -ra --durations=40 -n 2 --dist loadgroup "$@"

@@ -97,10 +97,34 @@ def _podman_problem() -> str | None:
     return None
 
 
+# Modules that load or run images tagged like the example's (hello-torch:…): with
+# `pytest -n`, one worker runs them all, so two never race for the same podman tag.
+_EXAMPLE_MODULES = {
+    "test_bad_input", "test_build_example", "test_debug_image", "test_deps_cli",
+    "test_dockerfile_build", "test_init_build", "test_multiplatform", "test_poisoned_cache",
+    "test_profiles", "test_registry_flow", "test_sbom_registry", "test_tools_read_outputs",
+}  # fmt: skip
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """``--dist loadgroup``: a module's tests stay on one worker (its module and session
+    fixtures, a corpus image built once, are made once), the example's modules together."""
+    for item in items:
+        module = item.path.stem
+        group = "example" if module in _EXAMPLE_MODULES and "e2e" in item.path.parts else None
+        item.add_marker(pytest.mark.xdist_group(group or str(item.path)))
+
+
 @pytest.fixture(scope="session")
 def ts_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """One torchslim cache for the session (TORCHSLIM_TEST_CACHE reuses one across runs)."""
-    path = Path(os.environ.get("TORCHSLIM_TEST_CACHE") or tmp_path_factory.mktemp("cache"))
+    """One torchslim cache for the run (TORCHSLIM_TEST_CACHE reuses one across runs); with
+    `pytest -n`, the workers share it, as CI runners of one machine would."""
+    shared = tmp_path_factory.getbasetemp().parent / "ts-cache"
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared.mkdir(exist_ok=True)
+    else:
+        shared = tmp_path_factory.mktemp("cache")
+    path = Path(os.environ.get("TORCHSLIM_TEST_CACHE") or shared)
     old = os.environ.get("TORCHSLIM_CACHE")
     os.environ["TORCHSLIM_CACHE"] = str(path)
     yield path
