@@ -16,5 +16,5 @@ fi
 .venv/bin/ruff format --check src tests
 .venv/bin/mypy --strict src
 # Two workers (one per core): builds wait on the network, podman and the services they
-# prove about half the time. A module stays on one worker (tests/conftest.py groups them).
-exec .venv/bin/pytest -m "" -ra --durations=40 -n 2 --dist loadgroup "$@"
+# prove about half the time. A module stays on one worker (tests/conftest.py schedules them).
+exec .venv/bin/pytest -m "" -ra --durations=40 -n 2 "$@"

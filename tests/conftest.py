@@ -106,13 +106,18 @@ _EXAMPLE_MODULES = {
 }  # fmt: skip
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """``--dist loadgroup``: a module's tests stay on one worker (its module and session
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
+    """With `pytest -n`: a module's tests stay on one worker (its module and session
     fixtures, a corpus image built once, are made once), the example's modules together."""
-    for item in items:
-        module = item.path.stem
-        group = "example" if module in _EXAMPLE_MODULES and "e2e" in item.path.parts else None
-        item.add_marker(pytest.mark.xdist_group(group or str(item.path)))
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByModule(LoadScopeScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            example = "/e2e/" in f"/{path}" and Path(path).stem in _EXAMPLE_MODULES
+            return "example" if example else path
+
+    return ByModule(config, log)
 
 
 @pytest.fixture(scope="session")
