@@ -16,5 +16,6 @@ fi
 .venv/bin/ruff format --check src tests
 .venv/bin/mypy --strict src
 # Two workers (one per core): builds wait on the network, podman and the services they
-# prove about half the time. A module stays on one worker (tests/conftest.py schedules them).
-exec .venv/bin/pytest -m "" -ra --durations=40 -n 2 "$@"
+# prove about half the time. A module stays on one worker (its fixtures and corpus images
+# are made once); each worker has its own podman storage and shares the torchslim cache.
+exec .venv/bin/pytest -m "" -ra --durations=40 -n 2 --dist loadfile "$@"

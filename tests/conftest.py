@@ -97,29 +97,6 @@ def _podman_problem() -> str | None:
     return None
 
 
-# Modules that load or run images tagged like the example's (hello-torch:…): with
-# `pytest -n`, one worker runs them all, so two never race for the same podman tag.
-_EXAMPLE_MODULES = {
-    "test_bad_input", "test_build_example", "test_debug_image", "test_deps_cli",
-    "test_dockerfile_build", "test_init_build", "test_multiplatform", "test_poisoned_cache",
-    "test_profiles", "test_registry_flow", "test_sbom_registry", "test_tools_read_outputs",
-}  # fmt: skip
-
-
-def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
-    """With `pytest -n`: a module's tests stay on one worker (its module and session
-    fixtures, a corpus image built once, are made once), the example's modules together."""
-    from xdist.scheduler import LoadScopeScheduling
-
-    class ByModule(LoadScopeScheduling):  # type: ignore[misc]
-        def _split_scope(self, nodeid: str) -> str:
-            path = nodeid.split("::", 1)[0]
-            example = "/e2e/" in f"/{path}" and Path(path).stem in _EXAMPLE_MODULES
-            return "example" if example else path
-
-    return ByModule(config, log)
-
-
 @pytest.fixture(scope="session")
 def ts_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """One torchslim cache for the run (TORCHSLIM_TEST_CACHE reuses one across runs); with
