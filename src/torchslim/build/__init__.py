@@ -58,12 +58,35 @@ def build(
     ``init = "auto"``: built without an init first; when the served proof shows the
     service did not stop on SIGTERM as PID 1, built again with Debian's tini."""
     steps = steps or QuietSteps()
+    store = BlobStore(warn=steps.warn)  # a corrupt cached blob is evicted with a warning
+    sources = _sources(plan, store, steps)  # one per build: a dead source warns once
+    try:
+        result = _build_init(plan, steps, invocation, store, sources)
+    finally:
+        if sources is not None:
+            sources.close()
+    result.cache_fetched = sources.stats if sources is not None else None
+    return result
+
+
+def _build_init(
+    plan: Plan,
+    steps: Steps,
+    invocation: Invocation | None,
+    store: BlobStore,
+    sources: CacheSources | None,
+) -> BuildResult:
+    """``build`` with its init decided (``init = "auto"``: see there)."""
+
+    def one(init_plan: Plan) -> BuildResult:
+        return _build(init_plan, steps, invocation, store, sources)
+
     if plan.cfg.init != "auto" or not plan.service:
-        return _build(plan, steps, invocation)
+        return one(plan)
     if not plan.prove:
         why = "no proof (--no-prove) showed that the service stops on SIGTERM as PID 1"
-        return _with_init(_build(with_init(plan, "tini"), steps, invocation), "tini", why)
-    first = _build(with_init(plan, "none"), steps, invocation)
+        return _with_init(one(with_init(plan, "tini")), "tini", why)
+    first = one(with_init(plan, "none"))
     served = first.proof.served if first.proof is not None else None
     if served is not None and (served.stopped or "").startswith("on SIGTERM"):
         why = f"the served proof saw the service stop {served.stopped} as PID 1"
@@ -77,7 +100,7 @@ def build(
         )
         return _with_init(first, "none", why)
     steps.step(f"init auto: tini ({why}); building again with Debian's tini")
-    second = _build(with_init(plan, "tini"), steps, invocation)
+    second = one(with_init(plan, "tini"))
     # The next build makes the no-init variant first too: --cache-to keeps its layers.
     second.cache_entries = {**first.cache_entries, **second.cache_entries}
     return _with_init(second, "tini", why)
@@ -93,26 +116,14 @@ def _sources(plan: Plan, store: BlobStore, steps: Steps) -> CacheSources | None:
     return CacheSources(plan.cache_from, store, tls_verify=plan.tls_verify, warn=steps.warn)
 
 
-def _build(plan: Plan, steps: Steps, invocation: Invocation | None) -> BuildResult:
-    """One build of ``plan`` (its init decided)."""
-    store = BlobStore(warn=steps.warn)  # a corrupt cached blob is evicted with a warning
-    sources = _sources(plan, store, steps)
-    try:
-        result = _build_with(plan, steps, invocation, store, sources)
-    finally:
-        if sources is not None:
-            sources.close()
-    result.cache_fetched = sources.stats if sources is not None else None
-    return result
-
-
-def _build_with(
+def _build(
     plan: Plan,
     steps: Steps,
     invocation: Invocation | None,
     store: BlobStore,
     sources: CacheSources | None,
 ) -> BuildResult:
+    """One build of ``plan`` (its init decided)."""
     started = time.monotonic()
     layers = LayerCache(
         store, compression=plan.compression, uid=plan.cfg.user, steps=steps, sources=sources

@@ -77,24 +77,21 @@ class CacheSources:
         *,
         tls_verify: bool,
         warn: Warn,
-        client: Callable[[str], RegistryClient] | None = None,
     ) -> None:
         self.refs = list(refs)
         self.store = store
         self.tls_verify = tls_verify
         self._warn = warn
         self._clients: dict[str, RegistryClient] = {}
-        self._make_client = client or self._new_client
         self._dead: set[Reference] = set()
         self.stats = FetchStats()
 
-    def _new_client(self, registry: str) -> RegistryClient:
-        # Few retries: a cache that does not answer costs a miss, not minutes of backoff.
-        return RegistryClient(registry, tls_verify=self.tls_verify, retries=1, timeout_s=120.0)
-
     def _client(self, registry: str) -> RegistryClient:
         if registry not in self._clients:
-            self._clients[registry] = self._make_client(registry)
+            # Few retries: a cache that does not answer costs a miss, not minutes of backoff.
+            self._clients[registry] = RegistryClient(
+                registry, tls_verify=self.tls_verify, retries=1, timeout_s=120.0
+            )
         return self._clients[registry]
 
     def close(self) -> None:
