@@ -1,7 +1,7 @@
 """A fresh CI runner building from the registry build cache, against its own cold build.
 
 One run, on a loopback docker-registry started here:
-  1. cold: examples/hello-torch built with an empty TORCHSLIM_CACHE and uv cache
+  1. cold: examples/hello-torch (or --project DIR) built with an empty TORCHSLIM_CACHE and uv cache
      (the lock checked in, as a project in CI has it), pushed to REG/app;
   2. the writer: the same runner again with --cache-to REG/buildcache (what a
      default-branch job adds: the layers are mounted from REG/app, the entries written);
@@ -14,6 +14,7 @@ Targets (issue 24): fresh <= 0.25x cold on CPU, <= 0.2x on cu130; downloaded <= 
 the image; uploaded < 1 MB.
 
 Run:  .venv/bin/python bench/registry_cache.py [--torch 2.14.1 --variant cu130]
+      .venv/bin/python bench/registry_cache.py --project tests/projects/flask-flat
 Needs /usr/bin/docker-registry; the wheels come from PyPI and the pip configuration.
 """
 
@@ -56,6 +57,7 @@ def mb(n: float) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--project", type=Path, default=EXAMPLE, help="a project with torchslim.toml")
     ap.add_argument("--torch", help="the project's torch, e.g. 2.14.1 (written to its config)")
     ap.add_argument("--variant", help="cpu or cuXYZ, e.g. cu130 (written to its config)")
     opts = ap.parse_args()
@@ -65,7 +67,7 @@ def main() -> None:
         reg = start_registry(work / "registry")
         try:
             project = work / "project"
-            shutil.copytree(EXAMPLE, project, ignore=shutil.ignore_patterns("__pycache__"))
+            shutil.copytree(opts.project, project, ignore=shutil.ignore_patterns("__pycache__"))
             host = reg.host
             runner = work / "runner-1"
             if opts.torch or opts.variant:  # the project's own target: its lock is its own
@@ -100,7 +102,7 @@ def main() -> None:
     pushed = fresh["push"]
     exported = wrote["cache_to"]
     label = f"torch {opts.torch or 'from config'}, variant {opts.variant or 'from config'}"
-    print(f"Registry build cache, examples/hello-torch ({label})")
+    print(f"Registry build cache, {opts.project.resolve().name} ({label})")
     print(f"  image: {mb(image)} compressed, {len(cold['layers'])} layers")
     print(f"  cold build (empty caches, push):          {cold_s:7.1f} s")
     print(f"  writer: warm build + --cache-to:          {write_s:7.1f} s  "

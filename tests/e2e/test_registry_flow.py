@@ -188,6 +188,19 @@ def test_a_fresh_runner_builds_from_the_registry_cache_to_the_same_digest(
     pushed = got["push"]
     assert isinstance(pushed, dict)
     assert len(pushed["mounted"]) == len(layers) and pushed["bytes_uploaded"] < 100_000, pushed
+    # What the fresh runner pushed (its proof was the writer's record) starts and answers.
+    image = f"{host}/team/fresh@{got['digest']}"
+    podman("pull", "--tls-verify=false", image, timeout=600)
+    port = free_port()
+    name = f"cache-e2e-{port}"
+    podman("run", "-d", "--name", name, "-p", f"127.0.0.1:{port}:8000", image)
+    try:
+        wait_healthy(f"http://127.0.0.1:{port}/health")
+        r = httpx.post(f"http://127.0.0.1:{port}/predict", json={"inputs": [[1, 2, 3, 4]]})
+        assert r.json() == {"outputs": [[0.5, 1.0]]}
+    finally:
+        podman("rm", "-f", name, check=False)
+        podman("rmi", "-f", image, check=False)
 
     # 3. The cache registry dies mid-push: the build still succeeds, saying so in one line.
     cutting = DroppingProxy(host, 64 << 10, times=1000)

@@ -146,7 +146,8 @@ class LayerCache:
         return Proof.from_dict(entry.proof)
 
     def _keep_fetched(self, entry: CacheEntry) -> dict[str, Any]:
-        """A fetched entry as a local one (its blob and tree are already in place)."""
+        """A fetched entry as a local one (its blob is in the store, checked; its files are
+        unpacked by ``tree`` if a proof needs them)."""
         self.root.mkdir(parents=True, exist_ok=True)
         local = {"layer": entry.layer.to_dict(), "extra": entry.extra}
         write_atomic(self._path(entry.key), json.dumps(local))

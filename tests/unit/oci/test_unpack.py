@@ -68,6 +68,30 @@ def test_names_and_links_that_leave_the_root_write_inside_it(tmp_path: Path) -> 
     assert (root / "d").is_symlink() and not (root / "escape").exists()
 
 
+def test_a_directory_replaced_by_a_link_in_the_same_layer_is_not_written_through(
+    tmp_path: Path,
+) -> None:
+    """The unpacker remembers where each directory went; a member that replaces one (here
+    by a link out of the root) must make it forget, or ``x/b`` would land outside."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    root, _ = _unpack(
+        tmp_path,
+        [
+            Entry("x", kind="dir"),
+            file("x/a", 3),
+            Entry("x", kind="symlink", linkname=str(outside)),
+            file("x/b", 3),
+            Entry("y", kind="dir"),
+            file("y/a", 3),
+            Entry("y", kind="symlink", linkname="../../outside"),
+            file("y/b", 3),
+        ],
+    )
+    assert list(outside.iterdir()) == []
+    assert (root / "x").is_symlink() and (root / "y").is_symlink()
+
+
 def test_a_large_member_is_streamed_not_held(tmp_path: Path) -> None:
     size = 24 << 20
     img = write_oci(tmp_path / "img", Spec([layer([file("big", b"\0" * size)], "zstd")]))
