@@ -11,8 +11,9 @@ SUDO=""
 # Debian packages: podman+runc to load and run images, skopeo/umoci to check them,
 # docker-registry for the loopback registry tests, gpgv + keyring to verify Debian
 # release files, binutils for strip, python3-venv for the virtual environment,
-# qemu-user-static so a linux/arm64 image is proven (run) on an amd64 host and back.
-PKGS="podman runc skopeo umoci docker-registry gpgv debian-archive-keyring binutils python3-venv git qemu-user-static"
+# qemu-user-static so a linux/arm64 image is proven (run) on an amd64 host and back,
+# tar-split and zstd to read zstd:chunked layers as containers/storage and plain zstd do.
+PKGS="podman runc skopeo umoci docker-registry gpgv debian-archive-keyring binutils python3-venv git qemu-user-static tar-split zstd"
 missing=""
 for p in $PKGS; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
 if [ -n "$missing" ]; then

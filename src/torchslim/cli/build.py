@@ -31,7 +31,10 @@ from torchslim.cli.app import (
 @click.option("--keep", multiple=True, metavar="GLOB", help="Keep files a rule would remove.")
 @click.option("--no-slim", is_flag=True, help="Install wheels as they come; remove nothing.")
 @click.option(
-    "--compression", type=click.Choice(["gzip", "zstd"]), default="gzip", show_default=True
+    "--compression",
+    type=click.Choice(["gzip", "zstd", "zstd:chunked"]),
+    default="gzip",
+    show_default=True,
 )
 @click.option("--tag", help="Image tag (default v{version}-pytorch{X.Y}-{variant}).")
 @click.option("--allow-latest", is_flag=True, help="Allow the tag 'latest'.")

@@ -27,6 +27,7 @@ from torchslim.cache import CHUNK, BlobStore
 from torchslim.config import Compression
 from torchslim.digests import split_digest
 from torchslim.errors import BuildError, IntegrityError
+from torchslim.oci.chunked import ChunkedSink
 from torchslim.oci.media import COMPRESSION_MEDIA_TYPE
 
 log = logging.getLogger(__name__)
@@ -241,31 +242,98 @@ def _compressor(compression: Compression) -> _Compressor:
         return cctx.compressobj()
     if compression == "none":
         return _Identity()
-    raise BuildError(f"unknown layer compression {compression!r}; use gzip, zstd or none")
+    raise BuildError(
+        f"unknown layer compression {compression!r}; use gzip, zstd, zstd:chunked or none"
+    )
 
 
-class _LayerSink:
-    """tarfile writes here; we hash the tar (diff_id) and pass compressed bytes on."""
+class _PlainSink:
+    """Every tar byte through one compressor (gzip, zstd or none)."""
 
     def __init__(self, out: Callable[[bytes], object], compressor: _Compressor) -> None:
         self._out = out
         self._c = compressor
+
+    def _write(self, data: bytes) -> None:
+        if out := self._c.compress(data):
+            self._out(out)
+
+    def header(self, ti: tarfile.TarInfo, raw: bytes) -> None:
+        self._write(raw)
+
+    def begin_contents(self) -> None:
+        pass
+
+    def contents(self, data: bytes) -> None:
+        self._write(data)
+
+    def end_contents(self) -> None:
+        pass
+
+    def meta(self, raw: bytes) -> None:
+        self._write(raw)
+
+    def finish(self) -> dict[str, str]:
+        if out := self._c.flush():
+            self._out(out)
+        return {}
+
+
+class _Sink(Protocol):
+    def header(self, ti: tarfile.TarInfo, raw: bytes) -> None: ...
+    def begin_contents(self) -> None: ...
+    def contents(self, data: bytes) -> None: ...
+    def end_contents(self) -> None: ...
+    def meta(self, raw: bytes) -> None: ...
+    def finish(self) -> dict[str, str]: ...
+
+
+class _TarWriter:
+    """Writes a PAX tar byte for byte as ``tarfile`` would, telling the sink which bytes
+    are a member's header, its contents and padding (zstd:chunked frames each file's
+    contents on its own); hashes the tar for the diff id."""
+
+    def __init__(self, sink: _Sink) -> None:
+        self._sink = sink
         self._h = hashlib.sha256()
         self.size = 0
 
-    def write(self, data: bytes) -> int:
+    def _count(self, data: bytes) -> None:
         self._h.update(data)
         self.size += len(data)
-        if out := self._c.compress(bytes(data)):
-            self._out(out)
-        return len(data)
 
-    def tell(self) -> int:
-        return self.size
+    def add(self, ti: tarfile.TarInfo, f: _ProgressReader | None = None) -> None:
+        raw = ti.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+        self._count(raw)
+        self._sink.header(ti, raw)
+        if not ti.isreg() or ti.size == 0:
+            return
+        if f is None:
+            raise OSError(f"no contents for {ti.name}")
+        self._sink.begin_contents()
+        left = ti.size
+        while left:
+            data = f.read(min(CHUNK, left))
+            if not data:
+                raise OSError(f"unexpected end of data in {ti.name}: the file shrank")
+            left -= len(data)
+            self._count(data)
+            self._sink.contents(data)
+        self._sink.end_contents()
+        if pad := -ti.size % tarfile.BLOCKSIZE:
+            self._meta(tarfile.NUL * pad)
 
-    def finish(self) -> None:
-        if out := self._c.flush():
-            self._out(out)
+    def _meta(self, raw: bytes) -> None:
+        self._count(raw)
+        self._sink.meta(raw)
+
+    def close(self) -> dict[str, str]:
+        """The end-of-archive blocks and record padding, as tarfile writes them; the
+        sink's annotations."""
+        self._meta(tarfile.NUL * (2 * tarfile.BLOCKSIZE))
+        if rest := self.size % tarfile.RECORDSIZE:
+            self._meta(tarfile.NUL * (tarfile.RECORDSIZE - rest))
+        return self._sink.finish()
 
     @property
     def diff_id(self) -> str:
@@ -339,7 +407,9 @@ def write_layer_from_dir(
         raise BuildError(f"could not read the layer tree {root}: {exc}") from exc
     media_type = COMPRESSION_MEDIA_TYPE.get(compression)
     if media_type is None:
-        raise BuildError(f"unknown layer compression {compression!r}; use gzip, zstd or none")
+        raise BuildError(
+            f"unknown layer compression {compression!r}; use gzip, zstd, zstd:chunked or none"
+        )
 
     def info(name: str, kind: bytes, mode: int) -> tarfile.TarInfo:
         ti = tarfile.TarInfo(name)
@@ -352,58 +422,59 @@ def write_layer_from_dir(
         return ti
 
     with store.writer() as blob:
-        sink = _LayerSink(blob.write, _compressor(compression))
-        tar = tarfile.TarFile(
-            fileobj=sink,  # type: ignore[arg-type]
-            mode="w",
-            format=tarfile.PAX_FORMAT,
-            encoding="utf-8",
-            copybufsize=CHUNK,
-        )
+        sink: _Sink
+        if compression == "zstd:chunked":
+            sink = ChunkedSink(blob.write, _pool, level=ZSTD_LEVEL, threads=_THREADS)
+        else:
+            sink = _PlainSink(blob.write, _compressor(compression))
+        tar = _TarWriter(sink)
         try:
+            if compression == "zstd:chunked":
+                # A partial pull lays each layer out in a fresh 0700 directory and sets the
+                # root's mode only from an entry for it: without one a non-root user cannot
+                # enter "/" (containers/storage 1.43, podman 4.3).
+                root_entry = info(".", tarfile.DIRTYPE, 0o755)
+                root_entry.uid = root_entry.gid = 0
+                tar.add(root_entry)
             if pre:
                 parts = pre.rstrip("/").split("/")
                 for i in range(1, len(parts)):
-                    tar.addfile(info("/".join(parts[:i]), tarfile.DIRTYPE, 0o755))
+                    tar.add(info("/".join(parts[:i]), tarfile.DIRTYPE, 0o755))
                 root_mode = stat.S_IMODE(root.stat().st_mode)
-                tar.addfile(info(pre.rstrip("/"), tarfile.DIRTYPE, root_mode))
+                tar.add(info(pre.rstrip("/"), tarfile.DIRTYPE, root_mode))
             seen_inodes: dict[tuple[int, int], str] = {}
             for rel, st in entries:
                 name = pre + rel
                 full = root / rel
                 mode = stat.S_IMODE(st.st_mode)
                 if stat.S_ISDIR(st.st_mode):
-                    tar.addfile(info(name, tarfile.DIRTYPE, mode))
+                    tar.add(info(name, tarfile.DIRTYPE, mode))
                 elif stat.S_ISLNK(st.st_mode):
                     ti = info(name, tarfile.SYMTYPE, mode)
                     ti.linkname = os.readlink(full)
-                    tar.addfile(ti)
+                    tar.add(ti)
                 elif stat.S_ISREG(st.st_mode):
                     key = (st.st_dev, st.st_ino)
                     if st.st_nlink > 1 and key in seen_inodes:
                         ti = info(name, tarfile.LNKTYPE, mode)
                         ti.linkname = seen_inodes[key]
-                        tar.addfile(ti)
+                        tar.add(ti)
                         continue
                     if st.st_nlink > 1:
                         seen_inodes[key] = name
                     ti = info(name, tarfile.REGTYPE, mode)
                     ti.size = st.st_size
                     with full.open("rb") as f:
-                        tar.addfile(ti, _ProgressReader(f, progress))
+                        tar.add(ti, _ProgressReader(f, progress))
                 else:
                     reason = "device, socket or FIFO: not allowed in an image layer"
                     log.warning("skipping %s: %s", full, reason)
                     if on_skip is not None:
                         on_skip(name, reason)
-            tar.close()
+            annotations = tar.close()
         except OSError as exc:
             raise BuildError(
                 f"could not pack {root} into a layer: {exc}; was the tree changed during the build?"
             ) from exc
-        sink.finish()
-    return Layer(
-        descriptor=Descriptor(media_type=media_type, digest=blob.digest, size=blob.size),
-        diff_id=sink.diff_id,
-        uncompressed_size=sink.size,
-    )
+    descriptor = Descriptor(media_type, blob.digest, blob.size, annotations or None)
+    return Layer(descriptor=descriptor, diff_id=tar.diff_id, uncompressed_size=tar.size)

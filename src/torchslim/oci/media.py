@@ -29,7 +29,12 @@ _DOCKER_TO_OCI_LAYER = {
     DOCKER_FOREIGN_LAYER: OCI_LAYER_ND_GZIP,
 }
 
-COMPRESSION_MEDIA_TYPE = {"gzip": OCI_LAYER_GZIP, "zstd": OCI_LAYER_ZSTD, "none": OCI_LAYER_TAR}
+COMPRESSION_MEDIA_TYPE = {
+    "gzip": OCI_LAYER_GZIP,
+    "zstd": OCI_LAYER_ZSTD,
+    "zstd:chunked": OCI_LAYER_ZSTD,  # the same media type; the annotations say chunked
+    "none": OCI_LAYER_TAR,
+}
 
 REF_NAME_ANNOTATION = "org.opencontainers.image.ref.name"
 CONTAINERD_NAME_ANNOTATION = "io.containerd.image.name"
