@@ -7,6 +7,7 @@ shared by every test directory).
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import socket
 import subprocess
@@ -74,9 +75,14 @@ class Registry:
 
 
 def start_registry(
-    workdir: Path, *, user: str | None = None, password: str | None = None
+    workdir: Path,
+    *,
+    user: str | None = None,
+    password: str | None = None,
+    access_log: bool = False,
 ) -> Registry:
-    """Run ``docker-registry serve`` with filesystem storage under ``workdir``."""
+    """Run ``docker-registry serve`` with filesystem storage under ``workdir``;
+    ``access_log`` writes a line per request to ``Registry.log`` (see ``served``)."""
     exe = shutil.which(REGISTRY_BIN)
     if exe is None:
         raise RuntimeError("docker-registry is not installed (apt-get install docker-registry)")
@@ -90,7 +96,7 @@ def start_registry(
     config = workdir / "config.yml"
     config.write_text(
         "version: 0.1\n"
-        "log:\n  level: warn\n  accesslog:\n    disabled: true\n"
+        f"log:\n  level: warn\n  accesslog:\n    disabled: {'false' if access_log else 'true'}\n"
         f"storage:\n  filesystem:\n    rootdirectory: {storage}\n  delete:\n    enabled: true\n"
         f"http:\n  addr: 127.0.0.1:{port}\n  secret: torchslim-test-secret\n" + auth
     )
@@ -109,3 +115,45 @@ def start_registry(
             time.sleep(0.1)
     reg.stop()
     raise RuntimeError("docker-registry did not start within 20 s")
+
+
+_ACCESS = re.compile(
+    r'"(?P<method>[A-Z]+) (?P<path>\S+) HTTP/[\d.]+" (?P<status>\d{3}) (?P<size>\d+|-)'
+)
+
+
+@dataclass
+class Served:
+    """What the registry sent, from its access log: one (method, path, status, bytes) each."""
+
+    requests: list[tuple[str, str, int, int]]
+
+    @property
+    def bytes(self) -> int:
+        return sum(size for *_, size in self.requests)
+
+    @property
+    def ranged(self) -> int:
+        """Responses with part of a blob (206): a partial pull's range requests."""
+        return sum(1 for _, _, status, _ in self.requests if status == 206)
+
+    def blobs(self) -> set[str]:
+        """The blob digests fetched."""
+        return {
+            p.rsplit("/", 1)[1] for m, p, _, _ in self.requests if "/blobs/" in p and m == "GET"
+        }
+
+
+def log_mark(reg: Registry) -> int:
+    """Where the access log ends now: pass it to ``served``."""
+    return len(reg.log.read_bytes())
+
+
+def served(reg: Registry, since: int) -> Served:
+    """The requests the registry answered after ``since`` (a ``log_mark``)."""
+    text = reg.log.read_bytes()[since:].decode(errors="replace")
+    out = []
+    for m in _ACCESS.finditer(text):
+        size = 0 if m["size"] == "-" else int(m["size"])
+        out.append((m["method"], m["path"], int(m["status"]), size))
+    return Served(out)

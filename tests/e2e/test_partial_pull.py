@@ -1,0 +1,143 @@
+"""zstd:chunked on a real loopback registry, read by this machine's podman (4.3,
+containers/storage 1.43): with partial pulls on it fetches file by file, and an app-only
+release moves the app layer, the config and the manifest; with partial pulls off the
+same image pulls as plain zstd. Each image is started and answers."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from support.registry import Registry, log_mark, served, start_registry
+
+from torchslim.oci.chunked import TOC_CHECKSUM
+
+from .conftest import PODMAN_CONF, copy_example, free_port, podman, wait_healthy
+
+pytestmark = [pytest.mark.e2e, pytest.mark.network]
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    reg = start_registry(tmp_path_factory.mktemp("registry"), access_log=True)
+    try:
+        yield reg
+    finally:
+        reg.stop()
+
+
+def build(project: Path, ref: str) -> dict[str, object]:
+    out = project.parent / "report.json"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torchslim.cli",
+            "build",
+            str(project),
+            "--compression",
+            "zstd:chunked",
+            "--tls-verify",
+            "false",
+            "--output",
+            ref,
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=1800,
+    )
+    assert proc.returncode == 0, proc.stderr
+    report: dict[str, object] = json.loads(out.read_text())
+    return report
+
+
+def manifest(host: str, tag: str) -> dict[str, Any]:
+    got: dict[str, Any] = httpx.get(
+        f"http://{host}/v2/team/chunked/manifests/{tag}",
+        headers={"Accept": "application/vnd.oci.image.manifest.v1+json"},
+    ).json()
+    return got
+
+
+def partial_podman(root: Path) -> dict[str, str]:
+    """podman's environment with its own store and partial pulls switched on."""
+    root.mkdir(parents=True, exist_ok=True)
+    conf = root / "storage.conf"
+    conf.write_text(
+        f'[storage]\ndriver = "overlay"\ngraphroot = "{root / "graph"}"\n'
+        f'runroot = "{root / "run"}"\n'
+        '[storage.options]\npull_options = {enable_partial_images = "true"}\n'
+    )
+    return {**os.environ, "CONTAINERS_CONF": str(PODMAN_CONF), "CONTAINERS_STORAGE_CONF": str(conf)}
+
+
+def run_podman(env: dict[str, str], *args: str) -> str:
+    proc = subprocess.run(
+        ["podman", *args], env=env, capture_output=True, text=True, timeout=600, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def answers(env: dict[str, str], image: str) -> None:
+    port = free_port()
+    cid = run_podman(env, "run", "-d", "--read-only", "-p", f"127.0.0.1:{port}:8000", image)
+    try:
+        wait_healthy(f"http://127.0.0.1:{port}/health")
+        r = httpx.post(f"http://127.0.0.1:{port}/predict", json={"inputs": [[1, 2, 3, 4]]})
+        assert r.json() == {"outputs": [[0.5, 1.0]]}
+    finally:
+        subprocess.run(["podman", "rm", "-f", cid.strip()], env=env, capture_output=True)
+
+
+def test_zstd_chunked_pulls_by_file_and_an_app_release_moves_only_the_app(
+    ts_cache: Path, registry: Registry, tmp_path: Path
+) -> None:
+    host = registry.host
+    project = copy_example(tmp_path / "svc")
+    build(project, f"docker://{host}/team/chunked:v1")
+    layers = manifest(host, "v1")["layers"]
+    assert all(TOC_CHECKSUM in (lay.get("annotations") or {}) for lay in layers), layers
+
+    partial = partial_podman(tmp_path / "partial")
+    try:
+        mark = log_mark(registry)
+        run_podman(partial, "pull", "--tls-verify=false", f"{host}/team/chunked:v1")
+        first = served(registry, mark)
+        # The TOC, then the files, by HTTP range requests: no whole-blob GET of a layer.
+        assert first.ranged > len(layers), first.requests
+        whole = [p for _, p, status, _ in first.requests if status == 200]
+        assert not any(lay["digest"] in p for lay in layers for p in whole), whole
+        answers(partial, f"{host}/team/chunked:v1")
+
+        # An app-only release: the node fetches the app layer, the config and the manifest.
+        main = project / "service" / "main.py"
+        main.write_text(main.read_text() + "\n# release 2\n")
+        v2 = build(project, f"docker://{host}/team/chunked:v2")
+        app = [lay["digest"] for lay in v2["layers"] if lay["name"] == "app"]  # type: ignore[attr-defined]
+        config = manifest(host, "v2")["config"]["digest"]
+        mark = log_mark(registry)
+        run_podman(partial, "pull", "--tls-verify=false", f"{host}/team/chunked:v2")
+        update = served(registry, mark)
+        assert update.blobs() <= {*app, config}, (update.blobs(), app)
+        assert update.bytes < 100_000, update.requests
+        answers(partial, f"{host}/team/chunked:v2")
+    finally:
+        subprocess.run(["podman", "rmi", "-a", "-f"], env=partial, capture_output=True)
+
+    # With partial pulls off (the session's plain store) it is a plain zstd image.
+    podman("pull", "--tls-verify=false", f"{host}/team/chunked:v1", timeout=600)
+    try:
+        answers({**os.environ, "CONTAINERS_CONF": str(PODMAN_CONF)}, f"{host}/team/chunked:v1")
+    finally:
+        podman("rmi", "-f", f"{host}/team/chunked:v1", check=False)
