@@ -29,8 +29,9 @@ def files_layer(
     mtime: int,
     layers: LayerCache,
     writable: Sequence[str] = (),
-) -> tuple[Layer, LayerReport]:
+) -> list[tuple[Layer, LayerReport]]:
     """Copy ``files``; root-owned, read-only for the app user; ``.py`` precompiled.
+    One layer, or its parts when it is over ``layerparts``' limits.
 
     ``writable``: directories made empty and owned by the app user (the ``writable`` key).
     """
@@ -53,8 +54,7 @@ def files_layer(
             precompile(root, APP_ROOT, python_version)
         return {}
 
-    layer, report, _ = layers.get_or_build(name, key, fill, mtime=mtime, owner=owner)
-    return layer, report
+    return layers.get_or_build_parts(name, key, fill, mtime=mtime, owner=owner)
 
 
 def service_layers(
@@ -65,9 +65,9 @@ def service_layers(
     app = (*plan.app_files, *plan.extra_files)
     writable = plan.cfg.writable
     if app or writable:
-        out.append(files_layer("app", app, python_version, mtime, layers, writable))
+        out.extend(files_layer("app", app, python_version, mtime, layers, writable))
     if plan.model_files:
-        out.append(files_layer("model", plan.model_files, None, mtime, layers))
+        out.extend(files_layer("model", plan.model_files, None, mtime, layers))
     return out
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from torchslim.atomic import write_atomic
+from torchslim.build.layerparts import split_tree
 from torchslim.build.report import LayerReport
 from torchslim.buildcache.entry import CacheEntry, ProofEntry
 from torchslim.buildcache.remote import CacheSources
@@ -38,6 +39,16 @@ BUILD_FORMAT = 5  # 3: the Debian base has /usr/bin/python; 4: entries keep ever
 # 5: gzip and zstd layers compressed on threads (the bytes differ from 4's single stream)
 
 Fill = Callable[[Path], dict[str, Any]]
+
+
+def part_name(name: str, number: int) -> str:
+    """The name of part ``number`` (2, 3, …) of layer ``name``."""
+    return f"{name}-{number}"
+
+
+def part_key(key: str, number: int) -> str:
+    """The cache key of part ``number`` of the layer of ``key``."""
+    return input_key("part", key, number)
 
 
 def input_key(*parts: Any) -> str:
@@ -127,6 +138,22 @@ class LayerCache:
         self._use(CacheEntry(key, name, layer, extra))
         return layer, LayerReport.of(name, layer, True, 0.0, extra), extra
 
+    def hit_parts(
+        self, name: str, key: str
+    ) -> list[tuple[Layer, LayerReport, dict[str, Any]]] | None:
+        """Every part of the layer of ``key`` (``write_parts``), or None if one is missing."""
+        first = self.hit(name, key)
+        if first is None:
+            return None
+        count = first[2].get("parts", 1)
+        out = [first]
+        for number in range(2, count + 1 if isinstance(count, int) else 2):
+            part = self.hit(part_name(name, number), part_key(key, number))
+            if part is None:
+                return None
+            out.append(part)
+        return out
+
     def _use(self, entry: CacheEntry | ProofEntry) -> None:
         self.used[entry.tag] = entry
 
@@ -188,6 +215,38 @@ class LayerCache:
         seconds = time.monotonic() - started
         return layer, LayerReport.of(name, layer, False, seconds, extra)
 
+    def write_parts(
+        self,
+        name: str,
+        key: str,
+        root: Path,
+        *,
+        mtime: int,
+        extra: dict[str, Any] | None = None,
+        owner: OwnerFn | None = None,
+    ) -> list[tuple[Layer, LayerReport]]:
+        """``write``, cut into parts when the tree is over ``layerparts``' limits: the first
+        keeps ``name``, ``key`` and ``extra`` (with the number of parts), the others are
+        ``name-2``, … under keys derived from ``key``."""
+        parts = split_tree(root, root.parent / f"{root.name}.parts")
+        out = []
+        for number, part in enumerate(parts, start=1):
+            if number == 1:
+                part_extra = {**(extra or {}), "parts": len(parts)} if len(parts) > 1 else extra
+                out.append(self.write(name, key, part, mtime=mtime, extra=part_extra, owner=owner))
+            else:
+                out.append(
+                    self.write(
+                        part_name(name, number),
+                        part_key(key, number),
+                        part,
+                        mtime=mtime,
+                        extra={"part_of": name},
+                        owner=owner,
+                    )
+                )
+        return out
+
     def _tree_path(self, layer: Layer) -> Path:
         _, hexpart = split_digest(layer.diff_id, "layer diff_id")
         return self.trees / hexpart
@@ -212,6 +271,28 @@ class LayerCache:
             with contextlib.suppress(OSError):
                 os.replace(scratch / "tree", dest)
         return dest
+
+    def get_or_build_parts(
+        self,
+        name: str,
+        key: str,
+        fill: Fill,
+        *,
+        mtime: int,
+        owner: OwnerFn | None = None,
+    ) -> list[tuple[Layer, LayerReport]]:
+        """``get_or_build`` for a layer that may be cut into parts (``write_parts``)."""
+        hit = self.hit_parts(name, key)
+        if hit is not None:
+            return [(layer, report) for layer, report, _ in hit]
+        started = time.monotonic()
+        with staging(name) as root:
+            tree = root / "tree"
+            tree.mkdir()
+            extra = fill(tree)
+            made = self.write_parts(name, key, tree, mtime=mtime, extra=extra, owner=owner)
+        made[0][1].seconds = time.monotonic() - started
+        return made
 
     def get_or_build(
         self,

@@ -205,9 +205,9 @@ def python_layers(
                 sorted((r.rule, r.path, r.reason) for r in by_group[group]),
             ),
         )
-    hits = {g: layers.hit(g, key) for g, (_, key) in keys.items()}
+    hits = {g: layers.hit_parts(g, key) for g, (_, key) in keys.items()}
     if all(hit is not None for hit in hits.values()):
-        return [(hit[0], hit[1]) for hit in hits.values() if hit is not None]
+        return [(part[0], part[1]) for hit in hits.values() if hit is not None for part in hit]
 
     steps.step(f"Fetching {len(wheels)} wheels")
     paths = paths or fetch_wheels(lock, store, plan.settings, steps.progress)
@@ -253,7 +253,7 @@ def python_layers(
         for group, _ in groups:
             hit = hits[group]
             if hit is not None:
-                out.append((hit[0], hit[1]))
+                out.extend((part[0], part[1]) for part in hit)
                 continue
             mtime, key = keys[group]
             started = time.monotonic()
@@ -262,7 +262,7 @@ def python_layers(
                 "ledger": ledgers[group].to_dict(),
                 "removals": [r.to_json() for r in routing.removals[group]],
             }
-            layer, report = layers.write(group, key, split / group, mtime=mtime, extra=extra)
-            report.seconds = time.monotonic() - started
-            out.append((layer, report))
+            made = layers.write_parts(group, key, split / group, mtime=mtime, extra=extra)
+            made[0][1].seconds = time.monotonic() - started
+            out.extend(made)
     return out
