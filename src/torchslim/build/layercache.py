@@ -35,8 +35,9 @@ from torchslim.oci.unpack import unpack_layer
 from torchslim.proof.result import Proof
 
 # Bump when what a layer contains for the same inputs changes.
-BUILD_FORMAT = 5  # 3: the Debian base has /usr/bin/python; 4: entries keep every removal;
-# 5: gzip and zstd layers compressed on threads (the bytes differ from 4's single stream)
+BUILD_FORMAT = 6  # 3: the Debian base has /usr/bin/python; 4: entries keep every removal;
+# 5: gzip and zstd layers compressed on threads (the bytes differ from 4's single stream);
+# 6: python, app and model layers cut into parts at layerparts' limits (bump if they change)
 
 Fill = Callable[[Path], dict[str, Any]]
 
