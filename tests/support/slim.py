@@ -48,6 +48,9 @@ def torch_slice_member(name: str) -> bool:
         or name.startswith(("torch/lib/libshm/", TORCH_DIST + "/"))
         or name in TORCH_LIB_KEPT + TORCH_LIB_TEST + TORCH_TEST_SAMPLE
         or name in ("torch/testing/__init__.py", "torch/testing/_comparison.py")
+        or name
+        in ("torch/testing/_internal/__init__.py", "torch/testing/_internal/common_utils.py")
+        or name in ("torch/_VF.pyi", "torch/_C/__init__.pyi")
         or name in ("torch/__init__.py", "torch/_C.cpython-311-x86_64-linux-gnu.so")
     )
 

@@ -34,6 +34,7 @@ from torchslim.slim.apply import slim_tree
 from torchslim.slim.closure import check_closure, raise_for_missing, upstream_warnings
 from torchslim.slim.ledger import Ledger, Revert
 from torchslim.slim.pyc import precompile
+from torchslim.slim.rules import rules_fingerprint
 
 ELF_MACHINE = {"amd64": "EM_X86_64", "arm64": "EM_AARCH64"}
 
@@ -201,6 +202,7 @@ def python_layers(
                 rootfs.python_exe,
                 plan.slim,
                 plan.profile,
+                rules_fingerprint(plan.profile) if plan.slim else None,
                 sorted(plan.keep),
                 sorted((r.rule, r.path, r.reason) for r in by_group[group]),
             ),

@@ -135,6 +135,20 @@ RULES: tuple[Rule, ...] = (
         patterns=("torch/share/cmake/**",),
     ),
     Rule(
+        id="torch-testing-internal",
+        why="torch's test-suite helpers (OpInfo, common_utils): only tests and opcheck use them",
+        keep_in=frozenset({"compile", "distributed", "full"}),
+        patterns=("torch/testing/_internal/**",),
+    ),
+    Rule(
+        id="type-stubs",
+        why="type stubs (.pyi) are read by type checkers; the import system never opens them",
+        keep_in=_ALL_BUT_FULL,
+        patterns=("**/*.pyi",),
+        # Tools that read stubs at run time (completion, checkers) keep theirs.
+        exclude=("jedi/**", "mypy/**", "typeshed_client/**", "pytype/**", "pyright/**"),
+    ),
+    Rule(
         id="static-libraries",
         why="static archives are linked at build time; a running process never loads them",
         keep_in=_ALL_BUT_FULL,
@@ -260,6 +274,12 @@ RULES: tuple[Rule, ...] = (
         guard=_is_strippable_elf,
     ),
 )
+
+
+def rules_fingerprint(profile: str) -> list[tuple[str, str, list[str], list[str]]]:
+    """What the rules acting under ``profile`` match and do: part of a layer's cache key,
+    so a changed rule rebuilds the layers it shapes."""
+    return [(r.id, r.action, sorted(r.patterns), sorted(r.exclude)) for r in rules_for(profile)]
 
 
 def check_profile(profile: str) -> str:

@@ -155,7 +155,7 @@ def test_package_test_suites(tmp_path: Path) -> None:
         # not a test suite (no test_*.py) in an unknown package:
         _write(site, "datapkg/tests/data.json", "{}"),
         # torch.testing is imported by torch; top-level "tests" belongs to nobody we know:
-        _write(site, "torch/testing/_internal/test_utils.py"),
+        _write(site, "torch/testing/tests/test_utils.py"),
         _write(site, "tests/test_toplevel.py"),
         # metadata is never touched:
         _write(site, "pkg-1.0.dist-info/licenses/test/test_license.py"),
