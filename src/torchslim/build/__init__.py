@@ -23,6 +23,7 @@ from torchslim.build.layercache import LayerCache
 from torchslim.build.plan import BuildOptions, BuildPlan, Plan, plan_build, with_init
 from torchslim.build.report import BuildResult, merged_ledger
 from torchslim.build.sbom import Invocation, sbom_documents
+from torchslim.build.timing import TimedSteps
 from torchslim.buildcache import CacheSources, ExportResult, export_entries
 from torchslim.cache import BlobStore
 from torchslim.config import QuietSteps, Steps
@@ -57,7 +58,8 @@ def build(
 
     ``init = "auto"``: built without an init first; when the served proof shows the
     service did not stop on SIGTERM as PID 1, built again with Debian's tini."""
-    steps = steps or QuietSteps()
+    timed = TimedSteps(steps or QuietSteps())  # the report says where the time went
+    steps = timed
     store = BlobStore(warn=steps.warn)  # a corrupt cached blob is evicted with a warning
     sources = _sources(plan, store, steps)  # one per build: a dead source warns once
     try:
@@ -66,6 +68,7 @@ def build(
         if sources is not None:
             sources.close()
     result.cache_fetched = sources.stats if sources is not None else None
+    result.step_seconds = timed.finish()
     return result
 
 

@@ -77,6 +77,8 @@ class BuildResult:
     # served (None without it).
     cache_entries: dict[str, CacheEntry | ProofEntry] = field(default_factory=dict)
     cache_fetched: FetchStats | None = None
+    # Each named step's wall time (build.timing), in order: where the build's time went.
+    step_seconds: list[tuple[str, float]] = field(default_factory=list)
     # CycloneDX, SPDX and provenance of ``image`` (sbom.documents): attached when written.
     artifacts: list[Artifact] = field(default_factory=list)
 
@@ -117,6 +119,7 @@ def to_dict(result: BuildResult, written: Written | None = None) -> dict[str, An
         "profile": result.profile if result.slimmed else None,
         "output": written.location if written else None,
         "seconds": round(result.seconds, 2),
+        "steps": [{"step": name, "seconds": round(sec, 2)} for name, sec in result.step_seconds],
         "size": {
             "compressed": result.compressed,
             "uncompressed": result.uncompressed,
