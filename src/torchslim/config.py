@@ -97,6 +97,9 @@ class ProjectConfig(_Model):
     base: str = "debian"
     mirror: str | None = None
     profile: str = "inference"
+    # "all": a hash-based .pyc for every module in site-packages; "imported": only for the
+    # modules the served proof imported (slim.bytecode), the rest compile on first import.
+    bytecode: Literal["all", "imported"] = "all"
     keep: list[str] = []
     apt: list[str] = []
     # "tini": Debian's tini is PID 1 and forwards SIGTERM to cmd (for a service that

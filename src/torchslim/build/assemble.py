@@ -8,7 +8,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from torchslim.build import annotate, debugtools, files, imageconfig, notebook, python, reverts
+from torchslim.build import (
+    annotate,
+    census,
+    debugtools,
+    files,
+    imageconfig,
+    notebook,
+    python,
+    reverts,
+)
 from torchslim.build.base import Base, OpenedBase
 from torchslim.build.dates import Dates
 from torchslim.build.layercache import LayerCache
@@ -76,6 +85,12 @@ class Assembly:
         self.layers, self.store, self.steps = layers, store, steps
         known = reverts.saved_reverts(plan, python_lock, os_.rootfs) if python_lock else []
         self.reverts: list[Revert] = known  # what earlier proofs found, for these wheels
+        # bytecode = "imported": the modules whose .pyc the Python layers keep (census);
+        # None: every .pyc (the first try of a service never served before).
+        self.imports: list[str] | None = None
+        # Without a proof there is no census: every .pyc, on every host alike.
+        if plan.cfg.bytecode == "imported" and python_lock and plan.slim and plan.prove:
+            self.imports = census.saved_imports(plan, python_lock, os_.rootfs)
         self._tools: tuple[Layer, LayerReport] | None = None
         self._notebook: tuple[Layer, LayerReport] | None = None
 
@@ -118,6 +133,7 @@ class Assembly:
                 self.store,
                 self.steps,
                 undo,
+                self.imports,
             )
             new += not_in_base(os_.image.config(), made, self.steps)
         if plan.service:

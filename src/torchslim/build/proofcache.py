@@ -45,6 +45,7 @@ def proof_key(image: Image, smoke: Sequence[str], service: ServeSpec | None) -> 
             [[r.method, r.path, r.status, hashlib.sha256(r.body or b"").hexdigest(), r.headers]
              for r in service.requests],
             list(service.writable),
+            service.census,
         ]  # fmt: skip
     text = json.dumps([PROOF_FORMAT, _code(), image.digest(), list(smoke), asked], sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()

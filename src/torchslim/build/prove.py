@@ -16,7 +16,7 @@ import re
 import time
 from pathlib import Path
 
-from torchslim.build import notebook, proofcache, reverts
+from torchslim.build import census, notebook, proofcache, reverts
 from torchslim.build.assemble import Assembly
 from torchslim.build.layercache import LayerCache, staging
 from torchslim.build.plan import APP_ROOT, INIT_ENTRYPOINT, Plan
@@ -31,6 +31,7 @@ from torchslim.project.pyproject import read_pyproject, script_command
 from torchslim.proof.prove import Failure, Proof, prove_rootfs
 from torchslim.proof.result import LOADS
 from torchslim.proof.serve import ServeSpec, SmokeRequest
+from torchslim.slim.bytecode import site_modules
 from torchslim.slim.image import ImageView
 from torchslim.slim.ledger import Revert
 from torchslim.slim.owners import owner_of, package_owners
@@ -68,6 +69,7 @@ def serve_spec(plan: Plan, token: str | None = None) -> ServeSpec | None:
         requests=tuple(requests),
         writable=tuple(cfg.writable),
         timeout=float(cfg.proof_timeout),
+        census=cfg.bytecode == "imported",
     )
 
 
@@ -326,6 +328,34 @@ def _search_served(assembly: Assembly, failure: Failure) -> tuple[Built | None, 
     return served[tuple(r.path for r in outcome.undo)], True
 
 
+def _bytecode_of_imports(
+    assembly: Assembly, image: Image, reports: list[LayerReport], proof: Proof
+) -> Built:
+    """``bytecode = "imported"``: when the served proof's census of site-packages modules
+    is not the one the image was assembled with, assemble with it and prove again (see
+    ``build.census``); a served proof that recorded nothing changes nothing."""
+    plan, py, rootfs = assembly.plan, assembly.python, assembly.os.rootfs
+    served = proof.served
+    if plan.cfg.bytecode != "imported" or py is None or not plan.slim or served is None:
+        return image, reports, proof
+    if not served.ok or not served.imports:
+        return image, reports, proof
+    trees = [assembly.layers.tree(image, layer) for layer in image.layers()]
+    seen = site_modules(served.imports, trees, rootfs.site_packages)
+    census.save_imports(plan, py, rootfs, seen)
+    if seen == assembly.imports:
+        return image, reports, proof
+    assembly.steps.step(
+        f"Bytecode: the service imported {len(seen)} modules of site-packages; keeping "
+        "their .pyc only, and proving that image"
+    )
+    assembly.imports = seen
+    image, reports = assembly.image(assembly.reverts)
+    proof = prove_image(plan, image, rootfs, assembly.layers, assembly.steps)
+    raise_for_failures(proof, plan, unslimmed=False)
+    return image, reports, proof
+
+
 def prove_build(assembly: Assembly) -> tuple[Image, list[LayerReport], Proof]:
     """Assemble and prove; a load that fails slimmed but not unslimmed is slimming's fault:
     undo those changes, assemble and prove again (at most ``reverts.MAX_ROUNDS`` times)."""
@@ -365,6 +395,7 @@ def prove_build(assembly: Assembly) -> tuple[Image, list[LayerReport], Proof]:
         if searched is not None:
             image, reports, proof = searched
     raise_for_failures(proof, plan, unslimmed=unslimmed)
+    image, reports, proof = _bytecode_of_imports(assembly, image, reports, proof)
     for w in proof.warnings:
         owner = f" ({w.package})" if w.package else ""
         steps.warn(

@@ -31,6 +31,7 @@ from torchslim.errors import ResolveError
 from torchslim.oci.layer import Layer
 from torchslim.sbom.model import Removal
 from torchslim.slim.apply import slim_tree
+from torchslim.slim.bytecode import drop_unimported
 from torchslim.slim.closure import check_closure, raise_for_missing, upstream_warnings
 from torchslim.slim.ledger import Ledger, Revert
 from torchslim.slim.pyc import precompile
@@ -171,12 +172,17 @@ def python_layers(
     store: BlobStore,
     steps: Steps,
     reverts: Sequence[Revert] = (),
+    imports: Sequence[str] | None = None,
 ) -> list[tuple[Layer, LayerReport]]:
     """The Python layers of ``lock``, from the cache when every one of them is there.
 
     ``reverts``: slimming changes a proof showed to break a file; they are not made
     (their files are kept) and each is listed in the ledger with the loader's message.
+    ``imports``: the site-packages modules the served proof imported
+    (``bytecode = "imported"``): only theirs keep a ``.pyc``; None keeps every ``.pyc``.
     """
+    if not plan.slim:
+        imports = None
     scheme = scheme_for(rootfs)
     keep = [*plan.keep, *(r.path for r in reverts)]
     wheels = {w.name: w for w in lock.packages}
@@ -205,6 +211,7 @@ def python_layers(
                 rules_fingerprint(plan.profile) if plan.slim else None,
                 sorted(plan.keep),
                 sorted((r.rule, r.path, r.reason) for r in by_group[group]),
+                sorted(imports) if imports is not None else None,
             ),
         )
     hits = {g: layers.hit_parts(g, key) for g, (_, key) in keys.items()}
@@ -250,6 +257,8 @@ def python_layers(
             steps.warn(warning)
         raise_for_missing(missing)
         precompile(root, rootfs.site_packages, rootfs.python_version)
+        if imports is not None:
+            drop_unimported(root, rootfs.site_packages, imports, rootfs.python_version, routing)
         _split_tree(root, split, owner, rootfs.site_packages, [g for g, _ in groups])
         out: list[tuple[Layer, LayerReport]] = []
         for group, _ in groups:

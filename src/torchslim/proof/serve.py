@@ -13,6 +13,7 @@ the end, whatever happens.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import os
 import re
@@ -39,6 +40,8 @@ from torchslim.proof.tagged import parse_tagged
 from torchslim.sandbox.run import Emulation, Limits, Sandboxed, start_in_root
 
 PROBER = Path(prober.__file__).read_text(encoding="utf-8")
+# "import time:       417 |       1203 |   torch.nn.modules.linear" (-X importtime)
+_IMPORT_TIME = re.compile(r"^import time:\s+\d+ \|\s+\d+ \|\s+([\w.]+)\s*$")
 STOP_GRACE = 10.0  # seconds between SIGTERM and SIGKILL
 
 
@@ -73,6 +76,9 @@ class ServeSpec:
     writable: tuple[str, ...] = ()
     timeout: float = 180.0
     grace: float = STOP_GRACE
+    # Record what the service imports (``Served.imports``): CPython's own import-time
+    # report (PYTHONPROFILEIMPORTTIME) on stderr, which changes nothing it runs.
+    census: bool = False
 
     def shown_health(self) -> str:
         """The health path as printed: a ``token=`` in it (the notebook's) is not shown."""
@@ -93,6 +99,7 @@ class Served:
     warnings: tuple[str, ...] = ()
     output: str = ""  # the service's last lines (shown with -v)
     seconds: float = 0.0
+    imports: tuple[str, ...] = ()  # modules the service imported (ServeSpec.census)
 
     @property
     def ok(self) -> bool:
@@ -109,6 +116,7 @@ class Served:
             "stopped": self.stopped,
             "warnings": list(self.warnings),
             "seconds": round(self.seconds, 3),
+            "imports": list(self.imports),
         }
 
     @classmethod
@@ -123,6 +131,7 @@ class Served:
             stopped=d.get("stopped"),
             warnings=tuple(d.get("warnings") or ()),
             seconds=float(d.get("seconds") or 0.0),
+            imports=tuple(str(m) for m in d.get("imports") or ()),
         )
 
 
@@ -235,6 +244,20 @@ def _stop(box: Sandboxed, grace: float) -> tuple[str, str | None]:
     )
 
 
+def split_import_report(stderr: str) -> tuple[tuple[str, ...], str]:
+    """The modules CPython's import-time report names (each once, in import order, every
+    process of the service together) and the service's stderr without that report."""
+    seen: dict[str, None] = {}
+    rest = []
+    for line in stderr.splitlines(keepends=True):
+        found = _IMPORT_TIME.match(line.rstrip("\n"))
+        if found:
+            seen.setdefault(found[1], None)
+        elif not line.startswith("import time: self [us]"):
+            rest.append(line)
+    return tuple(seen), "".join(rest)
+
+
 def serve(
     root: Path,
     cmd: list[str],
@@ -249,6 +272,8 @@ def serve(
 ) -> Served:
     """Start ``cmd`` in ``root`` and ask it (see the module docstring)."""
     command = shlex.join(cmd)
+    if spec.census:
+        env = {**env, "PYTHONPROFILEIMPORTTIME": "1"}
     box = start_in_root(
         root, cmd, env=env, user=user, cwd=workdir, emulation=emulation,
         writable=list(spec.writable), limits=limits, pid1=True,
@@ -263,6 +288,10 @@ def serve(
             warnings += [warning] if warning else []
     finally:
         result = box.result()
+    imports: tuple[str, ...] = ()
+    if spec.census:
+        imports, stderr = split_import_report(result.stderr)
+        result = dataclasses.replace(result, stderr=stderr)
     seconds = result.seconds
     listening = format_listeners(watch.listeners)
     if watch.broken is not None:
@@ -292,4 +321,5 @@ def serve(
         warnings=tuple(warnings),
         output=result.tail(20),
         seconds=seconds,
+        imports=imports,
     )

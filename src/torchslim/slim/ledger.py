@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from torchslim.slim.rules import rule_by_id
+from torchslim.slim.rules import why_of
 
 EXAMPLES = 5
 
@@ -40,7 +40,7 @@ class Ledger:
         """Record that ``rule_id`` removed ``nbytes`` at ``path`` (bytes saved, for strip)."""
         entry = self._entries.get(rule_id)
         if entry is None:
-            entry = self._entries[rule_id] = _Entry(why=rule_by_id(rule_id).why)
+            entry = self._entries[rule_id] = _Entry(why=why_of(rule_id))
         entry.files += 1
         entry.bytes += nbytes
         if len(entry.examples) < EXAMPLES:
@@ -56,7 +56,7 @@ class Ledger:
         the change was refused before it was made (a stripped copy that failed the load
         checks); the totals are unchanged and only the revert is listed.
         """
-        rule_by_id(rule_id)  # unknown ids are a programming error, as in ``add``
+        why_of(rule_id)  # unknown ids are a programming error, as in ``add``
         if applied and (entry := self._entries.get(rule_id)) is not None:
             entry.files = max(0, entry.files - 1)
             entry.bytes = max(0, entry.bytes - nbytes)

@@ -8,8 +8,9 @@ appear and nothing would be rewritten at run time; start-up skips the check enti
 
 Compilation always runs in a fresh child interpreter of the *target* Python version, with
 no site and ``PYTHONHASHSEED=0``: marshal marks objects by reference count (FLAG_REF), so
-its output can depend on what the calling process had loaded; a fresh child in a fixed
-walk order makes it reproducible (the fixed seed guards hash-ordered data too).
+its output can depend on what the calling process had loaded; fresh children, each given
+a fixed share of the files (every ``SHARDS``-th, whatever the number of cores) in a fixed
+walk order, make it reproducible (the fixed seed guards hash-ordered data too).
 Code objects get the *image* path (``dfile``), never the staging path.
 """
 
@@ -22,6 +23,7 @@ import re
 import shutil
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from torchslim.errors import BuildError
@@ -29,13 +31,17 @@ from torchslim.errors import BuildError
 log = logging.getLogger(__name__)
 
 _VERSION = re.compile(r"^3\.\d+$")
+# The sources are dealt to this many fresh interpreters, every Nth file to each, run on the
+# cores there are: a fixed number, so each file is compiled in the same company (and to
+# the same bytes) on a machine of any size.
+SHARDS = 4
 
 # Runs inside the target interpreter: walk in sorted order, compile each .py.
 _WORKER = r"""
 import json, os, py_compile, sys
-root, image = sys.argv[1], sys.argv[2]
+root, image, shard, shards = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 mode = py_compile.PycInvalidationMode.UNCHECKED_HASH
-compiled, failed = 0, []
+sources = []
 for dirpath, dirnames, filenames in os.walk(root):
     dirnames[:] = sorted(
         d for d in dirnames
@@ -43,16 +49,18 @@ for dirpath, dirnames, filenames in os.walk(root):
     )
     for name in sorted(filenames):
         src = os.path.join(dirpath, name)
-        if not name.endswith(".py") or os.path.islink(src):
-            continue
-        rel = os.path.relpath(src, root).replace(os.sep, "/")
-        try:
-            py_compile.compile(
-                src, dfile=image + "/" + rel, doraise=True, optimize=0, invalidation_mode=mode
-            )
-            compiled += 1
-        except (py_compile.PyCompileError, OSError):
-            failed.append(rel)
+        if name.endswith(".py") and not os.path.islink(src):
+            sources.append(src)
+compiled, failed = 0, []
+for src in sources[shard::shards]:
+    rel = os.path.relpath(src, root).replace(os.sep, "/")
+    try:
+        py_compile.compile(
+            src, dfile=image + "/" + rel, doraise=True, optimize=0, invalidation_mode=mode
+        )
+        compiled += 1
+    except (py_compile.PyCompileError, OSError):
+        failed.append(rel)
 print(json.dumps({"compiled": compiled, "failed": failed}))
 """
 
@@ -98,18 +106,24 @@ def precompile(root: Path, site_packages: str, python_version: str) -> int:
     env = {"PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1", "LC_ALL": "C.UTF-8"}
     if "PATH" in os.environ:
         env["PATH"] = os.environ["PATH"]
-    proc = subprocess.run(
-        [python, "-S", "-s", "-W", "ignore", "-c", _WORKER, str(site), image_site],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-    )
-    if proc.returncode != 0:
-        tail = proc.stderr.strip().splitlines()[-1:] or ["no output"]
-        raise BuildError(f"precompiling {image_site} with {python} failed: {tail[0]}")
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
-    failed: list[str] = result["failed"]
+
+    def shard(number: int) -> subprocess.CompletedProcess[str]:
+        argv = [python, "-S", "-s", "-W", "ignore", "-c", _WORKER, str(site), image_site]
+        return subprocess.run(
+            [*argv, str(number), str(SHARDS)], capture_output=True, text=True, env=env, check=False
+        )
+
+    with ThreadPoolExecutor(max_workers=max(1, min(SHARDS, os.cpu_count() or 1))) as pool:
+        procs = list(pool.map(shard, range(SHARDS)))
+    compiled, failed = 0, []
+    for proc in procs:
+        if proc.returncode != 0:
+            tail = proc.stderr.strip().splitlines()[-1:] or ["no output"]
+            raise BuildError(f"precompiling {image_site} with {python} failed: {tail[0]}")
+        result = json.loads(proc.stdout.strip().splitlines()[-1])
+        compiled += int(result["compiled"])
+        failed += result["failed"]
+    failed.sort()
     if failed:  # upstream's files (torch ships a 3.12-only test helper): pip is silent too
         log.info(
             "%d file(s) do not compile under Python %s and stay source-only, e.g. %s",
@@ -117,4 +131,4 @@ def precompile(root: Path, site_packages: str, python_version: str) -> int:
             python_version,
             ", ".join(failed[:3]),
         )
-    return int(result["compiled"])
+    return compiled

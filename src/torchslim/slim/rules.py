@@ -135,12 +135,6 @@ RULES: tuple[Rule, ...] = (
         patterns=("torch/share/cmake/**",),
     ),
     Rule(
-        id="torch-testing-internal",
-        why="torch's test-suite helpers (OpInfo, common_utils): only tests and opcheck use them",
-        keep_in=frozenset({"compile", "distributed", "full"}),
-        patterns=("torch/testing/_internal/**",),
-    ),
-    Rule(
         id="type-stubs",
         why="type stubs (.pyi) are read by type checkers; the import system never opens them",
         keep_in=_ALL_BUT_FULL,
@@ -280,6 +274,19 @@ def rules_fingerprint(profile: str) -> list[tuple[str, str, list[str], list[str]
     """What the rules acting under ``profile`` match and do: part of a layer's cache key,
     so a changed rule rebuilds the layers it shapes."""
     return [(r.id, r.action, sorted(r.patterns), sorted(r.exclude)) for r in rules_for(profile)]
+
+
+# Slimming steps that are not path rules: the build applies them from what the proof saw.
+STEPS: dict[str, str] = {
+    "unimported-bytecode": (
+        "bytecode of modules the served proof never imported; they compile on first import"
+    ),
+}
+
+
+def why_of(id: str) -> str:  # noqa: A002 - a rule's or a step's id
+    """The one-line why of a rule or a slimming step."""
+    return STEPS[id] if id in STEPS else rule_by_id(id).why
 
 
 def check_profile(profile: str) -> str:

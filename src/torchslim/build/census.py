@@ -1,0 +1,50 @@
+"""What the served proof saw the service import, kept for the next build's first try.
+
+With ``bytecode = "imported"`` the Python layers keep a ``.pyc`` only for the modules the
+service imported (``slim.bytecode``). Which those are is known only once the image is
+served, so the build assembles with the last census of the same wheels and service,
+serves, and assembles again (and serves again) only when the census it sees differs: the
+image is the fixed point, the same on a fresh runner as on one with a history.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+from torchslim.atomic import write_atomic
+from torchslim.build.layercache import input_key
+from torchslim.build.plan import Plan
+from torchslim.cache import cache_root
+from torchslim.debian import RootfsInfo
+from torchslim.deps.lock import Lock
+
+
+def _path(plan: Plan, lock: Lock, rootfs: RootfsInfo) -> Path:
+    key = input_key(
+        "census",
+        sorted(w.sha256 for w in lock.packages),
+        plan.profile,
+        plan.cfg.name,
+        list(plan.cfg.cmd),
+        rootfs.site_packages,
+    )
+    return cache_root() / "census" / (key.removeprefix("sha256:") + ".json")
+
+
+def saved_imports(plan: Plan, lock: Lock, rootfs: RootfsInfo) -> list[str] | None:
+    """The site-packages modules the last served proof of this service imported, if any."""
+    try:
+        data = json.loads(_path(plan, lock, rootfs).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, list) or not all(isinstance(m, str) for m in data):
+        return None
+    return sorted(data)
+
+
+def save_imports(plan: Plan, lock: Lock, rootfs: RootfsInfo, imports: Sequence[str]) -> None:
+    path = _path(plan, lock, rootfs)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, json.dumps(sorted(imports)))
