@@ -5,6 +5,8 @@ and writes the same image as before."""
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -32,10 +34,24 @@ def torchslim(*args: str) -> subprocess.CompletedProcess[str]:
 def _flip(path: Path) -> None:
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0xFF
-    path.write_bytes(bytes(data))
+    _replace(path, bytes(data))
 
 
-def test_the_build_after_a_damaged_cache_succeeds_by_itself(ts_cache: Path, tmp_path: Path) -> None:
+def _replace(path: Path, data: bytes) -> None:
+    """A new file in place of ``path``: the run's shared cache, linked, keeps its own."""
+    path.unlink()
+    path.write_bytes(data)
+
+
+def test_the_build_after_a_damaged_cache_succeeds_by_itself(
+    ts_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The damage goes to a linked copy of the shared cache: the other worker's builds
+    # read the shared one at the same time.
+    own = tmp_path / "cache"
+    shutil.copytree(ts_cache, own, symlinks=True, copy_function=os.link)
+    monkeypatch.setenv("TORCHSLIM_CACHE", str(own))
+    ts_cache = own
     project = copy_example(tmp_path / "hello-torch")
     first = tmp_path / "first.json"
     proc = torchslim("build", str(project), "-o", f"oci:{tmp_path / 'a'}", "--json", str(first))
@@ -49,7 +65,7 @@ def test_the_build_after_a_damaged_cache_succeeds_by_itself(ts_cache: Path, tmp_
     torch = next(p for p in tomllib.loads(lock)["packages"] if p["name"] == "torch")
     wheel_blob = store.path("sha256:" + torch["wheels"][0]["hashes"]["sha256"])
     if wheel_blob.exists():
-        wheel_blob.write_bytes(wheel_blob.read_bytes()[:-4096])  # once "zlib Error -3"
+        _replace(wheel_blob, wheel_blob.read_bytes()[:-4096])  # once "zlib Error -3"
     debs = sorted(p for p in store.root.iterdir() if p.stat().st_size > 100_000)
     _flip(debs[0])  # some large cached blob: a .deb or a wheel, either is fetched again
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import posixpath
 import zipfile
+import zlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -98,6 +99,11 @@ def install_wheel(wheel: Path, root: Path, scheme: Scheme, interpreter: str) -> 
         raise BuildError(f"installing {filename}: {exc}; two packages ship the same file") from None
     except (InstallerError, ValueError) as exc:
         raise BuildError(f"installing {filename} failed: {str(exc).splitlines()[0]}") from None
+    except (EOFError, zipfile.BadZipFile, zlib.error) as exc:  # cut short or damaged on disk
+        raise IntegrityError(
+            f"{wheel} ({filename}) is damaged ({exc or type(exc).__name__}); delete it and "
+            "build again to fetch it anew"
+        ) from None
     return dest.written
 
 

@@ -46,3 +46,21 @@ def test_install_from_digest_named_blob_is_identical(tmp_path: Path) -> None:
     for rel in a:
         fa, fb = tmp_path / "a" / rel.lstrip("/"), tmp_path / "b" / rel.lstrip("/")
         assert fa.read_bytes() == fb.read_bytes()
+
+
+def test_a_wheel_damaged_on_disk_is_one_clear_error(tmp_path: Path) -> None:
+    import zipfile
+
+    import pytest
+
+    from torchslim.errors import IntegrityError
+
+    wheel = make_wheel(tmp_path)
+    with zipfile.ZipFile(wheel) as zf:
+        info = zf.getinfo("demo/data.txt")
+    data = bytearray(wheel.read_bytes())
+    start = info.header_offset + 30 + len(info.filename) + len(info.extra)
+    data[start : start + info.compress_size] = b"\xff" * info.compress_size  # its contents
+    wheel.write_bytes(bytes(data))
+    with pytest.raises(IntegrityError, match="is damaged .*delete it"):
+        install_wheel(wheel, tmp_path / "root", Scheme.debian("3.11"), "/usr/bin/python3.11")
