@@ -108,7 +108,9 @@ def main() -> None:
                   f"zstd:chunked {pushed_bytes(host, 'cuda', 'v1') / 1e6:.1f} MB")  # fmt: skip
             for name, ref in (("zstd:chunked", "cuda:v1"), ("gzip", "cuda-gzip:v1")):
                 for partial in (False, True):
-                    with store(tmp / f"store-{name}-{partial}", partial=partial) as env:
+                    with store(
+                        tmp / f"store-{ref.replace(':', '-')}-{int(partial)}", partial=partial
+                    ) as env:
                         got = pull_and_answer(env, reg, f"{host}/{ref}")
                     mode = "partial pulls on" if partial else "stock podman"
                     print(
