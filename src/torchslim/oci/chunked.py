@@ -46,7 +46,6 @@ TOC_POSITION = "io.github.containers.zstd-chunked.manifest-position"
 TARSPLIT_POSITION = "io.github.containers.zstd-chunked.tarsplit-position"
 LEGACY_TOC_CHECKSUM = "io.containers.zstd-chunked.manifest-checksum"
 LEGACY_TOC_POSITION = "io.containers.zstd-chunked.manifest-position"
-ANNOTATIONS = (TOC_CHECKSUM, TOC_POSITION, TARSPLIT_POSITION)
 
 SKIPPABLE_MAGIC = b"\x50\x2a\x4d\x18"
 FOOTER_MAGIC = b"GNUlInUx"
