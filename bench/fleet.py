@@ -39,7 +39,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -205,6 +205,16 @@ class PullRun:
     answer: float
     bytes: int
     requests: int
+
+
+# The rows each image and setting gets: (what, unit, the figure of one run).
+METRICS: list[tuple[str, str, Callable[[PullRun], float]]] = [
+    ("pull", "s", lambda r: r.pull),
+    ("pull + run + first 2xx", "s", lambda r: r.answer),
+    ("run + first 2xx (image pulled)", "s", lambda r: r.answer - r.pull),
+    ("bytes served", "MB", lambda r: r.bytes),
+    ("requests", "", lambda r: r.requests),
+]
 
 
 def pull_and_answer(env: dict[str, str], reg: Registry, image: str) -> PullRun:
@@ -394,36 +404,13 @@ def run(tmp: Path, reg: Registry, shaper: ShapingProxy, *, runs: int, smoke: boo
                 label = name.removeprefix("torchslim ")
                 if label == "imported":
                     label = 'zstd:chunked, bytecode = "imported"'
-                fig.add(
-                    f"pull, {setting} ({label})",
-                    median([r.pull for r in seed]) if seed else None,
-                    median([r.pull for r in ts]),
-                    "s",
-                )
-                fig.add(
-                    f"pull + run + first 2xx, {setting} ({label})",
-                    median([r.answer for r in seed]) if seed else None,
-                    median([r.answer for r in ts]),
-                    "s",
-                )
-                fig.add(
-                    f"run + first 2xx (image pulled), {setting} ({label})",
-                    median([r.answer - r.pull for r in seed]) if seed else None,
-                    median([r.answer - r.pull for r in ts]),
-                    "s",
-                )
-                fig.add(
-                    f"bytes served, {setting} ({label})",
-                    median([r.bytes for r in seed]) if seed else None,
-                    median([r.bytes for r in ts]),
-                    "MB",
-                )
-                fig.add(
-                    f"requests, {setting} ({label})",
-                    median([r.requests for r in seed]) if seed else None,
-                    median([r.requests for r in ts]),
-                    "",
-                )
+                for what, unit, value in METRICS:
+                    fig.add(
+                        f"{what}, {setting} ({label})",
+                        median([value(r) for r in seed]) if seed else None,
+                        median([value(r) for r in ts]),
+                        unit,
+                    )
 
     # Updates, on a node holding release 1 (partial pulls on).
     app_ts = update_bytes(tmp / "upd-ts-2", reg, f"{host}/ts:v1", f"{host}/ts:v2")

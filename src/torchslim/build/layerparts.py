@@ -17,27 +17,10 @@ import os
 import stat
 from pathlib import Path
 
+from torchslim.oci.layer import scan_tree
+
 MAX_ENTRIES = 8000
 MAX_BYTES = 512 * 1024 * 1024
-
-
-def _walk(root: Path) -> list[tuple[str, os.stat_result]]:
-    """Every path under ``root`` with its lstat, in the layer writer's order."""
-    found: list[tuple[str, os.stat_result]] = []
-
-    def walk(dirpath: str, rel: str) -> None:
-        with os.scandir(dirpath) as it:
-            entries = list(it)
-        for entry in entries:
-            r = f"{rel}{entry.name}"
-            st = entry.stat(follow_symlinks=False)
-            found.append((r, st))
-            if stat.S_ISDIR(st.st_mode):
-                walk(entry.path, r + "/")
-
-    walk(str(root), "")
-    found.sort(key=lambda item: os.fsencode(item[0]))
-    return found
 
 
 def plan_parts(
@@ -70,7 +53,7 @@ def split_tree(
     """``[root]`` when it is within the limits (default ``MAX_ENTRIES``, ``MAX_BYTES``);
     else the first part stays in ``root`` and each further part is moved to ``dest/2``,
     ``dest/3``, …; returns every part's root."""
-    entries = _walk(root)
+    entries = scan_tree(root)  # the layer writer's own walk and order
     parts = plan_parts(
         entries,
         max_entries=MAX_ENTRIES if max_entries is None else max_entries,

@@ -67,6 +67,8 @@ _TYPES = {
     tarfile.BLKTYPE: "block",
     tarfile.FIFOTYPE: "fifo",
 }
+# Told where a file's contents frame landed in the blob: (start, end).
+Placed = Callable[[int, int], None]
 # tar-split's entry types (github.com/vbatts/tar-split/tar/storage).
 _TS_FILE, _TS_SEGMENT = 1, 2
 
@@ -105,16 +107,6 @@ def _compress_frames(level: int, blocks: list[bytes]) -> list[bytes]:
     return [cctx.compress(b) for b in blocks]
 
 
-class _Frame:
-    """One frame waiting for its compressed bytes; ``placed(start, end)`` learns where it
-    landed in the blob."""
-
-    __slots__ = ("placed",)
-
-    def __init__(self, placed: Callable[[int, int], None] | None) -> None:
-        self.placed = placed
-
-
 class ChunkedSink:
     """Receives a tar as headers, contents and padding (``oci.layer``'s tar writer says
     which is which) and writes the zstd:chunked blob to ``out``."""
@@ -133,9 +125,9 @@ class ChunkedSink:
         self._threads = threads
         self.written = 0  # compressed bytes out so far
         self._meta = bytearray()  # tar bytes of the frame being gathered (headers, padding)
-        self._batch: list[tuple[bytes, _Frame]] = []
+        self._batch: list[tuple[bytes, Placed | None]] = []
         self._batch_size = 0
-        self._pending: deque[tuple[Future[list[bytes]], list[_Frame]]] = deque()
+        self._pending: deque[tuple[Future[list[bytes]], list[Placed | None]]] = deque()
         self._toc: list[dict[str, Any]] = []
         self._split: list[bytes] = []  # tar-split JSON lines
         self._raw = bytearray()  # tar bytes since the last file entry (a tar-split segment)
@@ -197,7 +189,7 @@ class ChunkedSink:
             def placed(start: int, end: int, entry: dict[str, Any] = entry) -> None:
                 entry["offset"], entry["endOffset"] = start, end
 
-            self._queue(body, _Frame(placed))
+            self._queue(body, placed)
         assert self._crc is not None
         self._file_entry(self._crc.to_bytes(8, "big"))
 
@@ -282,10 +274,10 @@ class ChunkedSink:
 
     def _close_meta(self) -> None:
         if self._meta:
-            self._queue(bytes(self._meta), _Frame(None))
+            self._queue(bytes(self._meta), None)
             self._meta = bytearray()
 
-    def _queue(self, block: bytes, frame: _Frame) -> None:
+    def _queue(self, block: bytes, frame: Placed | None) -> None:
         self._batch.append((block, frame))
         self._batch_size += len(block)
         if self._batch_size >= BATCH:
@@ -312,8 +304,8 @@ class ChunkedSink:
             for data, frame in zip(future.result(), frames, strict=True):
                 start = self.written
                 self._emit(data)
-                if frame.placed is not None:
-                    frame.placed(start, self.written)
+                if frame is not None:
+                    frame(start, self.written)
 
     def _emit(self, data: bytes) -> None:
         if data:

@@ -352,7 +352,7 @@ class _ProgressReader:
         return data
 
 
-def _scan(root: Path) -> list[tuple[str, os.stat_result]]:
+def scan_tree(root: Path) -> list[tuple[str, os.stat_result]]:
     """Every path under ``root`` (relative, "/"-separated) with its lstat; links not followed."""
     found: list[tuple[str, os.stat_result]] = []
 
@@ -402,7 +402,7 @@ def write_layer_from_dir(
     own: OwnerFn = owner or (lambda _p: (0, 0))
     pre = _normalize_prefix(prefix)
     try:
-        entries = _scan(root)
+        entries = scan_tree(root)
     except OSError as exc:
         raise BuildError(f"could not read the layer tree {root}: {exc}") from exc
     media_type = COMPRESSION_MEDIA_TYPE.get(compression)
