@@ -44,7 +44,7 @@ def test_only_the_imported_modules_keep_bytecode(ts_cache: Path, tmp_path: Path)
     first = build(project, tmp_path / "imported.tar")
     assert first["proof"]["status"] == "proven"
     assert first["proof"]["served"]["imports"], "the served proof recorded no imports"
-    assert any(s.startswith("Bytecode: the service imported") for s in steps(first))
+    assert any(s.startswith("Census: the service imported") for s in steps(first))
     rules = {r["id"]: r for r in first["ledger"]["rules"]}
     dropped = rules["unimported-bytecode"]
     assert dropped["bytes"] > 40_000_000 and dropped["files"] > 2000, dropped
@@ -54,7 +54,7 @@ def test_only_the_imported_modules_keep_bytecode(ts_cache: Path, tmp_path: Path)
     # The same inputs again: the census is the one the image was made with; one proof.
     again = build(project, tmp_path / "again.tar")
     assert again["digest"] == first["digest"]
-    assert not any(s.startswith("Bytecode:") for s in steps(again))
+    assert not any(s.startswith("Census:") for s in steps(again))
 
     out = podman("load", "-i", str(tmp_path / "imported.tar")).stdout
     image = out.strip().rsplit(" ", 1)[-1]

@@ -85,11 +85,12 @@ class Assembly:
         self.layers, self.store, self.steps = layers, store, steps
         known = reverts.saved_reverts(plan, python_lock, os_.rootfs) if python_lock else []
         self.reverts: list[Revert] = known  # what earlier proofs found, for these wheels
-        # bytecode = "imported": the modules whose .pyc the Python layers keep (census);
-        # None: every .pyc (the first try of a service never served before).
+        # The site-packages modules the served proof saw imported (``plan.census``): the
+        # Python layers keep only their .pyc (bytecode = "imported") or only them (profile
+        # used); None: everything (the first try of a service never served before).
         self.imports: list[str] | None = None
-        # Without a proof there is no census: every .pyc, on every host alike.
-        if plan.cfg.bytecode == "imported" and python_lock and plan.slim and plan.prove:
+        # Without a proof there is no census: everything, on every host alike.
+        if plan.census and python_lock:
             self.imports = census.saved_imports(plan, python_lock, os_.rootfs)
         self._tools: tuple[Layer, LayerReport] | None = None
         self._notebook: tuple[Layer, LayerReport] | None = None

@@ -1,4 +1,4 @@
-"""What the served proof saw the service import, kept for the next build's first try.
+"""What the served proof saw the service load, kept for the next build's first try.
 
 With ``bytecode = "imported"`` the Python layers keep a ``.pyc`` only for the modules the
 service imported (``slim.bytecode``). Which those are is known only once the image is
@@ -20,10 +20,13 @@ from torchslim.cache import cache_root
 from torchslim.debian import RootfsInfo
 from torchslim.deps.lock import Lock
 
+CENSUS_FORMAT = 2  # 2: the files the service opened (proof.census)
+
 
 def _path(plan: Plan, lock: Lock, rootfs: RootfsInfo) -> Path:
     key = input_key(
         "census",
+        CENSUS_FORMAT,
         sorted(w.sha256 for w in lock.packages),
         plan.profile,
         plan.cfg.name,

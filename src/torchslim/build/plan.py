@@ -155,6 +155,13 @@ class Plan:
         return self.target in ("image", "debug", "notebook")
 
     @property
+    def census(self) -> bool:
+        """Whether the served proof records what the service imports, for the build to keep
+        only that (``bytecode = "imported"``, profile ``used``)."""
+        wanted = self.cfg.bytecode == "imported" or self.profile == "used"
+        return wanted and self.slim and self.prove and self.service and not self.notebook
+
+    @property
     def debug(self) -> bool:
         """Whether the service image gets the debug tools layer on top."""
         return self.target == "debug"
@@ -262,6 +269,20 @@ def _profile(cfg: ProjectConfig, opts: BuildOptions) -> str:
         raise ConfigError(
             f"{where}: unknown profile {profile!r}; choose one of {', '.join(PROFILES)}"
         )
+    if profile == "used" and opts.target in ("image", "debug"):
+        where = "--profile used" if opts.profile else f'{cfg.file}: profile = "used"'
+        # It keeps what the served proof saw imported: no served proof, nothing to go by.
+        if cfg.port is None:
+            raise ConfigError(
+                f"{where} keeps only what the service imported while it was served: set "
+                '`port` (and `health`) so it can be served, or use profile "inference"'
+            )
+        if not opts.prove or opts.no_slim:
+            flag = "--no-prove" if not opts.prove else "--no-slim"
+            raise ConfigError(
+                f"{where} needs the served proof and slimming: drop {flag}, or use profile "
+                '"inference"'
+            )
     return profile
 
 

@@ -31,10 +31,11 @@ from torchslim.project.pyproject import read_pyproject, script_command
 from torchslim.proof.prove import Failure, Proof, prove_rootfs
 from torchslim.proof.result import LOADS
 from torchslim.proof.serve import ServeSpec, SmokeRequest
-from torchslim.slim.bytecode import site_modules
+from torchslim.slim.bytecode import modules_opened
 from torchslim.slim.image import ImageView
 from torchslim.slim.ledger import Revert
 from torchslim.slim.owners import owner_of, package_owners
+from torchslim.slim.used import PROFILE as USED_PROFILE
 
 
 class ProofError(BuildError):
@@ -69,7 +70,7 @@ def serve_spec(plan: Plan, token: str | None = None) -> ServeSpec | None:
         requests=tuple(requests),
         writable=tuple(cfg.writable),
         timeout=float(cfg.proof_timeout),
-        census=cfg.bytecode == "imported",
+        census=plan.census,
     )
 
 
@@ -328,30 +329,37 @@ def _search_served(assembly: Assembly, failure: Failure) -> tuple[Built | None, 
     return served[tuple(r.path for r in outcome.undo)], True
 
 
-def _bytecode_of_imports(
+def _from_census(
     assembly: Assembly, image: Image, reports: list[LayerReport], proof: Proof
 ) -> Built:
-    """``bytecode = "imported"``: when the served proof's census of site-packages modules
-    is not the one the image was assembled with, assemble with it and prove again (see
-    ``build.census``); a served proof that recorded nothing changes nothing."""
+    """``plan.census``: when the served proof imported site-packages modules the image was
+    not assembled for, assemble for them and prove again (see ``build.census``); a served
+    proof that recorded nothing changes nothing. Modules no longer imported stay, so the
+    image settles after one more proof at most."""
     plan, py, rootfs = assembly.plan, assembly.python, assembly.os.rootfs
     served = proof.served
-    if plan.cfg.bytecode != "imported" or py is None or not plan.slim or served is None:
+    if not plan.census or py is None or served is None or not served.ok or not served.opened:
         return image, reports, proof
-    if not served.ok or not served.imports:
+    seen = modules_opened(served.opened, rootfs.site_packages, rootfs.python_version)
+    before = assembly.imports
+    if before is not None and set(seen) <= set(before):
+        census.save_imports(plan, py, rootfs, before)
         return image, reports, proof
-    trees = [assembly.layers.tree(image, layer) for layer in image.layers()]
-    seen = site_modules(served.imports, trees, rootfs.site_packages)
-    census.save_imports(plan, py, rootfs, seen)
-    if seen == assembly.imports:
-        return image, reports, proof
+    assembly.imports = sorted(set(seen) | set(before or ()))
+    census.save_imports(plan, py, rootfs, assembly.imports)
+    kept = "only them" if plan.profile == USED_PROFILE else "only their .pyc"
     assembly.steps.step(
-        f"Bytecode: the service imported {len(seen)} modules of site-packages; keeping "
-        "their .pyc only, and proving that image"
+        f"Census: the service imported {len(assembly.imports)} modules of site-packages; "
+        f"keeping {kept}, and proving that image"
     )
-    assembly.imports = seen
     image, reports = assembly.image(assembly.reverts)
     proof = prove_image(plan, image, rootfs, assembly.layers, assembly.steps)
+    if proof.status == "failed" and plan.profile == USED_PROFILE:
+        raise ProofError(
+            f'proof: profile "used": the image without the modules the first proof did not '
+            f"import does not work: {proof.failures[0].line()}; keep what it needs with `keep` "
+            "(a module's or a distribution's folder), or use profile \"inference\""
+        )
     raise_for_failures(proof, plan, unslimmed=False)
     return image, reports, proof
 
@@ -365,6 +373,12 @@ def prove_build(assembly: Assembly) -> tuple[Image, list[LayerReport], Proof]:
         steps.warn("the image was not proven to run (--no-prove)")
         return image, reports, not_proven("skipped with --no-prove")
     proof = prove_image(plan, image, assembly.os.rootfs, assembly.layers, steps)
+    if proof.status == "failed" and assembly.imports is not None:
+        # A census of an earlier build: this one's service may load more. Start afresh.
+        steps.step("Census: the image made from the last census fails; serving it whole")
+        assembly.imports = None
+        image, reports = assembly.image(assembly.reverts)
+        proof = prove_image(plan, image, assembly.os.rootfs, assembly.layers, steps)
     py = assembly.python
     rootfs = assembly.os.rootfs
     examined = reverts.examined(plan, py, rootfs) if py is not None else set()
@@ -395,7 +409,7 @@ def prove_build(assembly: Assembly) -> tuple[Image, list[LayerReport], Proof]:
         if searched is not None:
             image, reports, proof = searched
     raise_for_failures(proof, plan, unslimmed=unslimmed)
-    image, reports, proof = _bytecode_of_imports(assembly, image, reports, proof)
+    image, reports, proof = _from_census(assembly, image, reports, proof)
     for w in proof.warnings:
         owner = f" ({w.package})" if w.package else ""
         steps.warn(

@@ -13,7 +13,7 @@ import os
 import posixpath
 import time
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from torchslim.build.dates import Dates
@@ -26,6 +26,7 @@ from torchslim.config import Steps
 from torchslim.debian import RootfsInfo
 from torchslim.deps.install import Scheme, install_wheel
 from torchslim.deps.lock import Lock
+from torchslim.deps.pylock import LockedWheel
 from torchslim.deps.wheels import fetch_wheels
 from torchslim.errors import ResolveError
 from torchslim.oci.layer import Layer
@@ -36,6 +37,9 @@ from torchslim.slim.closure import check_closure, raise_for_missing, upstream_wa
 from torchslim.slim.ledger import Ledger, Revert
 from torchslim.slim.pyc import precompile
 from torchslim.slim.rules import rules_fingerprint
+from torchslim.slim.used import PROFILE as USED_PROFILE
+from torchslim.slim.used import UsedResult, drop_unused
+from torchslim.units import human
 
 ELF_MACHINE = {"amd64": "EM_X86_64", "arm64": "EM_AARCH64"}
 
@@ -113,6 +117,22 @@ def _split_tree(
             os.replace(Path(dirpath) / name, dest)
 
 
+def _used_line(used: UsedResult, wheels: Mapping[str, LockedWheel]) -> str:
+    """What profile ``used`` took out, naming each distribution, and how to keep one."""
+    names = ", ".join(
+        f"{d.name} {wheels[d.name].version} ({human(d.bytes)})" if d.name in wheels
+        else f"{d.name} ({human(d.bytes)})"
+        for d in used.distributions
+    )  # fmt: skip
+    dists = f"{len(used.distributions)} distributions never imported ({names})" if names else ""
+    mods = f"{used.modules} modules never imported ({human(used.module_bytes)})"
+    first = used.distributions[0].name if used.distributions else "torch/_dynamo"
+    return (
+        f"Profile used: dropping {dists + '; ' if dists else ''}{mods}; keep one with "
+        f'keep = ["{first}"]'
+    )
+
+
 def stub_libraries(root: Path, libs: Sequence[str]) -> None:
     """Empty files at the base's library paths: enough for the closure check to find names."""
     for lib in libs:
@@ -178,8 +198,9 @@ def python_layers(
 
     ``reverts``: slimming changes a proof showed to break a file; they are not made
     (their files are kept) and each is listed in the ledger with the loader's message.
-    ``imports``: the site-packages modules the served proof imported
-    (``bytecode = "imported"``): only theirs keep a ``.pyc``; None keeps every ``.pyc``.
+    ``imports``: the site-packages modules the served proof imported: only theirs keep a
+    ``.pyc`` (``bytecode = "imported"``), or only they are kept (profile ``used``,
+    ``slim.used``); None keeps every module and ``.pyc``.
     """
     if not plan.slim:
         imports = None
@@ -257,7 +278,13 @@ def python_layers(
             steps.warn(warning)
         raise_for_missing(missing)
         precompile(root, rootfs.site_packages, rootfs.python_version)
-        if imports is not None:
+        if imports is not None and plan.profile == USED_PROFILE:
+            used = drop_unused(
+                root, rootfs.site_packages, imports, dist_of, plan.keep, rootfs.python_version,
+                routing,
+            )  # fmt: skip
+            steps.step(_used_line(used, wheels))
+        elif imports is not None:
             drop_unimported(root, rootfs.site_packages, imports, rootfs.python_version, routing)
         _split_tree(root, split, owner, rootfs.site_packages, [g for g, _ in groups])
         out: list[tuple[Layer, LayerReport]] = []

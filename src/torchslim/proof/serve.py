@@ -13,6 +13,7 @@ the end, whatever happens.
 from __future__ import annotations
 
 import base64
+import contextlib
 import dataclasses
 import json
 import os
@@ -29,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from torchslim.proof import prober
+from torchslim.proof.census import Census, census_folder
 from torchslim.proof.refusals import (
     format_listeners,
     listen_failure,
@@ -40,8 +42,6 @@ from torchslim.proof.tagged import parse_tagged
 from torchslim.sandbox.run import Emulation, Limits, Sandboxed, start_in_root
 
 PROBER = Path(prober.__file__).read_text(encoding="utf-8")
-# "import time:       417 |       1203 |   torch.nn.modules.linear" (-X importtime)
-_IMPORT_TIME = re.compile(r"^import time:\s+\d+ \|\s+\d+ \|\s+([\w.]+)\s*$")
 STOP_GRACE = 10.0  # seconds between SIGTERM and SIGKILL
 
 
@@ -76,8 +76,7 @@ class ServeSpec:
     writable: tuple[str, ...] = ()
     timeout: float = 180.0
     grace: float = STOP_GRACE
-    # Record what the service imports (``Served.imports``): CPython's own import-time
-    # report (PYTHONPROFILEIMPORTTIME) on stderr, which changes nothing it runs.
+    # Record the Python files the service opens (``Served.opened``, ``proof.census``).
     census: bool = False
 
     def shown_health(self) -> str:
@@ -99,7 +98,7 @@ class Served:
     warnings: tuple[str, ...] = ()
     output: str = ""  # the service's last lines (shown with -v)
     seconds: float = 0.0
-    imports: tuple[str, ...] = ()  # modules the service imported (ServeSpec.census)
+    opened: tuple[str, ...] = ()  # .py/.pyc files the service opened (ServeSpec.census)
 
     @property
     def ok(self) -> bool:
@@ -116,7 +115,7 @@ class Served:
             "stopped": self.stopped,
             "warnings": list(self.warnings),
             "seconds": round(self.seconds, 3),
-            "imports": list(self.imports),
+            "opened": list(self.opened),
         }
 
     @classmethod
@@ -131,7 +130,7 @@ class Served:
             stopped=d.get("stopped"),
             warnings=tuple(d.get("warnings") or ()),
             seconds=float(d.get("seconds") or 0.0),
-            imports=tuple(str(m) for m in d.get("imports") or ()),
+            opened=tuple(str(m) for m in d.get("opened") or ()),
         )
 
 
@@ -244,20 +243,6 @@ def _stop(box: Sandboxed, grace: float) -> tuple[str, str | None]:
     )
 
 
-def split_import_report(stderr: str) -> tuple[tuple[str, ...], str]:
-    """The modules CPython's import-time report names (each once, in import order, every
-    process of the service together) and the service's stderr without that report."""
-    seen: dict[str, None] = {}
-    rest = []
-    for line in stderr.splitlines(keepends=True):
-        found = _IMPORT_TIME.match(line.rstrip("\n"))
-        if found:
-            seen.setdefault(found[1], None)
-        elif not line.startswith("import time: self [us]"):
-            rest.append(line)
-    return tuple(seen), "".join(rest)
-
-
 def serve(
     root: Path,
     cmd: list[str],
@@ -271,12 +256,30 @@ def serve(
     progress: Callable[[float], None] | None = None,
 ) -> Served:
     """Start ``cmd`` in ``root`` and ask it (see the module docstring)."""
+    with contextlib.ExitStack() as stack:
+        census = stack.enter_context(census_folder()) if spec.census else None
+        served = _serve(root, cmd, spec, env, user, workdir, emulation, limits, progress, census)
+        opened = census.opened() if census is not None else ()
+    return dataclasses.replace(served, opened=opened)
+
+
+def _serve(
+    root: Path,
+    cmd: list[str],
+    spec: ServeSpec,
+    env: dict[str, str],
+    user: tuple[int, int],
+    workdir: str,
+    emulation: Emulation | None,
+    limits: Limits | None,
+    progress: Callable[[float], None] | None,
+    census: Census | None,
+) -> Served:
     command = shlex.join(cmd)
-    if spec.census:
-        env = {**env, "PYTHONPROFILEIMPORTTIME": "1"}
     box = start_in_root(
-        root, cmd, env=env, user=user, cwd=workdir, emulation=emulation,
-        writable=list(spec.writable), limits=limits, pid1=True,
+        root, cmd, env=census.env(env) if census else env, user=user, cwd=workdir,
+        emulation=emulation, writable=list(spec.writable), limits=limits, pid1=True,
+        binds=[census.bind()] if census else None,
     )  # fmt: skip
     warnings: list[str] = []
     stopped: str | None = None
@@ -288,10 +291,6 @@ def serve(
             warnings += [warning] if warning else []
     finally:
         result = box.result()
-    imports: tuple[str, ...] = ()
-    if spec.census:
-        imports, stderr = split_import_report(result.stderr)
-        result = dataclasses.replace(result, stderr=stderr)
     seconds = result.seconds
     listening = format_listeners(watch.listeners)
     if watch.broken is not None:
@@ -321,5 +320,4 @@ def serve(
         warnings=tuple(warnings),
         output=result.tail(20),
         seconds=seconds,
-        imports=imports,
     )

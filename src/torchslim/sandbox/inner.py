@@ -282,6 +282,8 @@ def _binds(root: str, binds: list[tuple[int, str, bool]]) -> None:
     the ids changed; read-only unless the caller asked for writes."""
     for fd, inside, writable in binds:
         target = root + inside
+        if inside.startswith("/tmp/") and not os.path.isdir(target):
+            os.mkdir(target)  # on the /tmp this sandbox mounted: a mountpoint of its own
         _must(_mount(f"/proc/self/fd/{fd}", target, None, MS_BIND), f"bind {inside}")
         if not writable:
             flags = MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV

@@ -49,7 +49,7 @@ def _walk(site: Path) -> list[str]:
     return sorted(out)
 
 
-class _Keep:
+class KeepGlobs:
     """User ``--keep`` globs: relative to site-packages, or absolute image paths."""
 
     def __init__(self, globs: Sequence[str], site_packages: str) -> None:
@@ -71,7 +71,7 @@ class _Keep:
         )
 
 
-def _plan(view: SiteView, files: list[str], profile: str, keep: _Keep) -> dict[str, Rule]:
+def _plan(view: SiteView, files: list[str], profile: str, keep: KeepGlobs) -> dict[str, Rule]:
     removers = [r for r in RULES if r.action == "remove"]
     plan: dict[str, Rule] = {}
     for rel in files:
@@ -125,7 +125,7 @@ def _protect_needed(view: SiteView, files: list[str], plan: dict[str, Rule]) -> 
             del plan[rel]
 
 
-def _prune_empty_dirs(site: Path, removed: list[str]) -> None:
+def prune_empty_dirs(site: Path, removed: list[str]) -> None:
     parents = {posixpath.dirname(rel) for rel in removed}
     dirs: set[str] = set()
     for p in parents:
@@ -164,7 +164,7 @@ def slim_tree(
             "install the wheels before slimming"
         )
     view = SiteView(site)
-    keeper = _Keep(keep, site_packages)
+    keeper = KeepGlobs(keep, site_packages)
     files = _walk(site)
     plan = _plan(view, files, profile, keeper)
     _protect_needed(view, files, plan)
@@ -183,7 +183,7 @@ def slim_tree(
         ledger.add(plan[rel].id, image_path, size)
         removed.append(rel)
         by_rule[image_path] = plan[rel].id
-    _prune_empty_dirs(site, removed)
+    prune_empty_dirs(site, removed)
 
     changed = _strip(view, [f for f in files if f not in plan], profile, keeper, ledger, saved)
     if saved is not None:
@@ -199,7 +199,7 @@ def _strip(
     view: SiteView,
     files: list[str],
     profile: str,
-    keep: _Keep,
+    keep: KeepGlobs,
     ledger: Ledger,
     backup: Backup | None,
 ) -> set[str]:

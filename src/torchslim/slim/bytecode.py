@@ -3,7 +3,7 @@
 Every ``.py`` under site-packages gets a hash-based ``.pyc`` (``slim.pyc``); most are
 never imported by an inference service (bench/fleet.py: 90 MB of a 688 MB image). With
 ``bytecode = "imported"`` the build keeps the ``.pyc`` of each module the service
-imported while it was served (CPython's import-time report, ``proof.serve``) and removes
+loaded while it was served (the files it opened, ``proof.census``) and removes
 the others: those modules still import, from source, compiled in memory on first import
 (the image sets PYTHONDONTWRITEBYTECODE and its root is read only, so nothing is written).
 The sources stay; nothing else changes.
@@ -20,33 +20,46 @@ from torchslim.slim.ledger import Ledger
 STEP_ID = "unimported-bytecode"
 
 
-def _sources(name: str, site: Path) -> tuple[Path, Path]:
-    parts = name.split(".")
-    return site.joinpath(*parts[:-1], parts[-1] + ".py"), site.joinpath(*parts, "__init__.py")
+def module_of_source(rel: str) -> str | None:
+    """The module a file relative to site-packages is the source of: ``a/b.py`` -> ``a.b``,
+    ``a/__init__.py`` -> ``a``; None for anything else."""
+    if not rel.endswith(".py"):
+        return None
+    parts = rel[:-3].split("/")
+    if parts[-1] == "__init__":
+        parts = parts[:-1]
+    if not parts or not all(p.isidentifier() for p in parts):
+        return None
+    return ".".join(parts)
 
 
-def site_modules(names: Iterable[str], trees: Iterable[Path], site_packages: str) -> list[str]:
-    """The names (sorted) that are modules of site-packages in any of ``trees`` (an image's
-    layer trees): the app's own and the standard library's are not."""
-    sites = [tree / site_packages.strip("/") for tree in trees]
-    found = set()
-    for name in names:
-        for site in sites:
-            if any(p.is_file() for p in _sources(name, site)):
-                found.add(name)
-                break
-    return sorted(found)
-
-
-def _module_of(pyc: str, cache_tag: str) -> str | None:
+def module_of_pyc(rel: str, cache_tag: str) -> str | None:
     """``a/b/__pycache__/c.cpython-311.pyc`` -> ``a.b.c`` (``__init__`` -> ``a.b``)."""
-    parent, _, base = pyc.rpartition("/__pycache__/")
+    parent, sep, base = ("/" + rel).rpartition("/__pycache__/")
+    if not sep:
+        return None
+    parent = parent.lstrip("/")
     suffix = f".{cache_tag}.pyc"
     if not base.endswith(suffix):
         return None
     stem = base[: -len(suffix)]
-    parts = [p for p in parent.split("/") if p] + ([] if stem == "__init__" else [stem])
-    return ".".join(parts)
+    return module_of_source(f"{parent}/{stem}.py" if parent else f"{stem}.py")
+
+
+def modules_opened(opened: Iterable[str], site_packages: str, python_version: str) -> list[str]:
+    """The site-packages modules (sorted) whose source or bytecode is among ``opened``
+    (image paths, ``proof.census``): the app's own and the standard library's are not."""
+    site = "/" + site_packages.strip("/") + "/"
+    tag = "cpython-" + python_version.replace(".", "")
+    found = set()
+    for path in opened:
+        if not path.startswith(site):
+            continue
+        rel = path[len(site) :]
+        module = module_of_pyc(rel, tag) if rel.endswith(".pyc") else module_of_source(rel)
+        if module is not None:
+            found.add(module)
+    return sorted(found)
 
 
 def drop_unimported(
@@ -64,7 +77,7 @@ def drop_unimported(
             continue
         for name in sorted(filenames):
             rel = os.path.relpath(os.path.join(dirpath, name), site).replace(os.sep, "/")
-            module = _module_of(rel, tag)
+            module = module_of_pyc(rel, tag)
             if module is None or module in wanted:
                 continue
             path = Path(dirpath) / name

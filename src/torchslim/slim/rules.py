@@ -35,6 +35,8 @@ PROFILES: dict[str, str] = {
     "compile": "inference plus what torch.compile needs: torch/include, CMake config, Triton",
     "distributed": "inference plus multi-process/multi-GPU parts (NCCL, NVSHMEM)",
     "full": "remove nothing but bytecode caches (the --no-slim baseline of a wheel install)",
+    # Opt-in: needs the served proof (slim.used); what it drops is listed as steps, below.
+    "used": "inference, then drop the distributions and modules the served proof never imported",
 }
 DEFAULT_PROFILE = "inference"
 
@@ -280,6 +282,12 @@ def rules_fingerprint(profile: str) -> list[tuple[str, str, list[str], list[str]
 STEPS: dict[str, str] = {
     "unimported-bytecode": (
         "bytecode of modules the served proof never imported; they compile on first import"
+    ),
+    "unused-distribution": (
+        "profile used: a distribution none of whose modules the served proof imported"
+    ),
+    "unimported-module": (
+        "profile used: a module (source and bytecode) the served proof never imported"
     ),
 }
 

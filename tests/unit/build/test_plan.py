@@ -90,3 +90,20 @@ def test_torch_and_variant_from_the_command_line_lock_separately(tmp_path: Path)
     assert own.lock_path.name == "pylock.toml"  # the config's own target
     with pytest.raises(ConfigError, match=r"--variant 'gpu': expected cpu or cuXYZ"):
         plan_build(cfg, BuildOptions(variant="gpu"), SETTINGS, environ={})
+
+
+def test_profile_used_needs_a_served_proof(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as err:
+        plan_build(config(tmp_path, profile="used"), BuildOptions(), SETTINGS, environ={})
+    text = str(err.value)
+    assert 'torchslim.toml: profile = "used" keeps only what the service imported' in text
+    assert "set `port`" in text and "\n" not in text
+    served = config(tmp_path, profile="used", port=8000, health="/health")
+    (plan,) = plan_build(served, BuildOptions(), SETTINGS, environ={}).plans
+    assert plan.profile == "used" and plan.census
+    with pytest.raises(ConfigError, match=r"--profile used needs the served proof .*--no-prove"):
+        plan_build(served, BuildOptions(profile="used", prove=False), SETTINGS, environ={})
+    # bytecode = "imported" asks for the census too; the default asks for none.
+    bytecode = config(tmp_path, port=8000, bytecode="imported")
+    assert plan_build(bytecode, BuildOptions(), SETTINGS, environ={}).plans[0].census
+    assert not plan_build(config(tmp_path, port=8000), BuildOptions(), SETTINGS, {}).plans[0].census

@@ -218,3 +218,21 @@ def test_a_served_proofs_label_holds_no_timing() -> None:
     assert label("0.1") == label("12.7")
     assert label("0.1").startswith("proven: served: /health 200; ")
     assert "after" not in label("3.0")
+
+
+def test_the_census_sees_every_python_file_the_service_opens(root: Path) -> None:
+    # Loaded only on a request, and through importlib (which CPython's import-time report
+    # misses): the census still sees it, from every process; the image gains nothing.
+    code = SERVER.replace(
+        "    def do_GET(self):\n",
+        "    def do_GET(self):\n        __import__('importlib').import_module('xml.dom.minidom')\n",
+    )
+    result = run(root, ["python3", "-c", code, "0.0.0.0", "8000"], census=True)
+    assert result.ok, result
+    opened = result.opened
+    assert any("/http/" in p and "server" in p for p in opened), opened[:20]
+    assert any("/xml/dom/" in p and "minidom" in p for p in opened), opened[-20:]
+    assert len(opened) == len(set(opened)) and all(p.startswith("/") for p in opened)
+    assert "Error in sitecustomize" not in result.output
+    assert not (root / "tmp/.torchslim-census").exists()
+    assert run(root, server()).opened == ()  # no census asked: nothing recorded

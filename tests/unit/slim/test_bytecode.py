@@ -1,6 +1,6 @@
-"""bytecode = "imported": the census from CPython's import-time report, and the .pyc kept
-only for the modules it names (compiled by the real compiler, read back by the real
-import system)."""
+"""bytecode = "imported": the modules of the files the served proof saw opened, and the
+.pyc kept only for them (compiled by the real compiler, read back by the real import
+system)."""
 
 from __future__ import annotations
 
@@ -8,27 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from torchslim.proof.serve import split_import_report
-from torchslim.slim.bytecode import STEP_ID, drop_unimported, site_modules
+from torchslim.slim.bytecode import STEP_ID, drop_unimported, module_of_pyc, modules_opened
 from torchslim.slim.ledger import Ledger
 from torchslim.slim.pyc import precompile
 
 SITE = "usr/local/lib/python3.11/dist-packages"
 VERSION = "{}.{}".format(*sys.version_info[:2])
-
-
-def test_the_import_report_is_read_and_taken_out_of_the_output() -> None:
-    stderr = (
-        "import time: self [us] | cumulative | imported package\n"
-        "import time:       417 |        417 |   _io\n"
-        "INFO: started\n"
-        "import time:        90 |       1203 |     pkg.sub\n"
-        "import time:        12 |         12 | pkg.sub\n"  # a second process (a worker)
-        "Traceback: boom\n"
-    )
-    imports, rest = split_import_report(stderr)
-    assert imports == ("_io", "pkg.sub")
-    assert rest == "INFO: started\nTraceback: boom\n"
 
 
 def make_site(root: Path) -> Path:
@@ -66,10 +51,19 @@ def test_only_the_imported_modules_keep_their_pyc_and_all_still_import(tmp_path:
     assert sorted(p.name for p in site.rglob("*.pyc")) == kept
 
 
-def test_site_modules_are_the_ones_found_in_site_packages(tmp_path: Path) -> None:
-    make_site(tmp_path / "layer1")
-    (tmp_path / "layer2" / SITE).mkdir(parents=True)
-    (tmp_path / "layer2" / SITE / "late.py").write_text("")
-    names = ["pkg", "pkg.used", "late", "json", "service.main", "pkg.missing"]
-    found = site_modules(names, [tmp_path / "layer1", tmp_path / "layer2"], "/" + SITE)
-    assert found == ["late", "pkg", "pkg.used"]
+def test_the_modules_opened_are_those_of_site_packages() -> None:
+    site = "/" + SITE
+    tag = f"cpython-{VERSION.replace('.', '')}"
+    opened = [
+        f"{site}/pkg/__pycache__/__init__.{tag}.pyc",
+        f"{site}/pkg/used.py",  # read as source (no .pyc, or a traceback's line)
+        f"{site}/__pycache__/other.{tag}.pyc",  # a top-level module's bytecode
+        f"{site}/pkg/__pycache__/used.{tag}.pyc",
+        f"{site}/pkg/__pycache__/stale.cpython-39.pyc",  # another interpreter's: not ours
+        f"{site}/pkg-1.0.dist-info/top_level.py",  # not a module (no identifier)
+        f"/usr/lib/python{VERSION}/json/__init__.py",  # the standard library's
+        "/app/service/main.py",  # the app's
+    ]
+    assert modules_opened(opened, SITE, VERSION) == ["other", "pkg", "pkg.used"]
+    assert module_of_pyc(f"a/b/__pycache__/__init__.{tag}.pyc", tag) == "a.b"
+    assert module_of_pyc(f"a/b.{tag}.pyc", tag) is None  # sourceless: not in __pycache__
