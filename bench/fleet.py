@@ -76,6 +76,14 @@ def podman_env(store: Path | None = None) -> dict[str, str]:
     return env
 
 
+# Variants built from the served proof's census: (torchslim.toml lines, build options).
+CENSUS_VARIANTS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "imported": ('bytecode = "imported"\n', ()),
+    "used": ("", ("--profile", "used")),
+}
+CENSUS_NAMES = {"imported": 'bytecode = "imported"', "used": 'profile = "used"'}
+
+
 def make_project(dest: Path, *, numpy: bool, uvicorn: str) -> Path:
     shutil.copytree(EXAMPLE, dest, ignore=shutil.ignore_patterns("pylock*.toml", "__pycache__"))
     req = dest / "requirements.txt"
@@ -327,16 +335,18 @@ def run(tmp: Path, reg: Registry, shaper: ShapingProxy, *, runs: int, smoke: boo
         sh("podman", "push", "--tls-verify=false", "--compression-format", "gzip",
            "localhost/seed:v1", f"docker://{host}/seed:v1")  # fmt: skip
     torchslim(project, ts_cache, "--output", f"docker://{host}/ts-gzip:v1")
-    imported = None
-    if not smoke:  # bytecode = "imported": the .pyc of what the service imported only
+    # The census variants (zstd:chunked): what each keeps, by the served proof's census.
+    census: dict[str, dict[str, object]] = {}
+    if not smoke:
         config = project / "torchslim.toml"
         plain = config.read_text()
-        config.write_text(plain + 'bytecode = "imported"\n')
-        _, imported = torchslim(
-            project, ts_cache, "--compression", "zstd:chunked",
-            "--output", f"docker://{host}/ts-imported:v1",
-        )  # fmt: skip
-        config.write_text(plain)
+        for label, (extra, args) in CENSUS_VARIANTS.items():
+            config.write_text(plain + extra)
+            _, census[label] = torchslim(
+                project, ts_cache, "--compression", "zstd:chunked", *args,
+                "--output", f"docker://{host}/ts-{label}:v1",
+            )  # fmt: skip
+            config.write_text(plain)
     main_py = project / "service" / "main.py"
     main_py.write_text(main_py.read_text() + "\n# release 2\n")
     ts_warm, _ = torchslim(
@@ -361,19 +371,19 @@ def run(tmp: Path, reg: Registry, shaper: ShapingProxy, *, runs: int, smoke: boo
         inspect = json.loads(sh("podman", "image", "inspect", "localhost/seed:v1"))
         seed_size = float(inspect[0]["Size"])
     fig.add("size, uncompressed", seed_size, float(size["uncompressed"]), "MB")
-    if imported is not None:
-        isize = imported["size"]
-        assert isinstance(isize, dict)
-        fig.add('size, uncompressed, bytecode = "imported"', seed_size,
-                float(isize["uncompressed"]), "MB")  # fmt: skip
+    for label, report in census.items():
+        csize = report["size"]
+        assert isinstance(csize, dict)
+        fig.add(f"size, uncompressed, {CENSUS_NAMES[label]}", seed_size,
+                float(csize["uncompressed"]), "MB")  # fmt: skip
     seed_pushed = float(pushed_bytes(host, "seed", "v1")) if not smoke else None
     fig.add("size as pushed, gzip", seed_pushed, float(pushed_bytes(host, "ts-gzip", "v1")), "MB")
     fig.add(
         "size as pushed, zstd:chunked", seed_pushed, float(pushed_bytes(host, "ts", "v1")), "MB"
     )
-    if imported is not None:
-        fig.add('size as pushed, zstd:chunked, bytecode = "imported"', seed_pushed,
-                float(pushed_bytes(host, "ts-imported", "v1")), "MB")  # fmt: skip
+    for label in census:
+        fig.add(f"size as pushed, zstd:chunked, {CENSUS_NAMES[label]}", seed_pushed,
+                float(pushed_bytes(host, f"ts-{label}", "v1")), "MB")  # fmt: skip
     fig.add("cold build", seed_cold, ts_cold, "s")
     fig.add("warm build (one app file)", seed_warm, ts_warm, "s")
 
@@ -381,7 +391,7 @@ def run(tmp: Path, reg: Registry, shaper: ShapingProxy, *, runs: int, smoke: boo
     images = {"torchslim zstd:chunked": "ts:v1", "torchslim gzip": "ts-gzip:v1"}
     if not smoke:
         images["seed"] = "seed:v1"
-        images["torchslim imported"] = "ts-imported:v1"
+        images.update({f"torchslim {label}": f"ts-{label}:v1" for label in census})
     links = {"unshaped": reg.host} if smoke else {"unshaped": reg.host, "shaped": shaper.host}
     results: dict[tuple[str, str, bool], list[PullRun]] = {}
     n = 0
@@ -397,13 +407,13 @@ def run(tmp: Path, reg: Registry, shaper: ShapingProxy, *, runs: int, smoke: boo
         for partial in (False, True):
             setting = f"{link}, {'partial pulls on' if partial else 'stock podman'}"
             seed = results.get(("seed", link, partial))
-            for name in ("torchslim zstd:chunked", "torchslim gzip", "torchslim imported"):
-                if (name, link, partial) not in results:
+            for name in images:
+                if name == "seed" or (name, link, partial) not in results:
                     continue
                 ts = results[(name, link, partial)]
                 label = name.removeprefix("torchslim ")
-                if label == "imported":
-                    label = 'zstd:chunked, bytecode = "imported"'
+                if label in CENSUS_NAMES:
+                    label = f"zstd:chunked, {CENSUS_NAMES[label]}"
                 for what, unit, value in METRICS:
                     fig.add(
                         f"{what}, {setting} ({label})",

@@ -82,7 +82,7 @@ def rules(profile: str | None) -> None:
     """Slimming rules: id, what each profile keeps, and why."""
     from rich.table import Table
 
-    from torchslim.slim.rules import PROFILES, RULES, check_profile
+    from torchslim.slim.rules import PROFILES, RULES, STEPS, check_profile
 
     if profile is not None:
         check_profile(profile)
@@ -99,6 +99,12 @@ def rules(profile: str | None) -> None:
     out_console.print(table)
     for name, text in PROFILES.items():
         out_console.print(f"[bold]{name}[/]: {text}", soft_wrap=True)
+    census = Table(title="Steps from the served proof's census", title_justify="left")
+    census.add_column("id")
+    census.add_column("why")
+    for step_id, why in STEPS.items():
+        census.add_row(step_id, why)
+    out_console.print(census)
 
 
 @main.command()

@@ -281,7 +281,8 @@ def rules_fingerprint(profile: str) -> list[tuple[str, str, list[str], list[str]
 # Slimming steps that are not path rules: the build applies them from what the proof saw.
 STEPS: dict[str, str] = {
     "unimported-bytecode": (
-        "bytecode of modules the served proof never imported; they compile on first import"
+        'bytecode = "imported": .pyc of modules the served proof never loaded; they compile'
+        " on first import"
     ),
     "unused-distribution": (
         "profile used: a distribution none of whose modules the served proof imported"
