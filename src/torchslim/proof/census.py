@@ -5,22 +5,25 @@ CPython's import-time report sees only what goes through the ``import`` statemen
 misses ``importlib.import_module``: uvicorn's event loop and protocols, gunicorn's
 workers, transformers' lazy modules. Instead a ``sitecustomize`` put first on
 ``PYTHONPATH`` adds an audit hook (PEP 578) to every Python process of the service: each
-``open`` of a ``.py`` or ``.pyc`` is appended to a file in a folder bound in for the
-proof. The import system opens each module it loads from source or bytecode with
-``io.open_code``, which raises that event whatever asked for the import; so do
-``linecache`` and ``inspect`` when they read a source. Extension modules (``dlopen``)
-are not seen: nothing keyed on the census removes them. A ``sitecustomize`` of the image
-runs after ours, as it would have without it.
+``open`` of a ``.py`` or ``.pyc`` is written, one line each, to a FIFO in a folder bound
+read-only into the proof; a thread here drains it into memory. The import system opens
+each module it loads from source or bytecode with ``io.open_code``, which raises that
+event whatever asked for the import; so do ``linecache`` and ``inspect`` when they read a
+source. Extension modules (``dlopen``) are not seen: nothing keyed on the census removes
+them. A ``sitecustomize`` of the image runs after ours, as it would have without it.
 
-Nothing is added to the image: the folder is a bind under the proof's own ``/tmp``.
+Nothing is added to the image, and the sandbox gets nothing of the host it can write to:
+the folder is a read-only bind under the proof's own ``/tmp``; a FIFO's writes reach only
+its reader.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import tempfile
+import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 from torchslim.sandbox.run import Bind
@@ -38,9 +41,8 @@ _HERE = _os.path.dirname(_os.path.abspath(__file__))
 
 
 def _record():
-    flags = _os.O_WRONLY | _os.O_APPEND | _os.O_CREAT | _os.O_CLOEXEC
-    try:
-        fd = _os.open(_os.path.join(_HERE, "{OPENED}"), flags, 0o666)
+    try:  # the FIFO torchslim reads (each write of a line is atomic: under PIPE_BUF)
+        fd = _os.open(_os.path.join(_HERE, "{OPENED}"), _os.O_WRONLY | _os.O_CLOEXEC)
     except OSError:
         return
     seen = set()
@@ -79,35 +81,68 @@ _chain()
 '''
 
 
-@dataclass(frozen=True)
-class Census:
-    """The folder bound at ``INSIDE`` for one served proof."""
+MAX_RECORDED = 32 << 20  # bytes of paths kept: a service cannot make the host hold more
 
-    host: Path
+
+class Census:
+    """The folder bound read-only at ``INSIDE`` for one served proof, and the reader of its
+    FIFO ``opened``: what the service writes there goes to this process's memory (at most
+    ``MAX_RECORDED``), never to the host's disk."""
+
+    def __init__(self, host: Path) -> None:
+        self.host = host
+        fifo = host / OPENED
+        os.mkfifo(fifo)
+        fifo.chmod(0o666)  # the service's user is "other" to a host folder
+        # A reader that exists before any writer (their open never blocks), and a writer of
+        # our own, so the reader sees end-of-file only once ``close`` drops it and every
+        # process of the service has exited.
+        self._read = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        os.set_blocking(self._read, True)
+        self._hold: int | None = os.open(fifo, os.O_WRONLY | os.O_CLOEXEC)
+        self._data = bytearray()
+        self._thread = threading.Thread(target=self._drain, daemon=True)
+        self._thread.start()
+
+    def _drain(self) -> None:
+        while chunk := os.read(self._read, 1 << 16):
+            if len(self._data) < MAX_RECORDED:
+                self._data += chunk[: MAX_RECORDED - len(self._data)]
 
     def bind(self) -> Bind:
-        # Writable: the service's user appends to ``opened``.
-        return Bind(self.host, INSIDE, writable=True)
+        return Bind(self.host, INSIDE, writable=False)
 
     def env(self, env: dict[str, str]) -> dict[str, str]:
         """``env`` with our folder first on PYTHONPATH."""
         path = env.get("PYTHONPATH")
         return {**env, "PYTHONPATH": INSIDE + (":" + path if path else "")}
 
+    def close(self) -> None:
+        if self._hold is None:
+            return
+        os.close(self._hold)
+        self._hold = None
+        self._thread.join(timeout=5.0)  # the service's processes are gone by now
+        os.close(self._read)
+
     def opened(self) -> tuple[str, ...]:
-        """The files opened, each once, in the order first seen (every process together)."""
-        try:
-            text = (self.host / OPENED).read_bytes().decode("utf-8", "surrogateescape")
-        except OSError:
-            return ()
-        return tuple(dict.fromkeys(line for line in text.splitlines() if line.startswith("/")))
+        """The files opened, each once, in the order first seen (every process together);
+        whole lines only (the last may be cut at ``MAX_RECORDED``)."""
+        self.close()
+        text = bytes(self._data).decode("utf-8", "surrogateescape")
+        lines = text.splitlines()[: text.count("\n")]
+        return tuple(dict.fromkeys(line for line in lines if line.startswith("/")))
 
 
 @contextlib.contextmanager
 def census_folder() -> Iterator[Census]:
-    """A fresh folder holding the ``sitecustomize``, removed afterwards."""
+    """A fresh folder holding the ``sitecustomize`` and the FIFO, removed afterwards."""
     with tempfile.TemporaryDirectory(prefix="torchslim-census-") as tmp:
         host = Path(tmp)
         (host / "sitecustomize.py").write_text(SITECUSTOMIZE, encoding="utf-8")
         host.chmod(0o755)
-        yield Census(host)
+        census = Census(host)
+        try:
+            yield census
+        finally:
+            census.close()

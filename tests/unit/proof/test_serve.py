@@ -227,6 +227,8 @@ def test_the_census_sees_every_python_file_the_service_opens(root: Path) -> None
         "    def do_GET(self):\n",
         "    def do_GET(self):\n        __import__('importlib').import_module('xml.dom.minidom')\n",
     )
+    # The census folder is the host's: the service can write nothing there.
+    code = PROBE_FOLDER + code
     result = run(root, ["python3", "-c", code, "0.0.0.0", "8000"], census=True)
     assert result.ok, result
     opened = result.opened
@@ -234,5 +236,16 @@ def test_the_census_sees_every_python_file_the_service_opens(root: Path) -> None
     assert any("/xml/dom/" in p and "minidom" in p for p in opened), opened[-20:]
     assert len(opened) == len(set(opened)) and all(p.startswith("/") for p in opened)
     assert "Error in sitecustomize" not in result.output
+    assert "census folder: Read-only file system" in result.output, result.output
     assert not (root / "tmp/.torchslim-census").exists()
     assert run(root, server()).opened == ()  # no census asked: nothing recorded
+
+
+PROBE_FOLDER = """
+import sys
+try:
+    open("/tmp/.torchslim-census/planted", "w")
+    print("census folder: writable", file=sys.stderr, flush=True)
+except OSError as exc:
+    print(f"census folder: {exc.strerror}", file=sys.stderr, flush=True)
+"""
