@@ -42,6 +42,8 @@ _FROM_IMPORT = re.compile(
     r"^[ \t]*from[ \t]+(\.*)([\w.]*)[ \t]+import[ \t]+(\([^)]*\)|[^\n#;]*)", re.MULTILINE
 )
 _DOTTED = re.compile(r"\b[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+")
+# A reference to a suite names it: a file without one of these words cannot hold one.
+_SUITE_WORD = re.compile(r"\b(?:" + "|".join(sorted(TEST_DIR_NAMES)) + r")\b")
 _NAME = re.compile(r"[A-Za-z_]\w*")
 
 
@@ -96,7 +98,8 @@ class SiteView:
         return not any(r == dotted or r.startswith(dotted + ".") for r in refs)
 
     def _package_refs(self, top: str) -> frozenset[str]:
-        """Dotted names that non-test modules of top-level package ``top`` mention or import.
+        """Dotted names that non-test modules of top-level package ``top`` mention or import
+        (of the modules that name a suite at all: only such names are asked about).
 
         Text-based on purpose (fast, and over-approximates: a dotted name in a string or
         comment also counts, which only makes the rule keep more). Files inside
@@ -115,6 +118,8 @@ class SiteView:
                 text = py.read_text(encoding="utf-8", errors="replace")
             except OSError:
                 continue
+            if not _SUITE_WORD.search(text):
+                continue  # most files (6 in 7 of torch's): skip the two scans below
             refs.update(_DOTTED.findall(text))
             pkg = rel.rsplit("/", 1)[0].split("/")  # the package a module lives in
             for dots, mod, names in _FROM_IMPORT.findall(text):
