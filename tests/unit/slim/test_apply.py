@@ -152,6 +152,9 @@ def test_package_test_suites(tmp_path: Path) -> None:
         _write(site, "relimp/sub/tests/test_b.py"),
         _write(site, "relimp/sub/tests/fixtures.py"),
         _write(site, "relimp/sub/deep/mod.py", "from ..tests import (\n    fixtures,\n)\n"),
+        _write(site, "bareimp/test/test_c.py"),
+        _write(site, "bareimp/runner.py", "from . import (os_path, test)\n"),
+        _write(site, "bareimp/other.py", "import os  # names no suite: not scanned\n"),
         # not a test suite (no test_*.py) in an unknown package:
         _write(site, "datapkg/tests/data.json", "{}"),
         # torch.testing is imported by torch; top-level "tests" belongs to nobody we know:
