@@ -14,6 +14,7 @@ import posixpath
 import time
 import zipfile
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from torchslim.build.dates import Dates
@@ -263,8 +264,15 @@ def python_layers(
             )
             for r in reverts:
                 routing.revert(r.rule, r.path, r.bytes, r.reason, applied=False)
-        steps.step("Checking that every kept shared library finds its dependencies")
-        with staging("libs") as stub:
+        steps.step(
+            "Checking that every kept shared library finds its dependencies; compiling bytecode"
+        )
+        # Bytecode is compiled meanwhile, in processes of its own: the check only reads ELF
+        # files, compiling only writes __pycache__; leaving the block waits for both.
+        with staging("libs") as stub, ThreadPoolExecutor(max_workers=1) as background:
+            compiling = background.submit(
+                precompile, root, rootfs.site_packages, rootfs.python_version
+            )
             stub_libraries(stub, base_libs)
             missing = check_closure(
                 [(root, "/"), (stub, "/")],
@@ -274,10 +282,10 @@ def python_layers(
                 interpreter=rootfs.python_exe,
                 machine=ELF_MACHINE.get(plan.platform.arch, "EM_X86_64"),
             )
+            compiling.result()
         for warning in upstream_warnings(missing):
             steps.warn(warning)
         raise_for_missing(missing)
-        precompile(root, rootfs.site_packages, rootfs.python_version)
         if imports is not None and plan.profile == USED_PROFILE:
             used = drop_unused(
                 root, rootfs.site_packages, imports, dist_of, plan.keep, rootfs.python_version,
