@@ -44,7 +44,7 @@ def test_only_the_imported_modules_keep_bytecode(ts_cache: Path, tmp_path: Path)
     first = build(project, tmp_path / "imported.tar")
     assert first["proof"]["status"] == "proven"
     assert first["proof"]["served"]["opened"], "the served proof recorded no files"
-    assert any(s.startswith("Census: the service imported") for s in steps(first))
+    assert any(s.startswith("Census: the service loaded") for s in steps(first))
     rules = {r["id"]: r for r in first["ledger"]["rules"]}
     dropped = rules["unimported-bytecode"]
     assert dropped["bytes"] > 40_000_000 and dropped["files"] > 2000, dropped

@@ -349,7 +349,7 @@ def _from_census(
     census.save_imports(plan, py, rootfs, assembly.imports)
     kept = "only them" if plan.profile == USED_PROFILE else "only their .pyc"
     assembly.steps.step(
-        f"Census: the service imported {len(assembly.imports)} modules of site-packages; "
+        f"Census: the service loaded {len(assembly.imports)} modules of site-packages; "
         f"keeping {kept}, and proving that image"
     )
     image, reports = assembly.image(assembly.reverts)

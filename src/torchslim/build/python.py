@@ -125,8 +125,8 @@ def _used_line(used: UsedResult, wheels: Mapping[str, LockedWheel]) -> str:
         else f"{d.name} ({human(d.bytes)})"
         for d in used.distributions
     )  # fmt: skip
-    dists = f"{len(used.distributions)} distributions never imported ({names})" if names else ""
-    mods = f"{used.modules} modules never imported ({human(used.module_bytes)})"
+    dists = f"{len(used.distributions)} distributions never loaded ({names})" if names else ""
+    mods = f"{used.modules} modules never loaded ({human(used.module_bytes)})"
     first = used.distributions[0].name if used.distributions else "torch/_dynamo"
     return (
         f"Profile used: dropping {dists + '; ' if dists else ''}{mods}; keep one with "
