@@ -28,6 +28,7 @@ from torchslim.debian import RootfsInfo
 from torchslim.errors import BuildError
 from torchslim.oci.image import Image
 from torchslim.project.pyproject import read_pyproject, script_command
+from torchslim.proof.census import ran_code_under
 from torchslim.proof.prove import Failure, Proof, prove_rootfs
 from torchslim.proof.result import LOADS
 from torchslim.proof.serve import ServeSpec, SmokeRequest
@@ -339,6 +340,19 @@ def _from_census(
     plan, py, rootfs = assembly.plan, assembly.python, assembly.os.rootfs
     served = proof.served
     if not plan.census or py is None or served is None or not served.ok or not served.opened:
+        return image, reports, proof
+    if not ran_code_under(served.opened, APP_ROOT):
+        if plan.profile == USED_PROFILE:
+            raise ProofError(
+                f'proof: profile "used": the served proof never ran the app\'s own code (no '
+                f"file under {APP_ROOT} was opened: the health path and requests answered "
+                "without it, as Streamlit's do), so what it needs is unknown; add a request "
+                'that runs it to `requests`, or use profile "inference"'
+            )
+        assembly.steps.warn(
+            f'bytecode = "imported": the served proof never ran the app\'s own code (no file '
+            f"under {APP_ROOT} was opened), so every .pyc stays"
+        )
         return image, reports, proof
     seen = modules_opened(served.opened, rootfs.site_packages, rootfs.python_version)
     before = assembly.imports

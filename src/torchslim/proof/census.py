@@ -54,6 +54,11 @@ def _record():
         if not isinstance(path, str) or path in seen or not path.endswith((".py", ".pyc")):
             return
         seen.add(path)
+        if not path.startswith("/"):  # found through "" on sys.path (python -c, a script)
+            try:
+                path = _os.path.abspath(path)
+            except OSError:
+                return
         try:
             _os.write(fd, (path + "\\n").encode("utf-8", "surrogateescape"))
         except OSError:
@@ -132,6 +137,14 @@ class Census:
         text = bytes(self._data).decode("utf-8", "surrogateescape")
         lines = text.splitlines()[: text.count("\n")]
         return tuple(dict.fromkeys(line for line in lines if line.startswith("/")))
+
+
+def ran_code_under(opened: tuple[str, ...], folder: str) -> bool:
+    """Whether any Python file under ``folder`` (the app's) was opened: a service whose
+    health path and requests answer without running the app's code (Streamlit runs a page
+    only for a browser session) leaves the census blind to what that code needs."""
+    prefix = folder.rstrip("/") + "/"
+    return any(path.startswith(prefix) for path in opened)
 
 
 @contextlib.contextmanager

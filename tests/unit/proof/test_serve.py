@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from support.proofroot import ENV, USER, make_root, processes_with
 
+from torchslim.proof.census import ran_code_under
 from torchslim.proof.refusals import error_line
 from torchslim.proof.serve import Served, ServeSpec, SmokeRequest, serve
 from torchslim.sandbox.run import sandbox_available
@@ -225,7 +226,8 @@ def test_the_census_sees_every_python_file_the_service_opens(root: Path) -> None
     # misses): the census still sees it, from every process; the image gains nothing.
     code = SERVER.replace(
         "    def do_GET(self):\n",
-        "    def do_GET(self):\n        __import__('importlib').import_module('xml.dom.minidom')\n",
+        "    def do_GET(self):\n        __import__('importlib').import_module('xml.dom.minidom')\n"
+        "        import service.main\n",  # the app's, found through "" (cwd /app)
     )
     # The census folder is the host's: the service can write nothing there.
     code = PROBE_FOLDER + code
@@ -235,6 +237,8 @@ def test_the_census_sees_every_python_file_the_service_opens(root: Path) -> None
     assert any("/http/" in p and "server" in p for p in opened), opened[:20]
     assert any("/xml/dom/" in p and "minidom" in p for p in opened), opened[-20:]
     assert len(opened) == len(set(opened)) and all(p.startswith("/") for p in opened)
+    assert "/app/service/main.py" in opened, [p for p in opened if "service" in p]
+    assert ran_code_under(opened, "/app") and not ran_code_under(opened, "/srv")
     assert "Error in sitecustomize" not in result.output
     assert "census folder: Read-only file system" in result.output, result.output
     assert not (root / "tmp/.torchslim-census").exists()
