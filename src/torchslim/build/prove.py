@@ -341,17 +341,17 @@ def _from_census(
     served = proof.served
     if not plan.census or py is None or served is None or not served.ok or not served.opened:
         return image, reports, proof
-    if not ran_code_under(served.opened, APP_ROOT):
+    if not ran_code_under(served.ran, APP_ROOT):
         if plan.profile == USED_PROFILE:
             raise ProofError(
                 f'proof: profile "used": the served proof never ran the app\'s own code (no '
-                f"file under {APP_ROOT} was opened: the health path and requests answered "
-                "without it, as Streamlit's do), so what it needs is unknown; add a request "
-                'that runs it to `requests`, or use profile "inference"'
+                f"file under {APP_ROOT} ran: the health path and requests answered without "
+                "it, as Streamlit's do), so what it needs is unknown; add a request that runs "
+                'it to `requests`, or use profile "inference"'
             )
         assembly.steps.warn(
             f'bytecode = "imported": the served proof never ran the app\'s own code (no file '
-            f"under {APP_ROOT} was opened), so every .pyc stays"
+            f"under {APP_ROOT} ran), so every .pyc stays"
         )
         return image, reports, proof
     seen = modules_opened(served.opened, rootfs.site_packages, rootfs.python_version)

@@ -6,7 +6,8 @@ misses ``importlib.import_module``: uvicorn's event loop and protocols, gunicorn
 workers, transformers' lazy modules. Instead a ``sitecustomize`` put first on
 ``PYTHONPATH`` adds an audit hook (PEP 578) to every Python process of the service: each
 ``open`` of a ``.py`` or ``.pyc`` is written, one line each, to a FIFO in a folder bound
-read-only into the proof; a thread here drains it into memory. The import system opens
+read-only into the proof (and each file whose code starts to run: ``exec`` events, and
+the main script), which a thread here drains into memory. The import system opens
 each module it loads from source or bytecode with ``io.open_code``, which raises that
 event whatever asked for the import; so do ``linecache`` and ``inspect`` when they read a
 source. Extension modules (``dlopen``) are not seen: nothing keyed on the census removes
@@ -30,6 +31,7 @@ from torchslim.sandbox.run import Bind
 
 INSIDE = "/tmp/.torchslim-census"
 OPENED = "opened"
+RAN = "ran "  # a line of code that ran: "ran /app/service/main.py"
 
 SITECUSTOMIZE = f'''\
 """torchslim's proof: record the Python files this process opens (proof.census)."""
@@ -47,24 +49,43 @@ def _record():
         return
     seen = set()
 
+    def write(line):
+        try:
+            _os.write(fd, (line + "\\n").encode("utf-8", "surrogateescape"))
+        except OSError:
+            pass
+
+    def absolute(path):
+        if path.startswith("/"):
+            return path
+        try:  # found through "" on sys.path (python -c, a script's folder)
+            return _os.path.abspath(path)
+        except OSError:
+            return None
+
     def hook(event, args):
+        if event == "exec" and args:  # a module's or runpy's code starts to run
+            name = getattr(args[0], "co_filename", None)
+            if isinstance(name, str) and name.endswith(".py") and ("!" + name) not in seen:
+                seen.add("!" + name)
+                name = absolute(name)
+                if name:
+                    write("{RAN}" + name)
+            return
         if event != "open" or not args:
             return
         path = args[0]
         if not isinstance(path, str) or path in seen or not path.endswith((".py", ".pyc")):
             return
         seen.add(path)
-        if not path.startswith("/"):  # found through "" on sys.path (python -c, a script)
-            try:
-                path = _os.path.abspath(path)
-            except OSError:
-                return
-        try:
-            _os.write(fd, (path + "\\n").encode("utf-8", "surrogateescape"))
-        except OSError:
-            pass
+        path = absolute(path)
+        if path:
+            write(path)
 
     _sys.addaudithook(hook)
+    script = _sys.argv[0] if getattr(_sys, "argv", None) else ""
+    if script.endswith(".py") and _os.path.isfile(script):  # python3 app.py: runs unseen
+        write("{RAN}" + _os.path.abspath(script))
 
 
 def _chain():
@@ -130,21 +151,25 @@ class Census:
         self._thread.join(timeout=5.0)  # the service's processes are gone by now
         os.close(self._read)
 
-    def opened(self) -> tuple[str, ...]:
-        """The files opened, each once, in the order first seen (every process together);
-        whole lines only (the last may be cut at ``MAX_RECORDED``)."""
+    def read(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """The files opened, and the files whose code ran, each once, in the order first
+        seen (every process together); whole lines only (the last may be cut at
+        ``MAX_RECORDED``)."""
         self.close()
         text = bytes(self._data).decode("utf-8", "surrogateescape")
         lines = text.splitlines()[: text.count("\n")]
-        return tuple(dict.fromkeys(line for line in lines if line.startswith("/")))
+        opened = dict.fromkeys(line for line in lines if line.startswith("/"))
+        ran = dict.fromkeys(line[len(RAN) :] for line in lines if line.startswith(RAN + "/"))
+        return tuple(opened), tuple(ran)
 
 
-def ran_code_under(opened: tuple[str, ...], folder: str) -> bool:
-    """Whether any Python file under ``folder`` (the app's) was opened: a service whose
+def ran_code_under(ran: tuple[str, ...], folder: str) -> bool:
+    """Whether code of a Python file under ``folder`` (the app's) ran: a service whose
     health path and requests answer without running the app's code (Streamlit runs a page
-    only for a browser session) leaves the census blind to what that code needs."""
+    only for a browser session, though it opens the file at start) leaves the census blind
+    to what that code needs."""
     prefix = folder.rstrip("/") + "/"
-    return any(path.startswith(prefix) for path in opened)
+    return any(path.startswith(prefix) for path in ran)
 
 
 @contextlib.contextmanager

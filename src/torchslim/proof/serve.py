@@ -99,6 +99,7 @@ class Served:
     output: str = ""  # the service's last lines (shown with -v)
     seconds: float = 0.0
     opened: tuple[str, ...] = ()  # .py/.pyc files the service opened (ServeSpec.census)
+    ran: tuple[str, ...] = ()  # .py files whose code ran (ServeSpec.census)
 
     @property
     def ok(self) -> bool:
@@ -116,6 +117,7 @@ class Served:
             "warnings": list(self.warnings),
             "seconds": round(self.seconds, 3),
             "opened": list(self.opened),
+            "ran": list(self.ran),
         }
 
     @classmethod
@@ -131,6 +133,7 @@ class Served:
             warnings=tuple(d.get("warnings") or ()),
             seconds=float(d.get("seconds") or 0.0),
             opened=tuple(str(m) for m in d.get("opened") or ()),
+            ran=tuple(str(m) for m in d.get("ran") or ()),
         )
 
 
@@ -259,8 +262,8 @@ def serve(
     with contextlib.ExitStack() as stack:
         census = stack.enter_context(census_folder()) if spec.census else None
         served = _serve(root, cmd, spec, env, user, workdir, emulation, limits, progress, census)
-        opened = census.opened() if census is not None else ()
-    return dataclasses.replace(served, opened=opened)
+        opened, ran = census.read() if census is not None else ((), ())
+    return dataclasses.replace(served, opened=opened, ran=ran)
 
 
 def _serve(

@@ -238,11 +238,17 @@ def test_the_census_sees_every_python_file_the_service_opens(root: Path) -> None
     assert any("/xml/dom/" in p and "minidom" in p for p in opened), opened[-20:]
     assert len(opened) == len(set(opened)) and all(p.startswith("/") for p in opened)
     assert "/app/service/main.py" in opened, [p for p in opened if "service" in p]
-    assert ran_code_under(opened, "/app") and not ran_code_under(opened, "/srv")
+    assert "/app/service/main.py" in result.ran
+    assert ran_code_under(result.ran, "/app") and not ran_code_under(result.ran, "/srv")
     assert "Error in sitecustomize" not in result.output
     assert "census folder: Read-only file system" in result.output, result.output
     assert not (root / "tmp/.torchslim-census").exists()
     assert run(root, server()).opened == ()  # no census asked: nothing recorded
+
+    # Read at start but never run (as Streamlit does with its page): opened, not ran.
+    reads = "open('/app/service/main.py').read()\n" + SERVER
+    read = run(root, ["python3", "-c", reads, "0.0.0.0", "8000"], census=True)
+    assert "/app/service/main.py" in read.opened and not ran_code_under(read.ran, "/app")
 
 
 PROBE_FOLDER = """
