@@ -31,6 +31,7 @@ from torchslim.project.override import override_torch
 from torchslim.project.sources import find_requirements
 from torchslim.project.torchpin import check_torch_pin
 from torchslim.slim.rules import PROFILES
+from torchslim.slim.used import PROFILE as USED_PROFILE
 from torchslim.torchmeta import TorchBuild, image_tag, shipped_variants, torch_build
 
 Target = Literal["image", "base", "os", "debug", "notebook"]
@@ -158,7 +159,7 @@ class Plan:
     def census(self) -> bool:
         """Whether the served proof records what the service imports, for the build to keep
         only that (``bytecode = "imported"``, profile ``used``)."""
-        wanted = self.cfg.bytecode == "imported" or self.profile == "used"
+        wanted = self.cfg.bytecode == "imported" or self.profile == USED_PROFILE
         return wanted and self.slim and self.prove and self.service and not self.notebook
 
     @property
@@ -269,7 +270,7 @@ def _profile(cfg: ProjectConfig, opts: BuildOptions) -> str:
         raise ConfigError(
             f"{where}: unknown profile {profile!r}; choose one of {', '.join(PROFILES)}"
         )
-    if profile == "used" and opts.target in ("image", "debug"):
+    if profile == USED_PROFILE and opts.target in ("image", "debug"):
         where = "--profile used" if opts.profile else f'{cfg.file}: profile = "used"'
         # It keeps what the served proof saw imported: no served proof, nothing to go by.
         if cfg.port is None:
