@@ -118,7 +118,7 @@ def _split_tree(
             os.replace(Path(dirpath) / name, dest)
 
 
-def _used_line(used: UsedResult, wheels: Mapping[str, LockedWheel]) -> str:
+def _used_line(used: UsedResult, wheels: Mapping[str, LockedWheel], gpu: bool) -> str:
     """What profile ``used`` took out, naming each distribution, and how to keep one."""
     names = ", ".join(
         f"{d.name} {wheels[d.name].version} ({human(d.bytes)})" if d.name in wheels
@@ -128,9 +128,10 @@ def _used_line(used: UsedResult, wheels: Mapping[str, LockedWheel]) -> str:
     dists = f"{len(used.distributions)} distributions never loaded ({names})" if names else ""
     mods = f"{used.modules} modules never loaded ({human(used.module_bytes)})"
     first = used.distributions[0].name if used.distributions else "torch/_dynamo"
+    gpu_paths = "; torch's own modules stay whole (served without a GPU)" if gpu else ""
     return (
-        f"Profile used: dropping {dists + '; ' if dists else ''}{mods}; keep one with "
-        f'keep = ["{first}"]'
+        f"Profile used: dropping {dists + '; ' if dists else ''}{mods}{gpu_paths}; keep one "
+        f'with keep = ["{first}"]'
     )
 
 
@@ -289,9 +290,9 @@ def python_layers(
         if imports is not None and plan.profile == USED_PROFILE:
             used = drop_unused(
                 root, rootfs.site_packages, imports, dist_of, plan.keep, rootfs.python_version,
-                routing,
+                routing, gpu=plan.torch.cuda is not None,
             )  # fmt: skip
-            steps.step(_used_line(used, wheels))
+            steps.step(_used_line(used, wheels, plan.torch.cuda is not None))
         elif imports is not None:
             drop_unimported(root, rootfs.site_packages, imports, rootfs.python_version, routing)
         _split_tree(root, split, owner, rootfs.site_packages, [g for g, _ in groups])

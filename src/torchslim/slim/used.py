@@ -31,6 +31,10 @@ from torchslim.slim.ledger import Ledger
 from torchslim.slim.record import rewrite_records
 
 PROFILE = "used"
+# On a CUDA build the proof serves without a GPU, so torch's GPU paths never ran and the
+# census cannot vouch for them: torch's own modules stay whole there (nothing that needs
+# a GPU to prove is removed without a rule that says so).
+GPU_KEEP = ("torch",)
 DISTRIBUTION_STEP = "unused-distribution"
 MODULE_STEP = "unimported-module"
 
@@ -88,13 +92,16 @@ def drop_unused(
     keep: Sequence[str],
     python_version: str,
     ledger: Ledger,
+    *,
+    gpu: bool = False,
 ) -> UsedResult:
     """Remove from ``root`` (the image's ``/``) what the service never imported (see the
-    module's doc). ``dist_of``: image path -> the distribution that installed it."""
+    module's doc). ``dist_of``: image path -> the distribution that installed it.
+    ``gpu``: a CUDA build, served without a GPU (``GPU_KEEP``)."""
     site_path = "/" + site_packages.strip("/")
     site = root / site_path.lstrip("/")
     tag = "cpython-" + python_version.replace(".", "")
-    keeper = KeepGlobs(keep, site_path)
+    keeper = KeepGlobs([*keep, *(GPU_KEEP if gpu else ())], site_path)
     wanted = set(imported)
 
     by_dist: dict[str, list[str]] = {}

@@ -109,3 +109,18 @@ def test_nothing_imported_keeps_what_loads_without_an_import(tmp_path: Path) -> 
     assert sorted(d.name for d in result.distributions) == ["heldback", "pureunused", "uselib"]
     site = root / SITE.lstrip("/")
     assert (site / "native/_lib.so").is_file() and (site / "hook.pth").is_file()
+
+
+def test_a_cuda_build_keeps_torchs_modules_whole(tmp_path: Path) -> None:
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    torch = make_wheel(wheels, "torch", extra={"torch/cuda_only.py": b"X = 1\n"})
+    root, dist_of = tmp_path / "root", {}
+    for path in install_wheel(torch, root, SCHEME, "/usr/bin/python3"):
+        dist_of[path] = "torch"
+    site = root / SITE.lstrip("/")
+    # Served without a GPU, the census never saw torch's GPU paths: nothing of torch goes.
+    cuda = drop_unused(root, SITE, ["torch"], dist_of, [], VERSION, Ledger(), gpu=True)
+    assert cuda.modules == 0 and (site / "torch/cuda_only.py").is_file()
+    cpu = drop_unused(root, SITE, ["torch"], dist_of, [], VERSION, Ledger())
+    assert cpu.modules == 1 and not (site / "torch/cuda_only.py").exists()
