@@ -38,8 +38,8 @@ from torchslim.slim.closure import check_closure, raise_for_missing, upstream_wa
 from torchslim.slim.ledger import Ledger, Revert
 from torchslim.slim.pyc import precompile
 from torchslim.slim.rules import rules_fingerprint
+from torchslim.slim.used import GPU_KEEP, UsedResult, drop_unused
 from torchslim.slim.used import PROFILE as USED_PROFILE
-from torchslim.slim.used import UsedResult, drop_unused
 from torchslim.units import human
 
 ELF_MACHINE = {"amd64": "EM_X86_64", "arm64": "EM_AARCH64"}
@@ -235,6 +235,7 @@ def python_layers(
                 sorted(plan.keep),
                 sorted((r.rule, r.path, r.reason) for r in by_group[group]),
                 sorted(imports) if imports is not None else None,
+                list(GPU_KEEP) if plan.profile == USED_PROFILE and plan.torch.cuda else None,
             ),
         )
     hits = {g: layers.hit_parts(g, key) for g, (_, key) in keys.items()}
