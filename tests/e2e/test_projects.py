@@ -415,6 +415,10 @@ def test_streamlit_page(corpus: Corpus, tmp_path: Path) -> None:
         assert httpx.get(url + "/_stcore/health").text == "ok"
         page = httpx.get(url + "/")
         assert page.status_code == 200 and "<noscript>" in page.text, page.text[:500]
+    # Its health answers while no page has run: profile "used" cannot know what the page
+    # needs (its census has no torch), so it refuses, in one line, and writes nothing.
+    line = failed_build(built.project, tmp_path, "--profile", "used")
+    assert 'profile "used": the served proof never ran the app\'s own code' in line, line
 
 
 def test_conda_environment_yml_and_a_conda_activate_command(corpus: Corpus, tmp_path: Path) -> None:

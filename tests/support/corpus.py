@@ -85,10 +85,10 @@ def build_project(project: Path, archive: Path, *extra: str) -> Built:
     return Built(project.name, project, archive, json.loads(report.read_text()), seconds)
 
 
-def failed_build(project: Path, tmp_path: Path) -> str:
+def failed_build(project: Path, tmp_path: Path, *extra: str) -> str:
     """Build ``project``; it must fail in one error line and write nothing. The line."""
     out = tmp_path / "bad.tar"
-    proc = torchslim("build", str(project), "--output", f"docker-archive:{out}")
+    proc = torchslim("build", str(project), "--output", f"docker-archive:{out}", *extra)
     assert proc.returncode == 1, proc.stderr
     # the project's own traceback may be quoted in the line; torchslim's never shows
     assert not any(line.startswith("Traceback") for line in proc.stderr.splitlines())
