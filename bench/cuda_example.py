@@ -75,7 +75,7 @@ def main() -> None:
         text = cfg.read_text().replace('torch = "2.13.0"', f'torch = "{args.torch}"')
         cfg.write_text(text.replace('variant = "cpu"', f'variant = "{args.variant}"'))
         reports = {}
-        for profile in ("full", "inference"):
+        for profile in ("full", "inference", "used"):
             seconds, reports[profile] = build(project, tmp / profile, profile)
             print(f"built profile {profile} in {seconds:.0f} s")
         print()
@@ -96,6 +96,8 @@ def main() -> None:
         )
         ratio = totals["inference"]["uncompressed"] / totals["full"]["uncompressed"]
         print(f"inference / full (uncompressed): {ratio:.1%}")
+        used = reports["used"]["size"]  # the opt-in profile: what the served proof loaded
+        print(f"used: {mb(used['uncompressed'])} uncompressed, {mb(used['compressed'])} gz")
         print()
         print("removed by inference, per rule:")
         for rule in reports["inference"]["ledger"]["rules"]:

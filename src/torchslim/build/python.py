@@ -33,7 +33,7 @@ from torchslim.errors import ResolveError
 from torchslim.oci.layer import Layer
 from torchslim.sbom.model import Removal
 from torchslim.slim.apply import slim_tree
-from torchslim.slim.bytecode import drop_unimported
+from torchslim.slim.bytecode import drop_unimported, source_of_pyc
 from torchslim.slim.closure import check_closure, raise_for_missing, upstream_warnings
 from torchslim.slim.ledger import Ledger, Revert
 from torchslim.slim.pyc import precompile
@@ -84,11 +84,9 @@ def _owner_of(path: str, owner: dict[str, str], site: str, default: str) -> str:
     """The layer of an image path: its installing wheel's, a .pyc's source's, its package's."""
     if path in owner:
         return owner[path]
-    parent, _, name = path.rpartition("/")
-    if parent.endswith("/__pycache__") and name.endswith(".pyc"):
-        source = parent.removesuffix("/__pycache__") + "/" + name.split(".")[0] + ".py"
-        if source in owner:
-            return owner[source]
+    source = source_of_pyc(path)
+    if source is not None and source in owner:
+        return owner[source]
     if path.startswith(site + "/"):
         top = site + "/" + path[len(site) + 1 :].split("/")[0] + "/"
         for known, group in owner.items():

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import dataclasses
 import json
 import os
 import re
@@ -30,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from torchslim.proof import prober
-from torchslim.proof.census import Census, census_folder
+from torchslim.proof.census import census_folder
 from torchslim.proof.refusals import (
     format_listeners,
     listen_failure,
@@ -259,41 +258,25 @@ def serve(
     progress: Callable[[float], None] | None = None,
 ) -> Served:
     """Start ``cmd`` in ``root`` and ask it (see the module docstring)."""
-    with contextlib.ExitStack() as stack:
-        census = stack.enter_context(census_folder()) if spec.census else None
-        served = _serve(root, cmd, spec, env, user, workdir, emulation, limits, progress, census)
-        opened, ran = census.read() if census is not None else ((), ())
-    return dataclasses.replace(served, opened=opened, ran=ran)
-
-
-def _serve(
-    root: Path,
-    cmd: list[str],
-    spec: ServeSpec,
-    env: dict[str, str],
-    user: tuple[int, int],
-    workdir: str,
-    emulation: Emulation | None,
-    limits: Limits | None,
-    progress: Callable[[float], None] | None,
-    census: Census | None,
-) -> Served:
     command = shlex.join(cmd)
-    box = start_in_root(
-        root, cmd, env=census.env(env) if census else env, user=user, cwd=workdir,
-        emulation=emulation, writable=list(spec.writable), limits=limits, pid1=True,
-        binds=[census.bind()] if census else None,
-    )  # fmt: skip
     warnings: list[str] = []
     stopped: str | None = None
-    try:
-        watch, exited = _watch(box, spec, progress)
-        failure: str | None = None
-        if not exited:
-            stopped, warning = _stop(box, spec.grace)
-            warnings += [warning] if warning else []
-    finally:
-        result = box.result()
+    with contextlib.ExitStack() as stack:
+        census = stack.enter_context(census_folder()) if spec.census else None
+        box = start_in_root(
+            root, cmd, env=census.env(env) if census else env, user=user, cwd=workdir,
+            emulation=emulation, writable=list(spec.writable), limits=limits, pid1=True,
+            binds=[census.bind()] if census else None,
+        )  # fmt: skip
+        try:
+            watch, exited = _watch(box, spec, progress)
+            failure: str | None = None
+            if not exited:
+                stopped, warning = _stop(box, spec.grace)
+                warnings += [warning] if warning else []
+        finally:
+            result = box.result()
+        opened, ran = census.read() if census is not None else ((), ())
     seconds = result.seconds
     listening = format_listeners(watch.listeners)
     if watch.broken is not None:
@@ -323,4 +306,6 @@ def _serve(
         warnings=tuple(warnings),
         output=result.tail(20),
         seconds=seconds,
+        opened=opened,
+        ran=ran,
     )

@@ -46,6 +46,14 @@ def module_of_pyc(rel: str, cache_tag: str) -> str | None:
     return module_of_source(f"{parent}/{stem}.py" if parent else f"{stem}.py")
 
 
+def source_of_pyc(path: str) -> str | None:
+    """``a/__pycache__/b.cpython-311.pyc`` -> ``a/b.py``; None for any other path."""
+    parent, _, name = path.rpartition("/")
+    if parent.endswith("/__pycache__") and name.endswith(".pyc"):
+        return parent.removesuffix("/__pycache__") + "/" + name.split(".")[0] + ".py"
+    return None
+
+
 def modules_opened(opened: Iterable[str], site_packages: str, python_version: str) -> list[str]:
     """The site-packages modules (sorted) whose source or bytecode is among ``opened``
     (image paths, ``proof.census``): the app's own and the standard library's are not."""

@@ -61,24 +61,6 @@ def _pyc_of(rel: str, cache_tag: str) -> str:
     return f"{parent}/{pyc}" if parent else pyc
 
 
-def _source_of(image_path: str) -> str | None:
-    parent, _, name = image_path.rpartition("/")
-    if parent.endswith("/__pycache__") and name.endswith(".pyc"):
-        return parent.removesuffix("/__pycache__") + "/" + name.split(".")[0] + ".py"
-    return None
-
-
-def _files(root: Path) -> list[str]:
-    """Every file and symlink under ``root``, as image paths, sorted."""
-    out: list[str] = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames.sort()
-        base = "/" + Path(dirpath).relative_to(root).as_posix()
-        names = filenames + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]
-        out.extend(posixpath.normpath(posixpath.join(base, n)) for n in names)
-    return sorted(out)
-
-
 def _loads_without_import(path: str) -> bool:
     name = posixpath.basename(path)
     return ".so" in name or name.endswith(".pth")
@@ -104,14 +86,18 @@ def drop_unused(
     keeper = KeepGlobs([*keep, *(GPU_KEEP if gpu else ())], site_path)
     wanted = set(imported)
 
-    by_dist: dict[str, list[str]] = {}
-    for path in _files(root):
-        dist = dist_of.get(path) or dist_of.get(_source_of(path) or "")
-        if dist is not None:
-            by_dist.setdefault(dist, []).append(path)
-
     def rel(path: str) -> str | None:
         return path[len(site_path) + 1 :] if path.startswith(site_path + "/") else None
+
+    # Each distribution's files still there: what its wheel installed (less what the rules
+    # removed) and the .pyc compiled from its sources.
+    by_dist: dict[str, list[str]] = {}
+    for path, dist in dist_of.items():
+        r = rel(path)
+        pyc = posixpath.join(site_path, _pyc_of(r, tag)) if r and r.endswith(".py") else None
+        for p in (path, pyc):
+            if p is not None and os.path.lexists(root / p.lstrip("/")):
+                by_dist.setdefault(dist, []).append(p)
 
     def kept(path: str) -> bool:
         r = rel(path)
