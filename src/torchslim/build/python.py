@@ -32,7 +32,7 @@ from torchslim.deps.wheels import fetch_wheels
 from torchslim.errors import ResolveError
 from torchslim.oci.layer import Layer
 from torchslim.sbom.model import Removal
-from torchslim.slim.apply import slim_tree
+from torchslim.slim.apply import InstallSkips, slim_tree
 from torchslim.slim.bytecode import drop_unimported, source_of_pyc
 from torchslim.slim.closure import check_closure, raise_for_missing, upstream_warnings
 from torchslim.slim.ledger import Ledger, Revert
@@ -247,9 +247,16 @@ def python_layers(
         dist_of: dict[str, str] = {}  # image path → the wheel that installed it
         steps.step(f"Installing {len(wheels)} wheels")
         total, done = sum(paths[n].stat().st_size for n in wheels), 0
+        skip = InstallSkips(plan.profile, keep, rootfs.site_packages) if plan.slim else None
+        skipped: dict[str, tuple[str, int]] = {}  # never written: slimming removes them
         for group, names in groups:
             for n in names:
-                for image_path in install_wheel(paths[n], root, scheme, rootfs.python_exe):
+                held: dict[str, tuple[str, int]] = {}
+                written = install_wheel(
+                    paths[n], root, scheme, rootfs.python_exe, skip=skip, skipped=held
+                )
+                skipped.update(held)
+                for image_path in [*written, *held]:
                     owner[image_path] = group
                     dist_of[image_path] = n
                 done += paths[n].stat().st_size
@@ -260,8 +267,9 @@ def python_layers(
         if plan.slim:
             steps.step(f"Slimming (profile {plan.profile})")
             removed = slim_tree(
-                root, rootfs.site_packages, profile=plan.profile, keep=keep, ledger=routing
-            )
+                root, rootfs.site_packages, profile=plan.profile, keep=keep, ledger=routing,
+                skipped=skipped,
+            )  # fmt: skip
             for r in reverts:
                 routing.revert(r.rule, r.path, r.bytes, r.reason, applied=False)
         steps.step(

@@ -7,9 +7,11 @@ layer writer fixes timestamps and owners, so nothing host-specific survives.
 
 from __future__ import annotations
 
+import os
 import posixpath
 import zipfile
 import zlib
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -17,9 +19,10 @@ from typing import BinaryIO
 from installer import install
 from installer.destinations import SchemeDictionaryDestination
 from installer.exceptions import InstallerError
-from installer.records import RecordEntry
+from installer.records import Hash, RecordEntry
 from installer.sources import WheelFile
 from installer.utils import Scheme as InstallerScheme
+from installer.utils import copyfileobj_with_hashing
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
 from torchslim.errors import BuildError, IntegrityError
@@ -52,10 +55,20 @@ class Scheme:
         return out
 
 
+SkipFn = Callable[[str], str | None]
+
+
 class _RecordingDestination(SchemeDictionaryDestination):
     """Remembers every image path written, and refuses paths that escape their scheme."""
 
-    def __init__(self, scheme_dict: dict[str, str], interpreter: str, root: Path) -> None:
+    def __init__(
+        self,
+        scheme_dict: dict[str, str],
+        interpreter: str,
+        root: Path,
+        skip: SkipFn | None = None,
+        skipped: dict[str, tuple[str, int]] | None = None,
+    ) -> None:
         super().__init__(
             scheme_dict,
             interpreter,
@@ -64,6 +77,8 @@ class _RecordingDestination(SchemeDictionaryDestination):
             destdir=str(root),
         )
         self.written: list[str] = []
+        self.skip = skip
+        self.skipped = skipped if skipped is not None else {}
 
     def write_to_fs(
         self, scheme: InstallerScheme, path: str, stream: BinaryIO, is_executable: bool
@@ -72,16 +87,33 @@ class _RecordingDestination(SchemeDictionaryDestination):
         image_path = posixpath.normpath(posixpath.join(base, path))
         if not (image_path + "/").startswith(base + "/") or posixpath.isabs(path):
             raise IntegrityError(f"wheel file {path!r} would be written outside {base}; refused")
+        reason = self.skip(image_path) if self.skip is not None else None
+        if reason is not None:
+            # Not written; RECORD still lists it, as the wheel did, until slimming books it.
+            with open(os.devnull, "wb") as discard:  # hashed and counted, not kept
+                digest, size = copyfileobj_with_hashing(stream, discard, self.hash_algorithm)
+            self.skipped[image_path] = (reason, size)
+            return RecordEntry(path, Hash(self.hash_algorithm, digest), size)
         self.written.append(image_path)
         return super().write_to_fs(scheme, path, stream, is_executable)
 
 
-def install_wheel(wheel: Path, root: Path, scheme: Scheme, interpreter: str) -> list[str]:
+def install_wheel(
+    wheel: Path,
+    root: Path,
+    scheme: Scheme,
+    interpreter: str,
+    *,
+    skip: SkipFn | None = None,
+    skipped: dict[str, tuple[str, int]] | None = None,
+) -> list[str]:
     """Install ``wheel`` under ``root`` (= image ``/``); returns the image paths written.
 
     Scripts get ``#!<interpreter>``; RECORD is written; INSTALLER says ``torchslim``.
     The wheel file may have any name (cache blobs are named by digest), so its real
-    filename is taken from its ``.dist-info`` directory.
+    filename is taken from its ``.dist-info`` directory. ``skip(image_path)``: a reason
+    not to write that file (slimming would remove it); ``skipped`` gets image path ->
+    (reason, bytes) for each, and RECORD still lists it.
     """
     try:
         with zipfile.ZipFile(wheel) as zf:
@@ -89,7 +121,7 @@ def install_wheel(wheel: Path, root: Path, scheme: Scheme, interpreter: str) -> 
     except zipfile.BadZipFile:
         raise IntegrityError(f"{wheel} is not a wheel (not a zip file); delete it") from None
     name = parse_wheel_filename(filename)[0]
-    dest = _RecordingDestination(scheme.for_dist(str(name)), interpreter, root)
+    dest = _RecordingDestination(scheme.for_dist(str(name)), interpreter, root, skip, skipped)
     try:
         with zipfile.ZipFile(wheel) as zf:
             zf.filename = filename  # WheelFile parses this; cache blobs are named by digest

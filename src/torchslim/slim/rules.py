@@ -59,6 +59,10 @@ class Rule:
     exclude: tuple[str, ...] = ()
     action: Action = "remove"
     guard: Guard | None = field(default=None, compare=False, repr=False)
+    # Decided by path alone, and no file of it is ever loaded (headers, stubs, bytecode,
+    # static archives, CMake files, device bitcode): a build does not write such files at
+    # all while installing (``slim.apply.InstallSkips``) rather than write and delete them.
+    at_install: bool = False
 
     def matches(self, relpath: str) -> bool:
         """True when a path relative to site-packages falls under this rule's globs."""
@@ -97,6 +101,7 @@ RULES: tuple[Rule, ...] = (
         why="bytecode shipped in wheels or left by installs; replaced by deterministic .pyc",
         keep_in=frozenset(),
         patterns=("**/__pycache__/**", "**/*.pyc", "**/*.pyo"),
+        at_install=True,
     ),
     Rule(
         id="torch-test-binaries",
@@ -129,12 +134,14 @@ RULES: tuple[Rule, ...] = (
         why="C++ headers, needed only to build extensions or by torch.compile's C++ codegen",
         keep_in=frozenset({"compile", "full"}),
         patterns=("torch/include/**", "torch/lib/libshm/*.h", "torch/lib/libshm_windows/*.h"),
+        at_install=True,
     ),
     Rule(
         id="torch-cmake-config",
         why="CMake package files for building against libtorch; unused at run time",
         keep_in=frozenset({"compile", "full"}),
         patterns=("torch/share/cmake/**",),
+        at_install=True,
     ),
     Rule(
         id="type-stubs",
@@ -143,12 +150,14 @@ RULES: tuple[Rule, ...] = (
         patterns=("**/*.pyi",),
         # Tools that read stubs at run time (completion, checkers) keep theirs.
         exclude=("jedi/**", "mypy/**", "typeshed_client/**", "pytype/**", "pyright/**"),
+        at_install=True,
     ),
     Rule(
         id="static-libraries",
         why="static archives are linked at build time; a running process never loads them",
         keep_in=_ALL_BUT_FULL,
         patterns=("**/*.a",),
+        at_install=True,
     ),
     Rule(
         id="cuda-unused-libraries",
@@ -206,6 +215,7 @@ RULES: tuple[Rule, ...] = (
         why="LLVM bitcode of NCCL/NVSHMEM device APIs, linked only into Triton kernels",
         keep_in=frozenset({"compile", "distributed", "full"}),
         patterns=("nvidia/*/lib/*.bc",),
+        at_install=True,
     ),
     Rule(
         id="cuda-library-headers",
@@ -220,6 +230,7 @@ RULES: tuple[Rule, ...] = (
             "nvidia/cuda_runtime/include/**",
             "nvidia/cuda_nvrtc/include/**",
         ),
+        at_install=True,
     ),
     Rule(
         id="triton-test-libraries",

@@ -42,9 +42,43 @@ _FROM_IMPORT = re.compile(
     r"^[ \t]*from[ \t]+(\.*)([\w.]*)[ \t]+import[ \t]+(\([^)]*\)|[^\n#;]*)", re.MULTILINE
 )
 _DOTTED = re.compile(r"\b[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+")
-# A reference to a suite names it: a file without one of these words cannot hold one.
-_SUITE_WORD = re.compile(r"\b(?:" + "|".join(sorted(TEST_DIR_NAMES)) + r")\b")
 _NAME = re.compile(r"[A-Za-z_]\w*")
+
+
+def _is_word_char(c: str) -> bool:
+    return c.isalnum() or c == "_"  # what ``\w`` matches in a str pattern
+
+
+def _suite_words(text: str) -> list[tuple[int, int]]:
+    """Where a suite name (``tests``, ``test``) stands as a whole word in ``text``.
+
+    A reference to a suite names it, so a file without one cannot hold one. ``str.find``
+    and the word-boundary test by hand: a twentieth of a ``\b(?:test|tests)\b`` scan.
+    """
+    spans: list[tuple[int, int]] = []
+    for word in TEST_DIR_NAMES:
+        at = text.find(word)
+        while at != -1:
+            end = at + len(word)
+            if (at == 0 or not _is_word_char(text[at - 1])) and (
+                end == len(text) or not _is_word_char(text[end])
+            ):
+                spans.append((at, end))
+            at = text.find(word, at + 1)
+    return sorted(spans)
+
+
+def _dotted_names_at(text: str, spans: list[tuple[int, int]]) -> set[str]:
+    """The dotted names (``a.b.c``) that hold one of ``spans``: only a name with a suite
+    word among its parts can name a suite, so the rest of the module is not scanned."""
+    names: set[str] = set()
+    for start, end in spans:
+        while start > 0 and (_is_word_char(text[start - 1]) or text[start - 1] == "."):
+            start -= 1
+        while end < len(text) and (_is_word_char(text[end]) or text[end] == "."):
+            end += 1
+        names.update(_DOTTED.findall(text[start:end]))
+    return names
 
 
 def _is_test_file(name: str) -> bool:
@@ -118,9 +152,10 @@ class SiteView:
                 text = py.read_text(encoding="utf-8", errors="replace")
             except OSError:
                 continue
-            if not _SUITE_WORD.search(text):
-                continue  # most files (6 in 7 of torch's): skip the two scans below
-            refs.update(_DOTTED.findall(text))
+            spans = _suite_words(text)
+            if not spans:
+                continue  # most files (6 in 7 of torch's): skip the scans below
+            refs.update(_dotted_names_at(text, spans))
             pkg = rel.rsplit("/", 1)[0].split("/")  # the package a module lives in
             for dots, mod, names in _FROM_IMPORT.findall(text):
                 if dots:
