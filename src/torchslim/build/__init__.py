@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 from torchslim.build import annotate, base, imageconfig, lock, prove
 from torchslim.build.assemble import Assembly, image_facts
@@ -22,7 +23,7 @@ from torchslim.build.dates import Dates
 from torchslim.build.layercache import LayerCache
 from torchslim.build.plan import BuildOptions, BuildPlan, Plan, plan_build, with_init
 from torchslim.build.report import BuildResult, merged_ledger
-from torchslim.build.sbom import Invocation, sbom_documents
+from torchslim.build.sbom import Invocation, read_ahead, sbom_documents
 from torchslim.build.timing import TimedSteps
 from torchslim.buildcache import CacheSources, ExportResult, export_entries
 from torchslim.cache import BlobStore
@@ -142,10 +143,17 @@ def _build(
     for warning in imageconfig.risky_env(plan):
         steps.warn(warning)
     facts = image_facts(plan, opened, dates)
-    assembly = Assembly(
-        plan, os_, locked.python, dates, facts, layers, store, steps, glibc=opened.glibc
-    )
-    image, reports, proof = prove.prove_build(assembly)
+    # The SBOM reads each layer's metadata; it does so while the proof runs (the proof
+    # mostly waits on one core for the service), so the SBOM step later finds it read.
+    with ThreadPoolExecutor(max_workers=1) as sbom_reader:
+        assembly = Assembly(
+            plan, os_, locked.python, dates, facts, layers, store, steps, glibc=opened.glibc,
+            assembled=lambda made: sbom_reader.submit(read_ahead, made),
+        )  # fmt: skip
+        try:
+            image, reports, proof = prove.prove_build(assembly)
+        finally:
+            sbom_reader.shutdown(cancel_futures=True)
     image = with_config(image, labels={LABEL_PROOF: proof.label()})
     image = with_annotations(image, annotate.manifest_annotations(image))
     artifacts = sbom_documents(

@@ -6,7 +6,7 @@ that change undone). Everything it needs was settled by the steps before it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from torchslim.build import (
     annotate,
@@ -78,8 +78,10 @@ class Assembly:
         steps: Steps,
         *,
         glibc: str | None = None,
+        assembled: Callable[[Image], object] | None = None,
     ) -> None:
         self.plan, self.os, self.python = plan, os_, python_lock
+        self.assembled = assembled  # told of each image made (the SBOM reads ahead)
         self.glibc = glibc  # the base's, for the notebook layer's wheel target
         self.dates, self.facts = dates, facts
         self.layers, self.store, self.steps = layers, store, steps
@@ -150,4 +152,6 @@ class Assembly:
             created=self.dates.created,
         )
         image = with_config(image, **imageconfig.image_config(plan, os_.rootfs, self.facts))
+        if self.assembled is not None:
+            self.assembled(image)
         return image, [*os_.reports, *(report for _, report in new)]

@@ -37,7 +37,7 @@ from torchslim.sbom.provenance import (
     git_material,
     image_material,
 )
-from torchslim.sbom.tree import tree_from_image
+from torchslim.sbom.tree import layer_meta, tree_from_image
 
 STEM = "sbom"  # sbom.cdx.json, sbom.spdx.json, sbom.provenance.json
 
@@ -106,6 +106,14 @@ def _internal(plan: Plan, base: BaseRef) -> dict[str, Any]:
         "base": base.name,
         "proven": plan.prove,
     }
+
+
+def read_ahead(image: Image) -> None:
+    """Read ``image``'s layers' SBOM metadata into the store now, so ``sbom_documents``
+    finds every layer there: a build calls it while the proof runs, on the other core."""
+    store = layer_meta_store()
+    for layer in image.layers():
+        layer_meta(image, layer, store)
 
 
 def sbom_documents(

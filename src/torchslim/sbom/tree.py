@@ -171,16 +171,21 @@ def read_layer_meta(blob: BinaryIO, what: str, stats: LayerStats) -> LayerMeta:
     return reader.meta
 
 
+def layer_meta(image: Image, layer: Layer, store: LayerMetaStore | None = None) -> LayerMeta:
+    """One layer's metadata: from ``store`` when it was read before, else read (and kept)."""
+    meta = store.get(layer.digest) if store is not None else None
+    if meta is None:
+        meta = _layer_meta(image, layer)
+        if store is not None:
+            store.put(layer.digest, meta)
+    return meta
+
+
 def tree_from_image(image: Image, store: LayerMetaStore | None = None) -> MetaTree:
     """The metadata files of ``image``: its layers in order, whiteouts applied.
 
     With ``store``, a layer read before is not read again."""
     tree = MetaTree()
     for layer in image.layers():
-        meta = store.get(layer.digest) if store is not None else None
-        if meta is None:
-            meta = _layer_meta(image, layer)
-            if store is not None:
-                store.put(layer.digest, meta)
-        apply_layer_meta(tree, meta)
+        apply_layer_meta(tree, layer_meta(image, layer, store))
     return tree
