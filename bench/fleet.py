@@ -8,9 +8,9 @@ added and uvicorn pinned to 0.32.0. Two images of it:
 On a loopback docker-registry (access log on), directly and behind a shaping proxy
 (100 MB/s shared, 10 ms before each request), it measures:
   - size uncompressed and as pushed;
-  - cold build (empty caches on both sides: TORCHSLIM_CACHE and uv's; podman --no-cache,
-    pip --no-cache-dir; torchslim's pylock.toml made beforehand, as a project keeps it
-    checked in) and warm build (one app file touched);
+  - cold build, --runs times alternating (empty caches on both sides: TORCHSLIM_CACHE
+    and uv's; podman --no-cache, pip --no-cache-dir; torchslim's pylock.toml made
+    beforehand, as a project keeps it checked in) and warm build (one app file touched);
   - fresh-node pull, and pull + run + first 2xx on /health, in an empty podman store,
     with stock settings and with partial pulls on; the bytes and requests the registry
     served;
@@ -22,6 +22,7 @@ torchslim / seed. --write-docs replaces the fleet section of docs/benchmarks.md.
 that the bench works, measures nothing worth keeping.
 
 Run:  .venv/bin/python bench/fleet.py [--runs 3] [--write-docs]
+      .venv/bin/python bench/fleet.py --only cold-build [--runs 3]  (cold builds alone)
 Needs podman, docker-registry, the pip configuration's torch wheel folder (/opt/wheels).
 """
 
@@ -270,6 +271,9 @@ class Figures:
         ratio = f"{ts / seed:.2f}" if seed and ts is not None else "–"
         self.rows.append((what, fmt(seed), fmt(ts), ratio))
 
+    def note(self, what: str, seed: str, ts: str) -> None:
+        self.rows.append((what, seed or "–", ts or "–", "–"))
+
     def table(self) -> str:
         head = ("", "seed recipe", "torchslim", "ratio")
         lines = [f"| {' | '.join(head)} |", "|---|---:|---:|---:|"]
@@ -286,6 +290,9 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=3, help="pull runs per image and setting")
     ap.add_argument("--smoke", action="store_true", help="torchslim only, one unshaped run")
     ap.add_argument("--write-docs", action="store_true", help="update docs/benchmarks.md")
+    ap.add_argument(
+        "--only", choices=["cold-build"], help="measure only this (alternating runs, medians)"
+    )
     args = ap.parse_args()
     runs = 1 if args.smoke else args.runs
     with tempfile.TemporaryDirectory(prefix="fleet-") as tmp_s:
@@ -293,17 +300,33 @@ def main() -> None:
         reg = start_registry(tmp / "registry", access_log=True)
         shaper = ShapingProxy(reg.host, rate=100e6, delay=0.010)
         try:
-            figures = run(tmp, reg, shaper, runs=runs, smoke=args.smoke)
+            figures = run(tmp, reg, shaper, runs=runs, smoke=args.smoke, only=args.only)
         finally:
             shaper.close()
             reg.stop()
     text = figures.table()
     print(text)
-    if args.write_docs and not args.smoke:
+    if args.write_docs and not args.smoke and not args.only:
         write_docs(text, runs)
 
 
-def run(tmp: Path, reg: Registry, shaper: ShapingProxy, *, runs: int, smoke: bool) -> Figures:
+def seed_base(tmp: Path) -> str:
+    """The OS image both stages of the seed recipe start from (torchslim's ``--target os``
+    with python3.11-venv: Docker Hub is out of reach here), loaded into podman."""
+    os_project = make_project(tmp / "os", numpy=False, uvicorn="0.32.0")
+    with (os_project / "torchslim.toml").open("a") as f:
+        f.write('apt = ["python3.11-venv"]\n')
+    torchslim(
+        os_project, tmp / "os-cache", "--target", "os", "--tag", "os",
+        "--output", f"docker-archive:{tmp / 'os.tar'}",
+    )  # fmt: skip
+    loaded = sh("podman", "load", "-i", str(tmp / "os.tar"))
+    return loaded.strip().rsplit(" ", 1)[-1]
+
+
+def run(
+    tmp: Path, reg: Registry, shaper: ShapingProxy, *, runs: int, smoke: bool, only: str | None
+) -> Figures:
     host = reg.host
     project = make_project(tmp / "svc", numpy=not smoke, uvicorn="0.32.0")
     fig = Figures()
@@ -314,24 +337,31 @@ def run(tmp: Path, reg: Registry, shaper: ShapingProxy, *, runs: int, smoke: boo
     # The lock, as a project keeps it checked in (setup, not timed, its own cache).
     if not smoke:
         torchslim(project, tmp / "lock-cache", "--no-prove", "--output", f"oci:{tmp / 'lock'}")
-    # Builds: cold (empty caches on both sides), then warm (one app file touched).
-    ts_cache = shared or tmp / "ts-cache"
-    ts_cold, ts_report = torchslim(
-        project, ts_cache, "--compression", "zstd:chunked", "--output", f"docker://{host}/ts:v1"
-    )
-    seed_cold = seed_warm = None
-    base = "localhost/fleet-bench:os"
-    if not smoke:
-        os_project = make_project(tmp / "os", numpy=False, uvicorn="0.32.0")
-        with (os_project / "torchslim.toml").open("a") as f:
-            f.write('apt = ["python3.11-venv"]\n')
-        torchslim(
-            os_project, tmp / "os-cache", "--target", "os", "--tag", "os",
-            "--output", f"docker-archive:{tmp / 'os.tar'}",
+    # Builds: cold (empty caches on both sides, alternating, --runs times), then warm (one
+    # app file touched).
+    base = "localhost/fleet-bench:os" if smoke else seed_base(tmp)
+    ts_colds: list[float] = []
+    seed_colds: list[float] = []
+    for i in range(runs):
+        if not smoke:
+            seed_colds.append(seed_build(project, base, "localhost/seed:v1", "--no-cache"))
+        ts_cache = shared or tmp / f"ts-cache-{i}"
+        if i and shared is None:
+            shutil.rmtree(tmp / f"ts-cache-{i - 1}")
+        seconds, ts_report = torchslim(
+            project, ts_cache, "--compression", "zstd:chunked", "--output", f"docker://{host}/ts:v1"
         )  # fmt: skip
-        loaded = sh("podman", "load", "-i", str(tmp / "os.tar"))
-        base = loaded.strip().rsplit(" ", 1)[-1]
-        seed_cold = seed_build(project, base, "localhost/seed:v1", "--no-cache")
+        ts_colds.append(seconds)
+    ts_cold = median(ts_colds)
+    seed_cold = median(seed_colds) if seed_colds else None
+    seed_warm = None
+    if only == "cold-build":
+        fig.add("cold build", seed_cold, ts_cold, "s")
+        fig.note("  each run (s)", " ".join(f"{t:.1f}" for t in seed_colds),
+                 " ".join(f"{t:.1f}" for t in ts_colds))  # fmt: skip
+        remove_seed_images(base)
+        return fig
+    if not smoke:
         sh("podman", "push", "--tls-verify=false", "--compression-format", "gzip",
            "localhost/seed:v1", f"docker://{host}/seed:v1")  # fmt: skip
     torchslim(project, ts_cache, "--output", f"docker://{host}/ts-gzip:v1")
@@ -436,11 +466,17 @@ def run(tmp: Path, reg: Registry, shaper: ShapingProxy, *, runs: int, smoke: boo
         seed_total = pushed_bytes(host, "seed", "v3")
         fig.add("  as a share of the new image (%)", 100 * dep_seed / seed_total,
                 100 * dep_ts / ts_total, "%")  # fmt: skip
-        for tag in ("v1", "v2", "v3"):
-            subprocess.run(["podman", "rmi", "-f", f"localhost/seed:{tag}"], env=podman_env(),
-                           capture_output=True, check=False)  # fmt: skip
-        subprocess.run(["podman", "rmi", "-f", base], env=podman_env(), capture_output=True)
+        remove_seed_images(base)
     return fig
+
+
+def remove_seed_images(base: str) -> None:
+    for tag in ("v1", "v2", "v3"):
+        subprocess.run(["podman", "rmi", "-f", f"localhost/seed:{tag}"], env=podman_env(),
+                       capture_output=True, check=False)  # fmt: skip
+    subprocess.run(["podman", "rmi", "-f", base], env=podman_env(), capture_output=True)
+    # Each cold run left the one before it untagged.
+    subprocess.run(["podman", "image", "prune", "-f"], env=podman_env(), capture_output=True)
 
 
 def write_docs(table: str, runs: int) -> None:
