@@ -320,7 +320,7 @@ def load_config(project: Path) -> ProjectConfig:
 
 # ---- the shared small types -------------------------------------------------------------
 
-Compression = Literal["gzip", "zstd", "zstd:chunked", "none"]
+Compression = Literal["gzip", "zstd", "zstd:chunked", "estargz", "none"]
 """How layer blobs are compressed ("none" only for tests and tools, never a build option)."""
 
 Progress = Callable[[str, int, int], None]

@@ -78,12 +78,12 @@ def skippable_frame(data: bytes) -> bytes:
     return SKIPPABLE_MAGIC + struct.pack("<I", len(data)) + data
 
 
-def _go_time(epoch: int) -> str:
+def go_time(epoch: int) -> str:
     """A Unix time as Go's encoding/json writes a UTC ``time.Time``."""
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
 
 
-def _toc_entry(ti: tarfile.TarInfo) -> dict[str, Any]:
+def toc_entry(ti: tarfile.TarInfo) -> dict[str, Any]:
     """The TOC entry of one tar member; empty fields left out as Go's ``omitempty`` does."""
     entry: dict[str, Any] = {"type": _TYPES.get(ti.type, "reg"), "name": ti.name}
     if ti.type == tarfile.DIRTYPE and not ti.name.endswith("/"):
@@ -98,7 +98,7 @@ def _toc_entry(ti: tarfile.TarInfo) -> dict[str, Any]:
         "devMinor": ti.devminor,
     }
     entry.update({k: v for k, v in fields.items() if v})
-    entry["modtime"] = _go_time(int(ti.mtime))
+    entry["modtime"] = go_time(int(ti.mtime))
     return entry
 
 
@@ -147,7 +147,7 @@ class ChunkedSink:
         self._meta += raw
         self._raw += raw
         self._segment()
-        self._entry = _toc_entry(ti)
+        self._entry = toc_entry(ti)
         self._ti = ti
         self._toc.append(self._entry)
 
@@ -197,6 +197,9 @@ class ChunkedSink:
         """Tar bytes that are neither header nor contents: padding and the end blocks."""
         self._meta += raw
         self._raw += raw
+
+    def last_members(self) -> list[tuple[tarfile.TarInfo, bytes]]:
+        return []  # the TOC sits in skippable frames, outside the tar
 
     def finish(self) -> dict[str, str]:
         """Write the rest, the TOC, tar-split and footer; return the layer's annotations."""

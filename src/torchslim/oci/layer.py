@@ -8,14 +8,16 @@ user/group names, and a compressor whose output depends only on its input.
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 import os
+import posixpath
 import stat
 import struct
 import tarfile
 import zlib
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +30,12 @@ from torchslim.config import Compression
 from torchslim.digests import split_digest
 from torchslim.errors import BuildError, IntegrityError
 from torchslim.oci.chunked import ChunkedSink
+from torchslim.oci.estargz import (
+    LANDMARK_CONTENTS,
+    NO_PREFETCH_LANDMARK,
+    PREFETCH_LANDMARK,
+    EStargzSink,
+)
 from torchslim.oci.media import COMPRESSION_MEDIA_TYPE
 
 log = logging.getLogger(__name__)
@@ -243,7 +251,7 @@ def _compressor(compression: Compression) -> _Compressor:
     if compression == "none":
         return _Identity()
     raise BuildError(
-        f"unknown layer compression {compression!r}; use gzip, zstd, zstd:chunked or none"
+        f"unknown layer compression {compression!r}; use gzip, zstd, zstd:chunked, estargz or none"
     )
 
 
@@ -273,6 +281,9 @@ class _PlainSink:
     def meta(self, raw: bytes) -> None:
         self._write(raw)
 
+    def last_members(self) -> list[tuple[tarfile.TarInfo, bytes]]:
+        return []
+
     def finish(self) -> dict[str, str]:
         if out := self._c.flush():
             self._out(out)
@@ -285,6 +296,7 @@ class _Sink(Protocol):
     def contents(self, data: bytes) -> None: ...
     def end_contents(self) -> None: ...
     def meta(self, raw: bytes) -> None: ...
+    def last_members(self) -> list[tuple[tarfile.TarInfo, bytes]]: ...
     def finish(self) -> dict[str, str]: ...
 
 
@@ -330,6 +342,8 @@ class _TarWriter:
     def close(self) -> dict[str, str]:
         """The end-of-archive blocks and record padding, as tarfile writes them; the
         sink's annotations."""
+        for ti, data in self._sink.last_members():  # eStargz's TOC is the last member
+            self.add(ti, _ProgressReader(io.BytesIO(data), None))
         self._meta(tarfile.NUL * (2 * tarfile.BLOCKSIZE))
         if rest := self.size % tarfile.RECORDSIZE:
             self._meta(tarfile.NUL * (tarfile.RECORDSIZE - rest))
@@ -371,6 +385,28 @@ def scan_tree(root: Path) -> list[tuple[str, os.stat_result]]:
     return found
 
 
+def prefetch_first(
+    entries: list[tuple[str, os.stat_result]], prefix: str, prefetch: Collection[str]
+) -> tuple[list[tuple[str, os.stat_result]], int]:
+    """``entries`` (path order) with those ``prefetch`` names (image paths) and the folders
+    above them first, each part still in path order; how many come first. The order within
+    the prefetched part does not change what a runtime fetches (all of it, in one range
+    request), and path order keeps the layer a function of the set."""
+    wanted: set[str] = set()
+    for path in prefetch:
+        name = path.lstrip("/")
+        if not name.startswith(prefix) or name == prefix:
+            continue
+        rel = name[len(prefix) :]
+        while rel and rel not in wanted:
+            wanted.add(rel)
+            rel = posixpath.dirname(rel)
+    first = [e for e in entries if e[0] in wanted]
+    if not first or not any(stat.S_ISREG(st.st_mode) for _, st in first):
+        return entries, 0
+    return first + [e for e in entries if e[0] not in wanted], len(first)
+
+
 def _normalize_prefix(prefix: str) -> str:
     p = prefix.strip("/")
     return p + "/" if p else ""
@@ -386,6 +422,7 @@ def write_layer_from_dir(
     prefix: str = "",
     progress: Callable[[int], None] | None = None,
     on_skip: Callable[[str, str], None] | None = None,
+    prefetch: Collection[str] = (),
 ) -> Layer:
     """Stream ``root`` as a deterministic PAX tar through a compressor into ``store``.
 
@@ -394,7 +431,9 @@ def write_layer_from_dir(
     ``owner(path)`` gets the archive path without a trailing "/" and returns
     ``(uid, gid)``; default 0:0. ``progress(n)`` is called with the number of
     file-content bytes just read. Devices, sockets and FIFOs are skipped
-    (``on_skip(path, reason)`` and a log warning say so).
+    (``on_skip(path, reason)`` and a log warning say so). ``prefetch`` (eStargz only):
+    image paths a runtime should fetch before the container starts; those in this layer
+    (and the folders above them) come first, then ``.prefetch.landmark``.
     """
     root = Path(root)
     if not root.is_dir():
@@ -408,7 +447,8 @@ def write_layer_from_dir(
     media_type = COMPRESSION_MEDIA_TYPE.get(compression)
     if media_type is None:
         raise BuildError(
-            f"unknown layer compression {compression!r}; use gzip, zstd, zstd:chunked or none"
+            f"unknown layer compression {compression!r}; use gzip, zstd, zstd:chunked, "
+            "estargz or none"
         )
 
     def info(name: str, kind: bytes, mode: int) -> tarfile.TarInfo:
@@ -425,10 +465,25 @@ def write_layer_from_dir(
         sink: _Sink
         if compression == "zstd:chunked":
             sink = ChunkedSink(blob.write, _pool, level=ZSTD_LEVEL, threads=_THREADS)
+        elif compression == "estargz":
+            sink = EStargzSink(blob.write, _pool, level=GZIP_LEVEL, threads=_THREADS)
         else:
             sink = _PlainSink(blob.write, _compressor(compression))
         tar = _TarWriter(sink)
+        landmark: tuple[str, int] | None = None  # eStargz: its name, and where it goes
+        if compression == "estargz":
+            entries, first = prefetch_first(entries, pre, prefetch)
+            landmark = (PREFETCH_LANDMARK, first) if first else (NO_PREFETCH_LANDMARK, -1)
+
+        def add_landmark(name: str) -> None:
+            ti = info(name, tarfile.REGTYPE, 0o644)
+            ti.uid = ti.gid = 0
+            ti.size = len(LANDMARK_CONTENTS)
+            tar.add(ti, _ProgressReader(io.BytesIO(LANDMARK_CONTENTS), None))
+
         try:
+            if landmark is not None and landmark[1] < 0:  # nothing to prefetch: said first
+                add_landmark(landmark[0])
             if compression == "zstd:chunked":
                 # A partial pull lays each layer out in a fresh 0700 directory and sets the
                 # root's mode only from an entry for it: without one a non-root user cannot
@@ -443,7 +498,9 @@ def write_layer_from_dir(
                 root_mode = stat.S_IMODE(root.stat().st_mode)
                 tar.add(info(pre.rstrip("/"), tarfile.DIRTYPE, root_mode))
             seen_inodes: dict[tuple[int, int], str] = {}
-            for rel, st in entries:
+            for index, (rel, st) in enumerate(entries):
+                if landmark is not None and index == landmark[1]:
+                    add_landmark(landmark[0])
                 name = pre + rel
                 full = root / rel
                 mode = stat.S_IMODE(st.st_mode)
@@ -471,6 +528,8 @@ def write_layer_from_dir(
                     log.warning("skipping %s: %s", full, reason)
                     if on_skip is not None:
                         on_skip(name, reason)
+            if landmark is not None and landmark[1] == len(entries):
+                add_landmark(landmark[0])
             annotations = tar.close()
         except OSError as exc:
             raise BuildError(

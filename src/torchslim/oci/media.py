@@ -33,6 +33,7 @@ COMPRESSION_MEDIA_TYPE = {
     "gzip": OCI_LAYER_GZIP,
     "zstd": OCI_LAYER_ZSTD,
     "zstd:chunked": OCI_LAYER_ZSTD,  # the same media type; the annotations say chunked
+    "estargz": OCI_LAYER_GZIP,  # a gzip tar; the annotations say eStargz
     "none": OCI_LAYER_TAR,
 }
 
