@@ -1,5 +1,5 @@
-"""What the service loads while it is served: every Python source and bytecode file its
-processes open.
+"""What the service loads while it is served: every file its processes open (Python
+sources and bytecode among them) or map (shared libraries).
 
 CPython's import-time report sees only what goes through the ``import`` statement, so it
 misses ``importlib.import_module``: uvicorn's event loop and protocols, gunicorn's
@@ -10,8 +10,11 @@ read-only into the proof (and each file whose code starts to run: ``exec`` event
 the main script), which a thread here drains into memory. The import system opens
 each module it loads from source or bytecode with ``io.open_code``, which raises that
 event whatever asked for the import; so do ``linecache`` and ``inspect`` when they read a
-source. Extension modules (``dlopen``) are not seen: nothing keyed on the census removes
-them. A ``sitecustomize`` of the image runs after ours, as it would have without it.
+source, and ``open()`` for data files. Shared libraries (``dlopen``, DT_NEEDED) raise no
+event: ``/proc/self/maps`` is read at most every 0.2 s while the process imports and
+opens, and the files mapped there are written too (eStargz's prefetch wants them; nothing
+keyed on the census removes them). A ``sitecustomize`` of the image runs after ours, as
+it would have without it.
 
 Nothing is added to the image, and the sandbox gets nothing of the host it can write to:
 the folder is a read-only bind under the proof's own ``/tmp``; a FIFO's writes reach only
@@ -37,6 +40,7 @@ SITECUSTOMIZE = f'''\
 """torchslim's proof: record the Python files this process opens (proof.census)."""
 import os as _os
 import sys as _sys
+import time as _time
 
 
 _HERE = _os.path.dirname(_os.path.abspath(__file__))
@@ -63,7 +67,36 @@ def _record():
         except OSError:
             return None
 
+    scanned = [0.0]
+
+    def mapped():
+        """Files mapped into this process (shared libraries: what dlopen and DT_NEEDED
+        load, which no audit event names), read at most every 0.2 s."""
+        now = _time.monotonic()
+        if now - scanned[0] < 0.2:
+            return
+        scanned[0] = now
+        try:
+            maps = _os.open("/proc/self/maps", _os.O_RDONLY | _os.O_CLOEXEC)
+        except OSError:
+            return
+        try:
+            data = b"".join(iter(lambda: _os.read(maps, 1 << 16), b""))
+        except OSError:
+            data = b""
+        finally:
+            _os.close(maps)
+        for line in data.splitlines():
+            fields = line.split(None, 5)
+            if len(fields) == 6 and fields[5].startswith(b"/"):
+                path = fields[5].decode("utf-8", "surrogateescape")
+                if path not in seen:
+                    seen.add(path)
+                    write(path)
+
     def hook(event, args):
+        if event in ("import", "open"):
+            mapped()
         if event == "exec" and args:  # a module's or runpy's code starts to run
             name = getattr(args[0], "co_filename", None)
             if isinstance(name, str) and name.endswith(".py") and ("!" + name) not in seen:
@@ -75,7 +108,7 @@ def _record():
         if event != "open" or not args:
             return
         path = args[0]
-        if not isinstance(path, str) or path in seen or not path.endswith((".py", ".pyc")):
+        if not isinstance(path, str) or path in seen:
             return
         seen.add(path)
         path = absolute(path)
@@ -83,6 +116,7 @@ def _record():
             write(path)
 
     _sys.addaudithook(hook)
+    mapped()
     script = _sys.argv[0] if getattr(_sys, "argv", None) else ""
     if script.endswith(".py") and _os.path.isfile(script):  # python3 app.py: runs unseen
         write("{RAN}" + _os.path.abspath(script))

@@ -50,6 +50,26 @@ def test_opened_and_ran_files_are_recorded_and_the_images_sitecustomize_runs(
     assert all(p.startswith("/") for p in (*opened, *ran))
 
 
+def test_data_files_and_mapped_shared_libraries_are_recorded(tmp_path: Path) -> None:
+    """eStargz's prefetch wants every file the service needs before it answers: data it
+    opens, and shared objects the loader maps (no audit event names those)."""
+    (tmp_path / "weights.bin").write_bytes(b"\0" * 64)
+    script = (
+        "import ctypes, ctypes.util, zlib\n"  # zlib: an extension module, mapped
+        "open('weights.bin', 'rb').read()\n"
+        "ctypes.CDLL(ctypes.util.find_library('m'))\n"
+        "import json\n"  # an import after the dlopen: the maps are read again
+    )
+    with census_folder() as census:
+        out = run(census.host, tmp_path, "-c", script)
+        opened, _ = census.read()
+    assert out.returncode == 0, out.stderr
+    assert str(tmp_path / "weights.bin") in opened
+    mapped = [p for p in opened if ".so" in os.path.basename(p)]
+    assert any("libm.so" in p or "libm-" in p for p in mapped), mapped
+    assert any(os.path.basename(p).startswith("libc.so") or "/libc-" in p for p in mapped)
+
+
 def test_a_service_cannot_make_the_census_hold_more_than_its_bound(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
