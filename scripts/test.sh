@@ -12,6 +12,15 @@ if ! command -v chromium >/dev/null; then
   $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null \
     || echo "warning: chromium not installed; the HTML screenshot test will skip" >&2
 fi
+# Test-only Debian packages: containerd and ctr-remote (stargz-snapshotter) read the
+# eStargz layers as a lazy-pulling fleet would (tests/e2e/test_estargz.py starts its own
+# containerd; the packaged service is not needed).
+if ! command -v ctr-remote >/dev/null || ! command -v containerd >/dev/null; then
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq containerd stargz-snapshotter >/dev/null \
+    || echo "warning: containerd/stargz-snapshotter not installed; the eStargz e2e test will skip" >&2
+  $SUDO systemctl disable --now containerd >/dev/null 2>&1 || true
+fi
 .venv/bin/ruff check src tests
 .venv/bin/ruff format --check src tests
 .venv/bin/mypy --strict src

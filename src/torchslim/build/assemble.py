@@ -94,6 +94,9 @@ class Assembly:
         # Without a proof there is no census: everything, on every host alike.
         if plan.census and python_lock:
             self.imports = census.saved_imports(plan, python_lock, os_.rootfs)
+        # eStargz: the files the last served proof opened go first (the base is made).
+        if plan.prefetch and python_lock:
+            layers.prefetch = tuple(census.saved_prefetch(plan, python_lock, os_.rootfs) or ())
         self._tools: tuple[Layer, LayerReport] | None = None
         self._notebook: tuple[Layer, LayerReport] | None = None
 

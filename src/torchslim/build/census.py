@@ -23,9 +23,9 @@ from torchslim.deps.lock import Lock
 CENSUS_FORMAT = 2  # 2: the files the service opened (proof.census)
 
 
-def _path(plan: Plan, lock: Lock, rootfs: RootfsInfo) -> Path:
+def _path(plan: Plan, lock: Lock, rootfs: RootfsInfo, kind: str = "census") -> Path:
     key = input_key(
-        "census",
+        kind,
         CENSUS_FORMAT,
         sorted(w.sha256 for w in lock.packages),
         plan.profile,
@@ -51,3 +51,30 @@ def save_imports(plan: Plan, lock: Lock, rootfs: RootfsInfo, imports: Sequence[s
     path = _path(plan, lock, rootfs)
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(path, json.dumps(sorted(imports)))
+
+
+# Where the service's files cannot be: what the kernel and the sandbox provide.
+_NOT_IMAGE = ("/proc/", "/sys/", "/dev/", "/tmp/", "/run/")
+
+
+def prefetch_paths(opened: Sequence[str]) -> list[str]:
+    """The image paths (sorted) of ``Served.opened`` that an eStargz layer can hold."""
+    return sorted({p.removesuffix(" (deleted)") for p in opened if not p.startswith(_NOT_IMAGE)})
+
+
+def saved_prefetch(plan: Plan, lock: Lock, rootfs: RootfsInfo) -> list[str] | None:
+    """The files the last served proof of this service opened (``--compression estargz``
+    puts them first), if any."""
+    try:
+        data = json.loads(_path(plan, lock, rootfs, "prefetch").read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, list) or not all(isinstance(p, str) for p in data):
+        return None
+    return sorted(data)
+
+
+def save_prefetch(plan: Plan, lock: Lock, rootfs: RootfsInfo, paths: Sequence[str]) -> None:
+    path = _path(plan, lock, rootfs, "prefetch")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, json.dumps(sorted(paths)))

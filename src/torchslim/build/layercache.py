@@ -90,6 +90,9 @@ class LayerCache:
         # what --cache-to exports.
         self.used: dict[str, CacheEntry | ProofEntry] = {}
         self.compression = compression
+        # eStargz: image paths its layers put first, to prefetch (``Assembly`` sets it
+        # from the census once the base is made: the base layers never take it).
+        self.prefetch: tuple[str, ...] = ()
         self.uid = uid
         self.steps = steps
         self.root = (root or cache_root()) / "layers"
@@ -99,7 +102,10 @@ class LayerCache:
 
     def key(self, kind: str, mtime: int, *parts: Any) -> str:
         """The input key of a layer: what it is made of plus everything that shapes its bytes."""
-        return input_key(kind, [BUILD_FORMAT, self.compression, mtime, self.uid], *parts)
+        shape: list[Any] = [BUILD_FORMAT, self.compression, mtime, self.uid]
+        if self.compression == "estargz":
+            shape.append(sorted(self.prefetch))  # the order of its members
+        return input_key(kind, shape, *parts)
 
     def _path(self, key: str) -> Path:
         return self.root / (key.removeprefix("sha256:") + ".json")
@@ -207,6 +213,7 @@ class LayerCache:
             mtime=mtime,
             owner=owner,
             progress=progress,
+            prefetch=self.prefetch,
         )
         extra = extra or {}
         self.root.mkdir(parents=True, exist_ok=True)

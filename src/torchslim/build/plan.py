@@ -163,6 +163,13 @@ class Plan:
         return wanted and self.slim and self.prove and self.service and not self.notebook
 
     @property
+    def prefetch(self) -> bool:
+        """Whether the eStargz layers put the files the served proof saw the service open
+        first, before the prefetch landmark (``--compression estargz`` on a served image)."""
+        served = self.cfg.port is not None and self.prove and self.service
+        return self.compression == "estargz" and served and not self.notebook
+
+    @property
     def debug(self) -> bool:
         """Whether the service image gets the debug tools layer on top."""
         return self.target == "debug"

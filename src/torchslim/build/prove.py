@@ -14,6 +14,7 @@ import dataclasses
 import json
 import re
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from torchslim.build import census, notebook, proofcache, reverts
@@ -71,7 +72,7 @@ def serve_spec(plan: Plan, token: str | None = None) -> ServeSpec | None:
         requests=tuple(requests),
         writable=tuple(cfg.writable),
         timeout=float(cfg.proof_timeout),
-        census=plan.census,
+        census=plan.census or plan.prefetch,
     )
 
 
@@ -333,15 +334,55 @@ def _search_served(assembly: Assembly, failure: Failure) -> tuple[Built | None, 
 def _from_census(
     assembly: Assembly, image: Image, reports: list[LayerReport], proof: Proof
 ) -> Built:
-    """``plan.census``: when the served proof imported site-packages modules the image was
-    not assembled for, assemble for them and prove again (see ``build.census``); a served
-    proof that recorded nothing changes nothing. Modules no longer imported stay, so the
-    image settles after one more proof at most."""
+    """What the served proof saw the service load, put to use (see ``build.census``):
+
+    - ``plan.census``: when it imported site-packages modules the image was not assembled
+      for, assemble for them (``bytecode = "imported"``, profile ``used``);
+    - ``plan.prefetch``: when it opened files the eStargz layers do not put first yet,
+      put them first;
+
+    and prove that image again. A served proof that recorded nothing changes nothing.
+    What is no longer loaded stays, so the image settles after one more proof at most."""
     plan, py, rootfs = assembly.plan, assembly.python, assembly.os.rootfs
     served = proof.served
-    if not plan.census or py is None or served is None or not served.ok or not served.opened:
+    if py is None or served is None or not served.ok or not served.opened:
         return image, reports, proof
-    if not ran_code_under(served.ran, APP_ROOT):
+    changes: list[str] = []
+    if plan.census and _imports_grew(assembly, served.opened, served.ran):
+        kept = "only them" if plan.profile == USED_PROFILE else "only their .pyc"
+        changes.append(
+            f"the service loaded {len(assembly.imports or ())} modules of site-packages; "
+            f"keeping {kept}"
+        )
+    if plan.prefetch:
+        before = set(assembly.layers.prefetch)
+        files = set(census.prefetch_paths(served.opened))
+        merged = sorted(before | files)
+        census.save_prefetch(plan, py, rootfs, merged)
+        if not files <= before:
+            assembly.layers.prefetch = tuple(merged)
+            changes.append(f"the service opened {len(merged)} files; eStargz layers put them first")
+    if not changes:
+        return image, reports, proof
+    assembly.steps.step(f"Census: {'; '.join(changes)}; proving that image")
+    image, reports = assembly.image(assembly.reverts)
+    proof = prove_image(plan, image, rootfs, assembly.layers, assembly.steps)
+    if proof.status == "failed" and plan.profile == USED_PROFILE:
+        raise ProofError(
+            f'proof: profile "used": the image without the modules the first proof did not '
+            f"import does not work: {proof.failures[0].line()}; keep what it needs with `keep` "
+            "(a module's or a distribution's folder), or use profile \"inference\""
+        )
+    raise_for_failures(proof, plan, unslimmed=False)
+    return image, reports, proof
+
+
+def _imports_grew(assembly: Assembly, opened: Sequence[str], ran: Sequence[str]) -> bool:
+    """Whether the census adds site-packages modules to ``assembly.imports`` (then set);
+    the census is saved either way."""
+    plan, py, rootfs = assembly.plan, assembly.python, assembly.os.rootfs
+    assert py is not None
+    if not ran_code_under(tuple(ran), APP_ROOT):
         if plan.profile == USED_PROFILE:
             raise ProofError(
                 f'proof: profile "used": the served proof never ran the app\'s own code (no '
@@ -353,29 +394,15 @@ def _from_census(
             f'bytecode = "imported": the served proof never ran the app\'s own code (no file '
             f"under {APP_ROOT} ran), so every .pyc stays"
         )
-        return image, reports, proof
-    seen = modules_opened(served.opened, rootfs.site_packages, rootfs.python_version)
+        return False
+    seen = modules_opened(opened, rootfs.site_packages, rootfs.python_version)
     before = assembly.imports
     if before is not None and set(seen) <= set(before):
         census.save_imports(plan, py, rootfs, before)
-        return image, reports, proof
+        return False
     assembly.imports = sorted(set(seen) | set(before or ()))
     census.save_imports(plan, py, rootfs, assembly.imports)
-    kept = "only them" if plan.profile == USED_PROFILE else "only their .pyc"
-    assembly.steps.step(
-        f"Census: the service loaded {len(assembly.imports)} modules of site-packages; "
-        f"keeping {kept}, and proving that image"
-    )
-    image, reports = assembly.image(assembly.reverts)
-    proof = prove_image(plan, image, rootfs, assembly.layers, assembly.steps)
-    if proof.status == "failed" and plan.profile == USED_PROFILE:
-        raise ProofError(
-            f'proof: profile "used": the image without the modules the first proof did not '
-            f"import does not work: {proof.failures[0].line()}; keep what it needs with `keep` "
-            "(a module's or a distribution's folder), or use profile \"inference\""
-        )
-    raise_for_failures(proof, plan, unslimmed=False)
-    return image, reports, proof
+    return True
 
 
 def prove_build(assembly: Assembly) -> tuple[Image, list[LayerReport], Proof]:

@@ -32,7 +32,7 @@ from torchslim.cli.app import (
 @click.option("--no-slim", is_flag=True, help="Install wheels as they come; remove nothing.")
 @click.option(
     "--compression",
-    type=click.Choice(["gzip", "zstd", "zstd:chunked"]),
+    type=click.Choice(["gzip", "zstd", "zstd:chunked", "estargz"]),
     default="gzip",
     show_default=True,
 )
