@@ -43,6 +43,13 @@ def test_key_covers_what_shapes_the_bytes(tmp_path: Path) -> None:
         other_uid.key("files", 0, "x"),
     }
     assert len(keys) == 5
+    # eStargz: the files put first shape the bytes; other compressions ignore the list.
+    lazy = LayerCache(store, compression="estargz", uid=1000, steps=QuietSteps(), root=tmp_path)
+    before = lazy.key("files", 0, "x")
+    lazy.prefetch = ("/app/main.py",)
+    assert lazy.key("files", 0, "x") != before
+    gz.prefetch = ("/app/main.py",)
+    assert gz.key("files", 0, "x") in keys
 
 
 def test_a_missing_blob_is_a_miss(tmp_path: Path) -> None:

@@ -107,3 +107,15 @@ def test_profile_used_needs_a_served_proof(tmp_path: Path) -> None:
     bytecode = config(tmp_path, port=8000, bytecode="imported")
     assert plan_build(bytecode, BuildOptions(), SETTINGS, environ={}).plans[0].census
     assert not plan_build(config(tmp_path, port=8000), BuildOptions(), SETTINGS, {}).plans[0].census
+
+
+def test_estargz_prefetches_what_a_served_proof_opened(tmp_path: Path) -> None:
+    lazy = BuildOptions(compression="estargz")
+    served = config(tmp_path, port=8000)
+    (plan,) = plan_build(served, lazy, SETTINGS, environ={}).plans
+    assert plan.prefetch and not plan.census  # the census is taken, nothing is dropped by it
+    assert not plan_build(served, BuildOptions(), SETTINGS, environ={}).plans[0].prefetch
+    # Without a served proof there is nothing to put first: plain eStargz layers.
+    unserved = plan_build(config(tmp_path), lazy, SETTINGS, environ={}).plans[0]
+    unproven = plan_build(served, BuildOptions(compression="estargz", prove=False), SETTINGS, {})
+    assert not unserved.prefetch and not unproven.plans[0].prefetch
