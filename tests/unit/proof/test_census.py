@@ -82,4 +82,3 @@ def test_a_service_cannot_make_the_census_hold_more_than_its_bound(
         opened, _ = census.read()
     assert out.returncode == 0, out.stderr
     assert 0 < sum(len(p) + 1 for p in opened) <= 1 << 16
-
