@@ -2,7 +2,7 @@
 containerd 1.6 pulls and unpacks it as the gzip image it also is, ctr-remote (Debian's
 stargz-snapshotter) parses each layer's footer and TOC and gets the digest the manifest
 names, the files the served proof opened come before the prefetch landmark, and podman
-pulls it and it answers. Lazy start itself needs stargz-snapshotter's daemon, which
+pulls it (by range with partial pulls on, whole with them off) and it answers. Lazy start itself needs stargz-snapshotter's daemon, which
 Debian does not package: it is not run here."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
-from support.registry import Registry, start_registry
+from support.registry import Registry, log_mark, served, start_registry
 
 from torchslim.oci.estargz import (
     NO_PREFETCH_LANDMARK,
@@ -29,6 +29,7 @@ from torchslim.oci.estargz import (
 )
 
 from .conftest import PODMAN_CONF, copy_example, free_port, podman, wait_healthy
+from .test_partial_pull import answers, partial_podman, run_podman
 
 pytestmark = [pytest.mark.e2e, pytest.mark.network]
 
@@ -38,7 +39,7 @@ TOOLS = ("containerd", "ctr", "ctr-remote")
 
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
-    reg = start_registry(tmp_path_factory.mktemp("registry"))
+    reg = start_registry(tmp_path_factory.mktemp("registry"), access_log=True)
     try:
         yield reg
     finally:
@@ -145,7 +146,19 @@ def test_estargz_is_read_by_containerd_ctr_remote_and_podman(
     assert all((PREFETCH_LANDMARK in e) != (NO_PREFETCH_LANDMARK in e) for e in tocs.values())
     assert names.count("stargz.index.json") == 0  # the TOC does not list itself
 
-    # podman pulls it (plain gzip to it) and the image answers.
+    # podman with partial pulls on reads the eStargz TOC and fetches by range; the image,
+    # run as its non-root user, answers (a layer without a root entry would leave "/"
+    # mode 0700 for it).
+    partial = partial_podman(tmp_path / "partial")
+    try:
+        mark = log_mark(registry)
+        run_podman(partial, "pull", "--tls-verify=false", f"{host}/team/lazy:v1")
+        assert served(registry, mark).ranged > len(layers)
+        answers(partial, f"{host}/team/lazy:v1")
+    finally:
+        subprocess.run(["podman", "rmi", "-a", "-f"], env=partial, capture_output=True)
+
+    # Stock podman pulls it as plain gzip, and the image answers.
     env = {**os.environ, "CONTAINERS_CONF": str(PODMAN_CONF)}
     podman("pull", "--tls-verify=false", f"{host}/team/lazy:v1")
     port = free_port()

@@ -29,6 +29,7 @@ from torchslim.cache import BlobStore, cache_root
 from torchslim.config import Compression, Steps
 from torchslim.digests import split_digest
 from torchslim.errors import IntegrityError
+from torchslim.oci.estargz import FORMAT as ESTARGZ_FORMAT
 from torchslim.oci.image import Image
 from torchslim.oci.layer import Layer, OwnerFn, write_layer_from_dir
 from torchslim.oci.unpack import unpack_layer
@@ -103,8 +104,8 @@ class LayerCache:
     def key(self, kind: str, mtime: int, *parts: Any) -> str:
         """The input key of a layer: what it is made of plus everything that shapes its bytes."""
         shape: list[Any] = [BUILD_FORMAT, self.compression, mtime, self.uid]
-        if self.compression == "estargz":
-            shape.append(sorted(self.prefetch))  # the order of its members
+        if self.compression == "estargz":  # the writer's format, and its members' order
+            shape.append([ESTARGZ_FORMAT, sorted(self.prefetch)])
         return input_key(kind, shape, *parts)
 
     def _path(self, key: str) -> Path:

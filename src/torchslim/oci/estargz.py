@@ -35,6 +35,7 @@ from typing import Any
 
 from torchslim.oci.chunked import toc_entry
 
+FORMAT = 1  # what torchslim's eStargz writer emits: bump when its bytes change
 TOC_NAME = "stargz.index.json"
 TOC_DIGEST = "containerd.io/snapshot/stargz/toc.digest"
 UNCOMPRESSED_SIZE = "io.containers.estargz.uncompressed-size"

@@ -484,10 +484,10 @@ def write_layer_from_dir(
         try:
             if landmark is not None and landmark[1] < 0:  # nothing to prefetch: said first
                 add_landmark(landmark[0])
-            if compression == "zstd:chunked":
-                # A partial pull lays each layer out in a fresh 0700 directory and sets the
-                # root's mode only from an entry for it: without one a non-root user cannot
-                # enter "/" (containers/storage 1.43, podman 4.3).
+            if compression in ("zstd:chunked", "estargz"):
+                # A partial pull (of either format) lays each layer out in a fresh 0700
+                # directory and sets the root's mode only from an entry for it: without one
+                # a non-root user cannot enter "/" (containers/storage 1.43, podman 4.3).
                 root_entry = info(".", tarfile.DIRTYPE, 0o755)
                 root_entry.uid = root_entry.gid = 0
                 tar.add(root_entry)

@@ -145,9 +145,12 @@ def test_prefetched_files_come_first_then_the_landmark(tree: Path, tmp_path: Pat
     with tarfile.open(fileobj=io.BytesIO(gzip.decompress(blob))) as tf:
         names = tf.getnames()
     landmark = names.index(PREFETCH_LANDMARK)
-    # The prefix folders, then the files asked for with the folders above them (path
-    # order), then the landmark, then the rest.
-    assert names[:landmark] == ["opt", "opt/x", "opt/x/app", "opt/x/app/main.py", "opt/x/big.bin"]
+    # The root (a partial pull sets "/"'s mode only from it), the prefix folders, then
+    # the files asked for with the folders above them (path order), then the landmark,
+    # then the rest.
+    assert names[:landmark] == [
+        ".", "opt", "opt/x", "opt/x/app", "opt/x/app/main.py", "opt/x/big.bin"
+    ]  # fmt: skip
     assert "opt/x/app/other.py" in names[landmark:]
     assert NO_PREFETCH_LANDMARK not in names
     toc = _toc(blob, lay)
