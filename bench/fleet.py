@@ -4,7 +4,8 @@ The benchmark service is examples/hello-torch (FastAPI, torch 2.13.0 CPU) with n
 added and uvicorn pinned to 0.32.0. Two images of it:
   - the seed recipe: bench/seed/Dockerfile (devel builder, venv copied into the runtime
     stage, non-root), built with `podman build`, pushed with podman (gzip);
-  - torchslim: `torchslim build`, pushed as zstd:chunked (the fleet choice) and gzip.
+  - torchslim: `torchslim build`, pushed as zstd:chunked (the fleet choice), gzip and
+    estargz.
 On a loopback docker-registry (access log on), directly and behind a shaping proxy
 (100 MB/s shared, 10 ms before each request), it measures:
   - size uncompressed and as pushed;
@@ -365,6 +366,9 @@ def run(
         sh("podman", "push", "--tls-verify=false", "--compression-format", "gzip",
            "localhost/seed:v1", f"docker://{host}/seed:v1")  # fmt: skip
     torchslim(project, ts_cache, "--output", f"docker://{host}/ts-gzip:v1")
+    if not smoke:  # eStargz (what the served proof opened first): podman pulls it by range
+        torchslim(project, ts_cache, "--compression", "estargz",
+                  "--output", f"docker://{host}/ts-estargz:v1")  # fmt: skip
     # The census variants (zstd:chunked): what each keeps, by the served proof's census.
     census: dict[str, dict[str, object]] = {}
     if not smoke:
@@ -408,6 +412,9 @@ def run(
                 float(csize["uncompressed"]), "MB")  # fmt: skip
     seed_pushed = float(pushed_bytes(host, "seed", "v1")) if not smoke else None
     fig.add("size as pushed, gzip", seed_pushed, float(pushed_bytes(host, "ts-gzip", "v1")), "MB")
+    if not smoke:
+        fig.add("size as pushed, estargz", seed_pushed,
+                float(pushed_bytes(host, "ts-estargz", "v1")), "MB")  # fmt: skip
     fig.add(
         "size as pushed, zstd:chunked", seed_pushed, float(pushed_bytes(host, "ts", "v1")), "MB"
     )
@@ -421,6 +428,7 @@ def run(
     images = {"torchslim zstd:chunked": "ts:v1", "torchslim gzip": "ts-gzip:v1"}
     if not smoke:
         images["seed"] = "seed:v1"
+        images["torchslim estargz"] = "ts-estargz:v1"
         images.update({f"torchslim {label}": f"ts-{label}:v1" for label in census})
     links = {"unshaped": reg.host} if smoke else {"unshaped": reg.host, "shaped": shaper.host}
     results: dict[tuple[str, str, bool], list[PullRun]] = {}
