@@ -2,8 +2,9 @@
 containerd 1.6 pulls and unpacks it as the gzip image it also is, ctr-remote (Debian's
 stargz-snapshotter) parses each layer's footer and TOC and gets the digest the manifest
 names, the files the served proof opened come before the prefetch landmark, and podman
-pulls it (by range with partial pulls on, whole with them off) and it answers. Lazy start itself needs stargz-snapshotter's daemon, which
-Debian does not package: it is not run here."""
+pulls it (by range with partial pulls on, whole with them off) and it answers. Lazy
+start itself needs stargz-snapshotter's daemon, which Debian does not package: it is
+not run here."""
 
 from __future__ import annotations
 
