@@ -36,10 +36,10 @@ def _path(plan: Plan, lock: Lock, rootfs: RootfsInfo, kind: str = "census") -> P
     return cache_root() / "census" / (key.removeprefix("sha256:") + ".json")
 
 
-def saved_imports(plan: Plan, lock: Lock, rootfs: RootfsInfo) -> list[str] | None:
-    """The site-packages modules the last served proof of this service imported, if any."""
+def _read(path: Path) -> list[str] | None:
+    """A saved census (a JSON list of strings), sorted; None if absent or not one."""
     try:
-        data = json.loads(_path(plan, lock, rootfs).read_text())
+        data = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
     if not isinstance(data, list) or not all(isinstance(m, str) for m in data):
@@ -47,10 +47,18 @@ def saved_imports(plan: Plan, lock: Lock, rootfs: RootfsInfo) -> list[str] | Non
     return sorted(data)
 
 
-def save_imports(plan: Plan, lock: Lock, rootfs: RootfsInfo, imports: Sequence[str]) -> None:
-    path = _path(plan, lock, rootfs)
+def _write(path: Path, items: Sequence[str]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(path, json.dumps(sorted(imports)))
+    write_atomic(path, json.dumps(sorted(items)))
+
+
+def saved_imports(plan: Plan, lock: Lock, rootfs: RootfsInfo) -> list[str] | None:
+    """The site-packages modules the last served proof of this service imported, if any."""
+    return _read(_path(plan, lock, rootfs))
+
+
+def save_imports(plan: Plan, lock: Lock, rootfs: RootfsInfo, imports: Sequence[str]) -> None:
+    _write(_path(plan, lock, rootfs), imports)
 
 
 # Where the service's files cannot be: what the kernel and the sandbox provide.
@@ -65,16 +73,8 @@ def prefetch_paths(opened: Sequence[str]) -> list[str]:
 def saved_prefetch(plan: Plan, lock: Lock, rootfs: RootfsInfo) -> list[str] | None:
     """The files the last served proof of this service opened (``--compression estargz``
     puts them first), if any."""
-    try:
-        data = json.loads(_path(plan, lock, rootfs, "prefetch").read_text())
-    except (OSError, ValueError):
-        return None
-    if not isinstance(data, list) or not all(isinstance(p, str) for p in data):
-        return None
-    return sorted(data)
+    return _read(_path(plan, lock, rootfs, "prefetch"))
 
 
 def save_prefetch(plan: Plan, lock: Lock, rootfs: RootfsInfo, paths: Sequence[str]) -> None:
-    path = _path(plan, lock, rootfs, "prefetch")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(path, json.dumps(sorted(paths)))
+    _write(_path(plan, lock, rootfs, "prefetch"), paths)
