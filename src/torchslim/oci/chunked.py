@@ -33,13 +33,15 @@ import json
 import struct
 import tarfile
 import time
-from collections import deque
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any
 
 import fastcrc
 import zstandard
+
+from torchslim.oci.ordered import OrderedBlocks
 
 TOC_CHECKSUM = "io.github.containers.zstd-chunked.manifest-checksum"
 TOC_POSITION = "io.github.containers.zstd-chunked.manifest-position"
@@ -67,8 +69,6 @@ _TYPES = {
     tarfile.BLKTYPE: "block",
     tarfile.FIFOTYPE: "fifo",
 }
-# Told where a file's contents frame landed in the blob: (start, end).
-Placed = Callable[[int, int], None]
 # tar-split's entry types (github.com/vbatts/tar-split/tar/storage).
 _TS_FILE, _TS_SEGMENT = 1, 2
 
@@ -119,15 +119,12 @@ class ChunkedSink:
         level: int,
         threads: int,
     ) -> None:
-        self._out = out
-        self._pool = pool
         self._level = level
         self._threads = threads
-        self.written = 0  # compressed bytes out so far
+        self._blocks = OrderedBlocks(
+            out, pool, partial(_compress_frames, level), threads=threads, batch=BATCH
+        )
         self._meta = bytearray()  # tar bytes of the frame being gathered (headers, padding)
-        self._batch: list[tuple[bytes, Placed | None]] = []
-        self._batch_size = 0
-        self._pending: deque[tuple[Future[list[bytes]], list[Placed | None]]] = deque()
         self._toc: list[dict[str, Any]] = []
         self._split: list[bytes] = []  # tar-split JSON lines
         self._raw = bytearray()  # tar bytes since the last file entry (a tar-split segment)
@@ -157,7 +154,7 @@ class ChunkedSink:
         self._crc = None
         assert self._ti is not None
         if self._ti.size >= BIG:
-            self._drain(everything=True)
+            self._blocks.flush()
             cctx = zstandard.ZstdCompressor(
                 level=self._level,
                 write_checksum=True,
@@ -189,7 +186,7 @@ class ChunkedSink:
             def placed(start: int, end: int, entry: dict[str, Any] = entry) -> None:
                 entry["offset"], entry["endOffset"] = start, end
 
-            self._queue(body, placed)
+            self._blocks.add(body, [placed])
         assert self._crc is not None
         self._file_entry(self._crc.to_bytes(8, "big"))
 
@@ -207,7 +204,7 @@ class ChunkedSink:
         self._close_meta()
         if self._raw:
             self._segment()
-        self._drain(everything=True)
+        self._blocks.flush()
         cctx = zstandard.ZstdCompressor(level=self._level, write_checksum=True)
         tar_split = b"".join(self._split)
         split_z = cctx.compress(tar_split)
@@ -277,40 +274,13 @@ class ChunkedSink:
 
     def _close_meta(self) -> None:
         if self._meta:
-            self._queue(bytes(self._meta), None)
+            self._blocks.add(bytes(self._meta))
             self._meta = bytearray()
 
-    def _queue(self, block: bytes, frame: Placed | None) -> None:
-        self._batch.append((block, frame))
-        self._batch_size += len(block)
-        if self._batch_size >= BATCH:
-            self._submit()
-
-    def _submit(self) -> None:
-        if self._batch:
-            blocks = [b for b, _ in self._batch]
-            frames = [f for _, f in self._batch]
-            job = self._pool().submit(_compress_frames, self._level, blocks)
-            self._pending.append((job, frames))
-            self._batch, self._batch_size = [], 0
-        self._drain(everything=False)
-
-    def _drain(self, *, everything: bool) -> None:
-        """Write the finished jobs at the head, in order: all of them when ``everything``,
-        else those done, waiting only while too many are in flight."""
-        if everything and self._batch:
-            self._submit()
-        while self._pending and (
-            everything or self._pending[0][0].done() or len(self._pending) > 2 * self._threads
-        ):
-            future, frames = self._pending.popleft()
-            for data, frame in zip(future.result(), frames, strict=True):
-                start = self.written
-                self._emit(data)
-                if frame is not None:
-                    frame(start, self.written)
+    @property
+    def written(self) -> int:
+        """Compressed bytes out so far."""
+        return self._blocks.written
 
     def _emit(self, data: bytes) -> None:
-        if data:
-            self._out(data)
-            self.written += len(data)
+        self._blocks.write(data)

@@ -28,12 +28,13 @@ import json
 import struct
 import tarfile
 import zlib
-from collections import deque
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any
 
 from torchslim.oci.chunked import toc_entry
+from torchslim.oci.ordered import OrderedBlocks, Placed
 
 FORMAT = 1  # what torchslim's eStargz writer emits: bump when its bytes change
 TOC_NAME = "stargz.index.json"
@@ -45,9 +46,6 @@ LANDMARK_CONTENTS = b"\x0f"
 CHUNK = 4 << 20  # ctr-remote's default chunk size
 FOOTER_SIZE = 51
 BATCH = 1 << 20  # members are compressed in jobs of about this many bytes
-
-# Told where a member landed in the blob (its first byte).
-Placed = Callable[[int], None]
 
 
 def footer(toc_offset: int) -> bytes:
@@ -90,17 +88,12 @@ class EStargzSink:
         level: int,
         threads: int,
     ) -> None:
-        self._out = out
-        self._pool = pool
-        self._level = level
-        self._threads = threads
-        self.written = 0  # compressed bytes out so far
+        self._blocks = OrderedBlocks(
+            out, pool, partial(_gzip_members, level), threads=threads, batch=BATCH
+        )
         self._tar_size = 0  # uncompressed bytes in
         self._member = bytearray()  # the member being gathered
         self._member_placed: list[Placed] = []  # told where it lands
-        self._batch: list[tuple[bytes, list[Placed]]] = []
-        self._batch_size = 0
-        self._pending: deque[tuple[Future[list[bytes]], list[list[Placed]]]] = deque()
         self._toc: list[dict[str, Any]] = []
         self._chunk: dict[str, Any] | None = None  # the TOC entry of the chunk being written
         self._chunk_left = self._chunk_len = 0
@@ -118,7 +111,7 @@ class EStargzSink:
         self._tar_size += len(raw)
         if self._toc_json is not None:  # the TOC's own header starts the TOC member
             self._close_member()
-            self._drain(everything=True)
+            self._blocks.flush()
             self._toc_offset = self.written
             self._member += raw
             return
@@ -169,7 +162,7 @@ class EStargzSink:
         """The TOC, as the tar's last member (the tar writer adds it before the end
         blocks). Every other member is placed by then, so every offset is known."""
         self._close_member()
-        self._drain(everything=True)
+        self._blocks.flush()
         toc = {"version": 1, "entries": self._toc}
         self._toc_json = json.dumps(toc, separators=(",", ":")).encode()
         ti = tarfile.TarInfo(TOC_NAME)
@@ -183,7 +176,7 @@ class EStargzSink:
         if self._toc_json is None:
             raise RuntimeError("eStargz: the tar writer did not add the TOC")
         self._close_member()
-        self._drain(everything=True)
+        self._blocks.flush()
         self._emit(footer(self._toc_offset))
         return {
             TOC_DIGEST: "sha256:" + hashlib.sha256(self._toc_json).hexdigest(),
@@ -207,7 +200,7 @@ class EStargzSink:
         chunk = self._chunk
         assert chunk is not None
 
-        def placed(start: int, chunk: dict[str, Any] = chunk) -> None:
+        def placed(start: int, _end: int, chunk: dict[str, Any] = chunk) -> None:
             chunk["offset"] = start
 
         self._member_placed.append(placed)
@@ -223,36 +216,13 @@ class EStargzSink:
 
     def _close_member(self) -> None:
         if self._member or self._member_placed:
-            self._batch.append((bytes(self._member), self._member_placed))
-            self._batch_size += len(self._member)
+            self._blocks.add(bytes(self._member), self._member_placed)
             self._member, self._member_placed = bytearray(), []
-            if self._batch_size >= BATCH:
-                self._submit()
 
-    def _submit(self) -> None:
-        if self._batch:
-            blocks = [b for b, _ in self._batch]
-            placed = [p for _, p in self._batch]
-            job = self._pool().submit(_gzip_members, self._level, blocks)
-            self._pending.append((job, placed))
-            self._batch, self._batch_size = [], 0
-        self._drain(everything=False)
-
-    def _drain(self, *, everything: bool) -> None:
-        """Write the finished jobs at the head, in order: all of them when ``everything``,
-        else those done, waiting only while too many are in flight."""
-        if everything and self._batch:
-            self._submit()
-        while self._pending and (
-            everything or self._pending[0][0].done() or len(self._pending) > 2 * self._threads
-        ):
-            future, placed = self._pending.popleft()
-            for data, told in zip(future.result(), placed, strict=True):
-                for tell in told:
-                    tell(self.written)
-                self._emit(data)
+    @property
+    def written(self) -> int:
+        """Compressed bytes out so far."""
+        return self._blocks.written
 
     def _emit(self, data: bytes) -> None:
-        if data:
-            self._out(data)
-            self.written += len(data)
+        self._blocks.write(data)
