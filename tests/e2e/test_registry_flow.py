@@ -220,3 +220,44 @@ def test_a_fresh_runner_builds_from_the_registry_cache_to_the_same_digest(
     assert json.loads(report.read_text()).get("cache_to") is None
     lines = [ln for ln in proc.stderr.splitlines() if "--cache-to" in ln]
     assert len(lines) == 1 and "not written" in lines[0], proc.stderr
+
+
+def test_a_fresh_runner_starts_from_what_the_proofs_learned(
+    ts_cache: Path, registry_host: str, tmp_path: Path
+) -> None:
+    """bytecode = "imported": the census (which modules the service loaded) goes with the
+    layers to --cache-to, so a fresh runner with --cache-from assembles the proven image
+    at once: every layer a hit, nothing served again to learn the census."""
+    host = registry_host
+    project = copy_example(tmp_path / "svc")
+    config = project / "torchslim.toml"
+    config.write_text(config.read_text() + 'bytecode = "imported"\n')
+    cache = f"{host}/team/learned-cache"
+    warm = torchslim(
+        "build", str(project), "--tls-verify", "false", "--output", f"oci:{tmp_path / 'warm'}",
+        "--cache-to", cache,
+    )  # fmt: skip
+    layers = warm["layers"]
+    assert isinstance(layers, list)
+    exported = warm["cache_to"]
+    assert isinstance(exported, dict)
+    # The image's layers (not those of a first try with every .pyc, which the census
+    # replaced), the census, and the record of each proof: two when this cache did not
+    # know the census yet (the first try was served too), else one.
+    total = exported["entries_written"] + exported["entries_present"]
+    assert total in (len(layers) + 2, len(layers) + 3), exported
+
+    fresh = tmp_path / "runner" / "svc"
+    shutil.copytree(project, fresh)
+    env = {"TORCHSLIM_CACHE": str(tmp_path / "fresh-cache"), "UV_CACHE_DIR": str(tmp_path / "uv")}
+    got = torchslim(
+        "build", str(fresh), "--tls-verify", "false", "--output", f"oci:{tmp_path / 'fresh'}",
+        "--cache-from", cache, env=env,
+    )  # fmt: skip
+    assert got["digest"] == warm["digest"]
+    fetched = got["cache_from"]
+    assert isinstance(fetched, dict)
+    assert (fetched["hits"], fetched["misses"]) == (len(layers), 0), fetched
+    assert fetched["learned_records"] == 1 and fetched["proof_records"] == 1, fetched
+    steps = [s["step"] for s in got["steps"]]  # type: ignore[union-attr]
+    assert not any(s.startswith("Census:") for s in steps), steps

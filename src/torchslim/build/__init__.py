@@ -174,7 +174,7 @@ def _build(
         proof=proof,
         artifacts=artifacts,
         init=plan.cfg.init,
-        cache_entries=dict(layers.used),
+        cache_entries=layers.exported({layer.digest for layer in image.layers()}),
     )
 
 

@@ -85,7 +85,7 @@ class Assembly:
         self.glibc = glibc  # the base's, for the notebook layer's wheel target
         self.dates, self.facts = dates, facts
         self.layers, self.store, self.steps = layers, store, steps
-        known = reverts.saved_reverts(plan, python_lock, os_.rootfs) if python_lock else []
+        known = reverts.saved_reverts(layers, plan, python_lock, os_.rootfs) if python_lock else []
         self.reverts: list[Revert] = known  # what earlier proofs found, for these wheels
         # The site-packages modules the served proof saw imported (``plan.census``): the
         # Python layers keep only their .pyc (bytecode = "imported") or only them (profile
@@ -93,10 +93,12 @@ class Assembly:
         self.imports: list[str] | None = None
         # Without a proof there is no census: everything, on every host alike.
         if plan.census and python_lock:
-            self.imports = census.saved_imports(plan, python_lock, os_.rootfs)
+            self.imports = census.saved_imports(layers, plan, python_lock, os_.rootfs)
         # eStargz: the files the last served proof opened go first (the base is made).
         if plan.prefetch and python_lock:
-            layers.prefetch = tuple(census.saved_prefetch(plan, python_lock, os_.rootfs) or ())
+            layers.prefetch = tuple(
+                census.saved_prefetch(layers, plan, python_lock, os_.rootfs) or ()
+            )
         self._tools: tuple[Layer, LayerReport] | None = None
         self._notebook: tuple[Layer, LayerReport] | None = None
 

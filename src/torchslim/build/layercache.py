@@ -15,7 +15,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,7 @@ from typing import Any
 from torchslim.atomic import write_atomic
 from torchslim.build.layerparts import split_tree
 from torchslim.build.report import LayerReport
-from torchslim.buildcache.entry import CacheEntry, ProofEntry
+from torchslim.buildcache.entry import AnyEntry, CacheEntry, LearnedEntry, ProofEntry
 from torchslim.buildcache.remote import CacheSources
 from torchslim.cache import BlobStore, cache_root
 from torchslim.config import Compression, Steps
@@ -87,9 +87,9 @@ class LayerCache:
         self.store = store
         # --cache-from: asked for a key the local cache lacks (buildcache.remote).
         self.sources = sources
-        # Every layer this build used and the record of its proof, hit or made, by tag:
-        # what --cache-to exports.
-        self.used: dict[str, CacheEntry | ProofEntry] = {}
+        # Every layer this build used, the record of its proof and what its proofs learned,
+        # hit or made, by tag: what --cache-to exports.
+        self.used: dict[str, AnyEntry] = {}
         self.compression = compression
         # eStargz: image paths its layers put first, to prefetch (``Assembly`` sets it
         # from the census once the base is made: the base layers never take it).
@@ -162,8 +162,29 @@ class LayerCache:
             out.append(part)
         return out
 
-    def _use(self, entry: CacheEntry | ProofEntry) -> None:
+    def _use(self, entry: AnyEntry) -> None:
         self.used[entry.tag] = entry
+
+    def exported(self, layer_digests: Collection[str]) -> dict[str, AnyEntry]:
+        """What --cache-to writes for an image of these layers: its layers (not those of
+        an earlier try a proof replaced: what the proofs learned brings the next build
+        straight to this image), every proof record and what the proofs learned."""
+        return {
+            tag: e
+            for tag, e in self.used.items()
+            if not isinstance(e, CacheEntry) or e.layer.digest in layer_digests
+        }
+
+    def keep_learned(self, key: str, kind: str, data: list[Any]) -> None:
+        """What a proof learned (``build.learned``) goes with the layers to --cache-to."""
+        self._use(LearnedEntry(key, kind, data))
+
+    def shared_learned(self, key: str, kind: str) -> list[Any] | None:
+        """What earlier proofs learned under ``key``, from a --cache-from source, if any."""
+        if self.sources is None:
+            return None
+        entry = self.sources.fetch_learned(key, kind)
+        return None if entry is None else entry.data
 
     def keep_proof(self, key: str, proof: Proof) -> None:
         """The proof (``proofcache.proof_key``'s hex ``key``) goes with the layers to

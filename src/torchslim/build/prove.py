@@ -319,7 +319,7 @@ def _search_served(assembly: Assembly, failure: Failure) -> tuple[Built | None, 
     if outcome.undo is None:
         return None, True
     assembly.reverts = [*assembly.reverts, *outcome.undo]
-    reverts.save_reverts(plan, py, rootfs, assembly.reverts)
+    reverts.save_reverts(assembly.layers, plan, py, rootfs, assembly.reverts)
     rules = sorted({r.rule for r in outcome.undo})
     shown = ", ".join(r.path for r in outcome.undo[:3])
     more = f" and {len(outcome.undo) - 3} more" if len(outcome.undo) > 3 else ""
@@ -358,7 +358,7 @@ def _from_census(
         before = set(assembly.layers.prefetch)
         files = set(census.prefetch_paths(served.opened))
         merged = sorted(before | files)
-        census.save_prefetch(plan, py, rootfs, merged)
+        census.save_prefetch(assembly.layers, plan, py, rootfs, merged)
         if not files <= before:
             assembly.layers.prefetch = tuple(merged)
             changes.append(f"the service opened {len(merged)} files; eStargz layers put them first")
@@ -398,10 +398,10 @@ def _imports_grew(assembly: Assembly, opened: Sequence[str], ran: Sequence[str])
     seen = modules_opened(opened, rootfs.site_packages, rootfs.python_version)
     before = assembly.imports
     if before is not None and set(seen) <= set(before):
-        census.save_imports(plan, py, rootfs, before)
+        census.save_imports(assembly.layers, plan, py, rootfs, before)
         return False
     assembly.imports = sorted(set(seen) | set(before or ()))
-    census.save_imports(plan, py, rootfs, assembly.imports)
+    census.save_imports(assembly.layers, plan, py, rootfs, assembly.imports)
     return True
 
 
@@ -437,7 +437,7 @@ def prove_build(assembly: Assembly) -> tuple[Image, list[LayerReport], Proof]:
         if not found:
             break
         assembly.reverts = [*assembly.reverts, *found]
-        reverts.save_reverts(plan, py, rootfs, assembly.reverts)
+        reverts.save_reverts(assembly.layers, plan, py, rootfs, assembly.reverts)
         for r in found:
             steps.warn(f"slimming undone for {r.path} (rule {r.rule}): {r.reason}")
         image, reports = assembly.image(assembly.reverts)

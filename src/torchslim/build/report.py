@@ -13,7 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from torchslim.atomic import write_atomic
-from torchslim.buildcache.entry import CacheEntry, ProofEntry
+from torchslim.buildcache.entry import AnyEntry
 from torchslim.buildcache.export import ExportResult
 from torchslim.buildcache.remote import FetchStats
 from torchslim.deps.audit import DevFinding
@@ -75,7 +75,7 @@ class BuildResult:
     init_why: str | None = None
     # Every layer the build used, by key (what --cache-to exports), and what --cache-from
     # served (None without it).
-    cache_entries: dict[str, CacheEntry | ProofEntry] = field(default_factory=dict)
+    cache_entries: dict[str, AnyEntry] = field(default_factory=dict)
     cache_fetched: FetchStats | None = None
     # Each named step's wall time (build.timing), in order: where the build's time went.
     step_seconds: list[tuple[str, float]] = field(default_factory=list)
@@ -162,6 +162,7 @@ def _fetched_dict(stats: FetchStats | None) -> dict[str, Any] | None:
         "hits": stats.hits,
         "misses": stats.misses,
         "proof_records": stats.proofs,
+        "learned_records": stats.learned,
         "bytes_downloaded": stats.bytes,
         "requests": stats.requests,
         "warnings": list(stats.warnings),
@@ -316,7 +317,8 @@ def render(result: BuildResult, console: Console) -> None:
         console.print(
             f"Build cache: {fetched.hits} layer(s) from --cache-from ({human(fetched.bytes)} "
             f"downloaded), {fetched.misses} built here"
-            + (", the proof's record reused" if fetched.proofs else ""),
+            + (", the proof's record reused" if fetched.proofs else "")
+            + (f", {fetched.learned} learned list(s) reused" if fetched.learned else ""),
             soft_wrap=True,
         )
     pulls = ", ".join(

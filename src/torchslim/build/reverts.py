@@ -16,12 +16,14 @@ import posixpath
 import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 from torchslim.atomic import write_atomic
-from torchslim.build.layercache import input_key, staging
+from torchslim.build import learned
+from torchslim.build.layercache import LayerCache, input_key, staging
 from torchslim.build.plan import Plan
 from torchslim.build.python import ELF_MACHINE, scheme_for, stub_libraries
-from torchslim.cache import BlobStore, cache_root
+from torchslim.cache import BlobStore
 from torchslim.config import Steps
 from torchslim.debian import RootfsInfo
 from torchslim.deps.install import install_wheel
@@ -39,8 +41,8 @@ _NO_MODULE = re.compile(r"no module named '([\w.]+)'", re.IGNORECASE)
 MAX_ROUNDS = 3  # prove, undo, prove again: a failure that needs more is not slimming's
 
 
-def _path(plan: Plan, lock: Lock, rootfs: RootfsInfo) -> Path:
-    key = input_key(
+def _key(plan: Plan, lock: Lock, rootfs: RootfsInfo) -> str:
+    return input_key(
         "reverts",
         sorted(w.sha256 for w in lock.packages),
         plan.profile,
@@ -48,27 +50,39 @@ def _path(plan: Plan, lock: Lock, rootfs: RootfsInfo) -> Path:
         rootfs.site_packages,
         rootfs.python_exe,
     )
-    return cache_root() / "reverts" / (key.removeprefix("sha256:") + ".json")
 
 
-def saved_reverts(plan: Plan, lock: Lock, rootfs: RootfsInfo) -> list[Revert]:
-    """The reverts an earlier proof found for this wheel set and profile."""
+def _revert(d: Any) -> Revert:
+    return Revert(str(d["rule"]), str(d["path"]), int(d["bytes"]), str(d["reason"]))
+
+
+def _reverts(data: list[Any]) -> bool:
+    try:
+        for d in data:
+            _revert(d)
+    except (KeyError, TypeError, ValueError):
+        return False
+    return True
+
+
+def saved_reverts(layers: LayerCache, plan: Plan, lock: Lock, rootfs: RootfsInfo) -> list[Revert]:
+    """The reverts an earlier proof found for this wheel set and profile (``build.learned``:
+    here, or from the registry build cache)."""
     if not plan.slim:
         return []
-    try:
-        data = json.loads(_path(plan, lock, rootfs).read_text())
-        return [Revert(d["rule"], d["path"], int(d["bytes"]), d["reason"]) for d in data]
-    except (OSError, ValueError, KeyError, TypeError):
-        return []
+    data = learned.read(layers, "reverts", _key(plan, lock, rootfs), _reverts)
+    return [_revert(d) for d in data or ()]
 
 
-def save_reverts(plan: Plan, lock: Lock, rootfs: RootfsInfo, reverts: Sequence[Revert]) -> None:
+def save_reverts(
+    layers: LayerCache, plan: Plan, lock: Lock, rootfs: RootfsInfo, reverts: Sequence[Revert]
+) -> None:
     data = [r.__dict__ for r in sorted(reverts, key=lambda r: r.path)]
-    write_atomic(_path(plan, lock, rootfs), json.dumps(data, indent=1))
+    learned.write(layers, "reverts", _key(plan, lock, rootfs), data)
 
 
 def _examined_path(plan: Plan, lock: Lock, rootfs: RootfsInfo) -> Path:
-    return _path(plan, lock, rootfs).with_suffix(".examined.json")
+    return learned.path("reverts", _key(plan, lock, rootfs)).with_suffix(".examined.json")
 
 
 def examined(plan: Plan, lock: Lock, rootfs: RootfsInfo) -> set[str]:

@@ -24,9 +24,11 @@ from torchslim.oci.media import OCI_MANIFEST
 
 ENTRY_CONFIG = "application/vnd.torchslim.cache.layer.v1+json"
 PROOF_CONFIG = "application/vnd.torchslim.cache.proof.v1+json"
+LEARNED_CONFIG = "application/vnd.torchslim.cache.learned.v1+json"
 ENTRY_FORMAT = 1
 TAG_PREFIX = "tsl-"
 PROOF_TAG_PREFIX = "tsp-"
+LEARNED_TAG_PREFIX = "tsn-"
 
 
 def tag_for(key: str, prefix: str = TAG_PREFIX) -> str:
@@ -55,6 +57,8 @@ class CacheEntry:
     name: str
     layer: Layer
     extra: dict[str, Any]
+
+    replaceable = False  # a layer's key says all of it
 
     def config_bytes(self) -> bytes:
         return canonical_json(
@@ -88,6 +92,8 @@ class ProofEntry:
     key: str
     proof: dict[str, Any]
 
+    replaceable = False
+
     @property
     def tag(self) -> str:
         return tag_for(self.key, PROOF_TAG_PREFIX)
@@ -101,6 +107,53 @@ class ProofEntry:
 
     def manifest_bytes(self) -> bytes:
         return _manifest(self.config_bytes(), PROOF_CONFIG, [], "torchslim proof record")
+
+
+@dataclass(frozen=True)
+class LearnedEntry:
+    """What served proofs learned about a service, by its key (``kind``: the modules it
+    loaded, the files it opened, the slimming they had to undo): a fresh runner starts
+    from it, as a runner with a history does, instead of serving once more to learn it.
+
+    Unlike a layer or a proof record, what is known under one key can grow (a later
+    proof sees more), so ``--cache-to`` replaces an entry whose manifest differs."""
+
+    key: str
+    kind: str
+    data: list[Any]
+
+    replaceable = True
+
+    @property
+    def tag(self) -> str:
+        return tag_for(self.key, LEARNED_TAG_PREFIX)
+
+    @property
+    def blobs(self) -> list[Descriptor]:
+        return []
+
+    def config_bytes(self) -> bytes:
+        return canonical_json(
+            {"format": ENTRY_FORMAT, "key": self.key, "kind": self.kind, "data": self.data}
+        )
+
+    def manifest_bytes(self) -> bytes:
+        return _manifest(self.config_bytes(), LEARNED_CONFIG, [], f"torchslim {self.kind}")
+
+
+# Anything --cache-to writes.
+AnyEntry = CacheEntry | ProofEntry | LearnedEntry
+
+
+def decode_learned(config: bytes, key: str, kind: str, where: str) -> LearnedEntry:
+    """What is learned under ``key``, when the entry says it is that key and kind."""
+    doc = parse_json_object(config, f"{where} config")
+    if doc.get("format") != ENTRY_FORMAT or doc.get("key") != key or doc.get("kind") != kind:
+        raise IntegrityError(f"{where}: the entry is for another key, kind or format")
+    data = doc.get("data")
+    if not isinstance(data, list):
+        raise IntegrityError(f"{where}: the entry holds no list")
+    return LearnedEntry(key, kind, data)
 
 
 def decode_proof(config: bytes, key: str, where: str) -> ProofEntry:

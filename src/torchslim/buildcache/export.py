@@ -1,7 +1,8 @@
-"""Writing the build cache to a registry (``--cache-to``): every layer a build used, and the
-record of its proof, by key.
+"""Writing the build cache to a registry (``--cache-to``): every layer a build used, the
+record of its proof and what its proofs learned, by key.
 
-Per entry: a HEAD on its tag (there: skipped), else its layer blob (HEAD, mounted from
+Per entry: a HEAD on its tag (there, and for what is learned the same manifest: skipped),
+else its layer blob (HEAD, mounted from
 the repositories named, e.g. the image's own, or uploaded), its config, then the
 manifest under the key's tag, last. A registry that fails half-way leaves whole entries
 or none: a later build either finds an entry whose every blob is there or misses it.
@@ -14,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
-from torchslim.buildcache.entry import CacheEntry, ProofEntry
+from torchslim.buildcache.entry import AnyEntry
 from torchslim.cache import BlobStore
 from torchslim.config import Progress
 from torchslim.oci.blobio import sha256_bytes
@@ -35,7 +36,7 @@ class ExportResult:
 
 
 def export_entries(
-    entries: Sequence[CacheEntry | ProofEntry],
+    entries: Sequence[AnyEntry],
     ref: Reference,
     store: BlobStore,
     *,
@@ -58,14 +59,18 @@ def export_entries(
             headers={"Accept": OCI_MANIFEST},  # else a registry may answer 404 for OCI ones
         )
         head.close()
-        if head.status_code == 200:
+        manifest = entry.manifest_bytes()
+        if head.status_code == 200 and (
+            not entry.replaceable
+            or head.headers.get("Docker-Content-Digest") == sha256_bytes(manifest)
+        ):
             result.present.append(entry.key)
             continue
         for blob in entry.blobs:
             pusher.push_blob(Blob(blob.digest, blob.size, _opener(store, blob.digest)))
         config = entry.config_bytes()
         pusher.push_blob(Blob(sha256_bytes(config), len(config), _bytes_opener(config)))
-        pusher.put_manifest(tag, entry.manifest_bytes(), OCI_MANIFEST)
+        pusher.put_manifest(tag, manifest, OCI_MANIFEST)
         result.written.append(entry.key)
     return result
 

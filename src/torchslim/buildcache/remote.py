@@ -17,12 +17,17 @@ from typing import Any
 
 from torchslim.buildcache.entry import (
     ENTRY_CONFIG,
+    LEARNED_CONFIG,
+    LEARNED_TAG_PREFIX,
     PROOF_CONFIG,
     PROOF_TAG_PREFIX,
+    AnyEntry,
     CacheEntry,
+    LearnedEntry,
     ProofEntry,
     config_descriptor,
     decode,
+    decode_learned,
     decode_proof,
     tag_for,
 )
@@ -40,7 +45,9 @@ from torchslim.sbom.tree import read_layer_meta
 
 Warn = Callable[[str], None]
 # Reads one entry's manifest and config (the source, the key, where) into the entry.
-_Reader = Callable[[Reference, str, str, bytes, bytes], "CacheEntry | ProofEntry"]
+_Reader = Callable[[Reference, str, str, bytes, bytes], AnyEntry]
+# Each kind of entry's config media type, by its tag's prefix.
+_CONFIG_BY_PREFIX = {PROOF_TAG_PREFIX: PROOF_CONFIG, LEARNED_TAG_PREFIX: LEARNED_CONFIG}
 
 
 def cache_repository(text: str, option: str) -> Reference:
@@ -62,6 +69,7 @@ class FetchStats:
     hits: int = 0  # layers
     misses: int = 0
     proofs: int = 0  # proof records reused
+    learned: int = 0  # what earlier proofs learned, reused
     bytes: int = 0
     requests: int = 0
     warnings: list[str] = field(default_factory=list)
@@ -123,9 +131,22 @@ class CacheSources:
             return entry
         return None
 
+    def fetch_learned(self, key: str, kind: str) -> LearnedEntry | None:
+        """What earlier proofs learned under ``key`` (``LearnedEntry``), else None."""
+
+        def read(_ref: Reference, key: str, where: str, _m: bytes, config: bytes) -> AnyEntry:
+            return decode_learned(config, key, kind, where)
+
+        tag = tag_for(key, LEARNED_TAG_PREFIX)
+        entry = self._first(tag, kind, "learning it by serving", read, key)
+        if isinstance(entry, LearnedEntry):
+            self.stats.learned += 1
+            return entry
+        return None
+
     def _first(
         self, tag: str, what: str, fallback: str, read: _Reader, key: str
-    ) -> CacheEntry | ProofEntry | None:
+    ) -> AnyEntry | None:
         for ref in self.refs:
             if ref in self._dead:
                 continue
@@ -164,7 +185,7 @@ class CacheSources:
         if resp.status_code != 200:
             raise _SourceDown(f"the registry answered {registry_errors(resp, manifest)}")
         self.stats.bytes += len(manifest)
-        media = PROOF_CONFIG if tag.startswith(PROOF_TAG_PREFIX) else ENTRY_CONFIG
+        media = _CONFIG_BY_PREFIX.get(tag[:4], ENTRY_CONFIG)
         desc = config_descriptor(manifest, where, media)
         self.stats.requests += 1
         resp, config = cl.get_small(

@@ -15,7 +15,7 @@ from support.proxy import DroppingProxy
 from support.registry import Registry, start_registry
 
 from torchslim.buildcache import CacheEntry, CacheSources, export_entries, tag_for
-from torchslim.buildcache.entry import ENTRY_CONFIG, decode
+from torchslim.buildcache.entry import ENTRY_CONFIG, AnyEntry, LearnedEntry, decode
 from torchslim.cache import BlobStore
 from torchslim.errors import ConfigError, IntegrityError, NetworkError
 from torchslim.oci.distribution import RegistryClient
@@ -82,7 +82,7 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
     reg.stop()
 
 
-def _export(reg: Registry, repo: str, entries: list[CacheEntry], store: BlobStore) -> list[str]:
+def _export(reg: Registry, repo: str, entries: list[AnyEntry], store: BlobStore) -> list[str]:
     with RegistryClient(reg.host, tls_verify=False, use_auth_files=False) as cl:
         return export_entries(entries, Reference(reg.host, repo), store, client=cl).written
 
@@ -216,6 +216,44 @@ def test_a_proof_record_is_reused_for_its_key_only(
     assert len(warnings) == 1 and "proof record" in warnings[0] and "malformed" in warnings[0]
     assert sources.fetch_proof("sha256:" + "ef" * 32) is None and len(warnings) == 1
     assert sources.stats.proofs == 1 and sources.stats.hits == 0
+
+
+@pytest.mark.e2e
+def test_what_proofs_learned_travels_and_a_grown_list_replaces_the_old(
+    registry: Registry, entry: tuple[CacheEntry, BlobStore], tmp_path: Path
+) -> None:
+    from torchslim.build import learned
+    from torchslim.build.layercache import LayerCache
+    from torchslim.config import QuietSteps
+
+    _, store = entry
+    repo = Reference(registry.host, "cache/learned")
+    first = LearnedEntry(KEY, "census", ["numpy", "torch"])
+    assert _export(registry, "cache/learned", [first], store) == [KEY]
+    assert _export(registry, "cache/learned", [first], store) == []  # the same: one HEAD
+    # A later proof saw more under the same key: the entry is replaced, not skipped.
+    grown = LearnedEntry(KEY, "census", ["fastapi", "numpy", "torch"])
+    assert _export(registry, "cache/learned", [grown], store) == [KEY]
+    warnings: list[str] = []
+    sources, _ = _sources(tmp_path, [repo], warnings)
+    got = sources.fetch_learned(KEY, "census")
+    assert got == grown and warnings == [] and sources.stats.learned == 1
+    # Under another kind the same key is not that list.
+    assert sources.fetch_learned(KEY, "prefetch") is None
+    assert len(warnings) == 1 and "another key, kind or format" in warnings[0]
+
+    # A fresh runner's build reads it through the layer cache, keeps it locally and
+    # sends it on to its own --cache-to.
+    layers = LayerCache(
+        BlobStore(tmp_path / "runner"), compression="gzip", uid=1000, steps=QuietSteps(),
+        root=tmp_path / "runner-cache", sources=_sources(tmp_path, [repo], warnings)[0],
+    )  # fmt: skip
+    strings = lambda data: all(isinstance(x, str) for x in data)  # noqa: E731
+    assert learned.read(layers, "census", KEY, strings) == grown.data
+    assert learned.path("census", KEY).is_file()  # kept: the next build asks no registry
+    assert layers.used[grown.tag] == grown
+    assert learned.read(layers, "census", OTHER, strings) is None  # absent: a quiet miss
+    assert len(warnings) == 1
 
 
 @pytest.mark.e2e
