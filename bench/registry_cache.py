@@ -15,6 +15,8 @@ the image; uploaded < 1 MB.
 
 Run:  .venv/bin/python bench/registry_cache.py [--torch 2.14.1 --variant cu130]
       .venv/bin/python bench/registry_cache.py --project tests/projects/flask-flat
+      .venv/bin/python bench/registry_cache.py --bytecode imported  (or --profile used,
+        --compression estargz: builds that learn from their proof; the census travels too)
 Needs /usr/bin/docker-registry; the wheels come from PyPI and the pip configuration.
 """
 
@@ -60,8 +62,15 @@ def main() -> None:
     ap.add_argument("--project", type=Path, default=EXAMPLE, help="a project with torchslim.toml")
     ap.add_argument("--torch", help="the project's torch, e.g. 2.14.1 (written to its config)")
     ap.add_argument("--variant", help="cpu or cuXYZ, e.g. cu130 (written to its config)")
+    ap.add_argument("--bytecode", help="e.g. imported (written to its config)")
+    ap.add_argument("--profile", help="e.g. used (passed to every build)")
+    ap.add_argument("--compression", help="e.g. estargz (passed to every build)")
     opts = ap.parse_args()
     extra: list[str] = []
+    if opts.profile:
+        extra += ["--profile", opts.profile]
+    if opts.compression:
+        extra += ["--compression", opts.compression]
     with tempfile.TemporaryDirectory(prefix="bench-cache-", dir="/var/tmp") as tmp:
         work = Path(tmp)
         reg = start_registry(work / "registry")
@@ -78,6 +87,9 @@ def main() -> None:
                 if opts.variant:
                     text = text.replace('variant = "cpu"', f'variant = "{opts.variant}"')
                 cfg.write_text(text)
+            if opts.bytecode:
+                cfg = project / "torchslim.toml"
+                cfg.write_text(cfg.read_text() + f'bytecode = "{opts.bytecode}"\n')
             # The lock a project in CI has checked in: made first, outside the timing.
             (project / "pylock.toml").unlink(missing_ok=True)
             lock_env = {**ENV, "TORCHSLIM_CACHE": str(work / "lock-cache")}
@@ -102,6 +114,9 @@ def main() -> None:
     pushed = fresh["push"]
     exported = wrote["cache_to"]
     label = f"torch {opts.torch or 'from config'}, variant {opts.variant or 'from config'}"
+    for name in ("bytecode", "profile", "compression"):
+        if getattr(opts, name):
+            label += f", {name} {getattr(opts, name)}"
     print(f"Registry build cache, {opts.project.resolve().name} ({label})")
     print(f"  image: {mb(image)} compressed, {len(cold['layers'])} layers")
     print(f"  cold build (empty caches, push):          {cold_s:7.1f} s")
@@ -111,7 +126,8 @@ def main() -> None:
     print(f"  fresh runner, --cache-from (empty caches): {fresh_s:6.1f} s  "
           f"= {fresh_s / cold_s:.2f}x cold")  # fmt: skip
     print(f"    layers from the cache: {got['hits']}/{got['hits'] + got['misses']}, "
-          f"proof record reused: {'yes' if got['proof_records'] else 'no'}")  # fmt: skip
+          f"proof record reused: {'yes' if got['proof_records'] else 'no'}, "
+          f"learned lists reused: {got.get('learned_records', 0)}")  # fmt: skip
     print(f"    downloaded: {mb(got['bytes_downloaded'])} = "
           f"{got['bytes_downloaded'] / image:.3f}x the image; "
           f"uploaded (its push): {mb(pushed['bytes_uploaded'])}, "
