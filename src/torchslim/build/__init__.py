@@ -153,6 +153,7 @@ def _build(
         try:
             image, reports, proof = prove.prove_build(assembly)
         finally:
+            assembly.close()
             sbom_reader.shutdown(cancel_futures=True)
     image = with_config(image, labels={LABEL_PROOF: proof.label()})
     image = with_annotations(image, annotate.manifest_annotations(image))

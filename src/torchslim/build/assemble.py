@@ -99,6 +99,8 @@ class Assembly:
             layers.prefetch = tuple(
                 census.saved_prefetch(layers, plan, python_lock, os_.rootfs) or ()
             )
+        # A build that learns from its proof assembles again: from the tree it staged.
+        self.stages = python.KeptStages() if plan.census or plan.prefetch else None
         self._tools: tuple[Layer, LayerReport] | None = None
         self._notebook: tuple[Layer, LayerReport] | None = None
 
@@ -127,6 +129,11 @@ class Assembly:
             )
         return self._notebook
 
+    def close(self) -> None:
+        """Remove what the build kept for its next assembly."""
+        if self.stages is not None:
+            self.stages.close()
+
     def image(self, undo: Sequence[Revert]) -> tuple[Image, list[LayerReport]]:
         plan, os_ = self.plan, self.os
         new = list(os_.new)
@@ -142,6 +149,7 @@ class Assembly:
                 self.steps,
                 undo,
                 self.imports,
+                self.stages,
             )
             new += not_in_base(os_.image.config(), made, self.steps)
         if plan.service:

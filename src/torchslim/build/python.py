@@ -8,9 +8,12 @@ stay shareable across services.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import os
 import posixpath
+import shutil
+import tempfile
 import time
 import zipfile
 from collections.abc import Mapping, Sequence
@@ -22,7 +25,7 @@ from torchslim.build.layercache import LayerCache, staging
 from torchslim.build.layerplan import plan_python_layers
 from torchslim.build.plan import Plan
 from torchslim.build.report import LayerReport
-from torchslim.cache import BlobStore
+from torchslim.cache import BlobStore, cache_root
 from torchslim.config import Steps
 from torchslim.debian import RootfsInfo
 from torchslim.deps.install import Scheme, install_wheel
@@ -182,6 +185,129 @@ def _reverts_by_group(
     return out
 
 
+@dataclasses.dataclass
+class _Stage:
+    """A Python tree installed, slimmed, checked and compiled, with what slimming booked."""
+
+    root: Path
+    owner: dict[str, str]  # image path → its layer
+    dist_of: dict[str, str]  # image path → the wheel that installed it
+    ledgers: dict[str, Ledger]
+    routing: _RoutingLedger
+
+
+StageKey = tuple[tuple[str, str, str], ...]
+
+
+class KeptStages:
+    """The Python trees this build staged, kept until it ends.
+
+    A build that learns from its proof (``bytecode = "imported"``, profile ``used``,
+    eStargz's prefetch) assembles again with what the proof saw; the tree before the
+    census's own steps is the same, so the second assembly starts from a copy of it
+    (hard links) instead of installing, slimming and compiling again. Within one build
+    only the undone slimming changes that tree: it is the key."""
+
+    def __init__(self) -> None:
+        self._dir: Path | None = None
+        self._kept: dict[StageKey, _Stage] = {}
+
+    @staticmethod
+    def key(reverts: Sequence[Revert]) -> StageKey:
+        return tuple(sorted((r.rule, r.path, r.reason) for r in reverts))
+
+    def restore(self, key: StageKey, root: Path) -> _Stage | None:
+        """The stage kept under ``key``, its tree linked into ``root`` (empty) and its
+        bookings copied; None when there is none."""
+        kept = self._kept.get(key)
+        if kept is None:
+            return None
+        shutil.copytree(kept.root, root, symlinks=True, copy_function=os.link, dirs_exist_ok=True)
+        ledgers, routing = copy.deepcopy((kept.ledgers, kept.routing))
+        return _Stage(root, dict(kept.owner), dict(kept.dist_of), ledgers, routing)
+
+    def keep(self, key: StageKey, stage: _Stage) -> None:
+        if self._dir is None:
+            base = cache_root() / "tmp"
+            base.mkdir(parents=True, exist_ok=True)
+            self._dir = Path(tempfile.mkdtemp(prefix="stages-", dir=base))
+        where = self._dir / str(len(self._kept))
+        shutil.copytree(stage.root, where, symlinks=True, copy_function=os.link)
+        ledgers, routing = copy.deepcopy((stage.ledgers, stage.routing))
+        self._kept[key] = _Stage(where, dict(stage.owner), dict(stage.dist_of), ledgers, routing)
+
+    def close(self) -> None:
+        if self._dir is not None:
+            shutil.rmtree(self._dir, ignore_errors=True)
+        self._dir, self._kept = None, {}
+
+
+def _stage(
+    plan: Plan,
+    lock: Lock,
+    rootfs: RootfsInfo,
+    base_libs: Sequence[str],
+    steps: Steps,
+    reverts: Sequence[Revert],
+    groups: list[tuple[str, list[str]]],
+    paths: Mapping[str, Path],
+    root: Path,
+) -> _Stage:
+    """Install every wheel into ``root``, slim (but for ``reverts``), check that every kept
+    shared library finds its dependencies, and compile the bytecode."""
+    scheme = scheme_for(rootfs)
+    keep = [*plan.keep, *(r.path for r in reverts)]
+    wheels = [n for _, names in groups for n in names]
+    owner: dict[str, str] = {}
+    dist_of: dict[str, str] = {}
+    steps.step(f"Installing {len(wheels)} wheels")
+    total, done = sum(paths[n].stat().st_size for n in wheels), 0
+    skip = InstallSkips(plan.profile, keep, rootfs.site_packages) if plan.slim else None
+    skipped: dict[str, tuple[str, int]] = {}  # never written: slimming removes them
+    for group, names in groups:
+        for n in names:
+            held: dict[str, tuple[str, int]] = {}
+            written = install_wheel(
+                paths[n], root, scheme, rootfs.python_exe, skip=skip, skipped=held
+            )
+            skipped.update(held)
+            for image_path in [*written, *held]:
+                owner[image_path] = group
+                dist_of[image_path] = n
+            done += paths[n].stat().st_size
+            steps.progress("installing wheels", done, total)
+    ledgers = {g: Ledger() for g, _ in groups}
+    routing = _RoutingLedger(ledgers, owner, rootfs.site_packages, dist_of)
+    removed: dict[str, str] = {}
+    if plan.slim:
+        steps.step(f"Slimming (profile {plan.profile})")
+        removed = slim_tree(
+            root, rootfs.site_packages, profile=plan.profile, keep=keep, ledger=routing,
+            skipped=skipped,
+        )  # fmt: skip
+        for r in reverts:
+            routing.revert(r.rule, r.path, r.bytes, r.reason, applied=False)
+    steps.step("Checking that every kept shared library finds its dependencies; compiling bytecode")
+    # Bytecode is compiled meanwhile, in processes of its own: the check only reads ELF
+    # files, compiling only writes __pycache__; leaving the block waits for both.
+    with staging("libs") as stub, ThreadPoolExecutor(max_workers=1) as background:
+        compiling = background.submit(precompile, root, rootfs.site_packages, rootfs.python_version)
+        stub_libraries(stub, base_libs)
+        missing = check_closure(
+            [(root, "/"), (stub, "/")],
+            removed=removed,
+            check_prefixes=[rootfs.site_packages],
+            allow_missing=plan.cfg.allow_missing,
+            interpreter=rootfs.python_exe,
+            machine=ELF_MACHINE.get(plan.platform.arch, "EM_X86_64"),
+        )
+        compiling.result()
+    for warning in upstream_warnings(missing):
+        steps.warn(warning)
+    raise_for_missing(missing)
+    return _Stage(root, owner, dist_of, ledgers, routing)
+
+
 def python_layers(
     plan: Plan,
     lock: Lock,
@@ -193,6 +319,7 @@ def python_layers(
     steps: Steps,
     reverts: Sequence[Revert] = (),
     imports: Sequence[str] | None = None,
+    stages: KeptStages | None = None,
 ) -> list[tuple[Layer, LayerReport]]:
     """The Python layers of ``lock``, from the cache when every one of them is there.
 
@@ -200,12 +327,12 @@ def python_layers(
     (their files are kept) and each is listed in the ledger with the loader's message.
     ``imports``: the site-packages modules the served proof imported: only theirs keep a
     ``.pyc`` (``bytecode = "imported"``), or only they are kept (profile ``used``,
-    ``slim.used``); None keeps every module and ``.pyc``.
+    ``slim.used``); None keeps every module and ``.pyc``. ``stages``: the trees this
+    build staged before (``KeptStages``), to start from and to keep this one in.
     """
     if not plan.slim:
         imports = None
     scheme = scheme_for(rootfs)
-    keep = [*plan.keep, *(r.path for r in reverts)]
     wheels = {w.name: w for w in lock.packages}
     if "torch" not in wheels:
         raise ResolveError(f"the lock has no torch wheel for {plan.torch.requirement}")
@@ -240,60 +367,19 @@ def python_layers(
     if all(hit is not None for hit in hits.values()):
         return [(part[0], part[1]) for hit in hits.values() if hit is not None for part in hit]
 
-    steps.step(f"Fetching {len(wheels)} wheels")
-    paths = paths or fetch_wheels(lock, store, plan.settings, steps.progress)
     with staging("python") as root, staging("split") as split:
-        owner: dict[str, str] = {}
-        dist_of: dict[str, str] = {}  # image path → the wheel that installed it
-        steps.step(f"Installing {len(wheels)} wheels")
-        total, done = sum(paths[n].stat().st_size for n in wheels), 0
-        skip = InstallSkips(plan.profile, keep, rootfs.site_packages) if plan.slim else None
-        skipped: dict[str, tuple[str, int]] = {}  # never written: slimming removes them
-        for group, names in groups:
-            for n in names:
-                held: dict[str, tuple[str, int]] = {}
-                written = install_wheel(
-                    paths[n], root, scheme, rootfs.python_exe, skip=skip, skipped=held
-                )
-                skipped.update(held)
-                for image_path in [*written, *held]:
-                    owner[image_path] = group
-                    dist_of[image_path] = n
-                done += paths[n].stat().st_size
-                steps.progress("installing wheels", done, total)
-        ledgers = {g: Ledger() for g, _ in groups}
-        routing = _RoutingLedger(ledgers, owner, rootfs.site_packages, dist_of)
-        removed: dict[str, str] = {}
-        if plan.slim:
-            steps.step(f"Slimming (profile {plan.profile})")
-            removed = slim_tree(
-                root, rootfs.site_packages, profile=plan.profile, keep=keep, ledger=routing,
-                skipped=skipped,
-            )  # fmt: skip
-            for r in reverts:
-                routing.revert(r.rule, r.path, r.bytes, r.reason, applied=False)
-        steps.step(
-            "Checking that every kept shared library finds its dependencies; compiling bytecode"
-        )
-        # Bytecode is compiled meanwhile, in processes of its own: the check only reads ELF
-        # files, compiling only writes __pycache__; leaving the block waits for both.
-        with staging("libs") as stub, ThreadPoolExecutor(max_workers=1) as background:
-            compiling = background.submit(
-                precompile, root, rootfs.site_packages, rootfs.python_version
-            )
-            stub_libraries(stub, base_libs)
-            missing = check_closure(
-                [(root, "/"), (stub, "/")],
-                removed=removed,
-                check_prefixes=[rootfs.site_packages],
-                allow_missing=plan.cfg.allow_missing,
-                interpreter=rootfs.python_exe,
-                machine=ELF_MACHINE.get(plan.platform.arch, "EM_X86_64"),
-            )
-            compiling.result()
-        for warning in upstream_warnings(missing):
-            steps.warn(warning)
-        raise_for_missing(missing)
+        stage_key = KeptStages.key(reverts)
+        stage = stages.restore(stage_key, root) if stages is not None else None
+        if stage is not None:
+            steps.step("Starting from the Python tree this build installed and slimmed")
+        else:
+            steps.step(f"Fetching {len(wheels)} wheels")
+            paths = paths or fetch_wheels(lock, store, plan.settings, steps.progress)
+            stage = _stage(plan, lock, rootfs, base_libs, steps, reverts, groups, paths, root)
+            if stages is not None:
+                stages.keep(stage_key, stage)
+        owner, dist_of, routing = stage.owner, stage.dist_of, stage.routing
+        ledgers = stage.ledgers
         if imports is not None and plan.profile == USED_PROFILE:
             used = drop_unused(
                 root, rootfs.site_packages, imports, dist_of, plan.keep, rootfs.python_version,
