@@ -20,6 +20,7 @@ from typing import Any
 
 import httpx
 import pytest
+from support.corpus import copy_project
 from support.registry import Registry, log_mark, served, start_registry
 
 from torchslim.oci.estargz import (
@@ -175,3 +176,60 @@ def test_estargz_is_read_by_containerd_ctr_remote_and_podman(
         subprocess.run(
             ["podman", "rmi", "-f", f"{host}/team/lazy:v1"], env=env, capture_output=True
         )
+
+
+def test_estargz_of_a_project_we_did_not_write_prefetches_what_its_workers_used(
+    ts_cache: Path, registry: Registry, containerd: str, tmp_path: Path
+) -> None:
+    """tests/projects/flask-flat: a flat repository served by gunicorn, whose worker (a
+    process forked from the master) imports the app; numpy 1 and Pillow 10. What the
+    worker opened is prefetched too, and the image answers after a partial pull."""
+    host = registry.host
+    project = copy_project("flask-flat", tmp_path / "flat")
+    ref = f"{host}/team/lazy-flat:v1"
+    proc = subprocess.run(
+        [
+            sys.executable, "-m", "torchslim.cli", "build", str(project), "--compression",
+            "estargz", "--tls-verify", "false", "--output", f"docker://{ref}",
+        ],
+        capture_output=True, text=True, check=False, timeout=1800,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    ctr(containerd, "images", "pull", "--plain-http", ref)
+    before: list[str] = []  # every layer's names before its landmark
+    for lay in manifest(host, "team/lazy-flat", "v1")["layers"]:
+        got = ctr(containerd, "images", "get-toc-digest", lay["digest"], tool="ctr-remote")
+        assert got.stdout.strip() == lay["annotations"][TOC_DIGEST]
+        dumped = ctr(
+            containerd, "images", "get-toc-digest", "--dump-toc", lay["digest"], tool="ctr-remote"
+        )
+        names = [e["name"] for e in json.loads(dumped.stdout)["entries"]]
+        if PREFETCH_LANDMARK in names:
+            before += names[: names.index(PREFETCH_LANDMARK)]
+    # Site-packages modules are read from their (unchecked, hash-based) .pyc alone.
+    for path in (
+        "app/app.py",  # the app, at the root of the repository
+        f"{SITE}/gunicorn/workers/__pycache__/sync.cpython-311.pyc",
+        f"{SITE}/flask/__pycache__/app.cpython-311.pyc",  # imported by the worker
+        f"{SITE}/numpy/core/__pycache__/__init__.cpython-311.pyc",  # numpy 1
+        f"{SITE}/PIL/__pycache__/Image.cpython-311.pyc",
+        f"{SITE}/torch/lib/libtorch_cpu.so",
+    ):
+        assert path in before, path
+
+    partial = partial_podman(tmp_path / "partial")
+    try:
+        run_podman(partial, "pull", "--tls-verify=false", ref)
+        port = free_port()
+        cid = run_podman(
+            partial, "run", "-d", "--read-only", "--tmpfs", "/tmp", "-p",
+            f"127.0.0.1:{port}:5000", ref,
+        )  # fmt: skip
+        try:
+            wait_healthy(f"http://127.0.0.1:{port}/healthz")
+            r = httpx.post(f"http://127.0.0.1:{port}/predict", json={"inputs": [[1, 2, 3, 4]]})
+            assert r.json() == {"outputs": [[1.0, 1.5]]}
+        finally:
+            subprocess.run(["podman", "rm", "-f", cid.strip()], env=partial, capture_output=True)
+    finally:
+        subprocess.run(["podman", "rmi", "-a", "-f"], env=partial, capture_output=True)
