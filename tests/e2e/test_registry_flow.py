@@ -231,7 +231,10 @@ def test_a_fresh_runner_starts_from_what_the_proofs_learned(
     host = registry_host
     project = copy_example(tmp_path / "svc")
     config = project / "torchslim.toml"
-    config.write_text(config.read_text() + 'bytecode = "imported"\n')
+    # A name of its own: the census is kept per service, and test_bytecode's first build
+    # of the example must not find this one in the shared cache.
+    text = config.read_text().replace('name = "hello-torch"', 'name = "hello-learned"')
+    config.write_text(text + 'bytecode = "imported"\n')
     cache = f"{host}/team/learned-cache"
     warm = torchslim(
         "build", str(project), "--tls-verify", "false", "--output", f"oci:{tmp_path / 'warm'}",
