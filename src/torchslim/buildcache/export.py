@@ -2,10 +2,10 @@
 record of its proof and what its proofs learned, by key.
 
 Per entry: a HEAD on its tag (there, and for what is learned the same manifest: skipped),
-else its layer blob (HEAD, mounted from
-the repositories named, e.g. the image's own, or uploaded), its config, then the
-manifest under the key's tag, last. A registry that fails half-way leaves whole entries
-or none: a later build either finds an entry whose every blob is there or misses it.
+else its layer blob (HEAD, mounted from the repositories named, e.g. the image's own, or
+uploaded), its config, then the manifest under the key's tag, last. A registry that fails
+half-way leaves whole entries or none: a later build either finds an entry whose every
+blob is there or misses it.
 """
 
 from __future__ import annotations
