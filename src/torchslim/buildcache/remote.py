@@ -185,7 +185,9 @@ class CacheSources:
         if resp.status_code != 200:
             raise _SourceDown(f"the registry answered {registry_errors(resp, manifest)}")
         self.stats.bytes += len(manifest)
-        media = _CONFIG_BY_PREFIX.get(tag[:4], ENTRY_CONFIG)
+        media = next(
+            (m for prefix, m in _CONFIG_BY_PREFIX.items() if tag.startswith(prefix)), ENTRY_CONFIG
+        )
         desc = config_descriptor(manifest, where, media)
         self.stats.requests += 1
         resp, config = cl.get_small(
