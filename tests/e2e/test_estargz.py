@@ -98,40 +98,49 @@ def manifest(host: str, repo: str, tag: str) -> dict[str, Any]:
     return got
 
 
+def build_estargz(project: Path, ref: str) -> str:
+    """``torchslim build --compression estargz`` pushed to ``ref``; its output."""
+    proc = subprocess.run(
+        [
+            sys.executable, "-m", "torchslim.cli", "build", str(project), "--compression",
+            "estargz", "--tls-verify", "false", "--output", f"docker://{ref}",
+        ],
+        capture_output=True, text=True, check=False, timeout=1800,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout + proc.stderr
+
+
+def toc_names(containerd: str, layer: dict[str, Any]) -> list[str]:
+    """ctr-remote's own parser: the footer finds the TOC, whose digest must be the one the
+    manifest names (what a lazy-pulling snapshotter checks before it trusts the TOC); the
+    names of its entries, in order."""
+    digest = layer["digest"]
+    got = ctr(containerd, "images", "get-toc-digest", digest, tool="ctr-remote")
+    assert got.stdout.strip() == layer["annotations"][TOC_DIGEST]
+    dumped = ctr(containerd, "images", "get-toc-digest", "--dump-toc", digest, tool="ctr-remote")
+    return [e["name"] for e in json.loads(dumped.stdout)["entries"]]
+
+
 def test_estargz_is_read_by_containerd_ctr_remote_and_podman(
     ts_cache: Path, registry: Registry, containerd: str, tmp_path: Path
 ) -> None:
     host = registry.host
     project = copy_example(tmp_path / "svc")
-    proc = subprocess.run(
-        [
-            sys.executable, "-m", "torchslim.cli", "build", str(project), "--compression",
-            "estargz", "--tls-verify", "false", "--output", f"docker://{host}/team/lazy:v1",
-        ],
-        capture_output=True, text=True, check=False, timeout=1800,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
+    output = build_estargz(project, f"{host}/team/lazy:v1")
     # The first build had no census yet: it serves, puts what the service opened first,
     # and serves that image again.
-    assert "eStargz layers put them first" in proc.stdout + proc.stderr
+    assert "eStargz layers put them first" in output
     layers = manifest(host, "team/lazy", "v1")["layers"]
     assert all(lay["mediaType"] == "application/vnd.oci.image.layer.v1.tar+gzip" for lay in layers)
 
     # containerd 1.6 pulls it as the gzip image it also is: every layer unpacked, each
     # diff id checked.
     ctr(containerd, "images", "pull", "--plain-http", f"{host}/team/lazy:v1")
-    # ctr-remote's own parser: the footer finds the TOC, the TOC's digest is the one the
-    # manifest names (what a lazy-pulling snapshotter checks before it trusts the TOC).
     tocs: dict[str, list[str]] = {}
     for lay in layers:
-        annotations = lay.get("annotations") or {}
-        assert int(annotations[UNCOMPRESSED_SIZE]) > 0
-        got = ctr(containerd, "images", "get-toc-digest", lay["digest"], tool="ctr-remote")
-        assert got.stdout.strip() == annotations[TOC_DIGEST]
-        dumped = ctr(
-            containerd, "images", "get-toc-digest", "--dump-toc", lay["digest"], tool="ctr-remote"
-        )
-        tocs[lay["digest"]] = [e["name"] for e in json.loads(dumped.stdout)["entries"]]
+        assert int(lay["annotations"][UNCOMPRESSED_SIZE]) > 0
+        tocs[lay["digest"]] = toc_names(containerd, lay)
 
     # What the served proof opened comes first: torch's libraries and modules, the app.
     names = [n for entries in tocs.values() for n in entries]
@@ -187,23 +196,11 @@ def test_estargz_of_a_project_we_did_not_write_prefetches_what_its_workers_used(
     host = registry.host
     project = copy_project("flask-flat", tmp_path / "flat")
     ref = f"{host}/team/lazy-flat:v1"
-    proc = subprocess.run(
-        [
-            sys.executable, "-m", "torchslim.cli", "build", str(project), "--compression",
-            "estargz", "--tls-verify", "false", "--output", f"docker://{ref}",
-        ],
-        capture_output=True, text=True, check=False, timeout=1800,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
+    build_estargz(project, ref)
     ctr(containerd, "images", "pull", "--plain-http", ref)
     before: list[str] = []  # every layer's names before its landmark
     for lay in manifest(host, "team/lazy-flat", "v1")["layers"]:
-        got = ctr(containerd, "images", "get-toc-digest", lay["digest"], tool="ctr-remote")
-        assert got.stdout.strip() == lay["annotations"][TOC_DIGEST]
-        dumped = ctr(
-            containerd, "images", "get-toc-digest", "--dump-toc", lay["digest"], tool="ctr-remote"
-        )
-        names = [e["name"] for e in json.loads(dumped.stdout)["entries"]]
+        names = toc_names(containerd, lay)
         if PREFETCH_LANDMARK in names:
             before += names[: names.index(PREFETCH_LANDMARK)]
     # Site-packages modules are read from their (unchecked, hash-based) .pyc alone.
@@ -220,16 +217,6 @@ def test_estargz_of_a_project_we_did_not_write_prefetches_what_its_workers_used(
     partial = partial_podman(tmp_path / "partial")
     try:
         run_podman(partial, "pull", "--tls-verify=false", ref)
-        port = free_port()
-        cid = run_podman(
-            partial, "run", "-d", "--read-only", "--tmpfs", "/tmp", "-p",
-            f"127.0.0.1:{port}:5000", ref,
-        )  # fmt: skip
-        try:
-            wait_healthy(f"http://127.0.0.1:{port}/healthz")
-            r = httpx.post(f"http://127.0.0.1:{port}/predict", json={"inputs": [[1, 2, 3, 4]]})
-            assert r.json() == {"outputs": [[1.0, 1.5]]}
-        finally:
-            subprocess.run(["podman", "rm", "-f", cid.strip()], env=partial, capture_output=True)
+        answers(partial, ref, port=5000, health="/healthz", expected={"outputs": [[1.0, 1.5]]})
     finally:
         subprocess.run(["podman", "rmi", "-a", "-f"], env=partial, capture_output=True)

@@ -89,13 +89,25 @@ def run_podman(env: dict[str, str], *args: str) -> str:
     return proc.stdout
 
 
-def answers(env: dict[str, str], image: str) -> None:
-    port = free_port()
-    cid = run_podman(env, "run", "-d", "--read-only", "-p", f"127.0.0.1:{port}:8000", image)
+def answers(
+    env: dict[str, str],
+    image: str,
+    *,
+    port: int = 8000,
+    health: str = "/health",
+    expected: object = None,
+) -> None:
+    """Run ``image`` read-only (only /tmp writable); its health path answers, and
+    ``/predict [[1, 2, 3, 4]]`` gives ``expected`` (the example's answer by default)."""
+    host_port = free_port()
+    cid = run_podman(
+        env, "run", "-d", "--read-only", "--tmpfs", "/tmp", "-p",
+        f"127.0.0.1:{host_port}:{port}", image,
+    )  # fmt: skip
     try:
-        wait_healthy(f"http://127.0.0.1:{port}/health")
-        r = httpx.post(f"http://127.0.0.1:{port}/predict", json={"inputs": [[1, 2, 3, 4]]})
-        assert r.json() == {"outputs": [[0.5, 1.0]]}
+        wait_healthy(f"http://127.0.0.1:{host_port}{health}")
+        r = httpx.post(f"http://127.0.0.1:{host_port}/predict", json={"inputs": [[1, 2, 3, 4]]})
+        assert r.json() == (expected or {"outputs": [[0.5, 1.0]]})
     finally:
         subprocess.run(["podman", "rm", "-f", cid.strip()], env=env, capture_output=True)
 

@@ -8,12 +8,12 @@ stay shareable across services.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import os
 import posixpath
 import shutil
-import tempfile
 import time
 import zipfile
 from collections.abc import Mapping, Sequence
@@ -25,7 +25,7 @@ from torchslim.build.layercache import LayerCache, staging
 from torchslim.build.layerplan import plan_python_layers
 from torchslim.build.plan import Plan
 from torchslim.build.report import LayerReport
-from torchslim.cache import BlobStore, cache_root
+from torchslim.cache import BlobStore
 from torchslim.config import Steps
 from torchslim.debian import RootfsInfo
 from torchslim.deps.install import Scheme, install_wheel
@@ -199,6 +199,14 @@ class _Stage:
 StageKey = tuple[tuple[str, str, str], ...]
 
 
+def _linked(stage: _Stage, root: Path) -> _Stage:
+    """A copy of ``stage`` at ``root``: its files hard-linked (nothing after staging writes
+    into a file; removing or moving one leaves the other copy whole), its bookings copied."""
+    shutil.copytree(stage.root, root, symlinks=True, copy_function=os.link, dirs_exist_ok=True)
+    ledgers, routing = copy.deepcopy((stage.ledgers, stage.routing))
+    return _Stage(root, dict(stage.owner), dict(stage.dist_of), ledgers, routing)
+
+
 class KeptStages:
     """The Python trees this build staged, kept until it ends.
 
@@ -209,6 +217,7 @@ class KeptStages:
     only the undone slimming changes that tree: it is the key."""
 
     def __init__(self) -> None:
+        self._scratch = contextlib.ExitStack()
         self._dir: Path | None = None
         self._kept: dict[StageKey, _Stage] = {}
 
@@ -220,25 +229,15 @@ class KeptStages:
         """The stage kept under ``key``, its tree linked into ``root`` (empty) and its
         bookings copied; None when there is none."""
         kept = self._kept.get(key)
-        if kept is None:
-            return None
-        shutil.copytree(kept.root, root, symlinks=True, copy_function=os.link, dirs_exist_ok=True)
-        ledgers, routing = copy.deepcopy((kept.ledgers, kept.routing))
-        return _Stage(root, dict(kept.owner), dict(kept.dist_of), ledgers, routing)
+        return None if kept is None else _linked(kept, root)
 
     def keep(self, key: StageKey, stage: _Stage) -> None:
         if self._dir is None:
-            base = cache_root() / "tmp"
-            base.mkdir(parents=True, exist_ok=True)
-            self._dir = Path(tempfile.mkdtemp(prefix="stages-", dir=base))
-        where = self._dir / str(len(self._kept))
-        shutil.copytree(stage.root, where, symlinks=True, copy_function=os.link)
-        ledgers, routing = copy.deepcopy((stage.ledgers, stage.routing))
-        self._kept[key] = _Stage(where, dict(stage.owner), dict(stage.dist_of), ledgers, routing)
+            self._dir = self._scratch.enter_context(staging("stages"))
+        self._kept[key] = _linked(stage, self._dir / str(len(self._kept)))
 
     def close(self) -> None:
-        if self._dir is not None:
-            shutil.rmtree(self._dir, ignore_errors=True)
+        self._scratch.close()
         self._dir, self._kept = None, {}
 
 
