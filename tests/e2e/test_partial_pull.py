@@ -105,7 +105,13 @@ def answers(
         f"127.0.0.1:{host_port}:{port}", image,
     )  # fmt: skip
     try:
-        wait_healthy(f"http://127.0.0.1:{host_port}{health}")
+        try:
+            wait_healthy(f"http://127.0.0.1:{host_port}{health}")
+        except AssertionError as exc:  # say why: the container's own log
+            logs = subprocess.run(
+                ["podman", "logs", cid.strip()], env=env, capture_output=True, text=True
+            )
+            raise AssertionError(f"{exc}; container log:\n{logs.stdout}{logs.stderr}") from None
         r = httpx.post(f"http://127.0.0.1:{host_port}/predict", json={"inputs": [[1, 2, 3, 4]]})
         assert r.json() == (expected or {"outputs": [[0.5, 1.0]]})
     finally:
