@@ -177,3 +177,43 @@ def test_zstd_chunked_pulls_by_file_and_an_app_release_moves_only_the_app(
         answers({**os.environ, "CONTAINERS_CONF": str(PODMAN_CONF)}, f"{host}/team/chunked:v1")
     finally:
         podman("rmi", "-f", f"{host}/team/chunked:v1", check=False)
+
+
+def test_a_higher_level_pushes_fewer_bytes_and_still_pulls_both_ways(
+    ts_cache: Path, registry: Registry, tmp_path: Path
+) -> None:
+    """``--compression-level 19``: the OS layer is smaller than at the default level, and
+    podman pulls it file by file (partial pulls on) and as plain zstd, and runs it."""
+    host = registry.host
+    project = copy_example(tmp_path / "os")
+    sizes: dict[str, int] = {}
+    for level in ("3", "19"):
+        ref = f"docker://{host}/team/chunked:os-{level}"
+        proc = subprocess.run(
+            [sys.executable, "-m", "torchslim.cli", "build", str(project), "--target", "os",
+             "--compression", "zstd:chunked", "--compression-level", level,
+             "--tls-verify", "false", "--output", ref],
+            capture_output=True, text=True, check=False, timeout=900,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        (layer,) = manifest(host, f"os-{level}")["layers"]
+        assert TOC_CHECKSUM in (layer.get("annotations") or {}), layer
+        sizes[level] = int(layer["size"])
+    assert sizes["19"] < sizes["3"] * 0.92, sizes
+
+    image = f"{host}/team/chunked:os-19"
+    check = ["run", "--rm", "--read-only", image, "python3", "-c", "import ssl, json; print('ok')"]
+    partial = partial_podman(tmp_path / "partial")
+    try:
+        mark = log_mark(registry)
+        run_podman(partial, "pull", "--tls-verify=false", image)
+        assert served(registry, mark).ranged > 0  # file by file, at level 19 too
+        assert run_podman(partial, *check).strip() == "ok"
+    finally:
+        subprocess.run(["podman", "rmi", "-a", "-f"], env=partial, capture_output=True)
+    plain = {**os.environ, "CONTAINERS_CONF": str(PODMAN_CONF)}
+    run_podman(plain, "pull", "--tls-verify=false", image)
+    try:
+        assert run_podman(plain, *check).strip() == "ok"
+    finally:
+        subprocess.run(["podman", "rmi", "-f", image], env=plain, capture_output=True)

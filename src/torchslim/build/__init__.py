@@ -130,7 +130,12 @@ def _build(
     """One build of ``plan`` (its init decided)."""
     started = time.monotonic()
     layers = LayerCache(
-        store, compression=plan.compression, uid=plan.cfg.user, steps=steps, sources=sources
+        store,
+        compression=plan.compression,
+        level=plan.compression_level,
+        uid=plan.cfg.user,
+        steps=steps,
+        sources=sources,
     )
     existing = lock.read(plan)
     opened = base.open_base(plan, existing.base if existing else {}, steps)

@@ -31,7 +31,7 @@ from torchslim.digests import split_digest
 from torchslim.errors import IntegrityError
 from torchslim.oci.estargz import FORMAT as ESTARGZ_FORMAT
 from torchslim.oci.image import Image
-from torchslim.oci.layer import Layer, OwnerFn, write_layer_from_dir
+from torchslim.oci.layer import Layer, OwnerFn, compression_level, write_layer_from_dir
 from torchslim.oci.unpack import unpack_layer
 from torchslim.proof.result import Proof
 
@@ -79,6 +79,7 @@ class LayerCache:
         store: BlobStore,
         *,
         compression: Compression,
+        level: int | None = None,
         uid: int,
         steps: Steps,
         root: Path | None = None,
@@ -91,6 +92,7 @@ class LayerCache:
         # hit or made, by tag: what --cache-to exports.
         self.used: dict[str, AnyEntry] = {}
         self.compression = compression
+        self.level = compression_level(compression, level)
         # eStargz: image paths its layers put first, to prefetch (``Assembly`` sets it
         # from the census once the base is made: the base layers never take it).
         self.prefetch: tuple[str, ...] = ()
@@ -104,6 +106,8 @@ class LayerCache:
     def key(self, kind: str, mtime: int, *parts: Any) -> str:
         """The input key of a layer: what it is made of plus everything that shapes its bytes."""
         shape: list[Any] = [BUILD_FORMAT, self.compression, mtime, self.uid]
+        if self.level != compression_level(self.compression, None):  # default: keys as before
+            shape.append(["level", self.level])
         if self.compression == "estargz":  # the writer's format, and its members' order
             shape.append([ESTARGZ_FORMAT, sorted(self.prefetch)])
         return input_key(kind, shape, *parts)
@@ -232,6 +236,7 @@ class LayerCache:
             root,
             self.store,
             compression=self.compression,
+            level=self.level,
             mtime=mtime,
             owner=owner,
             progress=progress,

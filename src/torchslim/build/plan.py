@@ -22,6 +22,7 @@ from torchslim.config import Compression, Platform, ProjectConfig, build_platfor
 from torchslim.debian.spec import PYTHON_SUITES
 from torchslim.deps.pipconf import IndexSettings
 from torchslim.errors import ConfigError
+from torchslim.oci.layer import compression_level
 from torchslim.oci.reference import Reference
 from torchslim.oci.transport import Location, parse_location
 from torchslim.project.ignore import select_app_files
@@ -58,6 +59,7 @@ class BuildOptions:
     keep: Sequence[str] = ()
     no_slim: bool = False
     compression: Compression = "gzip"
+    compression_level: int | None = None  # None: the format's default (oci.layer.LEVELS)
     tag: str | None = None
     allow_latest: bool = False
     platform: str | None = None  # one, or several separated by commas
@@ -130,6 +132,7 @@ class Plan:
     slim: bool
     keep: tuple[str, ...]
     compression: Compression
+    compression_level: int  # checked for ``compression`` (oci.layer.LEVELS)
     debian: debian.DebianSpec  # the Debian base, or (suite "") only the app user's facts
     base: Location | None  # an external base image; None for torchslim's Debian base
     lock_path: Path
@@ -477,6 +480,7 @@ def plan_build(
     tag = errors.check(lambda: _tag(cfg, opts, torch)) if torch is not None else None
     sde = errors.check(lambda: source_date_epoch(opts.source_date_epoch, environ))
     output = errors.check(lambda: _output(opts, len(platforms)))
+    level = errors.check(lambda: compression_level(opts.compression, opts.compression_level))
     cache_from = errors.check(
         lambda: tuple(cache_repository(r, "--cache-from") for r in opts.cache_from)
     )
@@ -492,7 +496,7 @@ def plan_build(
     if opts.target in ("image", "debug", "notebook"):
         files = errors.check(_in_file(cfg, lambda: _project_files(cfg))) or files
     errors.raise_any()
-    assert torch is not None and profile is not None and tag is not None
+    assert torch is not None and profile is not None and tag is not None and level is not None
     plans = tuple(
         Plan(
             cfg=cfg,
@@ -504,6 +508,7 @@ def plan_build(
             slim=not opts.no_slim,
             keep=(*cfg.keep, *opts.keep),
             compression=opts.compression,
+            compression_level=level,
             debian=debian.DebianSpec(
                 suite=suite,
                 arch=platform.arch,

@@ -101,6 +101,7 @@ def _internal(plan: Plan, base: BaseRef) -> dict[str, Any]:
         "profile": plan.profile if plan.slim else "none",
         "keep": list(plan.keep),
         "compression": plan.compression,
+        "compressionLevel": plan.compression_level,
         "python": plan.cfg.python,
         "torch": plan.torch.requirement if plan.target != "os" else None,
         "base": base.name,

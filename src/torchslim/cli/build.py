@@ -36,6 +36,15 @@ from torchslim.cli.app import (
     default="gzip",
     show_default=True,
 )
+@click.option(
+    "--compression-level",
+    "compression_level",
+    type=int,
+    metavar="N",
+    help="Compressor level: zstd and zstd:chunked 1-19 (default 3), gzip and estargz 1-9 "
+    "(default 6). Higher pushes fewer bytes for more build CPU, paid once per layer: "
+    "a cached layer keeps its bytes.",
+)
 @click.option("--tag", help="Image tag (default v{version}-pytorch{X.Y}-{variant}).")
 @click.option("--allow-latest", is_flag=True, help="Allow the tag 'latest'.")
 @click.option("--platform", help="linux/amd64 or linux/arm64 (default: from the config).")
@@ -107,6 +116,7 @@ def build(
     keep: tuple[str, ...],
     no_slim: bool,
     compression: str,
+    compression_level: int | None,
     tag: str | None,
     allow_latest: bool,
     platform: str | None,
@@ -147,6 +157,7 @@ def build(
         keep=keep,
         no_slim=no_slim,
         compression=compression,  # type: ignore[arg-type]
+        compression_level=compression_level,
         tag=tag,
         allow_latest=allow_latest,
         platform=platform,

@@ -28,7 +28,7 @@ import zstandard
 from torchslim.cache import CHUNK, BlobStore
 from torchslim.config import Compression
 from torchslim.digests import split_digest
-from torchslim.errors import BuildError, IntegrityError
+from torchslim.errors import BuildError, ConfigError, IntegrityError
 from torchslim.oci.chunked import ChunkedSink
 from torchslim.oci.estargz import (
     LANDMARK_CONTENTS,
@@ -44,6 +44,35 @@ OwnerFn = Callable[[str], tuple[int, int]]
 
 GZIP_LEVEL = 6
 ZSTD_LEVEL = 3
+# Per format: (lowest, highest, default) level. zstd stops at 19: levels 20-22 ("ultra")
+# need windows of up to 128 MiB, more than some runtimes' decoders accept by default.
+LEVELS: dict[Compression, tuple[int, int, int]] = {
+    "gzip": (1, 9, GZIP_LEVEL),
+    "estargz": (1, 9, GZIP_LEVEL),
+    "zstd": (1, 19, ZSTD_LEVEL),
+    "zstd:chunked": (1, 19, ZSTD_LEVEL),
+}
+
+
+def compression_level(compression: Compression, level: int | None) -> int:
+    """``level`` checked for ``compression``, or the format's default when None."""
+    bounds = LEVELS.get(compression)
+    if bounds is None:
+        if level is None:
+            return 0
+        raise ConfigError(
+            f"--compression-level {level}: --compression {compression} has no level; "
+            "drop --compression-level or choose gzip, zstd, zstd:chunked or estargz"
+        )
+    low, high, default = bounds
+    if level is None:
+        return default
+    if not low <= level <= high:
+        raise ConfigError(
+            f"--compression-level {level} is out of range for --compression {compression}; "
+            f"use {low} to {high} (default {default})"
+        )
+    return level
 
 
 @dataclass(frozen=True)
@@ -238,14 +267,14 @@ class _Identity:
         return b""
 
 
-def _compressor(compression: Compression) -> _Compressor:
+def _compressor(compression: Compression, level: int) -> _Compressor:
     if compression == "gzip":
-        return _Gzip()
+        return _Gzip(level)
     if compression == "zstd":
         # No content size in the frame header; zstd's multi-threaded mode gives the same
         # bytes for any number of worker threads (>= 1): a pure function of the input.
         cctx = zstandard.ZstdCompressor(
-            level=ZSTD_LEVEL, write_content_size=False, write_checksum=True, threads=_THREADS
+            level=level, write_content_size=False, write_checksum=True, threads=_THREADS
         )
         return cctx.compressobj()
     if compression == "none":
@@ -417,6 +446,7 @@ def write_layer_from_dir(
     store: BlobStore,
     *,
     compression: Compression = "gzip",
+    level: int | None = None,
     mtime: int = 0,
     owner: OwnerFn | None = None,
     prefix: str = "",
@@ -433,7 +463,8 @@ def write_layer_from_dir(
     file-content bytes just read. Devices, sockets and FIFOs are skipped
     (``on_skip(path, reason)`` and a log warning say so). ``prefetch`` (eStargz only):
     image paths a runtime should fetch before the container starts; those in this layer
-    (and the folders above them) come first, then ``.prefetch.landmark``.
+    (and the folders above them) come first, then ``.prefetch.landmark``. ``level``: the
+    compressor's level (:data:`LEVELS`), the format's default when None.
     """
     root = Path(root)
     if not root.is_dir():
@@ -450,6 +481,7 @@ def write_layer_from_dir(
             f"unknown layer compression {compression!r}; use gzip, zstd, zstd:chunked, "
             "estargz or none"
         )
+    level = compression_level(compression, level)
 
     def info(name: str, kind: bytes, mode: int) -> tarfile.TarInfo:
         ti = tarfile.TarInfo(name)
@@ -464,11 +496,11 @@ def write_layer_from_dir(
     with store.writer() as blob:
         sink: _Sink
         if compression == "zstd:chunked":
-            sink = ChunkedSink(blob.write, _pool, level=ZSTD_LEVEL, threads=_THREADS)
+            sink = ChunkedSink(blob.write, _pool, level=level, threads=_THREADS)
         elif compression == "estargz":
-            sink = EStargzSink(blob.write, _pool, level=GZIP_LEVEL, threads=_THREADS)
+            sink = EStargzSink(blob.write, _pool, level=level, threads=_THREADS)
         else:
-            sink = _PlainSink(blob.write, _compressor(compression))
+            sink = _PlainSink(blob.write, _compressor(compression, level))
         tar = _TarWriter(sink)
         landmark: tuple[str, int] | None = None  # eStargz: its name, and where it goes
         if compression == "estargz":

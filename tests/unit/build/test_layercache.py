@@ -52,6 +52,26 @@ def test_key_covers_what_shapes_the_bytes(tmp_path: Path) -> None:
     assert gz.key("files", 0, "x") in keys
 
 
+def test_key_covers_the_level_and_keeps_the_default_keys(tmp_path: Path) -> None:
+    def key(compression: str, level: int | None) -> str:
+        cache = LayerCache(
+            BlobStore(tmp_path / "c"),
+            compression=compression,  # type: ignore[arg-type]
+            level=level,
+            uid=1000,
+            steps=QuietSteps(),
+            root=tmp_path,
+        )
+        return cache.key("files", 0, "x")
+
+    # The format's own default level keeps the key a build without the option had.
+    assert key("zstd:chunked", 3) == key("zstd:chunked", None)
+    assert key("gzip", 6) == key("gzip", None)
+    assert key("zstd:chunked", 19) != key("zstd:chunked", None)
+    assert key("zstd:chunked", 19) != key("zstd:chunked", 9)
+    assert key("gzip", 9) != key("gzip", None)
+
+
 def test_a_missing_blob_is_a_miss(tmp_path: Path) -> None:
     store = BlobStore(tmp_path / "c")
     cache = LayerCache(store, compression="gzip", uid=1000, steps=QuietSteps(), root=tmp_path)

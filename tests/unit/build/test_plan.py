@@ -75,6 +75,20 @@ def test_one_error_is_one_line(tmp_path: Path) -> None:
         plan_build(config(tmp_path), BuildOptions(platform="linux/s390x"), SETTINGS, {})
 
 
+def test_the_compression_level_is_checked_for_its_format(tmp_path: Path) -> None:
+    (plan,) = plan_build(config(tmp_path), BuildOptions(), SETTINGS, environ={}).plans
+    assert (plan.compression, plan.compression_level) == ("gzip", 6)
+    opts = BuildOptions(compression="zstd:chunked", compression_level=19)
+    (plan,) = plan_build(config(tmp_path), opts, SETTINGS, environ={}).plans
+    assert plan.compression_level == 19
+    with pytest.raises(ConfigError, match=r"^--compression-level 22 is out of range .*1 to 19"):
+        opts = BuildOptions(compression="zstd", compression_level=22)
+        plan_build(config(tmp_path), opts, SETTINGS, environ={})
+    with pytest.raises(ConfigError, match=r"has no level; drop --compression-level"):
+        opts = BuildOptions(compression="none", compression_level=1)
+        plan_build(config(tmp_path), opts, SETTINGS, environ={})
+
+
 def test_torch_and_variant_from_the_command_line_lock_separately(tmp_path: Path) -> None:
     cfg = config(tmp_path, platform=["linux/amd64", "linux/arm64"])
     cuda = plan_build(cfg, BuildOptions(torch="2.14.1", variant="cu130"), SETTINGS, environ={})

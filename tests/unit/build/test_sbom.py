@@ -162,6 +162,7 @@ def test_the_command_and_options_are_recorded(project: Path, cache: Path) -> Non
     }
     internal = prov["predicate"]["buildDefinition"]["internalParameters"]
     assert internal["keep"] == ["torch/include/**"] and internal["profile"] == "inference"
+    assert (internal["compression"], internal["compressionLevel"]) == ("gzip", 6)
     # Kept headers are not removed, so the SBOM books no removal for them.
     torch = next(c for c in json.loads(result.artifacts[0].data)["components"]
                  if c["name"] == "torch")  # fmt: skip

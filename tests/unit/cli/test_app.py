@@ -88,3 +88,17 @@ def test_several_configuration_errors_keep_one_line_each() -> None:
         "  key `a`: x\\x1b",
         "  key `b`: y",
     ]
+
+
+def test_a_level_out_of_range_is_one_line_before_anything_is_built() -> None:
+    from pathlib import Path
+
+    example = Path(__file__).resolve().parents[3] / "examples" / "hello-torch"
+    args = ["build", str(example), "--compression", "zstd:chunked", "--compression-level", "40"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert lines == [
+        "error: --compression-level 40 is out of range for --compression zstd:chunked; "
+        "use 1 to 19 (default 3)"
+    ], lines

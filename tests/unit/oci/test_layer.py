@@ -6,6 +6,8 @@ import gzip
 import hashlib
 import io
 import os
+import shutil
+import subprocess
 import tarfile
 import zlib
 from pathlib import Path
@@ -15,8 +17,14 @@ import zstandard
 from support.images import LONG, make_tree
 
 from torchslim.cache import BlobStore
-from torchslim.errors import BuildError
-from torchslim.oci.layer import Descriptor, Layer, Ownership, write_layer_from_dir
+from torchslim.errors import BuildError, ConfigError
+from torchslim.oci.layer import (
+    Descriptor,
+    Layer,
+    Ownership,
+    compression_level,
+    write_layer_from_dir,
+)
 from torchslim.oci.media import OCI_LAYER_GZIP, OCI_LAYER_TAR, OCI_LAYER_ZSTD
 
 
@@ -190,3 +198,53 @@ def test_not_a_directory_and_bad_compression(tmp_path: Path, store: BlobStore) -
         write_layer_from_dir(tmp_path / "missing", store)
     with pytest.raises(BuildError, match="compression"):
         write_layer_from_dir(tmp_path, store, compression="lz4")  # type: ignore[arg-type]
+
+
+def _compressible_tree(root: Path) -> Path:
+    """About 3 MB of text that every level compresses, and better at a higher one."""
+    import random
+
+    rng = random.Random(7)
+    words = [f"name_{i}" for i in range(400)]
+    (root / "pkg").mkdir(parents=True)
+    for i in range(6):
+        lines = (" ".join(rng.choice(words) for _ in range(12)) for _ in range(8000))
+        (root / "pkg" / f"m{i}.py").write_text("\n".join(lines))
+    return root
+
+
+@pytest.mark.parametrize(
+    ("compression", "tool"),
+    [("gzip", "gzip"), ("zstd", "zstd"), ("zstd:chunked", "zstd"), ("estargz", "gzip")],
+)
+def test_a_higher_level_writes_fewer_bytes_that_any_reader_opens(
+    tmp_path: Path, compression: str, tool: str
+) -> None:
+    tree = _compressible_tree(tmp_path / "tree")
+    highest = {"gzip": 9, "estargz": 9}.get(compression, 19)
+    store = BlobStore(tmp_path / "s")
+    plain = write_layer_from_dir(tree, store, compression=compression)  # type: ignore[arg-type]
+    high = write_layer_from_dir(tree, store, compression=compression, level=highest)  # type: ignore[arg-type]
+    assert high.descriptor.size < plain.descriptor.size * 0.97, (high, plain)
+    if compression != "estargz":  # eStargz's TOC, a tar member, names compressed offsets
+        assert high.diff_id == plain.diff_id
+    if shutil.which(tool):
+        out = subprocess.run(
+            [tool, "-dc"], input=store.read_bytes(high.digest), capture_output=True, check=True
+        )
+        assert _sha(out.stdout) == high.diff_id
+        assert {"pkg/m0.py", "pkg/m5.py"} <= {m.name for m in _members(out.stdout)}
+
+
+def test_each_format_checks_its_level() -> None:
+    assert compression_level("zstd:chunked", None) == 3
+    assert compression_level("gzip", None) == 6
+    assert compression_level("zstd", 19) == 19
+    with pytest.raises(ConfigError, match=r"out of range for --compression zstd; use 1 to 19"):
+        compression_level("zstd", 20)
+    with pytest.raises(ConfigError, match=r"--compression estargz; use 1 to 9 \(default 6\)"):
+        compression_level("estargz", 12)
+    with pytest.raises(ConfigError, match="out of range"):
+        compression_level("gzip", 0)
+    with pytest.raises(ConfigError, match="--compression none has no level"):
+        compression_level("none", 3)
