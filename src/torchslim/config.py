@@ -100,6 +100,10 @@ class ProjectConfig(_Model):
     # "all": a hash-based .pyc for every module in site-packages; "imported": only for the
     # modules the served proof imported (slim.bytecode), the rest compile on first import.
     bytecode: Literal["all", "imported"] = "all"
+    # How layers are compressed, and at what level (None: the format's default); the
+    # command line's --compression and --compression-level replace them for one build.
+    compression: Literal["gzip", "zstd", "zstd:chunked", "estargz"] = "gzip"
+    compression_level: int | None = None
     keep: list[str] = []
     apt: list[str] = []
     # "tini": Debian's tini is PID 1 and forwards SIGTERM to cmd (for a service that

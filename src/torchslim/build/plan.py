@@ -58,8 +58,8 @@ class BuildOptions:
     profile: str | None = None
     keep: Sequence[str] = ()
     no_slim: bool = False
-    compression: Compression = "gzip"
-    compression_level: int | None = None  # None: the format's default (oci.layer.LEVELS)
+    compression: Compression | None = None  # None: the config's (gzip unless it says)
+    compression_level: int | None = None  # None: the config's, else the format's default
     tag: str | None = None
     allow_latest: bool = False
     platform: str | None = None  # one, or several separated by commas
@@ -273,6 +273,24 @@ def _platforms(cfg: ProjectConfig, opts: BuildOptions) -> list[Platform]:
     return [build_platform(p) for p in chosen]
 
 
+def _compression_level(cfg: ProjectConfig, opts: BuildOptions, compression: Compression) -> int:
+    """The command line's level, else the config's for the config's own format, else the
+    format's default; checked for the format (oci.layer.LEVELS)."""
+    try:
+        if opts.compression_level is not None:
+            return compression_level(compression, opts.compression_level)
+        if compression == cfg.compression:
+            return compression_level(compression, cfg.compression_level)
+        return compression_level(compression, None)
+    except ConfigError as exc:
+        where = (
+            "--compression-level"
+            if opts.compression_level is not None
+            else f"{cfg.file}: key `compression-level`"
+        )
+        raise ConfigError(f"{where}: {exc}") from None
+
+
 def _profile(cfg: ProjectConfig, opts: BuildOptions) -> str:
     profile = opts.profile or cfg.profile
     if profile not in PROFILES:
@@ -480,7 +498,8 @@ def plan_build(
     tag = errors.check(lambda: _tag(cfg, opts, torch)) if torch is not None else None
     sde = errors.check(lambda: source_date_epoch(opts.source_date_epoch, environ))
     output = errors.check(lambda: _output(opts, len(platforms)))
-    level = errors.check(lambda: compression_level(opts.compression, opts.compression_level))
+    compression = opts.compression or cfg.compression
+    level = errors.check(lambda: _compression_level(cfg, opts, compression))
     cache_from = errors.check(
         lambda: tuple(cache_repository(r, "--cache-from") for r in opts.cache_from)
     )
@@ -507,7 +526,7 @@ def plan_build(
             profile=profile,
             slim=not opts.no_slim,
             keep=(*cfg.keep, *opts.keep),
-            compression=opts.compression,
+            compression=compression,
             compression_level=level,
             debian=debian.DebianSpec(
                 suite=suite,

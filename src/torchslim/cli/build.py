@@ -33,17 +33,16 @@ from torchslim.cli.app import (
 @click.option(
     "--compression",
     type=click.Choice(["gzip", "zstd", "zstd:chunked", "estargz"]),
-    default="gzip",
-    show_default=True,
+    help="Layer compression (default: the config's `compression`, else gzip).",
 )
 @click.option(
     "--compression-level",
     "compression_level",
     type=int,
     metavar="N",
-    help="Compressor level: zstd and zstd:chunked 1-19 (default 3), gzip and estargz 1-9 "
-    "(default 6). Higher pushes fewer bytes for more build CPU, paid once per layer: "
-    "a cached layer keeps its bytes.",
+    help="Compressor level (default: the config's `compression_level`): zstd and "
+    "zstd:chunked 1-19 (default 3), gzip and estargz 1-9 (default 6). Higher pushes fewer "
+    "bytes for more build CPU, paid once per layer: a cached layer keeps its bytes.",
 )
 @click.option("--tag", help="Image tag (default v{version}-pytorch{X.Y}-{variant}).")
 @click.option("--allow-latest", is_flag=True, help="Allow the tag 'latest'.")
@@ -115,7 +114,7 @@ def build(
     profile: str | None,
     keep: tuple[str, ...],
     no_slim: bool,
-    compression: str,
+    compression: str | None,
     compression_level: int | None,
     tag: str | None,
     allow_latest: bool,

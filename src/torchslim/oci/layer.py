@@ -60,17 +60,14 @@ def compression_level(compression: Compression, level: int | None) -> int:
     if bounds is None:
         if level is None:
             return 0
-        raise ConfigError(
-            f"--compression-level {level}: --compression {compression} has no level; "
-            "drop --compression-level or choose gzip, zstd, zstd:chunked or estargz"
-        )
+        raise ConfigError(f"{compression} has no compression level; leave the level out")
     low, high, default = bounds
     if level is None:
         return default
     if not low <= level <= high:
         raise ConfigError(
-            f"--compression-level {level} is out of range for --compression {compression}; "
-            f"use {low} to {high} (default {default})"
+            f"level {level} is out of range for {compression}; use {low} to {high} "
+            f"(default {default})"
         )
     return level
 

@@ -81,12 +81,33 @@ def test_the_compression_level_is_checked_for_its_format(tmp_path: Path) -> None
     opts = BuildOptions(compression="zstd:chunked", compression_level=19)
     (plan,) = plan_build(config(tmp_path), opts, SETTINGS, environ={}).plans
     assert plan.compression_level == 19
-    with pytest.raises(ConfigError, match=r"^--compression-level 22 is out of range .*1 to 19"):
+    with pytest.raises(
+        ConfigError, match=r"^--compression-level: level 22 is out of range for zstd; use 1 to 19"
+    ):
         opts = BuildOptions(compression="zstd", compression_level=22)
         plan_build(config(tmp_path), opts, SETTINGS, environ={})
-    with pytest.raises(ConfigError, match=r"has no level; drop --compression-level"):
+    with pytest.raises(ConfigError, match=r"none has no compression level; leave the level out"):
         opts = BuildOptions(compression="none", compression_level=1)
         plan_build(config(tmp_path), opts, SETTINGS, environ={})
+
+
+def test_the_config_sets_compression_and_level_and_the_command_line_replaces_them(
+    tmp_path: Path,
+) -> None:
+    cfg = config(tmp_path, compression="zstd:chunked", **{"compression-level": 12})
+    (plan,) = plan_build(cfg, BuildOptions(), SETTINGS, environ={}).plans
+    assert (plan.compression, plan.compression_level) == ("zstd:chunked", 12)
+    (plan,) = plan_build(cfg, BuildOptions(compression_level=5), SETTINGS, environ={}).plans
+    assert (plan.compression, plan.compression_level) == ("zstd:chunked", 5)
+    # Another format on the command line: the config's level was for its own format.
+    (plan,) = plan_build(cfg, BuildOptions(compression="gzip"), SETTINGS, environ={}).plans
+    assert (plan.compression, plan.compression_level) == ("gzip", 6)
+    bad = config(tmp_path, compression="estargz", **{"compression-level": 12})
+    with pytest.raises(
+        ConfigError,
+        match=r"torchslim.toml: key `compression-level`: level 12 is out of range for estargz",
+    ):
+        plan_build(bad, BuildOptions(), SETTINGS, environ={})
 
 
 def test_torch_and_variant_from_the_command_line_lock_separately(tmp_path: Path) -> None:

@@ -99,6 +99,6 @@ def test_a_level_out_of_range_is_one_line_before_anything_is_built() -> None:
     assert result.exit_code == 2, result.output
     lines = result.output.strip().splitlines()
     assert lines == [
-        "error: --compression-level 40 is out of range for --compression zstd:chunked; "
+        "error: --compression-level: level 40 is out of range for zstd:chunked; "
         "use 1 to 19 (default 3)"
     ], lines
