@@ -40,7 +40,7 @@ from torchslim.cli.app import (
     "compression_level",
     type=int,
     metavar="N",
-    help="Compressor level (default: the config's `compression_level`): zstd and "
+    help="Compressor level (default: the config's `compression-level`): zstd and "
     "zstd:chunked 1-19 (default 3), gzip and estargz 1-9 (default 6). Higher pushes fewer "
     "bytes for more build CPU, paid once per layer: a cached layer keeps its bytes.",
 )
