@@ -182,17 +182,19 @@ def test_zstd_chunked_pulls_by_file_and_an_app_release_moves_only_the_app(
 def test_a_higher_level_pushes_fewer_bytes_and_still_pulls_both_ways(
     ts_cache: Path, registry: Registry, tmp_path: Path
 ) -> None:
-    """``--compression-level 19``: the OS layer is smaller than at the default level, and
-    podman pulls it file by file (partial pulls on) and as plain zstd, and runs it."""
+    """Level 19 (the config's ``compression-level``; the command line's default level
+    replaces it for the first build): the OS layer is smaller than at the default level,
+    and podman pulls it file by file (partial pulls on) and as plain zstd, and runs it."""
     host = registry.host
     project = copy_example(tmp_path / "os")
+    with (project / "torchslim.toml").open("a") as f:
+        f.write('compression = "zstd:chunked"\ncompression-level = 19\n')
     sizes: dict[str, int] = {}
-    for level in ("3", "19"):
+    for level, args in (("3", ["--compression-level", "3"]), ("19", [])):
         ref = f"docker://{host}/team/chunked:os-{level}"
         proc = subprocess.run(
             [sys.executable, "-m", "torchslim.cli", "build", str(project), "--target", "os",
-             "--compression", "zstd:chunked", "--compression-level", level,
-             "--tls-verify", "false", "--output", ref],
+             *args, "--tls-verify", "false", "--output", ref],
             capture_output=True, text=True, check=False, timeout=900,
         )  # fmt: skip
         assert proc.returncode == 0, proc.stderr
